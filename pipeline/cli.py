@@ -1,0 +1,197 @@
+"""The command line: the only place that parses arguments.
+
+Every user error is a :class:`PipelineError`, caught once here: one line on
+stderr, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("pipeline")
+
+STAGE_HELP = {
+    "prepare": "read the corpus, normalise (NFKC, URLs, whitespace), de-duplicate, split train/validation/test",
+    "tokenize": "tokenize with GiNZA (surface, lemma, norm, POS); cached, skipped when unchanged",
+    "vectorize": "build the vocabulary (training split) and the embedding matrix from the ja_ginza vectors",
+    "train": "train the configured recurrent model; writes saved_models/<run>/",
+    "evaluate": "score the run on the test split: metrics.json, confusion matrix, training curves",
+}
+
+
+def _config_options(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    if positional:
+        parser.add_argument("config", type=Path, help="TOML config file, e.g. configs/default.toml")
+    else:
+        parser.add_argument("--config", "-c", type=Path, default=Path("configs/default.toml"),
+                            help="TOML config file (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.epochs=3 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="re-run even when inputs are unchanged")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="A Japanese NLP pipeline: corpus -> GiNZA tokens -> ja_ginza vectors -> recurrent models. "
+                    "Stages run in order and are skipped when their inputs, settings and code are unchanged.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="only warnings and results")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run every stage (prepare ... evaluate), then classify the config's examples",
+                              description="Run prepare, tokenize, vectorize, train and evaluate in order "
+                                          "(unchanged stages are skipped), print the test metrics and classify "
+                                          "the sentences listed in [classify] examples.")
+    _config_options(run, positional=True)
+
+    for name, text in STAGE_HELP.items():
+        stage = commands.add_parser(name, help=text, description=text + ". Out-of-date earlier stages run first.")
+        _config_options(stage)
+
+    classify = commands.add_parser(
+        "classify", help="label sentences with a trained classifier run",
+        description="Label sentences given as arguments, or read one a line from --file or stdin. "
+                    "Prints label, probability and text per line; --json prints JSON lines with every class "
+                    "probability. An empty line gets an error for that line; the others are still classified "
+                    "(exit status 2 when any line failed).")
+    classify.add_argument("--model", "-m", type=Path, required=True, help="run folder, e.g. saved_models/default")
+    classify.add_argument("texts", nargs="*", help="sentences to classify")
+    classify.add_argument("--file", "-f", type=Path, help="read sentences from this UTF-8 file, one a line ('-': stdin)")
+    classify.add_argument("--json", action="store_true", help="print JSON lines with all class probabilities")
+
+    for register in EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+# Other modules add subcommands (generate, diagnose, forecast) here: (subparsers) -> None.
+EXTRA_COMMANDS: list = []
+HANDLERS: dict = {}
+
+
+def configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def load_config(args: argparse.Namespace):
+    from pipeline import config
+
+    return config.load(args.config, args.overrides)
+
+
+def print_classifications(results: list[dict], as_json: bool) -> int:
+    failures = 0
+    for number, result in enumerate(results, start=1):
+        if "error" in result and result["error"]:
+            failures += 1
+            if as_json:
+                print(json.dumps({"line": number, "text": result["text"], "error": result["error"]}, ensure_ascii=False))
+            else:
+                print(f"error: line {number}: {result['error']}", file=sys.stderr)
+            continue
+        if as_json:
+            print(json.dumps({"line": number, **{k: v for k, v in result.items() if k != "error"}}, ensure_ascii=False))
+        else:
+            print(f"{result['label']}\t{result['probability']:.3f}\t{result['text']}")
+    return 2 if failures else 0
+
+
+def command_stage(args: argparse.Namespace) -> int:
+    from pipeline.stages import run_stage
+
+    config = load_config(args)
+    result = run_stage(args.command, config, force=args.force)
+    if args.command == "evaluate":
+        print_metrics(config)
+    elif result.get("skipped"):
+        print(f"{args.command}: up to date")
+    return 0
+
+
+def print_metrics(config) -> None:
+    from pipeline import io as artifact_io
+    from pipeline.evaluate import summary
+    from pipeline.paths import Paths, RunPaths
+
+    run = RunPaths(Paths.from_config(config).run)
+    print(f"run {run.root}")
+    print(summary(artifact_io.read_json(run.metrics)))
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from pipeline.classify import classify, load_run
+    from pipeline.paths import Paths
+    from pipeline.stages import PIPELINE, run_stage
+
+    config = load_config(args)
+    for name in PIPELINE:
+        run_stage(name, config, force=args.force, upstream=False)
+    print_metrics(config)
+    if config.classify.examples:
+        print("examples:")
+        return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
+                                     as_json=False)
+    return 0
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file is not None:
+        if str(args.file) == "-":
+            texts.extend(sys.stdin.read().splitlines())
+        elif not args.file.is_file():
+            raise PipelineError(f"{args.file}: file not found; pass an existing UTF-8 text file, one sentence a line")
+        else:
+            try:
+                texts.extend(args.file.read_text(encoding="utf-8").splitlines())
+            except UnicodeDecodeError as error:
+                raise PipelineError(f"{args.file}: not UTF-8 (byte {error.start}); convert it to UTF-8") from None
+    elif not texts and not sys.stdin.isatty():
+        texts = sys.stdin.read().splitlines()
+    if not texts:
+        raise PipelineError("no text to classify; pass sentences as arguments, --file FILE, or pipe them on stdin")
+    return texts
+
+
+def command_classify(args: argparse.Namespace) -> int:
+    from pipeline.classify import classify, load_run
+
+    run = load_run(args.model)
+    if run.config.model.task != "classifier":
+        raise PipelineError(f"{args.model}: a {run.config.model.task} run, not a classifier; use `pipeline generate`")
+    return print_classifications(classify(run, read_texts(args)), args.json)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    handlers = {"run": command_run, "classify": command_classify, **HANDLERS}
+    handler = handlers.get(args.command, command_stage)
+    try:
+        return handler(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return PipelineError.exit_status
+    except KeyboardInterrupt:
+        print("interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Typed, frozen configuration loaded from ``configs/*.toml``.
+
+A config file has a few top-level keys (``seed``, ``run_name``, ``work_dir``,
+``models_dir``) and one table per concern: ``[corpus]``, ``[tokenize]``,
+``[vectorize]``, ``[model]``, ``[train]``, ``[classify]``, ``[generate]``,
+``[forecast]``, ``[diagnose]``. Every key is checked: an unknown key is an error that names the
+nearest valid one, and every value is checked for type and range, so a typo
+never silently falls back to a default.
+
+Recurrent layers (``[[model.layers]]``) are plain tables whose keys are checked
+by the model registry (``pipeline.models``), because each layer kind accepts
+different options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+
+def _check(condition: bool, key: str, value: Any, requirement: str) -> None:
+    if not condition:
+        raise PipelineError(f"config key '{key}' = {value!r} is invalid: it must be {requirement}")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _fraction(key: str, value: float, low_open: bool = False, high_open: bool = True) -> None:
+    above = value > 0 if low_open else value >= 0
+    below = value < 1 if high_open else value <= 1
+    interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+    _check(above and below, key, value, f"in {interval}")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the corpus is and how to read and split it (``pipeline.corpora``)."""
+
+    format: str = "knb"  # knb | table | folders | text
+    path: str = "corpora/knb_blog"
+    name: str = ""  # work/<name>/; empty: the corpus folder or file name
+    text_column: str = "text"  # table format: column (CSV/TSV header, JSONL key) with the text
+    label_column: str = "label"  # table format: column with the label; "" for unlabelled text
+    doc_column: str = ""  # table format: optional column naming the document of each row
+    encoding: str = "auto"  # auto detects UTF-8 / EUC-JP / Shift_JIS
+    header_lines: int = 0  # folders: lines to skip at the top of each file
+    split_sentences: bool = False  # folders/text: split bodies into sentences at 。！？
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    min_examples_per_label: int = 3  # a label with fewer rows cannot be split
+    deduplicate: bool = True
+
+    def validate(self) -> None:
+        _one_of("corpus.format", self.format, ("knb", "table", "folders", "text"))
+        _check(bool(self.path), "corpus.path", self.path, "a path to the corpus")
+        _fraction("corpus.validation_fraction", self.validation_fraction)
+        _fraction("corpus.test_fraction", self.test_fraction)
+        total = self.validation_fraction + self.test_fraction
+        _check(total < 1, "corpus.test_fraction", self.test_fraction, "such that validation + test < 1")
+        _check(self.header_lines >= 0, "corpus.header_lines", self.header_lines, ">= 0")
+        _check(self.min_examples_per_label >= 1, "corpus.min_examples_per_label", self.min_examples_per_label, ">= 1")
+        _one_of("corpus.encoding", self.encoding, ("auto", "utf-8", "euc-jp", "shift_jis", "cp932"))
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """GiNZA settings (``pipeline.tokenize``)."""
+
+    model: str = "ja_ginza"
+    batch_size: int = 256  # texts per nlp.pipe batch
+    pos_source: str = "sudachi"  # sudachi: coarse POS from the Sudachi tag (fast); ud: morphologizer
+    entities: bool = False  # run the NER component too (slow)
+    drop_punct: bool = False  # drop punctuation tokens
+    stop_pos: tuple[str, ...] = ()  # coarse POS tags to drop, e.g. ["ADP", "AUX"]
+    lowercase: bool = False  # lower-case Latin letters in surface forms
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
+        _one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """Vocabulary and embedding matrix (``pipeline.vocab``, ``pipeline.vectors``)."""
+
+    token_field: str = "surface"  # surface | lemma | norm: what a vocabulary entry is
+    min_count: int = 1  # drop words seen fewer times in the training split
+    max_size: int = 20000  # at most this many entries, pad and unknown included
+    vectors: str = "ja_ginza"  # ja_ginza: static vectors of the spaCy model; none: random init
+    unknown_vector_scale: float = 0.5  # std of random vectors, relative to the std of known ones
+
+    def validate(self) -> None:
+        _one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
+        _check(self.min_count >= 1, "vectorize.min_count", self.min_count, ">= 1")
+        _check(self.max_size >= 3, "vectorize.max_size", self.max_size, ">= 3 (pad, unknown and one word)")
+        _one_of("vectorize.vectors", self.vectors, ("ja_ginza", "none"))
+        _check(self.unknown_vector_scale > 0, "vectorize.unknown_vector_scale", self.unknown_vector_scale, "> 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture (``pipeline.models``): embedding, recurrent stack, pooling, head."""
+
+    task: str = "classifier"  # classifier | generator
+    embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
+    trainable_embeddings: bool = True
+    layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
+    pooling: str = "last"  # last | mean | max (classifier)
+    dense_units: int = 0  # optional dense layer before the softmax; 0: none
+    dense_dropout: float = 0.0
+    readout: str = "softmax"  # softmax (gradient descent) | ridge (closed form, for esn)
+    ridge: float = 1e-4  # regularisation β of the ridge readout
+    initializer: str = "glorot_uniform"  # kernel init of recurrent and dense layers (Xavier)
+    init_scale: float = 0.1  # range of the uniform initializer when initializer = "uniform"
+
+    def validate(self) -> None:
+        _one_of("model.task", self.task, ("classifier", "generator"))
+        _check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
+        _check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
+        _one_of("model.pooling", self.pooling, ("last", "mean", "max"))
+        _check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
+        _fraction("model.dense_dropout", self.dense_dropout)
+        _one_of("model.readout", self.readout, ("softmax", "ridge"))
+        _check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
+        _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
+        _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (``pipeline.train``)."""
+
+    optimizer: str = "adam"  # sgd | rmsprop | adagrad | adam
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    clipnorm: float = 0.0  # clip the global gradient norm to this; 0: off
+    clipvalue: float = 0.0  # clip each gradient element to [-v, v]; 0: off
+    batch_size: int = 32
+    epochs: int = 20
+    patience: int = 3  # early stopping: epochs without a better validation loss; 0: off
+    class_weights: str = "none"  # none | balanced
+    bucketing: bool = True  # batch sentences of similar length together
+    max_length: int = 100  # tokens kept per sentence
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
+        _check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "> 0")
+        _fraction("train.momentum", self.momentum)
+        _check(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, ">= 0")
+        _check(self.clipvalue >= 0, "train.clipvalue", self.clipvalue, ">= 0")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
+        _check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Sentences ``pipeline run`` classifies after training, to show the model at work."""
+
+    examples: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved configuration of one run."""
+
+    seed: int = 42  # drives every random choice (split, init, dropout, batching)
+    run_name: str = "default"  # saved_models/<run_name>/
+    work_dir: str = "work"  # intermediate artifacts: work/<corpus name>/
+    models_dir: str = "saved_models"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+
+    def validate(self) -> None:
+        _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
+        _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name, "a folder name")
+        for section in SECTIONS:
+            getattr(self, section).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back."""
+        return _plain(dataclasses.asdict(self))
+
+
+# Sections, in file order; plugins (generate, forecast, diagnose) add theirs to the Config class.
+SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def nearest(name: str, candidates: typing.Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' suffix naming the closest candidate, or '' when none is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def unknown_key_error(key: str, candidates: typing.Iterable[str], where: str) -> PipelineError:
+    candidates = sorted(candidates)
+    leaf = key.rsplit(".", 1)[-1]
+    hint = nearest(leaf, candidates) or f" (valid keys: {', '.join(candidates)})"
+    return PipelineError(f"{where}: unknown config key '{key}'{hint}")
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a dataclass field type; ints are accepted for floats."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        _check(isinstance(value, bool), key, value, "true or false")
+        return value
+    if annotation is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+        return value
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        _check(ok, key, value, "a number")
+        return float(value)
+    if annotation is str:
+        _check(isinstance(value, str), key, value, "a string")
+        return value
+    if origin is tuple:
+        _check(isinstance(value, (list, tuple)), key, value, "a list")
+        item_type = typing.get_args(annotation)[0]
+        if item_type is dict:
+            for item in value:
+                _check(isinstance(item, dict), key, item, "a table")
+            return tuple(dict(item) for item in value)
+        return tuple(_coerce(f"{key}[]", item, item_type) for item in value)
+    raise TypeError(f"unsupported config annotation {annotation!r} for {key}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        full_key = f"{prefix}{key}"
+        if key not in names:
+            raise unknown_key_error(full_key, names, where)
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            _check(isinstance(value, dict), full_key, value, f"a table [{full_key}]")
+            values[key] = _build(annotation, value, f"{full_key}.", where)
+        else:
+            values[key] = _coerce(full_key, value, annotation)
+    return cls(**values)
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Build and validate a :class:`Config` from nested dicts (a parsed TOML or JSON file)."""
+    config = _build(Config, data, "", where)
+    try:
+        config.validate()
+    except PipelineError as error:
+        raise PipelineError(f"{where}: {error}") from None
+    return config
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``--set section.key=value``; the value is TOML (``3``, ``0.5``, ``true``, ``"x"``, ``[1]``).
+
+    A value that is not valid TOML is taken as a bare string, so ``--set run_name=demo`` works.
+    """
+    if "=" not in text:
+        raise PipelineError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise PipelineError(f"--set {text!r}: the key before '=' is empty")
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``--set key=value`` applied."""
+    result = _plain(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        table = result
+        for part in parts[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise PipelineError(f"--set {text!r}: '{part}' is not a table")
+        table[parts[-1]] = value
+    return result
+
+
+def load(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a TOML config file, apply ``--set`` overrides, validate; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: config file not found; pass an existing .toml file, e.g. configs/default.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
+    except tomllib.TOMLDecodeError as error:
+        raise PipelineError(f"{path}: invalid TOML ({error}); fix the syntax at that line") from None
+    return from_dict(apply_overrides(data, overrides), where=str(path))

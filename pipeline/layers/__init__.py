@@ -1,0 +1,1 @@
+"""Our own Keras layers: the Elman simple RNN and the Echo State Network."""

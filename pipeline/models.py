@@ -1,0 +1,212 @@
+"""The model registry: a config picks an architecture by name, no if/else chains.
+
+A recurrent layer kind (``lstm``, ``gru``, ``simple_rnn``, ``bilstm``, ``bigru``,
+and our ``elman`` and ``esn``) is a builder function registered with
+:func:`register`. Its keyword arguments *are* the options a
+``[[model.layers]]`` table may hold, so the registry checks keys (with a "did
+you mean") and value types against the signature, and a new kind needs no
+change anywhere else.
+
+A classifier is: token ids ``(batch, timesteps)`` -> embedding with masking
+``(batch, timesteps, dim)`` -> recurrent stack (``return_sequences`` on all but
+the last, or on all when pooling over time) -> pooling ``(batch, units)`` ->
+optional dense layer -> softmax ``(batch, classes)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipeline.config import ModelConfig, nearest
+from pipeline.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What the model builder decides for a layer, as opposed to what the config says."""
+
+    return_sequences: bool
+    kernel_initializer: Any
+    seed: int
+    name: str
+    stateful: bool = False
+
+
+Builder = Callable[..., keras.layers.Layer]
+RECURRENT_LAYERS: dict[str, Builder] = {}
+
+
+def register(kind: str) -> Callable[[Builder], Builder]:
+    """Register ``builder(*, context: LayerContext, **options)`` under ``kind``."""
+
+    def decorator(builder: Builder) -> Builder:
+        RECURRENT_LAYERS[kind] = builder
+        return builder
+
+    return decorator
+
+
+def _options(builder: Builder) -> dict[str, inspect.Parameter]:
+    return {name: p for name, p in inspect.signature(builder).parameters.items() if name != "context"}
+
+
+def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
+    """Validate one ``[[model.layers]]`` table; return its builder and options."""
+    where = f"model.layers[{position}]"
+    kind = spec.get("type")
+    if kind not in RECURRENT_LAYERS:
+        hint = nearest(str(kind), RECURRENT_LAYERS) or f" (one of: {', '.join(sorted(RECURRENT_LAYERS))})"
+        raise PipelineError(f"config key '{where}.type' = {kind!r} is not a layer kind{hint}")
+    builder = RECURRENT_LAYERS[kind]
+    parameters = _options(builder)
+    options = {}
+    for key, value in spec.items():
+        if key == "type":
+            continue
+        if key not in parameters:
+            hint = nearest(key, parameters) or f" (valid keys for {kind}: {', '.join(sorted(parameters))})"
+            raise PipelineError(f"unknown config key '{where}.{key}'{hint}")
+        default = parameters[key].default
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if default is not None and type(value) is not type(default):
+            raise PipelineError(f"config key '{where}.{key}' = {value!r} is invalid: it must be "
+                                f"{type(default).__name__}")
+        options[key] = value
+    units = options.get("units", parameters["units"].default if "units" in parameters else 1)
+    if units < 1:
+        raise PipelineError(f"config key '{where}.units' = {units!r} is invalid: it must be >= 1")
+    for key in ("dropout", "recurrent_dropout"):
+        value = options.get(key, 0.0)
+        if not 0.0 <= value < 1.0:
+            raise PipelineError(f"config key '{where}.{key}' = {value!r} is invalid: it must be in [0, 1)")
+    return builder, options
+
+
+def _keras_recurrent(layer_class: type, bidirectional: bool) -> Builder:
+    def build(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0, *,
+              context: LayerContext) -> keras.layers.Layer:
+        layer = layer_class(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                            return_sequences=context.return_sequences, stateful=context.stateful,
+                            kernel_initializer=context.kernel_initializer, seed=context.seed,
+                            name=None if bidirectional else context.name)
+        return keras.layers.Bidirectional(layer, name=context.name) if bidirectional else layer
+
+    build.__doc__ = f"{'Bidirectional ' if bidirectional else ''}keras.layers.{layer_class.__name__}."
+    return build
+
+
+register("lstm")(_keras_recurrent(keras.layers.LSTM, False))
+register("gru")(_keras_recurrent(keras.layers.GRU, False))
+register("simple_rnn")(_keras_recurrent(keras.layers.SimpleRNN, False))
+register("bilstm")(_keras_recurrent(keras.layers.LSTM, True))
+register("bigru")(_keras_recurrent(keras.layers.GRU, True))
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class MaskedGlobalPooling(keras.layers.Layer):
+    """Mean or max over time of ``(batch, timesteps, features)``, ignoring masked steps.
+
+    Keras' global pooling layers either ignore the mask (max) or are not
+    guaranteed to skip zero-padded steps, so padding would leak into the result.
+
+    Args:
+        mode: ``"mean"`` or ``"max"``.
+
+    Returns:
+        ``(batch, features)``.
+    """
+
+    def __init__(self, mode: str = "mean", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("mean", "max"):
+            raise ValueError(f"mode must be 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        ops = keras.ops
+        if mask is None:
+            return ops.mean(inputs, axis=1) if self.mode == "mean" else ops.max(inputs, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        if self.mode == "mean":
+            return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        lowest = ops.min(inputs) - 1.0
+        return ops.max(ops.where(weights > 0, inputs, lowest), axis=1)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode}
+
+
+def kernel_initializer(settings: ModelConfig, seed: int) -> keras.initializers.Initializer:
+    """Glorot (Xavier) uniform by default: variance 2 / (fan_in + fan_out) keeps activations in range."""
+    if settings.initializer == "uniform":
+        return keras.initializers.RandomUniform(-settings.init_scale, settings.init_scale, seed=seed)
+    return keras.initializers.get({"class_name": settings.initializer, "config": {"seed": seed}})
+
+
+def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_sequences: bool,
+                    stateful: bool = False) -> Any:
+    """Apply the ``[[model.layers]]`` stack to ``x`` ``(batch, timesteps, features)``."""
+    checked = [check_layer_spec(spec, i) for i, spec in enumerate(settings.layers)]
+    for position, (builder, options) in enumerate(checked):
+        last = position == len(checked) - 1
+        context = LayerContext(
+            return_sequences=last_returns_sequences or not last,
+            kernel_initializer=kernel_initializer(settings, seed + position),
+            seed=seed + 100 + position, name=f"recurrent_{position}", stateful=stateful,
+        )
+        x = builder(context=context, **options)(x)
+    return x
+
+
+def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str = "embedding") -> keras.layers.Embedding:
+    return keras.layers.Embedding(vocabulary_size, dimension, mask_zero=True, trainable=trainable, name=name)
+
+
+def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_classes: int,
+                     seed: int) -> keras.Model:
+    """Embedding -> recurrent stack -> pooling -> [dense] -> softmax over ``num_classes``.
+
+    The embedding starts from ``embedding_matrix`` ``(vocabulary, dim)``; it is
+    set after building rather than passed as an initializer, so the saved
+    config stays small.
+    """
+    vocabulary_size, dimension = embedding_matrix.shape
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings)
+    x = embed(token_ids)
+    pooled = settings.pooling != "last"
+    x = recurrent_stack(x, settings, seed, last_returns_sequences=pooled)
+    if pooled:
+        x = MaskedGlobalPooling(settings.pooling, name=f"{settings.pooling}_pooling")(x)
+    if settings.dense_units:
+        x = keras.layers.Dense(settings.dense_units, activation="relu", name="dense",
+                               kernel_initializer=kernel_initializer(settings, seed + 50))(x)
+        if settings.dense_dropout:
+            x = keras.layers.Dropout(settings.dense_dropout, seed=seed + 51, name="dense_dropout")(x)
+    if settings.readout == "ridge":
+        x = keras.layers.Dense(num_classes, name="readout")(x)
+        outputs = keras.layers.Activation("softmax", name="probabilities")(x)
+    else:
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
+                                     kernel_initializer=kernel_initializer(settings, seed + 52))(x)
+    model = keras.Model(token_ids, outputs, name="classifier")
+    embed.set_weights([embedding_matrix])
+    return model
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))

@@ -1,0 +1,89 @@
+"""Where things live. No other module builds artifact paths from literals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Config
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Artifact locations of one config: ``work/<corpus>/`` for data, ``saved_models/<run>/`` for a run."""
+
+    work: Path
+    run: Path
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Paths":
+        corpus_name = config.corpus.name or Path(config.corpus.path).stem or "corpus"
+        return cls(work=Path(config.work_dir) / corpus_name, run=Path(config.models_dir) / config.run_name)
+
+    # work/<corpus>/
+    @property
+    def prepared(self) -> Path:
+        return self.work / "prepared.parquet"
+
+    @property
+    def tokens(self) -> Path:
+        return self.work / "tokens.parquet"
+
+    @property
+    def vocab(self) -> Path:
+        return self.work / "vocab.json"
+
+    @property
+    def embeddings(self) -> Path:
+        return self.work / "embeddings.npy"
+
+    @property
+    def ids(self) -> Path:
+        return self.work / "ids.npz"
+
+    @property
+    def lock(self) -> Path:
+        return self.work / "pipeline.lock.json"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run folder ``saved_models/<run>/``: everything needed to reload a model."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.keras"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def vocab(self) -> Path:
+        return self.root / "vocab.json"
+
+    @property
+    def labels(self) -> Path:
+        return self.root / "labels.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def test_ids(self) -> Path:
+        return self.root / "test_ids.npz"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"

@@ -1,0 +1,201 @@
+"""The stage registry and the fingerprint/skip logic (as DVC's ``dvc.lock``).
+
+Each stage declares what it reads and writes. Before it runs, the pipeline
+fingerprints its inputs (file contents), the config values it uses and its own
+source code; when the fingerprint matches the one recorded in
+``work/<corpus>/pipeline.lock.json`` and the outputs are still the ones it
+wrote (same size and modification time), the stage is skipped. ``--force``
+re-runs it. Running a stage first brings the stages it depends on up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import io as artifact_io
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.paths import Paths, RunPaths
+
+log = logging.getLogger(__name__)
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline.
+
+    Attributes:
+        name: the CLI subcommand.
+        after: the stage whose outputs this one reads (None for the first).
+        settings: the config values that change the result.
+        inputs: files read; their contents go into the fingerprint.
+        outputs: files written; a missing or changed one forces a re-run.
+        code: source files (relative to the package) whose text goes into the fingerprint.
+        action: ``action(config, paths) -> dict`` does the work.
+    """
+
+    name: str
+    after: str | None
+    settings: Callable[[Config], Any]
+    inputs: Callable[[Config, Paths], list[Path]]
+    outputs: Callable[[Config, Paths], list[Path]]
+    code: tuple[str, ...]
+    action: Callable[[Config, Paths], dict]
+
+    def lock_key(self, paths: Paths) -> str:
+        return f"{self.name}:{paths.run}" if self.name in RUN_STAGES else self.name
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(stage: Stage, config: Config, paths: Paths) -> str:
+    inputs = stage.inputs(config, paths)
+    for path in inputs:
+        if not path.is_file():
+            raise PipelineError(f"{path}: input of `{stage.name}` not found; run `pipeline {stage.after}` first")
+    record = {
+        "stage": stage.name,
+        "settings": stage.settings(config),
+        "inputs": {str(path): file_digest(path) for path in inputs},
+        "code": {name: file_digest(PACKAGE / name) for name in stage.code if (PACKAGE / name).is_file()},
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
+
+
+def read_lock(paths: Paths) -> dict:
+    try:
+        return artifact_io.read_json(paths.lock)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def is_current(stage: Stage, config: Config, paths: Paths, digest: str) -> bool:
+    entry = read_lock(paths).get(stage.lock_key(paths))
+    if not entry or entry.get("fingerprint") != digest:
+        return False
+    outputs = stage.outputs(config, paths)
+    return all(path.is_file() and entry["outputs"].get(str(path)) == _stamp(path) for path in outputs)
+
+
+def record(stage: Stage, config: Config, paths: Paths, digest: str) -> None:
+    lock = read_lock(paths)
+    lock[stage.lock_key(paths)] = {
+        "fingerprint": digest,
+        "outputs": {str(path): _stamp(path) for path in stage.outputs(config, paths)},
+    }
+    artifact_io.write_json(paths.lock, lock)
+
+
+def run_stage(name: str, config: Config, force: bool = False, upstream: bool = True) -> dict:
+    """Run stage ``name`` (after bringing its upstream stages up to date); skip it when unchanged."""
+    stage = STAGES[name]
+    paths = Paths.from_config(config)
+    if upstream and stage.after:
+        run_stage(stage.after, config, force=False)
+    digest = fingerprint(stage, config, paths)
+    if not force and is_current(stage, config, paths, digest):
+        log.info("%s: up to date, skipped (--force to re-run)", name)
+        return {"skipped": True}
+    log.info("%s: running", name)
+    started = time.perf_counter()
+    result = stage.action(config, paths) or {}
+    record(stage, config, paths, digest)
+    log.info("%s: done in %.1f s", name, time.perf_counter() - started)
+    return {"skipped": False, **result}
+
+
+def _prepare(config: Config, paths: Paths) -> dict:
+    from pipeline import corpora
+
+    table = corpora.prepare_table(config)
+    corpora.write_table(table, paths.prepared)
+    return {"sentences": len(table)}
+
+
+def _tokenize(config: Config, paths: Paths) -> dict:
+    from pipeline import corpora
+    from pipeline.tokenize import tokenize_table
+
+    table = tokenize_table(corpora.read_table_artifact(paths.prepared, "prepare"), config.tokenize)
+    corpora.write_table(table, paths.tokens)
+    return {"sentences": len(table)}
+
+
+def _vectorize(config: Config, paths: Paths) -> dict:
+    import pandas as pd
+
+    from pipeline.vectors import vectorize
+
+    return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids)
+
+
+def _train(config: Config, paths: Paths) -> dict:
+    from pipeline.train import train_classifier
+
+    return train_classifier(config, paths)
+
+
+def _evaluate(config: Config, paths: Paths) -> dict:
+    from pipeline.evaluate import evaluate_classifier
+
+    return evaluate_classifier(config, paths)
+
+
+def _corpus_files(config: Config, paths: Paths) -> list[Path]:
+    from pipeline.corpora import input_files
+
+    return input_files(config.corpus)
+
+
+def _run_files(config: Config, paths: Paths) -> list[Path]:
+    run = RunPaths(paths.run)
+    return [run.model, run.config, run.vocab, run.labels, run.history]
+
+
+RUN_STAGES = ("train", "evaluate")
+STAGES: dict[str, Stage] = {}
+
+
+def register(stage: Stage) -> Stage:
+    STAGES[stage.name] = stage
+    return stage
+
+
+register(Stage("prepare", None, lambda c: {"seed": c.seed, "corpus": c.to_dict()["corpus"]},
+               _corpus_files, lambda c, p: [p.prepared], ("corpora.py",), _prepare))
+register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
+               lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("tokenize.py",), _tokenize))
+register(Stage("vectorize", "tokenize",
+               lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
+                          "embedding_dim": c.model.embedding_dim},
+               lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
+               ("vectors.py", "vocab.py"), _vectorize))
+register(Stage("train", "vectorize",
+               lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify",)},
+               lambda c, p: [p.vocab, p.embeddings, p.ids], _run_files,
+               ("train.py", "models.py", "batches.py", "layers/elman.py", "layers/esn.py"), _train))
+register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
+               lambda c, p: [*_run_files(c, p), p.ids, p.tokens],
+               lambda c, p: [RunPaths(p.run).metrics], ("evaluate.py",), _evaluate))
+
+PIPELINE = ("prepare", "tokenize", "vectorize", "train", "evaluate")
