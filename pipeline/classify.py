@@ -79,10 +79,10 @@ def load_run(folder: str | Path) -> Run:
 
 def encode_texts(run: Run, texts: list[str]) -> tuple[list[np.ndarray], list[str | None]]:
     """Token ids per text with the run's tokenizer and vocabulary, and an error (or None) per text."""
-    from pipeline.tokenize import Tokenizer
+    from pipeline.tokenize import make_tokenizer
 
     cleaned = [normalize(text) for text in texts]
-    tokenizer = Tokenizer(run.config.tokenize)
+    tokenizer = make_tokenizer(run.config.tokenize)
     tokens = tokenizer.tokenize([text for text in cleaned if text])
     field = run.config.vectorize.token_field
     sequences, errors, position = [], [], 0

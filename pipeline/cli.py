@@ -70,14 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--file", "-f", type=Path, help="read sentences from this UTF-8 file, one a line ('-': stdin)")
     classify.add_argument("--json", action="store_true", help="print JSON lines with all class probabilities")
 
-    for register in EXTRA_COMMANDS:
-        register(commands)
+    generate = commands.add_parser(
+        "generate", help="sample text from a trained language-model run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Continue a prompt with a trained language model, one sample a line.\n\n"
+                    "Temperature T rescales the model's distribution before sampling (p^(1/T), renormalised):\n"
+                    "  T < 1 (e.g. 0.5) sharpens it: safer, more repetitive text; T -> 0 approaches greedy.\n"
+                    "  T = 1 samples from the model as trained.\n"
+                    "  T > 1 (e.g. 1.5) flattens it: more varied, more surprising, more errors.\n"
+                    "top-k keeps only the k most probable tokens; top-p (nucleus) keeps the smallest set\n"
+                    "whose probability reaches p; --greedy always takes the most probable token.")
+    generate.add_argument("--model", "-m", type=Path, required=True, help="run folder, e.g. saved_models/generator")
+    generate.add_argument("--prompt", "-p", default="", help="text to continue (default: start a new sentence)")
+    generate.add_argument("--temperature", "-t", type=float, default=1.0, help="> 0; see above (default: 1.0)")
+    generate.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens (0: off)")
+    generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold in (0, 1] (1: off)")
+    generate.add_argument("--greedy", action="store_true", help="always take the most probable token")
+    generate.add_argument("--max-tokens", type=int, default=40, help="stop after this many tokens (default: 40)")
+    generate.add_argument("--num", "-n", type=int, default=1, help="number of samples (default: 1)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
+    generate.add_argument("--label", help="label to condition on (conditional models), e.g. Gourmet")
+    generate.add_argument("--json", action="store_true", help="JSON lines with tokens and their probabilities")
     return parser
-
-
-# Other modules add subcommands (generate, diagnose, forecast) here: (subparsers) -> None.
-EXTRA_COMMANDS: list = []
-HANDLERS: dict = {}
 
 
 def configure_logging(quiet: bool) -> None:
@@ -123,13 +137,19 @@ def command_stage(args: argparse.Namespace) -> int:
 
 
 def print_metrics(config) -> None:
+    from pipeline import evaluate, generator
     from pipeline import io as artifact_io
-    from pipeline.evaluate import summary
     from pipeline.paths import Paths, RunPaths
 
     run = RunPaths(Paths.from_config(config).run)
+    summary = generator.summary if config.model.task == "generator" else evaluate.summary
     print(f"run {run.root}")
     print(summary(artifact_io.read_json(run.metrics)))
+
+
+def print_samples(samples: list[dict], as_json: bool) -> None:
+    for sample in samples:
+        print(json.dumps(sample, ensure_ascii=False) if as_json else sample["text"])
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -141,10 +161,43 @@ def command_run(args: argparse.Namespace) -> int:
     for name in PIPELINE:
         run_stage(name, config, force=args.force, upstream=False)
     print_metrics(config)
+    if config.model.task == "generator":
+        return run_generate_examples(config)
     if config.classify.examples:
         print("examples:")
         return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
                                      as_json=False)
+    return 0
+
+
+def run_generate_examples(config) -> int:
+    from pipeline.classify import load_run
+    from pipeline.generate import Sampling, generate
+    from pipeline.paths import Paths
+
+    settings = config.generate
+    run = load_run(Paths.from_config(config).run)
+    sampling = Sampling(settings.temperature, settings.top_k, settings.top_p, False, settings.max_tokens)
+    labels = settings.labels or ("",) * len(settings.prompts)
+    if settings.prompts:
+        print("samples:")
+    for prompt, label in zip(settings.prompts, labels):
+        print_samples(generate(run, prompt, sampling, settings.num, config.seed, label or None), as_json=False)
+    return 0
+
+
+def command_generate(args: argparse.Namespace) -> int:
+    from pipeline.classify import load_run
+    from pipeline.generate import Sampling, generate
+
+    if args.max_tokens < 1 or args.num < 1:
+        raise PipelineError("--max-tokens and --num must be >= 1")
+    from pipeline.sampling import check_settings
+
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.greedy, args.max_tokens)
+    check_settings(sampling.temperature, sampling.top_k, sampling.top_p)
+    run = load_run(args.model)
+    print_samples(generate(run, args.prompt, sampling, args.num, args.seed, args.label), args.json)
     return 0
 
 
@@ -181,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
-    handlers = {"run": command_run, "classify": command_classify, **HANDLERS}
+    handlers = {"run": command_run, "classify": command_classify, "generate": command_generate}
     handler = handlers.get(args.command, command_stage)
     try:
         return handler(args)

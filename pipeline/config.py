@@ -76,6 +76,7 @@ class CorpusConfig:
 class TokenizeConfig:
     """GiNZA settings (``pipeline.tokenize``)."""
 
+    method: str = "ginza"  # ginza: GiNZA/SudachiPy words; char: characters; whitespace: pre-tokenized text
     model: str = "ja_ginza"
     batch_size: int = 256  # texts per nlp.pipe batch
     pos_source: str = "sudachi"  # sudachi: coarse POS from the Sudachi tag (fast); ud: morphologizer
@@ -87,6 +88,7 @@ class TokenizeConfig:
     def validate(self) -> None:
         _check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
         _one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
+        _one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class ModelConfig:
     ridge: float = 1e-4  # regularisation β of the ridge readout
     initializer: str = "glorot_uniform"  # kernel init of recurrent and dense layers (Xavier)
     init_scale: float = 0.1  # range of the uniform initializer when initializer = "uniform"
+    tie_weights: bool = False  # generator: the output layer reuses the input embedding (Press & Wolf 2017)
+    conditioning: str = "none"  # generator: none | initial_state | concat (a learned label vector)
 
     def validate(self) -> None:
         _one_of("model.task", self.task, ("classifier", "generator"))
@@ -134,6 +138,7 @@ class ModelConfig:
         _check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
         _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
         _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
+        _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,12 @@ class TrainConfig:
     bucketing: bool = True  # batch sentences of similar length together
     max_length: int = 100  # tokens kept per sentence
     tensorboard: bool = True
+    lr_schedule: str = "constant"  # constant | step (decay after decay_start epochs) | plateau
+    decay_start: int = 4  # step: epochs at the full learning rate before decaying
+    decay_factor: float = 0.5  # step/plateau: multiply the learning rate by this
+    plateau_patience: int = 1  # plateau: epochs without improvement before decaying
+    regime: str = "sentences"  # generator: sentences (full BPTT per padded sentence) | tbptt (stateful stream)
+    bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
 
     def validate(self) -> None:
         _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -159,11 +170,19 @@ class TrainConfig:
         _fraction("train.momentum", self.momentum)
         _check(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, ">= 0")
         _check(self.clipvalue >= 0, "train.clipvalue", self.clipvalue, ">= 0")
+        _check(not (self.clipnorm and self.clipvalue), "train.clipvalue", self.clipvalue,
+               "0 when train.clipnorm is set (clip by global norm or by value, not both)")
         _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         _check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
+        _one_of("train.lr_schedule", self.lr_schedule, ("constant", "step", "plateau"))
+        _check(self.decay_start >= 0, "train.decay_start", self.decay_start, ">= 0")
+        _fraction("train.decay_factor", self.decay_factor, low_open=True)
+        _check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        _one_of("train.regime", self.regime, ("sentences", "tbptt"))
+        _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,28 @@ class ClassifyConfig:
 
     def validate(self) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Sampling defaults for ``pipeline generate`` and the prompts ``pipeline run`` samples from."""
+
+    prompts: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # conditional models: one label per prompt ("" for none)
+    temperature: float = 0.8  # < 1 sharper and safer, > 1 flatter and more surprising
+    top_k: int = 0  # sample among the k most probable tokens; 0: all
+    top_p: float = 1.0  # sample from the smallest set with this much probability; 1: all
+    max_tokens: int = 40
+    num: int = 3  # samples per prompt
+
+    def validate(self) -> None:
+        _check(self.temperature > 0, "generate.temperature", self.temperature, "> 0")
+        _check(self.top_k >= 0, "generate.top_k", self.top_k, ">= 0")
+        _fraction("generate.top_p", self.top_p, low_open=True, high_open=False)
+        _check(self.max_tokens >= 1, "generate.max_tokens", self.max_tokens, ">= 1")
+        _check(self.num >= 1, "generate.num", self.num, ">= 1")
+        _check(not self.labels or len(self.labels) == len(self.prompts), "generate.labels", self.labels,
+               "empty or one label per prompt")
 
 
 @dataclass(frozen=True)
@@ -190,6 +231,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def validate(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
@@ -202,8 +244,7 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
-# Sections, in file order; plugins (generate, forecast, diagnose) add theirs to the Config class.
-SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify")
+SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate")
 
 
 def _plain(value: Any) -> Any:

@@ -33,6 +33,7 @@ class LayerContext:
 
     return_sequences: bool
     kernel_initializer: Any
+    recurrent_initializer: Any
     seed: int
     name: str
     stateful: bool = False
@@ -94,7 +95,8 @@ def _keras_recurrent(layer_class: type, bidirectional: bool) -> Builder:
               context: LayerContext) -> keras.layers.Layer:
         layer = layer_class(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
                             return_sequences=context.return_sequences, stateful=context.stateful,
-                            kernel_initializer=context.kernel_initializer, seed=context.seed,
+                            kernel_initializer=context.kernel_initializer,
+                            recurrent_initializer=context.recurrent_initializer, seed=context.seed,
                             name=None if bidirectional else context.name)
         return keras.layers.Bidirectional(layer, name=context.name) if bidirectional else layer
 
@@ -157,18 +159,34 @@ def kernel_initializer(settings: ModelConfig, seed: int) -> keras.initializers.I
     return keras.initializers.get({"class_name": settings.initializer, "config": {"seed": seed}})
 
 
+def recurrent_initializer(settings: ModelConfig, seed: int) -> keras.initializers.Initializer:
+    """Orthogonal (norm-preserving) by default; ``uniform`` applies ±init_scale to every weight (Zaremba et al.)."""
+    if settings.initializer == "uniform":
+        return kernel_initializer(settings, seed)
+    return keras.initializers.Orthogonal(seed=seed)
+
+
 def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_sequences: bool,
-                    stateful: bool = False) -> Any:
-    """Apply the ``[[model.layers]]`` stack to ``x`` ``(batch, timesteps, features)``."""
+                    stateful: bool = False, initial_state: Callable[[keras.layers.Layer], list] | None = None) -> Any:
+    """Apply the ``[[model.layers]]`` stack to ``x`` ``(batch, timesteps, features)``.
+
+    ``initial_state(layer)``, when given, returns the initial state tensors of the first layer
+    (one per entry of its cell's ``state_size``).
+    """
     checked = [check_layer_spec(spec, i) for i, spec in enumerate(settings.layers)]
     for position, (builder, options) in enumerate(checked):
         last = position == len(checked) - 1
         context = LayerContext(
             return_sequences=last_returns_sequences or not last,
             kernel_initializer=kernel_initializer(settings, seed + position),
+            recurrent_initializer=recurrent_initializer(settings, seed + 200 + position),
             seed=seed + 100 + position, name=f"recurrent_{position}", stateful=stateful,
         )
-        x = builder(context=context, **options)(x)
+        layer = builder(context=context, **options)
+        if position == 0 and initial_state is not None:
+            x = layer(x, initial_state=initial_state(layer))
+        else:
+            x = layer(x)
     return x
 
 

@@ -20,7 +20,7 @@ from pipeline.errors import PipelineError
 LANGUAGES_WITHOUT_SPACES = frozenset({"ja", "zh", "th", "lo", "km", "my"})
 
 
-def _check_settings(temperature: float, top_k: int, top_p: float) -> None:
+def check_settings(temperature: float, top_k: int, top_p: float) -> None:
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise PipelineError(
             f"temperature must be a number > 0, got {temperature!r}; use e.g. 1.0 "
@@ -66,7 +66,7 @@ def next_token_distribution(
         PipelineError: invalid ``temperature``/``top_k``/``top_p``, or no allowed token has a
             probability above zero.
     """
-    _check_settings(temperature, top_k, top_p)
+    check_settings(temperature, top_k, top_p)
     scores = np.asarray(probabilities, dtype=np.float64)
     if scores.ndim != 1:
         raise ValueError(f"probabilities must have shape (vocab,), got {scores.shape}")
@@ -176,7 +176,7 @@ def generate_tokens(
     """
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
         raise PipelineError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
-    _check_settings(temperature, top_k, top_p)  # fail before the first (possibly slow) step
+    check_settings(temperature, top_k, top_p)  # fail before the first (possibly slow) step
     if not greedy and rng is None:
         raise ValueError("generate_tokens needs rng=np.random.default_rng(seed) unless greedy=True")
     banned_ids = list(banned_ids)  # an iterator would be used up after the first step

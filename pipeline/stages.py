@@ -144,18 +144,28 @@ def _tokenize(config: Config, paths: Paths) -> dict:
 def _vectorize(config: Config, paths: Paths) -> dict:
     import pandas as pd
 
+    from pipeline.generator import SPECIALS
     from pipeline.vectors import vectorize
 
-    return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids)
+    specials = SPECIALS if config.model.task == "generator" else ()
+    return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
 
 
 def _train(config: Config, paths: Paths) -> dict:
+    if config.model.task == "generator":
+        from pipeline.generator import train_generator
+
+        return train_generator(config, paths)
     from pipeline.train import train_classifier
 
     return train_classifier(config, paths)
 
 
 def _evaluate(config: Config, paths: Paths) -> dict:
+    if config.model.task == "generator":
+        from pipeline.generator import evaluate_generator
+
+        return evaluate_generator(config, paths)
     from pipeline.evaluate import evaluate_classifier
 
     return evaluate_classifier(config, paths)
@@ -187,15 +197,16 @@ register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
                lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("tokenize.py",), _tokenize))
 register(Stage("vectorize", "tokenize",
                lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
-                          "embedding_dim": c.model.embedding_dim},
+                          "embedding_dim": c.model.embedding_dim, "task": c.model.task},
                lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
                ("vectors.py", "vocab.py"), _vectorize))
 register(Stage("train", "vectorize",
-               lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify",)},
+               lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify", "generate")},
                lambda c, p: [p.vocab, p.embeddings, p.ids], _run_files,
-               ("train.py", "models.py", "batches.py", "layers/elman.py", "layers/esn.py"), _train))
+               ("train.py", "generator.py", "models.py", "batches.py", "lm_data.py", "layers/elman.py",
+                "layers/esn.py"), _train))
 register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
                lambda c, p: [*_run_files(c, p), p.ids, p.tokens],
-               lambda c, p: [RunPaths(p.run).metrics], ("evaluate.py",), _evaluate))
+               lambda c, p: [RunPaths(p.run).metrics], ("evaluate.py", "generator.py", "ngram.py"), _evaluate))
 
 PIPELINE = ("prepare", "tokenize", "vectorize", "train", "evaluate")

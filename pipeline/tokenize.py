@@ -139,11 +139,37 @@ class Tokenizer:
         return results
 
 
+class SimpleTokenizer:
+    """Characters (``method = "char"``) or whitespace-separated words (``"whitespace"``).
+
+    For character-level language models and for text that is already tokenized
+    (other languages, standard benchmarks such as the Penn Treebank). Lemma and
+    norm equal the surface form; the POS is ``X``. Whitespace itself is no token.
+    """
+
+    def __init__(self, settings: TokenizeConfig) -> None:
+        self.settings = settings
+
+    def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
+        results = []
+        for text in texts:
+            if self.settings.lowercase:
+                text = text.lower()
+            words = [c for c in text if not c.isspace()] if self.settings.method == "char" else text.split()
+            results.append({"surface": words, "lemma": list(words), "norm": list(words), "pos": ["X"] * len(words)})
+        return results
+
+
+def make_tokenizer(settings: TokenizeConfig) -> Tokenizer | SimpleTokenizer:
+    """The tokenizer ``tokenize.method`` names."""
+    return Tokenizer(settings) if settings.method == "ginza" else SimpleTokenizer(settings)
+
+
 def tokenize_table(table: Any, settings: TokenizeConfig) -> Any:
     """Add token list columns (surface, lemma, norm, pos) to a prepared table."""
     import pandas as pd
 
-    tokens = Tokenizer(settings).tokenize(table["text"].tolist())
+    tokens = make_tokenizer(settings).tokenize(table["text"].tolist())
     columns = {field: [t[field] for t in tokens] for field in tokens[0]} if tokens else {f: [] for f in FIELDS}
     result = table.reset_index(drop=True).copy()
     for field, values in columns.items():

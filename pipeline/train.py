@@ -61,14 +61,31 @@ def progress_verbosity() -> int:
     return 1 if sys.stderr.isatty() else 2
 
 
-def callbacks(settings: TrainConfig, folder: Path, monitor: str) -> list[keras.callbacks.Callback]:
+def schedule_callbacks(settings: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:
+    """Learning-rate schedule: constant, step decay after ``decay_start`` epochs, or reduce on plateau."""
+    if settings.lr_schedule == "step":
+        def step_decay(epoch: int, learning_rate: float) -> float:
+            # epochs 0 .. decay_start-1 at the base rate, then one more factor per epoch
+            return settings.learning_rate * settings.decay_factor ** max(0, epoch - settings.decay_start + 1)
+
+        return [keras.callbacks.LearningRateScheduler(step_decay)]
+    if settings.lr_schedule == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=settings.decay_factor,
+                                                  patience=settings.plateau_patience, mode="min")]
+    return []
+
+
+def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: bool = True,
+              first: tuple[keras.callbacks.Callback, ...] = ()) -> list[keras.callbacks.Callback]:
+    """Callbacks in order: ``first`` (they may add logs, e.g. a validation perplexity), schedule,
+    best-model checkpoint, history CSV, early stopping, TensorBoard."""
     run = RunPaths(folder)
-    result = [
-        keras.callbacks.ModelCheckpoint(run.model, monitor=monitor, save_best_only=True),
-        keras.callbacks.CSVLogger(str(run.history)),
-    ]
+    result = [*first, *schedule_callbacks(settings, monitor)]
+    if checkpoint:
+        result.append(keras.callbacks.ModelCheckpoint(run.model, monitor=monitor, save_best_only=True, mode="min"))
+    result.append(keras.callbacks.CSVLogger(str(run.history)))
     if settings.patience:
-        result.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience,
+        result.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, mode="min",
                                                     restore_best_weights=True))
     if settings.tensorboard:
         result.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
