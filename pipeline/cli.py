@@ -91,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
     generate.add_argument("--label", help="label to condition on (conditional models), e.g. Gourmet")
     generate.add_argument("--json", action="store_true", help="JSON lines with tokens and their probabilities")
+
+    diagnose = commands.add_parser(
+        "diagnose", help="measure vanishing gradients: ||dL/dh_t|| against distance from the loss",
+        description="On a long-sequence task whose target depends on the first inputs only, measure the norm "
+                    "of dL/dh_t at every step for each architecture in [diagnose] (elman, simple_rnn, lstm, gru), "
+                    "at initialisation and after training with and without global-norm clipping. Writes "
+                    "gradient_norms.csv and gradient_norms.png to saved_models/<run_name>/.")
+    diagnose.add_argument("what", choices=["gradients"], help="what to diagnose")
+    _config_options(diagnose)
     return parser
 
 
@@ -201,6 +210,30 @@ def command_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_diagnose(args: argparse.Namespace) -> int:
+    from pipeline.diagnose import run_gradient_diagnostics
+    from pipeline.paths import Paths
+
+    config = load_config(args)
+    settings = config.diagnose
+    out_dir = Paths.from_config(config).run
+    written = run_gradient_diagnostics(
+        list(settings.architectures), out_dir, timesteps=settings.timesteps, features=settings.features,
+        units=settings.units, batch_size=settings.batch_size, memory_steps=settings.memory_steps,
+        train_steps=settings.train_steps, learning_rate=settings.learning_rate,
+        clipnorm=settings.clipnorm or None, seed=config.seed)
+    import pandas as pd
+
+    table = pd.read_csv(written["csv"])
+    initial = table[table["phase"] == "initial"]
+    print("||dL/dh_t|| at initialisation, by distance from the loss:")
+    distances = sorted({0, settings.timesteps // 4, settings.timesteps // 2, settings.timesteps - 1})
+    pivot = initial.pivot_table(index="architecture", columns="distance_from_loss", values="grad_norm")
+    print(pivot[distances].to_string(float_format=lambda value: f"{value:.2e}"))
+    print(f"wrote {written['csv']} and {written['png']}")
+    return 0
+
+
 def read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
     if args.file is not None:
@@ -234,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
-    handlers = {"run": command_run, "classify": command_classify, "generate": command_generate}
+    handlers = {"run": command_run, "classify": command_classify, "generate": command_generate,
+                "diagnose": command_diagnose}
     handler = handlers.get(args.command, command_stage)
     try:
         return handler(args)

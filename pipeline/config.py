@@ -218,6 +218,30 @@ class GenerateConfig:
 
 
 @dataclass(frozen=True)
+class DiagnoseConfig:
+    """``pipeline diagnose gradients``: the norm of dL/dh_t over time on a long-memory task."""
+
+    architectures: tuple[str, ...] = ("elman", "simple_rnn", "lstm", "gru")
+    timesteps: int = 100  # sequence length; the target depends on the first memory_steps inputs only
+    features: int = 8
+    units: int = 32
+    batch_size: int = 32
+    memory_steps: int = 3
+    train_steps: int = 20  # SGD steps before measuring again (0: only at initialisation)
+    learning_rate: float = 0.05
+    clipnorm: float = 1.0  # also measure after training with global-norm clipping; 0: off
+
+    def validate(self) -> None:
+        _check(len(self.architectures) >= 1, "diagnose.architectures", self.architectures, "a non-empty list")
+        for key in ("timesteps", "features", "units", "batch_size", "memory_steps"):
+            _check(getattr(self, key) >= 1, f"diagnose.{key}", getattr(self, key), ">= 1")
+        _check(self.memory_steps <= self.timesteps, "diagnose.memory_steps", self.memory_steps, "<= timesteps")
+        _check(self.train_steps >= 0, "diagnose.train_steps", self.train_steps, ">= 0")
+        _check(self.learning_rate > 0, "diagnose.learning_rate", self.learning_rate, "> 0")
+        _check(self.clipnorm >= 0, "diagnose.clipnorm", self.clipnorm, ">= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration of one run."""
 
@@ -232,6 +256,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     def validate(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
@@ -244,7 +269,7 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
-SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate")
+SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate", "diagnose")
 
 
 def _plain(value: Any) -> Any:

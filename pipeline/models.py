@@ -111,6 +111,21 @@ register("bilstm")(_keras_recurrent(keras.layers.LSTM, True))
 register("bigru")(_keras_recurrent(keras.layers.GRU, True))
 
 
+@register("elman")
+def elman(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0, activation: str = "tanh", *,
+          context: LayerContext) -> keras.layers.Layer:
+    """Our Elman simple RNN (``pipeline.layers.elman``): ``h_t = φ(W_in x_t + W_rec h_{t-1} + b)``."""
+    from pipeline.layers.elman import ACTIVATIONS, Elman
+
+    if activation not in ACTIVATIONS:
+        raise PipelineError(f"config key '{context.name}.activation' = {activation!r} is invalid: it must be one of "
+                            + ", ".join(ACTIVATIONS))
+    return Elman(units, activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                 return_sequences=context.return_sequences, stateful=context.stateful,
+                 kernel_initializer=context.kernel_initializer, recurrent_initializer=context.recurrent_initializer,
+                 seed=context.seed, name=context.name)
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class MaskedGlobalPooling(keras.layers.Layer):
     """Mean or max over time of ``(batch, timesteps, features)``, ignoring masked steps.
