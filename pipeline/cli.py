@@ -113,7 +113,12 @@ def configure_logging(quiet: bool) -> None:
 def load_config(args: argparse.Namespace):
     from pipeline import config
 
-    return config.load(args.config, args.overrides)
+    loaded = config.load(args.config, args.overrides)
+    if args.command in ("run", "train", "evaluate"):
+        from pipeline.models import check_layers
+
+        check_layers(loaded.model)  # a bad [[model.layers]] value fails before prepare, not after vectorize
+    return loaded
 
 
 def print_classifications(results: list[dict], as_json: bool) -> int:

@@ -55,12 +55,13 @@ def decode(raw: bytes, path: Path, encoding: str = "auto") -> str:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     candidates = ENCODINGS if encoding == "auto" else (encoding,)
+    furthest = 0  # report where the encoding that read furthest failed
     for candidate in candidates:
         try:
             return raw.decode(candidate)
         except UnicodeDecodeError as error:
-            failure = error
-    line = raw[: failure.start].count(b"\n") + 1
+            furthest = max(furthest, error.start)
+    line = raw[:furthest].count(b"\n") + 1
     tried = ", ".join(candidates)
     raise PipelineError(
         f"{path}:{line}: bytes that are not valid {tried}; convert the file to UTF-8 "
@@ -192,18 +193,41 @@ def text_files(root: Path) -> list[Path]:
     return files
 
 
+PREDEFINED_SPLITS = (("train", "train"), ("valid", "validation"), ("test", "test"))
+
+
+def predefined_split(path: Path) -> str | None:
+    """``train``/``validation``/``test`` for files named like ``ptb.train.txt``, ``valid.txt``, ``test.txt``."""
+    parts = path.stem.lower().replace("-", ".").replace("_", ".").split(".")
+    for marker, split in PREDEFINED_SPLITS:
+        if marker in parts or (marker == "valid" and "validation" in parts):
+            return split
+    return None
+
+
 def read_plain_text(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
-    """One row a line (or a sentence, with ``split_sentences``); a paragraph is a document."""
+    """One row a line (or a sentence, with ``split_sentences``); a paragraph is a document.
+
+    A folder holding ``*train*.txt``, ``*valid*.txt`` and ``*test*.txt`` (the Penn Treebank
+    layout) keeps those splits instead of drawing new ones.
+    """
     rows = []
-    for path in text_files(root):
+    files = text_files(root)
+    splits = {path: predefined_split(path) for path in files}
+    use_predefined = root.is_dir() and {"train", "validation", "test"} <= set(splits.values())
+    for path in files:
         paragraph = 0
+        split = splits[path] if use_predefined else None
+        if use_predefined and split is None:
+            continue
         for line in read_text_file(path, corpus.encoding).splitlines():
             if not line.strip():
                 paragraph += 1
                 continue
             pieces = split_sentences(line) if corpus.split_sentences else [line]
-            rows.extend((piece, "", f"{path.name}:{paragraph}") for piece in pieces)
-    return pd.DataFrame(rows, columns=["text", "label", "doc_id"])
+            rows.extend((piece, "", f"{path.name}:{paragraph}", split) for piece in pieces)
+    table = pd.DataFrame(rows, columns=["text", "label", "doc_id", "split"])
+    return table if use_predefined else table.drop(columns="split")
 
 
 def input_files(corpus: CorpusConfig) -> list[Path]:
@@ -241,52 +265,66 @@ def clean(table: pd.DataFrame, deduplicate: bool = True) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def _documents_to_take(sizes: np.ndarray, target: float) -> int:
+    """How many documents (in order) bring the running total of sentences nearest ``target``."""
+    totals = np.concatenate([[0], np.cumsum(sizes)])
+    return int(np.argmin(np.abs(totals - target)))
+
+
 def assign_splits(table: pd.DataFrame, validation_fraction: float, test_fraction: float,
                   rng: np.random.Generator, source: str, min_examples: int = 3) -> pd.Series:
     """Stratified, document-grouped split: a ``split`` value per row.
 
-    Per label, the documents are shuffled and dealt to test, then validation,
-    until each holds its share of that label's rows; the rest is training. Every
-    split that has a share gets at least one document of every label.
+    Each document goes as a whole to one split, so no document is in two. For
+    stratification a document counts under its most frequent label: per label,
+    its documents are shuffled and dealt to test, then validation, until each
+    holds the share of that label's sentences nearest to its fraction; the rest
+    is training. Every split with a share gets at least one document per label.
     """
-    split = pd.Series("train", index=table.index, dtype=object)
     needed = 1 + (validation_fraction > 0) + (test_fraction > 0)
+    main_label = table.groupby("doc_id", sort=True)["label"].agg(lambda labels: labels.value_counts().index[0])
+    doc_sizes = table.groupby("doc_id", sort=True).size()
     for label, rows in table.groupby("label", sort=True):
-        docs = rows.groupby("doc_id", sort=True).size()
-        if len(rows) < max(min_examples, needed) or len(docs) < needed:
+        documents = rows["doc_id"].nunique()
+        if len(rows) < max(min_examples, needed) or documents < needed:
             name = f"label '{label}'" if label else "the corpus"
             raise PipelineError(
-                f"{source}: {name} has {len(rows)} example(s) in {len(docs)} document(s); at least "
+                f"{source}: {name} has {len(rows)} example(s) in {documents} document(s); at least "
                 f"{max(min_examples, needed)} in {needed} documents are needed to split it into "
                 "train/validation/test; add examples or remove that label"
             )
-        order = docs.index[rng.permutation(len(docs))]
-        sizes = docs[order].to_numpy()
-        cumulative = np.cumsum(sizes)
-        test_docs = max(1, int(np.searchsorted(cumulative, test_fraction * len(rows)))) if test_fraction else 0
-        test_docs = min(test_docs, len(docs) - needed + 1)
-        taken = cumulative[test_docs - 1] if test_docs else 0
-        validation_target = taken + validation_fraction * len(rows)
-        validation_end = max(test_docs + 1, int(np.searchsorted(cumulative, validation_target))) \
-            if validation_fraction else test_docs
-        validation_end = min(validation_end, len(docs) - 1)
-        assignment = {doc: "test" for doc in order[:test_docs]}
-        assignment.update({doc: "validation" for doc in order[test_docs:validation_end]})
-        split[rows.index] = rows["doc_id"].map(lambda doc: assignment.get(doc, "train")).to_numpy()
-    return split
+    assignment: dict = {}
+    for label in sorted(main_label.unique()):
+        docs = main_label[main_label == label].index
+        order = docs[rng.permutation(len(docs))]
+        sizes = doc_sizes[order].to_numpy()
+        total = sizes.sum()
+        spare = len(docs) - 1  # at least one document stays in train
+        test_docs = min(max(1, _documents_to_take(sizes, test_fraction * total)), spare) if test_fraction else 0
+        spare -= test_docs
+        validation_docs = 0
+        if validation_fraction:
+            rest = sizes[test_docs:]
+            validation_docs = min(max(1, _documents_to_take(rest, validation_fraction * total)), max(spare, 0))
+        assignment.update({doc: "test" for doc in order[:test_docs]})
+        assignment.update({doc: "validation" for doc in order[test_docs:test_docs + validation_docs]})
+    return table["doc_id"].map(lambda doc: assignment.get(doc, "train")).astype(object)
 
 
 def prepare_table(config: Config) -> pd.DataFrame:
     """Read, clean and split the corpus of ``config``: the ``prepare`` stage's table."""
     corpus = config.corpus
-    table = clean(read(corpus), corpus.deduplicate)
+    raw = read(corpus)
+    predefined = "split" in raw.columns
+    table = clean(raw, corpus.deduplicate and not predefined)
     if table.empty:
         raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format and the files")
     if corpus.format != "text" and (table["label"] == "").any():
         number = int((table["label"] == "").sum())
         raise PipelineError(f"{corpus.path}: {number} row(s) have an empty label; fill them in or set corpus.format = \"text\"")
-    table["split"] = assign_splits(table, corpus.validation_fraction, corpus.test_fraction,
-                                   seeds.rng(config.seed, "split"), corpus.path, corpus.min_examples_per_label)
+    if not predefined:
+        table["split"] = assign_splits(table, corpus.validation_fraction, corpus.test_fraction,
+                                       seeds.rng(config.seed, "split"), corpus.path, corpus.min_examples_per_label)
     counts = table.groupby(["split"]).size().to_dict()
     log.info("prepared %d sentences, %d labels: %s", len(table), table["label"].nunique(), counts)
     return table[COLUMNS]

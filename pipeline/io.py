@@ -20,7 +20,14 @@ def _temp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(handle)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
     return Path(name)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 @contextlib.contextmanager
@@ -73,6 +80,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".building", dir=target.parent))
+    os.chmod(building, 0o777 & ~_umask())
     try:
         yield building
         previous = None

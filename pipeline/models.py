@@ -90,6 +90,12 @@ def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
     return builder, options
 
 
+def check_layers(settings: ModelConfig) -> None:
+    """Check every ``[[model.layers]]`` table now, before any stage runs."""
+    for position, spec in enumerate(settings.layers):
+        check_layer_spec(spec, position)
+
+
 def _keras_recurrent(layer_class: type, bidirectional: bool) -> Builder:
     def build(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0, *,
               context: LayerContext) -> keras.layers.Layer:

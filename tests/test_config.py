@@ -1,0 +1,225 @@
+"""Tests of pipeline.config: defaults, unknown keys, value checks, --set overrides, file errors."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as config_module
+from pipeline.config import Config, apply_overrides, from_dict, load, parse_override
+from pipeline.errors import PipelineError
+from pipeline.models import check_layer_spec
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_validate_and_an_empty_file_gives_the_defaults(tmp_path):
+    Config().validate()
+    assert from_dict({}) == Config()
+    assert load(write_config(tmp_path, "")) == Config()
+
+
+def test_shipped_default_config_loads():
+    config = load(REPOSITORY / "configs" / "default.toml")
+    assert config.corpus.format == "knb"
+    assert [layer["type"] for layer in config.model.layers] == ["bilstm", "bilstm"]
+    for position, spec in enumerate(config.model.layers):
+        check_layer_spec(spec, position)
+
+
+@pytest.mark.parametrize(
+    "data, key, suggestion",
+    [
+        ({"train": {"epoch": 3}}, "train.epoch", "epochs"),
+        ({"corpus": {"formt": "knb"}}, "corpus.formt", "format"),
+        ({"vectorize": {"min_cont": 2}}, "vectorize.min_cont", "min_count"),
+        ({"traim": {"epochs": 3}}, "traim", "train"),
+        ({"sed": 1}, "sed", "seed"),
+    ],
+)
+def test_unknown_key_names_the_nearest_valid_key(data, key, suggestion):
+    with pytest.raises(PipelineError) as caught:
+        from_dict(data, where="run.toml")
+    message = str(caught.value)
+    assert f"'{key}'" in message
+    assert f"did you mean '{suggestion}'" in message
+    assert message.startswith("run.toml:")
+
+
+def test_unknown_key_with_no_near_match_lists_the_valid_keys():
+    with pytest.raises(PipelineError, match=r"unknown config key 'train\.zzzzzzzz' \(valid keys: .*epochs.*\)"):
+        from_dict({"train": {"zzzzzzzz": 1}})
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"train": {"learning_rate": -1}}, "train.learning_rate"),
+        ({"train": {"learning_rate": 0}}, "train.learning_rate"),
+        ({"train": {"epochs": 0}}, "train.epochs"),
+        ({"train": {"epochs": "3"}}, "train.epochs"),
+        ({"train": {"epochs": True}}, "train.epochs"),
+        ({"train": {"batch_size": 2.5}}, "train.batch_size"),
+        ({"train": {"optimizer": "adamw"}}, "train.optimizer"),
+        ({"corpus": {"format": "xml"}}, "corpus.format"),
+        ({"corpus": {"test_fraction": 1.5}}, "corpus.test_fraction"),
+        ({"corpus": {"validation_fraction": 0.5, "test_fraction": 0.5}}, "corpus.test_fraction"),
+        ({"corpus": {"encoding": "latin-1"}}, "corpus.encoding"),
+        ({"vectorize": {"max_size": 2}}, "vectorize.max_size"),
+        ({"model": {"pooling": "sum"}}, "model.pooling"),
+        ({"model": {"dense_dropout": 1.0}}, "model.dense_dropout"),
+        ({"model": {"layers": []}}, "model.layers"),
+        ({"model": {"layers": [3]}}, "model.layers"),
+        ({"tokenize": {"stop_pos": "ADP"}}, "tokenize.stop_pos"),
+        ({"seed": -1}, "seed"),
+        ({"run_name": "a/b"}, "run_name"),
+        ({"train": 3}, "train"),
+    ],
+)
+def test_invalid_value_names_the_key(data, key):
+    with pytest.raises(PipelineError) as caught:
+        from_dict(data)
+    assert f"'{key}'" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_integers_are_accepted_for_floats():
+    config = from_dict({"train": {"learning_rate": 1, "clipnorm": 2}})
+    assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
+    assert config.train.clipnorm == 2.0
+
+
+@pytest.mark.parametrize(
+    "layer, key, value",
+    [
+        ({"type": "lstm", "units": 8, "dropout": 1.5}, "model.layers[1].dropout", "1.5"),
+        ({"type": "lstm", "units": 8, "recurrent_dropout": -0.1}, "model.layers[1].recurrent_dropout", "-0.1"),
+        ({"type": "gru", "units": 0}, "model.layers[1].units", "0"),
+        ({"type": "gru", "units": 8.0}, "model.layers[1].units", "8.0"),
+    ],
+)
+def test_invalid_layer_values_are_caught_by_the_model_registry(layer, key, value):
+    # [[model.layers]] tables are plain dicts to the config; the registry checks their keys and values.
+    config = from_dict({"model": {"layers": [{"type": "lstm", "units": 8}, layer]}})
+    check_layer_spec(config.model.layers[0], 0)
+    with pytest.raises(PipelineError) as caught:
+        check_layer_spec(config.model.layers[1], 1)
+    assert f"'{key}' = {value}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text, parts, value",
+    [
+        ("train.epochs=3", ["train", "epochs"], 3),
+        ("train.learning_rate=1e-3", ["train", "learning_rate"], 0.001),
+        ("train.bucketing=false", ["train", "bucketing"], False),
+        ('run_name="quoted"', ["run_name"], "quoted"),
+        ("run_name=demo", ["run_name"], "demo"),
+        ("corpus.path=corpora/my corpus.csv", ["corpus", "path"], "corpora/my corpus.csv"),
+        ('tokenize.stop_pos=["ADP", "AUX"]', ["tokenize", "stop_pos"], ["ADP", "AUX"]),
+        (" train.epochs = 3", ["train", "epochs"], 3),
+        ("run_name=a=b", ["run_name"], "a=b"),
+    ],
+)
+def test_parse_override_reads_toml_values_and_bare_strings(text, parts, value):
+    parsed_parts, parsed_value = parse_override(text)
+    assert parsed_parts == parts
+    assert parsed_value == value
+    assert type(parsed_value) is type(value)
+
+
+@pytest.mark.parametrize("text", ["train.epochs", "=3", " =3"])
+def test_parse_override_rejects_malformed_text(text):
+    with pytest.raises(PipelineError, match="--set"):
+        parse_override(text)
+
+
+def test_apply_overrides_creates_tables_and_leaves_the_input_alone():
+    data = {"train": {"epochs": 5}, "corpus": {"path": "x"}}
+    result = apply_overrides(data, ["train.epochs=3", "model.pooling=max", "seed=7"])
+    assert result == {"train": {"epochs": 3}, "corpus": {"path": "x"}, "model": {"pooling": "max"}, "seed": 7}
+    assert data == {"train": {"epochs": 5}, "corpus": {"path": "x"}}
+
+
+def test_apply_overrides_refuses_to_descend_into_a_value():
+    with pytest.raises(PipelineError, match="'seed' is not a table"):
+        apply_overrides({"seed": 3}, ["seed.value=4"])
+
+
+def test_load_applies_overrides_and_checks_them(tmp_path):
+    path = write_config(tmp_path, "seed = 1\n[train]\nepochs = 5\n")
+    config = load(path, ["train.epochs=2", "run_name=demo", 'tokenize.stop_pos=["ADP"]'])
+    assert (config.seed, config.train.epochs, config.run_name) == (1, 2, "demo")
+    assert config.tokenize.stop_pos == ("ADP",)
+    with pytest.raises(PipelineError, match=r"did you mean 'epochs'") as caught:
+        load(path, ["train.epoch=2"])
+    assert str(path) in str(caught.value)
+    with pytest.raises(PipelineError, match=r"'train\.epochs' = 'three'"):
+        load(path, ["train.epochs=three"])
+
+
+def test_missing_config_file_is_a_one_line_error_naming_it(tmp_path):
+    path = tmp_path / "nope.toml"
+    with pytest.raises(PipelineError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert str(path) in message and "not found" in message
+    assert "\n" not in message
+
+
+def test_a_directory_is_not_a_config_file(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        load(tmp_path)
+
+
+def test_invalid_toml_is_a_one_line_error_naming_the_file_and_line(tmp_path):
+    path = write_config(tmp_path, "seed = 1\n[train\nepochs = 3\n")
+    with pytest.raises(PipelineError) as caught:
+        load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:")
+    assert "invalid TOML" in message and "line 2" in message
+    assert "\n" not in message
+
+
+def test_config_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_bytes('run_name = "京都"\n'.encode("euc-jp"))
+    with pytest.raises(PipelineError, match="not UTF-8") as caught:
+        load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_to_dict_from_dict_round_trip_through_json():
+    config = from_dict({
+        "seed": 7,
+        "run_name": "round",
+        "corpus": {"format": "table", "path": "data/x.csv", "text_column": "本文"},
+        "tokenize": {"stop_pos": ["ADP", "AUX"], "drop_punct": True},
+        "model": {"layers": [{"type": "lstm", "units": 8, "dropout": 0.25}, {"type": "gru", "units": 4}],
+                  "pooling": "max"},
+        "train": {"learning_rate": 0.01, "epochs": 2},
+        "classify": {"examples": ["京都に行った。"]},
+    })
+    data = config.to_dict()
+    assert data["tokenize"]["stop_pos"] == ["ADP", "AUX"]
+    assert data["model"]["layers"] == [{"type": "lstm", "units": 8, "dropout": 0.25}, {"type": "gru", "units": 4}]
+    assert from_dict(data) == config
+    assert from_dict(json.loads(json.dumps(data, ensure_ascii=False))) == config
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().seed = 3  # type: ignore[misc]
+
+
+def test_nearest_suffix():
+    assert config_module.nearest("epoch", ["epochs", "patience"]) == " (did you mean 'epochs'?)"
+    assert config_module.nearest("qqqq", ["epochs", "patience"]) == ""
