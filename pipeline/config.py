@@ -163,6 +163,7 @@ class TrainConfig:
     plateau_patience: int = 1  # plateau: epochs without improvement before decaying
     regime: str = "sentences"  # generator: sentences (full BPTT per padded sentence) | tbptt (stateful stream)
     bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
+    loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
 
     def validate(self) -> None:
         _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -183,6 +184,7 @@ class TrainConfig:
         _check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
         _one_of("train.regime", self.regime, ("sentences", "tbptt"))
         _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
+        _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
 
 
 @dataclass(frozen=True)

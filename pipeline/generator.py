@@ -102,6 +102,36 @@ class ConcatLabel(keras.layers.Layer):
         return (*sequence[:-1], sequence[-1] + label[-1])
 
 
+@keras.saving.register_keras_serializable(package="pipeline")
+class TokenCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of next-token probabilities ``(batch, timesteps, vocabulary)``, padding excluded.
+
+    ``sum_over_time=False``: the mean per predicted token. ``True``: summed over the
+    time steps of a window and averaged over the batch, as in Zaremba et al.'s
+    training code; with plain SGD its gradients are ``timesteps`` times larger, which
+    is what their learning rate of 1.0 and clipping at 5 assume.
+    """
+
+    def __init__(self, pad_id: int | None = PAD_ID, sum_over_time: bool = False, name: str = "token_cross_entropy",
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, reduction=None, **kwargs)
+        self.pad_id, self.sum_over_time = pad_id, sum_over_time
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        y_true = ops.cast(y_true, "int32")
+        per_token = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        weights = ops.ones_like(per_token) if self.pad_id is None else ops.cast(ops.not_equal(y_true, self.pad_id),
+                                                                               per_token.dtype)
+        total = ops.sum(per_token * weights)
+        if self.sum_over_time:
+            return total / ops.cast(ops.shape(per_token)[0], per_token.dtype)
+        return total / ops.maximum(ops.sum(weights), 1.0)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "pad_id": self.pad_id, "sum_over_time": self.sum_over_time}
+
+
 def check_generator(settings: ModelConfig, regime: str) -> None:
     for position, spec in enumerate(settings.layers):
         if str(spec.get("type", "")).startswith("bi"):
@@ -259,7 +289,7 @@ def train_generator(config: Config, paths: Paths) -> dict:
     log.info("training %s language model (%s): %d parameters, %d training tokens", config.run_name,
              settings.regime, trainable_parameters(model), tokens)
     model.compile(optimizer=make_optimizer(settings),
-                  loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=None if tbptt else PAD_ID),
+                  loss=TokenCrossEntropy(None if tbptt else PAD_ID, settings.loss == "sum_over_time"),
                   metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID)])
     with artifact_io.atomic_directory(paths.run) as folder:
         fitted = model.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
@@ -312,7 +342,7 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
             metrics["stream_perplexity_test"] = stream_perplexity(stateful, stream, config.train.batch_size,
                                                                   config.train.bptt_steps)
     cut = config.train.max_length - 1  # the neural model scores at most max_length tokens per sentence
-    trigram = KneserNeyTrigramModel(bos_token=bos, eos_token=eos, unk_token=1, pad_token=PAD_ID)
+    trigram = KneserNeyTrigramModel(bos_token=vocab.index[BOS], eos_token=eos, unk_token=1, pad_token=PAD_ID)
     trigram.fit([list(s[:cut]) for s in splits.sequences["train"]], vocabulary=range(2, len(vocab)))
     if len(splits.sequences["test"]):
         metrics["baselines"] = {"kneser_ney_trigram": {
