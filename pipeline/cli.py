@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "gradient_norms.csv and gradient_norms.png to saved_models/<run_name>/.")
     diagnose.add_argument("what", choices=["gradients"], help="what to diagnose")
     _config_options(diagnose)
+
+    forecast = commands.add_parser(
+        "forecast", help="train an Echo State Network on a time series; one-step and free-running NRMSE",
+        description="Fit an ESN readout by ridge regression to predict a series one step ahead (the "
+                    "Mackey-Glass series with tau = 17, or a column of a CSV file, per [forecast]), then let it "
+                    "run free for N steps on its own predictions. Prints NRMSE (RMSE / std of the target) and "
+                    "writes metrics.json and forecast.png to saved_models/<run_name>/.")
+    _config_options(forecast)
     return parser
 
 
@@ -239,6 +247,31 @@ def command_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_forecast(args: argparse.Namespace) -> int:
+    from pipeline import io as artifact_io
+    from pipeline import timeseries
+    from pipeline.paths import Paths, RunPaths
+
+    config = load_config(args)
+    settings = config.forecast
+    if settings.series == "csv":
+        series = timeseries.read_series_csv(Path(settings.csv_path), settings.column)
+    else:
+        series = timeseries.mackey_glass(settings.n_steps, tau=settings.tau)
+    options = {key: getattr(settings, key) for key in (
+        "units", "leak_rate", "spectral_radius", "input_scaling", "connectivity", "input_connectivity",
+        "bias_scaling", "ridge", "washout", "train_length", "test_length", "generative_steps")}
+    result = timeseries.forecast(series, seed=config.seed, **options)
+    run = RunPaths(Paths.from_config(config).run)
+    with artifact_io.atomic_directory(run.root) as folder:
+        artifact_io.write_json(RunPaths(folder).metrics, {**result["metrics"], "config": config.to_dict()["forecast"]})
+        timeseries.plot_forecast(result, folder / "forecast.png")
+    for key, value in result["metrics"].items():
+        print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+    print(f"wrote {run.metrics} and {run.root / 'forecast.png'}")
+    return 0
+
+
 def read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
     if args.file is not None:
@@ -273,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
     handlers = {"run": command_run, "classify": command_classify, "generate": command_generate,
-                "diagnose": command_diagnose}
+                "diagnose": command_diagnose, "forecast": command_forecast}
     handler = handlers.get(args.command, command_stage)
     try:
         return handler(args)

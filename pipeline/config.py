@@ -244,6 +244,46 @@ class DiagnoseConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    """``pipeline forecast``: an Echo State Network predicting a time series (``pipeline.timeseries``)."""
+
+    series: str = "mackey_glass"  # mackey_glass (generated) | csv (a column of a CSV file)
+    csv_path: str = ""
+    column: str = ""
+    n_steps: int = 4000  # mackey_glass: length of the generated series
+    tau: float = 17.0  # mackey_glass: delay; 17 gives the classic mildly chaotic series
+    units: int = 500
+    leak_rate: float = 0.3  # α: x(n) = (1 - α) x(n-1) + α x̃(n)
+    spectral_radius: float = 1.25
+    input_scaling: float = 1.0
+    connectivity: float = 0.1
+    input_connectivity: float = 1.0
+    bias_scaling: float = 1.0
+    ridge: float = 1e-6  # β of W_out = Y Xᵀ (X Xᵀ + βI)⁻¹
+    washout: int = 100  # initial states dropped before fitting the readout
+    train_length: int = 2000
+    test_length: int = 500
+    generative_steps: int = 500  # free-running steps, the prediction fed back as input
+
+    def validate(self) -> None:
+        _one_of("forecast.series", self.series, ("mackey_glass", "csv"))
+        if self.series == "csv":
+            _check(bool(self.csv_path), "forecast.csv_path", self.csv_path, "a CSV file when series = \"csv\"")
+            _check(bool(self.column), "forecast.column", self.column, "a column name when series = \"csv\"")
+        for key in ("n_steps", "units", "train_length"):
+            _check(getattr(self, key) >= 1, f"forecast.{key}", getattr(self, key), ">= 1")
+        for key in ("test_length", "generative_steps"):
+            _check(getattr(self, key) >= 2, f"forecast.{key}", getattr(self, key), ">= 2")
+        _check(self.tau > 0, "forecast.tau", self.tau, "> 0")
+        _fraction("forecast.leak_rate", self.leak_rate, low_open=True, high_open=False)
+        _check(self.spectral_radius > 0, "forecast.spectral_radius", self.spectral_radius, "> 0")
+        _fraction("forecast.connectivity", self.connectivity, low_open=True, high_open=False)
+        _fraction("forecast.input_connectivity", self.input_connectivity, low_open=True, high_open=False)
+        _check(self.ridge >= 0, "forecast.ridge", self.ridge, ">= 0")
+        _check(0 <= self.washout < self.train_length, "forecast.washout", self.washout, "in [0, train_length)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration of one run."""
 
@@ -259,6 +299,7 @@ class Config:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
 
     def validate(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
@@ -271,7 +312,7 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
-SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate", "diagnose")
+SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate", "diagnose", "forecast")
 
 
 def _plain(value: Any) -> Any:

@@ -114,19 +114,21 @@ class TokenCrossEntropy(keras.losses.Loss):
 
     def __init__(self, pad_id: int | None = PAD_ID, sum_over_time: bool = False, name: str = "token_cross_entropy",
                  **kwargs: Any) -> None:
-        super().__init__(name=name, reduction=None, **kwargs)
+        # Per-token values, averaged by Keras; the padding mask that the embedding propagates to the
+        # output makes Keras average over real tokens only.
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
         self.pad_id, self.sum_over_time = pad_id, sum_over_time
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops
         y_true = ops.cast(y_true, "int32")
         per_token = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-        weights = ops.ones_like(per_token) if self.pad_id is None else ops.cast(ops.not_equal(y_true, self.pad_id),
-                                                                               per_token.dtype)
-        total = ops.sum(per_token * weights)
+        if self.pad_id is not None:
+            per_token = per_token * ops.cast(ops.not_equal(y_true, self.pad_id), per_token.dtype)
         if self.sum_over_time:
-            return total / ops.cast(ops.shape(per_token)[0], per_token.dtype)
-        return total / ops.maximum(ops.sum(weights), 1.0)
+            per_token = per_token * ops.cast(ops.shape(per_token)[1], per_token.dtype)
+        return per_token
 
     def get_config(self) -> dict:
         return {"name": self.name, "pad_id": self.pad_id, "sum_over_time": self.sum_over_time}

@@ -132,6 +132,25 @@ def elman(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed=context.seed, name=context.name)
 
 
+@register("esn")
+def esn(units: int = 500, leak_rate: float = 0.3, spectral_radius: float = 0.9, input_scaling: float = 1.0,
+        connectivity: float = 0.1, input_connectivity: float = 1.0, bias_scaling: float = 1.0, *,
+        context: LayerContext) -> keras.layers.Layer:
+    """Our Echo State Network reservoir (``pipeline.layers.esn``): fixed random weights, leaky tanh units.
+
+    Pair it with ``model.readout = "ridge"``: only the readout is fitted, in closed form.
+    """
+    from pipeline.layers.esn import Reservoir
+
+    try:
+        return Reservoir(units, leak_rate=leak_rate, spectral_radius=spectral_radius, input_scaling=input_scaling,
+                         connectivity=connectivity, input_connectivity=input_connectivity,
+                         bias_scaling=bias_scaling, seed=context.seed, return_sequences=context.return_sequences,
+                         stateful=context.stateful, name=context.name)
+    except ValueError as error:
+        raise PipelineError(f"config table '{context.name}' (esn): {error}") from None
+
+
 @keras.saving.register_keras_serializable(package="pipeline")
 class MaskedGlobalPooling(keras.layers.Layer):
     """Mean or max over time of ``(batch, timesteps, features)``, ignoring masked steps.
