@@ -70,7 +70,7 @@ def load_run(folder: str | Path) -> Run:
     vocab = Vocabulary.load(run.vocab)
     register_custom_objects()
     try:
-        model = keras.saving.load_model(run.model, safe_mode=True)
+        model = keras.saving.load_model(run.model, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"{run.model}: cannot load the model ({first_line[:200]}); retrain with --force") from None
