@@ -58,7 +58,7 @@ def _check_architecture(architecture: str) -> str:
         close = difflib.get_close_matches(str(architecture), ARCHITECTURES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise PipelineError(
-            f"unknown architecture {architecture!r} for gradient diagnostics; choose one of "
+            f"config key 'diagnose.architectures': unknown architecture {architecture!r}; choose one of "
             f"{', '.join(ARCHITECTURES)}.{hint}"
         )
     return architecture

@@ -16,6 +16,7 @@ optional dense layer -> softmax ``(batch, classes)``.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,17 @@ def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
         value = options.get(key, 0.0)
         if not 0.0 <= value < 1.0:
             raise PipelineError(f"config key '{where}.{key}' = {value!r} is invalid: it must be in [0, 1)")
+    # Constructing the layer (no weights yet) runs its own argument checks, so a bad value
+    # (an unknown activation, leak_rate 0, ...) fails here, at config load, naming the table.
+    probe = LayerContext(return_sequences=False, kernel_initializer="glorot_uniform",
+                         recurrent_initializer="orthogonal", seed=0, name=f"check_{position}")
+    try:
+        builder(context=probe, **options)
+    except (ValueError, TypeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        named = next((key for key in options if re.search(rf"\b{key}\b", message)), None)
+        place = f"config key '{where}.{named}'" if named else f"config table '{where}' (type = {kind!r})"
+        raise PipelineError(f"{place}: {message}") from None
     return builder, options
 
 
@@ -121,11 +133,8 @@ register("bigru")(_keras_recurrent(keras.layers.GRU, True))
 def elman(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0, activation: str = "tanh", *,
           context: LayerContext) -> keras.layers.Layer:
     """Our Elman simple RNN (``pipeline.layers.elman``): ``h_t = φ(W_in x_t + W_rec h_{t-1} + b)``."""
-    from pipeline.layers.elman import ACTIVATIONS, Elman
+    from pipeline.layers.elman import Elman
 
-    if activation not in ACTIVATIONS:
-        raise PipelineError(f"config key '{context.name}.activation' = {activation!r} is invalid: it must be one of "
-                            + ", ".join(ACTIVATIONS))
     return Elman(units, activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
                  return_sequences=context.return_sequences, stateful=context.stateful,
                  kernel_initializer=context.kernel_initializer, recurrent_initializer=context.recurrent_initializer,
@@ -142,13 +151,10 @@ def esn(units: int = 500, leak_rate: float = 0.3, spectral_radius: float = 0.9, 
     """
     from pipeline.layers.esn import Reservoir
 
-    try:
-        return Reservoir(units, leak_rate=leak_rate, spectral_radius=spectral_radius, input_scaling=input_scaling,
-                         connectivity=connectivity, input_connectivity=input_connectivity,
-                         bias_scaling=bias_scaling, seed=context.seed, return_sequences=context.return_sequences,
-                         stateful=context.stateful, name=context.name)
-    except ValueError as error:
-        raise PipelineError(f"config table '{context.name}' (esn): {error}") from None
+    return Reservoir(units, leak_rate=leak_rate, spectral_radius=spectral_radius, input_scaling=input_scaling,
+                     connectivity=connectivity, input_connectivity=input_connectivity,
+                     bias_scaling=bias_scaling, seed=context.seed, return_sequences=context.return_sequences,
+                     stateful=context.stateful, name=context.name)
 
 
 @keras.saving.register_keras_serializable(package="pipeline")

@@ -104,7 +104,7 @@ def read_series_csv(path: str | os.PathLike, column: str, *, min_values: int = 2
     """
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"series file {path} not found: check the path (data.path in the config)")
+        raise PipelineError(f"series file {path} not found: set forecast.csv_path to an existing CSV file")
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
