@@ -27,7 +27,8 @@ from pipeline.vocab import UNK_ID, Vocabulary
 log = logging.getLogger(__name__)
 
 # Modules whose custom layers must be registered before a .keras file is deserialised.
-CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.layers.esn", "pipeline.lm_data")
+CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.generator", "pipeline.layers.elman", "pipeline.layers.esn",
+                         "pipeline.lm_data")
 
 
 def register_custom_objects() -> None:

@@ -35,24 +35,28 @@ class Sampling:
     max_tokens: int = 40
 
 
-def prompt_ids(run: Run, prompt: str) -> list[int]:
-    """``start`` + the prompt's token ids; unknown words become ``<unk>`` with a warning."""
+def prompt_ids(run: Run, prompt: str) -> tuple[list[int], list[str]]:
+    """``start`` + the prompt's token ids, and its surface tokens (to print it as written).
+
+    Unknown words become ``<unk>`` with a warning.
+    """
     from pipeline.tokenize import make_tokenizer
 
     start_token = EOS if run.config.train.regime == "tbptt" else BOS
     if start_token not in run.vocab:
         raise PipelineError(f"{run.folder}: the vocabulary has no {start_token} token, so generation cannot start; "
                             "retrain the run with model.task = \"generator\"")
-    ids = [start_id(run.config, run.vocab)]
+    ids, surface = [start_id(run.config, run.vocab)], []
     text = normalize(prompt)
     if text:
-        tokens = make_tokenizer(run.config.tokenize).tokenize([text])[0][run.config.vectorize.token_field]
+        analysed = make_tokenizer(run.config.tokenize).tokenize([text])[0]
+        tokens, surface = analysed[run.config.vectorize.token_field], analysed["surface"]
         encoded = run.vocab.encode(tokens)
         unknown = [token for token, i in zip(tokens, encoded) if i == UNK_ID]
         if unknown:
             log.warning("prompt words not in the vocabulary, read as %s: %s", UNK, " ".join(unknown))
         ids.extend(encoded)
-    return ids
+    return ids, surface
 
 
 def label_id(run: Run, label: str | None) -> int | None:
@@ -74,7 +78,7 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
     if run.config.model.task != "generator":
         raise PipelineError(f"{run.folder}: a {run.config.model.task} run, not a language model; "
                             "use `pipeline classify`, or train with model.task = \"generator\"")
-    prefix = prompt_ids(run, prompt)
+    prefix, prompt_tokens = prompt_ids(run, prompt)
     label_index = label_id(run, label)
     model = run.model
     banned = [PAD_ID, UNK_ID, run.vocab.index.get(BOS, PAD_ID)]
@@ -88,7 +92,6 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
         return np.asarray(model(inputs, training=False))[0, -1]
 
     rng = np.random.default_rng(seed)
-    prompt_tokens = run.vocab.decode(prefix[1:])
     samples = []
     for _ in range(num):
         ids, probabilities = generate_tokens(step, prefix, max_tokens=sampling.max_tokens, eos_id=eos,

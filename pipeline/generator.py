@@ -127,7 +127,10 @@ class TokenCrossEntropy(keras.losses.Loss):
         if self.pad_id is not None:
             per_token = per_token * ops.cast(ops.not_equal(y_true, self.pad_id), per_token.dtype)
         if self.sum_over_time:
-            per_token = per_token * ops.cast(ops.shape(per_token)[1], per_token.dtype)
+            # Keras averages over the real tokens; scaling by (real tokens / batch) turns that
+            # average into the per-sentence sum averaged over the batch.
+            real = ops.sum(ops.cast(ops.not_equal(y_true, -1 if self.pad_id is None else self.pad_id), per_token.dtype))
+            per_token = per_token * real / ops.cast(ops.shape(per_token)[0], per_token.dtype)
         return per_token
 
     def get_config(self) -> dict:

@@ -1,0 +1,231 @@
+"""``pipeline train`` and ``pipeline generate`` through the real command line, in fresh processes.
+
+A tiny word-level language model (tests/configs/generator_small.toml: the shipped KNB corpus,
+GiNZA words, two epochs) is trained once per module by ``python -m pipeline train`` into pytest's
+temporary folder; every ``generate`` then runs in a process of its own, as a user would run it.
+The error tests check what a user sees: exit status 2, one ``error:`` line, no traceback. Each
+command pays the TensorFlow import (a few seconds), hence ``@pytest.mark.slow``.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SMALL_CONFIG = "tests/configs/generator_small.toml"
+TEXT_CONFIG = "tests/configs/generator_text.toml"
+PROMPT = "京都の"
+
+# Our log records ("W pipeline.generate: ...") and TensorFlow's C++ start-up lines, which may precede the error.
+LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")
+TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
+                              r"|To enable the following instructions: )")
+
+TEXT_SPLITS = {
+    "train": ["the cat sat on the mat", "the dog sat on the rug", "a cat saw the dog", "the dog ran to the park",
+              "a dog saw a cat in the park", "the cat ran home", "the bird sat on the tree", "a bird saw the cat"],
+    "valid": ["the cat sat under the tree", "the dog sat on the mat"],
+    "test": ["the bird ran to the tree", "a cat ran to the mat"],
+}
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGUMENTS`` from the repository root; stdout/stderr as text."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *arguments], cwd=REPOSITORY, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def explain(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
+
+
+def folders(root: Path) -> list[str]:
+    return ["--set", f'work_dir="{root / "work"}"', "--set", f'models_dir="{root / "models"}"']
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2, no traceback, exactly one 'error:' line on stderr, nothing else but log records."""
+    assert result.returncode == 2, explain(result)
+    assert "Traceback" not in result.stderr + result.stdout, explain(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, explain(result)
+    strays = [line for line in lines if not line.startswith("error:") and not LOG_RECORD.match(line)
+              and not TENSORFLOW_NOISE.match(line)]
+    assert strays == [], explain(result)
+    for fragment in fragments:
+        assert fragment in errors[0], explain(result)
+    assert result.stdout == "", explain(result)
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    """``pipeline train --config tests/configs/generator_small.toml`` into a temporary folder."""
+    root = tmp_path_factory.mktemp("cli-generator")
+    result = cli("train", "--config", SMALL_CONFIG, *folders(root))
+    assert result.returncode == 0, explain(result)
+    folder = root / "models" / "generator_small"
+    assert {"model.keras", "config.json", "vocab.json", "labels.json", "history.csv"} <= {
+        path.name for path in folder.iterdir()}
+    return folder
+
+
+def generate(run_folder: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return cli("generate", "--model", str(run_folder), *arguments)
+
+
+SAMPLING = ("--prompt", PROMPT, "--temperature", "0.8", "--max-tokens", "10", "--num", "3", "--seed", "1")
+
+
+# ------------------------------------------------------------------ generate
+@pytest.fixture(scope="module")
+def plain_output(run_folder) -> str:
+    """stdout of ``pipeline generate --prompt 京都の --temperature 0.8 --max-tokens 10 --num 3 --seed 1``."""
+    result = generate(run_folder, *SAMPLING)
+    assert result.returncode == 0, explain(result)
+    return result.stdout
+
+
+def test_generate_prints_num_lines_starting_with_the_prompt(plain_output):
+    lines = plain_output.splitlines()
+    assert len(lines) == 3, plain_output
+    for line in lines:
+        assert line.startswith(PROMPT) and " " not in line, line
+
+
+def test_generate_with_the_same_seed_in_a_fresh_process_repeats(run_folder, plain_output):
+    again = generate(run_folder, *SAMPLING)
+    assert again.returncode == 0, explain(again)
+    assert again.stdout == plain_output
+
+
+def test_generate_json_lines_hold_tokens_and_probabilities(run_folder, plain_output):
+    result = generate(run_folder, *SAMPLING, "--json")
+    assert result.returncode == 0, explain(result)
+    samples = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(samples) == 3
+    vocab = json.loads((run_folder / "vocab.json").read_text(encoding="utf-8"))["tokens"]
+    for sample in samples:
+        assert sample["prompt"] == PROMPT
+        assert len(sample["tokens"]) == len(sample["probabilities"]) <= 10
+        assert all(token in vocab for token in sample["tokens"])
+        assert all(0 < probability <= 1 for probability in sample["probabilities"])
+        assert sample["text"] == PROMPT + "".join(sample["tokens"])
+        assert sample["ended"] == (len(sample["tokens"]) < 10)
+    # the same samples as the plain output of the same seed
+    assert plain_output.splitlines() == [sample["text"] for sample in samples]
+
+
+def test_generate_help_explains_temperature():
+    result = cli("generate", "--help")
+    assert result.returncode == 0 and result.stderr == "", explain(result)
+    text = result.stdout
+    assert "usage: pipeline generate" in text and "--temperature" in text
+    # what a low and a high temperature do
+    assert re.search(r"T < 1|low", text) and re.search(r"T > 1|high", text), text
+    assert "greedy" in text and "--top-k" in text and "--top-p" in text and "--seed" in text
+
+
+def test_run_command_evaluates_and_prints_the_config_samples(run_folder):
+    """``pipeline run`` on the trained config: earlier stages skipped, perplexities, then [generate] prompts."""
+    root = run_folder.parent.parent
+    result = cli("run", SMALL_CONFIG, *folders(root))
+    assert result.returncode == 0, explain(result)
+    assert "train: up to date" in result.stderr or "train: up to date" in result.stdout, explain(result)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("perplexity train") for line in lines), result.stdout
+    assert any("Kneser-Ney" in line for line in lines), result.stdout
+    samples = lines[lines.index("samples:") + 1:]
+    assert len(samples) == 2 and all(line.startswith(PROMPT) for line in samples), result.stdout  # [generate] num = 2
+    metrics = json.loads((run_folder / "metrics.json").read_text(encoding="utf-8"))
+    assert set(metrics["perplexity"]) == {"train", "validation", "test"}
+
+
+# ------------------------------------------------------------------ user errors
+@pytest.mark.parametrize("option, value, fragment", [
+    ("--temperature", "0", "temperature"), ("--temperature", "-1", "temperature"),
+    ("--top-p", "0", "top_p"), ("--top-p", "1.5", "top_p"),
+], ids=["temperature-0", "temperature-negative", "top-p-0", "top-p-above-1"])
+def test_invalid_sampling_settings_are_user_errors(run_folder, option, value, fragment):
+    result = generate(run_folder, "--prompt", PROMPT, option, value)
+    assert_user_error(result, fragment, value)
+
+
+def write_classifier_run(folder: Path) -> Path:
+    """A real (untrained) classifier run folder, written with the pipeline's own functions."""
+    from pipeline import config as config_module
+    from pipeline.models import build_classifier
+    from pipeline.paths import RunPaths
+    from pipeline.train import write_run_metadata
+    from pipeline.vocab import Vocabulary
+
+    config = config_module.from_dict({"run_name": folder.name, "vectorize": {"vectors": "none"},
+                                      "model": {"task": "classifier", "layers": [{"type": "gru", "units": 4}]}})
+    vocab = Vocabulary(["<pad>", "<unk>", "京都", "の"])
+    model = build_classifier(config.model, np.zeros((len(vocab), 8), np.float32), 2, seed=0)
+    folder.mkdir(parents=True)
+    model.save(RunPaths(folder).model)
+    write_run_metadata(folder, config, vocab, ["a", "b"])
+    return folder
+
+
+def test_classifier_run_passed_to_generate_is_a_user_error(tmp_path):
+    folder = write_classifier_run(tmp_path / "classifier")
+    assert_user_error(generate(folder, "--prompt", PROMPT), "classifier", str(folder))
+
+
+def test_classify_with_a_generator_run_points_to_generate(run_folder):
+    assert_user_error(cli("classify", "--model", str(run_folder), "今日は晴れ"), "generator", "pipeline generate")
+
+
+def test_missing_run_folder_is_a_user_error(tmp_path):
+    assert_user_error(generate(tmp_path / "no-such-run", "--prompt", PROMPT), "not found", "no-such-run")
+
+
+# ------------------------------------------------------------------ plain text, whitespace tokens
+def write_text_folder(folder: Path) -> Path:
+    folder.mkdir()
+    for split, lines in TEXT_SPLITS.items():
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def write_text_file(path: Path) -> Path:
+    lines = [line for split_lines in TEXT_SPLITS.values() for line in split_lines]
+    paragraphs = [lines[i:i + 3] for i in range(0, len(lines), 3)]  # paragraphs are the documents kept whole
+    path.write_text("\n\n".join("\n".join(p) for p in paragraphs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_plain_text_corpus_trains_on_whitespace_tokens_and_generates_spaced_text(tmp_path, layout):
+    corpus = write_text_folder(tmp_path / "text") if layout == "folder" else write_text_file(tmp_path / "text.txt")
+    trained = cli("train", "--config", TEXT_CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
+    assert trained.returncode == 0, explain(trained)
+    prepared = pd.read_parquet(next((tmp_path / "work").glob("*/prepared.parquet")))
+    if layout == "folder":  # train/valid/test files: those splits, nothing drawn at random
+        for split, name in (("train", "train"), ("validation", "valid"), ("test", "test")):
+            assert sorted(prepared.loc[prepared["split"] == split, "text"]) == sorted(TEXT_SPLITS[name])
+    else:
+        assert set(prepared["split"]) == {"train", "validation", "test"}
+        assert len(prepared) == sum(len(lines) for lines in TEXT_SPLITS.values())
+    run = tmp_path / "models" / "generator_text"
+    vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))["tokens"]
+    result = generate(run, "--prompt", "the cat", "--num", "4", "--max-tokens", "6", "--seed", "0", "--json")
+    assert result.returncode == 0, explain(result)
+    samples = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(samples) == 4 and any(sample["tokens"] for sample in samples)
+    for sample in samples:
+        assert sample["text"] == " ".join(["the", "cat", *sample["tokens"]])
+        assert "  " not in sample["text"]
+        assert set(sample["tokens"]) <= set(vocab[4:])
