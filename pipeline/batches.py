@@ -72,6 +72,19 @@ class SequenceBatches(keras.utils.PyDataset):
         batches = [order[start:start + self.batch_size] for start in range(0, count, self.batch_size)]
         if self.rng is not None:
             batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        return self._vary_first_widths(batches)
+
+    def _width(self, rows: np.ndarray) -> int:
+        return max(1, int(self.lengths[rows].max()))
+
+    def _vary_first_widths(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Keras infers the input shape from the first two batches; when they have the same width
+        it fixes that width and a wider later batch fails. Move a batch of another width second."""
+        if len(batches) > 2 and self._width(batches[0]) == self._width(batches[1]):
+            other = next((i for i in range(2, len(batches))
+                          if self._width(batches[i]) != self._width(batches[0])), None)
+            if other is not None:
+                batches[1], batches[other] = batches[other], batches[1]
         return batches
 
     def __len__(self) -> int:
@@ -89,6 +102,18 @@ class SequenceBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.rng is not None:
             self.batches = self._plan()
+
+    def predict(self, model: keras.Model) -> np.ndarray:
+        """Model outputs for every example, in input order (whatever order the batches have)."""
+        rows, outputs = [], []
+        for index, batch_rows in enumerate(self.batches):
+            outputs.append(np.asarray(model.predict_on_batch(self[index][0])))
+            rows.append(batch_rows)
+        if not outputs:
+            return np.zeros((0,) + tuple(model.outputs[0].shape[1:]), dtype=np.float32)
+        result = np.empty((len(self.sequences),) + outputs[0].shape[1:], dtype=outputs[0].dtype)
+        result[np.concatenate(rows)] = np.concatenate(outputs)
+        return result
 
     def padding_share(self) -> float:
         """Share of padded positions over all batches (what bucketing saves)."""

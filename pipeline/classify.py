@@ -53,8 +53,6 @@ class Run:
 
 def load_run(folder: str | Path) -> Run:
     """Load ``saved_models/<run>/``; a missing or corrupt folder is a one-line PipelineError."""
-    import keras
-
     folder = Path(folder)
     run = RunPaths(folder)
     if not folder.is_dir():
@@ -65,16 +63,26 @@ def load_run(folder: str | Path) -> Run:
             raise PipelineError(f"{folder}: incomplete run folder, {path.name} is missing; retrain with --force")
     try:
         config = config_module.from_dict(artifact_io.read_json(run.config), where=str(run.config))
-        labels = artifact_io.read_json(run.labels)
     except ValueError as error:
         raise PipelineError(f"{run.config}: corrupt run metadata ({error}); retrain with --force") from None
+    try:
+        labels = artifact_io.read_json(run.labels)
+    except ValueError as error:
+        raise PipelineError(f"{run.labels}: corrupt label list ({error}); retrain with --force") from None
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise PipelineError(f"{run.labels}: expected a JSON list of label strings; retrain with --force")
     vocab = Vocabulary.load(run.vocab)
+    import keras
+
     register_custom_objects()
     try:
         model = keras.saving.load_model(run.model, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"{run.model}: cannot load the model ({first_line[:200]}); retrain with --force") from None
+    if config.model.task == "classifier" and model.outputs[0].shape[-1] != len(labels):
+        raise PipelineError(f"{run.labels}: {len(labels)} labels for a model with {model.outputs[0].shape[-1]} "
+                            "outputs; the run folder is inconsistent, retrain with --force")
     return Run(folder, model, config, vocab, labels)
 
 
@@ -106,7 +114,7 @@ def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
     results: list[dict] = [{"text": text, "error": error} for text, error in zip(texts, errors)]
     if valid:
         batches = SequenceBatches([sequences[i] for i in valid], None, batch_size, run.config.train.max_length)
-        probabilities = run.model.predict(batches, verbose=0)
+        probabilities = batches.predict(run.model)
         for index, row in zip(valid, probabilities):
             best = int(np.argmax(row))
             unknown = float(np.mean(sequences[index] == UNK_ID))

@@ -175,11 +175,11 @@ def print_samples(samples: list[dict], as_json: bool) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    config = load_config(args)
     from pipeline.classify import classify, load_run
     from pipeline.paths import Paths
     from pipeline.stages import PIPELINE, run_stage
 
-    config = load_config(args)
     for name in PIPELINE:
         run_stage(name, config, force=args.force, upstream=False)
     print_metrics(config)

@@ -124,7 +124,7 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     labels = splits.labels
     test_targets = splits.targets["test"]
     batches = SequenceBatches(splits.sequences["test"], None, config.train.batch_size, config.train.max_length)
-    probabilities = model.predict(batches, verbose=0)
+    probabilities = batches.predict(model)
     predicted = probabilities.argmax(axis=1)
     metrics = classification_metrics(test_targets, predicted, labels)
     tokens = pd.read_parquet(paths.tokens)

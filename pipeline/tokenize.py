@@ -46,7 +46,11 @@ def load_nlp(model: str, components: tuple[str, ...]) -> Any:
         keep.add("tok2vec")
     exclude = [name for name in pipeline_names if name not in keep]
     log.info("loading spaCy model %s with components %s", model, sorted(keep & set(pipeline_names)) or "none")
-    return spacy.load(model, exclude=exclude)
+    nlp = spacy.load(model, exclude=exclude)
+    if hasattr(nlp.tokenizer, "need_subtokens"):
+        # Split-A/B sub-tokens are computed for every token by default and never read here.
+        nlp.tokenizer.need_subtokens = False
+    return nlp
 
 
 def components_for(settings: TokenizeConfig) -> tuple[str, ...]:
@@ -103,18 +107,16 @@ class Tokenizer:
         self.nlp = load_nlp(settings.model, components_for(settings))
         self.stop_pos = frozenset(settings.stop_pos)
 
-    def _keep(self, token: Any) -> bool:
-        if token.is_space or token.pos_ == "SPACE":
-            return False
-        if self.settings.drop_punct and (token.is_punct or token.pos_ == "PUNCT"):
-            return False
-        return token.pos_ not in self.stop_pos
-
     def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
         """Tokens of each text: ``{"surface", "lemma", "norm", "pos"[, "entities"]}`` lists.
 
         Texts longer than SudachiPy's input limit are piped in chunks whose tokens are joined.
+        Attributes are read in one ``Doc.to_array`` call per text (string hashes, decoded
+        through a cache), which costs a fraction of creating a Python ``Token`` per token.
         """
+        from spacy.attrs import IS_PUNCT, IS_SPACE, LEMMA, NORM, ORTH, POS
+        from spacy.parts_of_speech import NAMES as POS_NAMES
+
         chunks, owners = [], []
         for index, text in enumerate(texts):
             for piece in chunk_text(text):
@@ -122,18 +124,28 @@ class Tokenizer:
                 owners.append(index)
         fields = FIELDS + (("entities",) if self.settings.entities else ())
         results = [{field: [] for field in fields} for _ in range(owners[-1] + 1 if owners else 0)]
-        lowercase = self.settings.lowercase
+        strings, cache = self.nlp.vocab.strings, {}
+
+        def text_of(key: int) -> str:
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = strings[key]
+            return value
+
+        drop_punct, stop_pos, lowercase = self.settings.drop_punct, self.stop_pos, self.settings.lowercase
+        attributes = [ORTH, LEMMA, NORM, POS, IS_SPACE, IS_PUNCT]
         for owner, doc in zip(owners, self.nlp.pipe(chunks, batch_size=self.settings.batch_size)):
             result = results[owner]
             surface, lemma, norm, pos = result["surface"], result["lemma"], result["norm"], result["pos"]
-            for token in doc:
-                if not self._keep(token):
+            for orth, lemma_key, norm_key, pos_id, is_space, is_punct in doc.to_array(attributes).tolist():
+                tag = POS_NAMES.get(pos_id, "")
+                if is_space or tag == "SPACE" or (drop_punct and (is_punct or tag == "PUNCT")) or tag in stop_pos:
                     continue
-                text = token.text
-                surface.append(text.lower() if lowercase else text)
-                lemma.append(token.lemma_)
-                norm.append(token.norm_)
-                pos.append(token.pos_)
+                word = text_of(orth)
+                surface.append(word.lower() if lowercase else word)
+                lemma.append(text_of(lemma_key))
+                norm.append(text_of(norm_key))
+                pos.append(tag)
             if self.settings.entities:
                 result["entities"].extend(f"{ent.text}\t{ent.label_}" for ent in doc.ents)
         return results

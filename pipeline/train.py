@@ -57,7 +57,9 @@ def make_optimizer(settings: TrainConfig, learning_rate=None) -> keras.optimizer
 
 
 def progress_verbosity() -> int:
-    """A progress bar on a terminal, one line per epoch in logs and CI."""
+    """A progress bar on a terminal, one line per epoch in logs and CI, nothing with ``--quiet``."""
+    if logging.getLogger("pipeline").getEffectiveLevel() > logging.INFO:
+        return 0
     return 1 if sys.stderr.isatty() else 2
 
 

@@ -42,18 +42,45 @@ def test_balanced_class_weights_by_hand():
     np.testing.assert_allclose(totals, [2.0, 2.0, 2.0], rtol=1e-6)
 
 
-def test_no_rng_keeps_the_input_order():
+def test_no_rng_keeps_contiguous_chunks_of_the_input():
     sequences = as_arrays([[i + 1] * (1 + i % 3) for i in range(7)])
     targets = np.arange(7) * 10
     batches = SequenceBatches(sequences, targets, batch_size=3, max_length=5)
     assert len(batches) == 3
-    assert [rows.tolist() for rows in batches.batches] == [[0, 1, 2], [3, 4, 5], [6]]
-    ids, batch_targets = batches[0]
+    assert sorted(rows.tolist() for rows in batches.batches) == [[0, 1, 2], [3, 4, 5], [6]]
+    position = [rows.tolist() for rows in batches.batches].index([0, 1, 2])
+    ids, batch_targets = batches[position]
     np.testing.assert_array_equal(ids, [[1, 0, 0], [2, 2, 0], [3, 3, 3]])
     np.testing.assert_array_equal(batch_targets, [0, 10, 20])
-    np.testing.assert_array_equal(batches[2][0], [[7]])
-    batches.on_epoch_end()
-    assert [rows.tolist() for rows in batches.batches] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_first_two_batches_differ_in_width_so_keras_does_not_fix_the_shape():
+    # Keras infers the input signature from batches 0 and 1; equal widths would fix it.
+    sequences = as_arrays([[1], [2], [3], [4], [5, 5, 5, 5, 5]])
+    batches = SequenceBatches(sequences, np.zeros(5, dtype=np.int32), batch_size=2, max_length=9)
+    widths = [batches[i][0].shape[1] for i in range(len(batches))]
+    assert widths[0] != widths[1], widths
+    shuffled = SequenceBatches(sequences, np.zeros(5, dtype=np.int32), batch_size=2, max_length=9,
+                               rng=np.random.default_rng(0))
+    widths = [shuffled[i][0].shape[1] for i in range(len(shuffled))]
+    assert widths[0] != widths[1], widths
+
+
+def test_predict_returns_outputs_in_input_order_and_handles_growing_widths():
+    import keras
+
+    from pipeline.models import MaskedGlobalPooling
+
+    # Row i holds the id i + 1 repeated; the model returns the largest id of each row.
+    lengths = [1, 1, 1, 1, 2, 2, 6, 3, 9]
+    sequences = as_arrays([[i + 1] * n for i, n in enumerate(lengths)])
+    ids = keras.Input(shape=(None,), dtype="int32")
+    embedded = keras.layers.Embedding(12, 1, mask_zero=True,
+                                      embeddings_initializer=keras.initializers.Constant(np.arange(12.0)[:, None]))(ids)
+    model = keras.Model(ids, MaskedGlobalPooling("max")(embedded))
+    batches = SequenceBatches(sequences, None, batch_size=2, max_length=20)
+    np.testing.assert_allclose(batches.predict(model)[:, 0], np.arange(1, 10))
+
 
 
 def test_prediction_batches_without_targets():

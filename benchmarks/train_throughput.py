@@ -1,0 +1,210 @@
+"""Training throughput of every shipped classifier config: training sentences per second per epoch.
+
+For each ``configs/*.toml`` whose ``model.task`` is ``classifier`` (the others are listed as skipped),
+the shipped corpus is prepared, tokenized and vectorized with that config's settings into a
+temporary work folder (the stages' own code, so the data is what ``pipeline train`` sees), and the
+model is built as the ``train`` stage builds it: ``pipeline.models.build_classifier`` on the
+embedding matrix, the same batches (``SequenceBatches`` with the config's batch size, bucketing and
+class weights), optimizer (``pipeline.train.make_optimizer``, clipping included), loss and seed.
+One warm-up epoch (tracing, first-batch costs) is not timed; then ``--epochs`` epochs are timed one
+by one, training split only (no validation pass, no callbacks writing files). A ridge-readout config
+has no epochs: its closed-form fit over the training split is timed instead, ``--epochs`` times.
+
+The table gives the median seconds per epoch, training sentences per second, and the ratio of each
+config's throughput to the fastest one measured in the same run.
+
+Usage::
+
+    .venv/bin/python benchmarks/train_throughput.py                       # a few minutes on 2 cores
+    .venv/bin/python benchmarks/train_throughput.py --epochs 1            # quicker
+    .venv/bin/python benchmarks/train_throughput.py --configs configs/gru.toml configs/lstm.toml
+    .venv/bin/python benchmarks/train_throughput.py --set train.batch_size=64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))  # run from anywhere without installing
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="*", type=Path, default=None,
+                        help="config files (default: every configs/*.toml; non-classifiers are skipped)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per config, after one warm-up epoch")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override applied to every config, e.g. --set train.batch_size=64 (repeatable)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="where the vectorized corpora go (default: a temporary folder, removed afterwards)")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Measurement:
+    name: str
+    architecture: str
+    parameters: int
+    sentences: int
+    batch_size: int
+    epoch_seconds: list[float]
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.epoch_seconds)
+
+    @property
+    def sentences_per_second(self) -> float:
+        return self.sentences / self.median_seconds
+
+
+def architecture(config) -> str:
+    layers = " > ".join(f"{spec.get('type')}({spec.get('units', '')})" for spec in config.model.layers)
+    embedding = "trainable" if config.model.trainable_embeddings else "frozen"
+    return f"{layers}, {config.model.pooling} pooling, {embedding} emb" + \
+        (", ridge" if config.model.readout == "ridge" else "")
+
+
+def load_classifier_config(path: Path, overrides: list[str], work_dir: Path):
+    """The config with artifacts redirected to work_dir, or (None, why) when it is not a classifier.
+
+    A classifier config has a ``[model]`` table whose ``task`` is ``"classifier"`` (the default);
+    configs of other commands (``[diagnose]``, ``[forecast]``) have no ``[model]`` table at all.
+    """
+    import tomllib
+
+    from pipeline import config as config_module
+    from pipeline.errors import PipelineError
+
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    if "model" not in raw:
+        other = ", ".join(f"[{key}]" for key, value in raw.items() if isinstance(value, dict)) or "no tables"
+        return None, f"no [model] table ({other}): not a classifier config"
+    try:
+        config = config_module.load(path, [*overrides, f'work_dir="{work_dir / path.stem}"',
+                                           f'models_dir="{work_dir / "models"}"'])
+    except PipelineError as error:
+        return None, f"not loadable as a pipeline config ({error})"
+    if getattr(config.model, "task", None) != "classifier":
+        return None, f"model.task = {config.model.task!r}, not a classifier"
+    if not config.corpus.path.startswith("/"):
+        config = config_module.load(path, [*overrides, f'work_dir="{work_dir / path.stem}"',
+                                           f'models_dir="{work_dir / "models"}"',
+                                           f'corpus.path="{REPOSITORY / config.corpus.path}"'])
+    return config, ""
+
+
+class EpochTimer:
+    """Seconds of each epoch (Keras callback, built lazily so Keras is imported only when needed)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.seconds: list[float] = []
+
+            def on_epoch_begin(self, epoch, logs=None) -> None:
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None) -> None:
+                self.seconds.append(time.perf_counter() - self.started)
+
+        return Timer()
+
+
+def measure(name: str, config, epochs: int) -> Measurement:
+    import numpy as np
+
+    from pipeline import seeds
+    from pipeline.batches import SequenceBatches, balanced_class_weights
+    from pipeline.models import build_classifier, trainable_parameters
+    from pipeline.paths import Paths
+    from pipeline.stages import run_stage
+    from pipeline.train import fit_ridge, make_deterministic, make_optimizer
+    from pipeline.vectors import EncodedSplits
+
+    paths = Paths.from_config(config)
+    run_stage("vectorize", config)  # prepare -> tokenize -> vectorize, skipped when up to date
+    make_deterministic(config.seed)
+    settings = config.train
+    splits = EncodedSplits.load(paths.ids)
+    num_classes = len(splits.labels)
+    model = build_classifier(config.model, np.load(paths.embeddings), num_classes,
+                             seeds.child_seed(config.seed, "model"))
+    targets = splits.targets["train"]
+    weights = balanced_class_weights(targets, num_classes)[targets] if settings.class_weights == "balanced" else None
+    batches = SequenceBatches(splits.sequences["train"], targets, settings.batch_size, settings.max_length,
+                              seeds.rng(config.seed, "batches"), settings.bucketing, weights)
+    model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
+    if config.model.readout == "ridge":
+        seconds = []
+        for _ in range(1 + epochs):  # the first fit traces the reservoir: warm-up
+            started = time.perf_counter()
+            fit_ridge(model, batches, config.model.ridge, num_classes)
+            seconds.append(time.perf_counter() - started)
+        seconds = seconds[1:]
+    else:
+        timer = EpochTimer()
+        model.fit(batches, epochs=1 + epochs, verbose=0, callbacks=[timer])
+        seconds = timer.seconds[1:]
+    return Measurement(name, architecture(config), trainable_parameters(model), len(targets),
+                       settings.batch_size, seconds)
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    paths = arguments.configs or sorted((REPOSITORY / "configs").glob("*.toml"))
+    temporary = None
+    work_dir = arguments.work_dir
+    if work_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix="train-throughput-")
+        work_dir = Path(temporary.name)
+    measured: list[Measurement] = []
+    skipped: list[tuple[str, str]] = []
+    try:
+        for path in paths:
+            config, why = load_classifier_config(path, arguments.overrides, work_dir)
+            if config is None:
+                skipped.append((path.name, why))
+                continue
+            print(f"measuring {path.name} ...", file=sys.stderr, flush=True)
+            try:
+                measured.append(measure(path.name, config, arguments.epochs))
+            except Exception as error:  # report and go on with the other configs
+                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+                skipped.append((path.name, f"failed: {type(error).__name__}: {first_line}"))
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+    import keras
+
+    print(f"training throughput, {arguments.epochs} timed epoch(s) after 1 warm-up, training split only; "
+          f"Keras {keras.__version__} ({keras.backend.backend()}), {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if measured:
+        fastest = max(m.sentences_per_second for m in measured)
+        print(f"{'config':<22} {'architecture':<52} {'params':>9} {'batch':>5} {'sent.':>5} "
+              f"{'s/epoch':>8} {'sent./s':>8} {'vs fastest':>10}")
+        for m in sorted(measured, key=lambda m: -m.sentences_per_second):
+            print(f"{m.name:<22} {m.architecture:<52} {m.parameters:>9} {m.batch_size:>5} {m.sentences:>5} "
+                  f"{m.median_seconds:>8.3f} {m.sentences_per_second:>8.0f} {m.sentences_per_second / fastest:>10.2f}")
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    return 0 if measured else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Tests of the real command line, in subprocesses: ``python -m pipeline ...`` and the ``pipeline`` script.
+
+The end-to-end tests (``@pytest.mark.slow``) run ``pipeline run tests/configs/e2e.toml`` once per
+module into a temporary folder (about half a minute on 2 CPU cores), then classify with the run
+folder in fresh processes. The other tests feed bad inputs and check what a user sees: one line on
+stderr starting with ``error:``, exit status 2, no traceback, and nothing half-written.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+E2E_CONFIG = "tests/configs/e2e.toml"
+CONSOLE_SCRIPT = Path(sys.executable).parent / "pipeline"
+STAGES = ("prepare", "tokenize", "vectorize", "train", "evaluate")
+COMMANDS = ("run", *STAGES, "classify")
+LABELS = ["Gourmet", "Keitai", "Kyoto", "Sports"]
+SENTENCES = ["新しいスマホのバッテリーがすぐ切れて困っています。", "昨日の試合は延長戦の末にサヨナラ勝ちでした！"]
+
+# Our log records: "I pipeline.stages: prepare: running" (cli.configure_logging's format).
+LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")
+# TensorFlow's C++ start-up lines (absl, before its logging is initialised; TF_CPP_MIN_LOG_LEVEL does not
+# silence them): "I0000 00:00:1795325617.110748   15998 port.cc:153] oneDNN custom operations are on..."
+TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
+                              r"|To enable the following instructions: )")
+
+
+def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh process from the repository root; stdout/stderr as text."""
+    command = [str(script)] if script else [sys.executable, "-m", "pipeline"]
+    return subprocess.run([*command, *arguments], cwd=REPOSITORY, input=stdin,
+                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def with_config(command: str, config: str | Path, root: Path) -> list[str]:
+    """``run CONFIG`` or ``<stage> --config CONFIG``, with work_dir/models_dir under root."""
+    head = [command, str(config)] if command == "run" else [command, "--config", str(config)]
+    return [*head, *folders(root)]
+
+
+def folders(root: Path) -> list[str]:
+    return ["--set", f'work_dir="{root / "work"}"', "--set", f'models_dir="{root / "models"}"']
+
+
+def written_files(root: Path) -> list[str]:
+    """Every file (and every temporary dot-entry) under root/work and root/models."""
+    found = []
+    for folder in (root / "work", root / "models"):
+        if folder.exists():
+            found += [str(path.relative_to(root)) for path in folder.rglob("*")
+                      if path.is_file() or path.name.startswith(".")]
+    return sorted(found)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2, no traceback, exactly one 'error:' line on stderr, nothing else but log records."""
+    explain = f"exit {result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}"
+    assert result.returncode == 2, explain
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, explain
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, explain
+    strays = [line for line in lines
+              if not line.startswith("error:") and not LOG_RECORD.match(line) and not TENSORFLOW_NOISE.match(line)]
+    assert strays == [], explain
+    for fragment in fragments:
+        assert fragment in errors[0], explain
+    return errors[0]
+
+
+# ------------------------------------------------------------------ help
+def test_top_level_help_lists_every_stage():
+    result = cli("--help")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^ {4}([a-z][\w-]*)(?: {2,}|$)", result.stdout, re.MULTILINE))
+    assert set(COMMANDS) <= listed, result.stdout
+
+
+def listed_commands() -> list[str]:
+    result = cli("--help")
+    return sorted(set(COMMANDS) | set(re.findall(r"^ {4}([a-z][\w-]*)(?: {2,}|$)", result.stdout, re.MULTILINE)))
+
+
+@pytest.mark.parametrize("command", listed_commands())
+def test_every_command_has_help(command):
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"usage: pipeline {command}" in result.stdout
+    assert result.stderr == ""
+
+
+def test_console_script_is_installed_and_runs():
+    assert CONSOLE_SCRIPT.is_file(), f"{CONSOLE_SCRIPT}: run `pip install -e .` (make test does)"
+    result = cli("--version", script=CONSOLE_SCRIPT)
+    assert result.returncode == 0 and result.stdout.startswith("pipeline "), result.stderr
+
+
+# ------------------------------------------------------------------ end to end
+@dataclass
+class EndToEnd:
+    arguments: list[str]
+    result: subprocess.CompletedProcess
+    seconds: float
+    root: Path
+
+    @property
+    def run_folder(self) -> Path:
+        return self.root / "models" / "e2e"
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory) -> EndToEnd:
+    """`pipeline run tests/configs/e2e.toml` into a temporary folder, once per module."""
+    root = tmp_path_factory.mktemp("e2e")
+    arguments = ["run", E2E_CONFIG, *folders(root)]
+    started = time.perf_counter()
+    result = cli(*arguments)
+    seconds = time.perf_counter() - started
+    print(f"\n`pipeline run {E2E_CONFIG}`: {seconds:.1f} s wall time", file=sys.__stderr__)
+    assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"
+    return EndToEnd(arguments, result, seconds, root)
+
+
+@pytest.mark.slow
+def test_run_prints_metrics_and_classifies_the_examples(e2e):
+    stdout = e2e.result.stdout
+    assert re.search(r"^test accuracy \d\.\d{3}  macro-F1 \d\.\d{3}  \(n=\d+\)$", stdout, re.MULTILINE), stdout
+    assert "majority baseline" in stdout and "TF-IDF + logistic regression" in stdout
+    example = re.search(r"^examples:\n(\w+)\t(\d\.\d{3})\t週末は嵐山で紅葉を見ました。$", stdout, re.MULTILINE)
+    assert example and example.group(1) in LABELS, stdout
+    for stage in STAGES:
+        assert f"{stage}: running" in e2e.result.stderr
+    assert "Traceback" not in e2e.result.stderr
+
+
+@pytest.mark.slow
+def test_run_writes_a_complete_run_folder_and_no_temporary_files(e2e):
+    for name in ("model.keras", "config.json", "vocab.json", "labels.json", "history.csv", "metrics.json",
+                 "plots/confusion_matrix.png", "plots/training_curves.png"):
+        assert (e2e.run_folder / name).is_file(), name
+    assert [p.name for p in (e2e.root / "models").iterdir()] == ["e2e"]
+    leftovers = [str(p) for p in e2e.root.rglob(".*")]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_run_beats_the_majority_baseline_by_a_clear_margin(e2e):
+    metrics = json.loads((e2e.run_folder / "metrics.json").read_text(encoding="utf-8"))
+    majority = metrics["baselines"]["majority"]["accuracy"]
+    print(f"\ntest accuracy {metrics['accuracy']:.3f}, majority baseline {majority:.3f}", file=sys.__stderr__)
+    assert metrics["accuracy"] >= majority + 0.2, metrics
+    assert metrics["labels"] == LABELS
+
+
+@pytest.mark.slow
+def test_second_unchanged_run_skips_every_stage(e2e):
+    model_stamp = (e2e.run_folder / "model.keras").stat().st_mtime_ns
+    tokens = e2e.root / "work" / "knb_blog" / "tokens.parquet"
+    tokens_stamp = tokens.stat().st_mtime_ns
+    started = time.perf_counter()
+    result = cli(*e2e.arguments)
+    seconds = time.perf_counter() - started
+    print(f"\nsecond `pipeline run`: {seconds:.1f} s (first: {e2e.seconds:.1f} s)", file=sys.__stderr__)
+    assert result.returncode == 0, result.stderr
+    for stage in STAGES:
+        assert f"{stage}: up to date" in result.stderr, result.stderr
+        assert f"{stage}: running" not in result.stderr, result.stderr
+    assert "Epoch" not in result.stdout
+    assert "test accuracy" in result.stdout
+    assert (e2e.run_folder / "model.keras").stat().st_mtime_ns == model_stamp
+    assert tokens.stat().st_mtime_ns == tokens_stamp
+
+
+def parse_label_lines(stdout: str, texts: list[str]) -> None:
+    lines = stdout.splitlines()
+    assert len(lines) == len(texts), stdout
+    for line, text in zip(lines, texts):
+        label, probability, echoed = line.split("\t")
+        assert label in LABELS and 0.25 <= float(probability) <= 1.0 and echoed == text, line
+
+
+@pytest.mark.slow
+def test_classify_arguments_with_the_console_script(e2e):
+    result = cli("classify", "--model", str(e2e.run_folder), *SENTENCES, script=CONSOLE_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    parse_label_lines(result.stdout, SENTENCES)
+
+
+@pytest.mark.slow
+def test_classify_json_lines_hold_every_class_probability_and_line_errors(e2e):
+    result = cli("classify", "--model", str(e2e.run_folder), "--json", stdin=f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n")
+    assert result.returncode == 2, result.stderr  # one line failed
+    assert "Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [record["line"] for record in records] == [1, 2, 3]
+    assert records[1]["text"] == "" and "empty" in records[1]["error"] and "label" not in records[1]
+    for record, text in zip([records[0], records[2]], SENTENCES):
+        assert record["text"] == text
+        assert list(record["probabilities"]) == LABELS
+        assert abs(sum(record["probabilities"].values()) - 1.0) < 1e-5
+        assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
+        assert record["probability"] == pytest.approx(max(record["probabilities"].values()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["file", "file-dash-stdin", "piped-stdin"])
+def test_classify_reads_a_file_or_stdin(e2e, tmp_path, source):
+    text = "\n".join(SENTENCES) + "\n"
+    (tmp_path / "sentences.txt").write_text(text, encoding="utf-8")
+    arguments = {"file": (["--file", str(tmp_path / "sentences.txt")], None),
+                 "file-dash-stdin": (["--file", "-"], text),
+                 "piped-stdin": ([], text)}[source]
+    result = cli("classify", "--model", str(e2e.run_folder), *arguments[0], stdin=arguments[1])
+    assert result.returncode == 0, result.stderr
+    parse_label_lines(result.stdout, SENTENCES)
+
+
+@pytest.mark.slow
+def test_classify_empty_line_is_an_error_for_that_line_only(e2e, tmp_path):
+    (tmp_path / "sentences.txt").write_text(f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n", encoding="utf-8")
+    result = cli("classify", "--model", str(e2e.run_folder), "--file", str(tmp_path / "sentences.txt"))
+    assert_user_error(result, "line 2", "empty")
+    parse_label_lines(result.stdout, SENTENCES)
+
+
+@pytest.mark.slow
+def test_classify_corrupt_run_folder(e2e, tmp_path):
+    copy = Path(shutil.copytree(e2e.run_folder, tmp_path / "run"))
+    data = (copy / "model.keras").read_bytes()
+    (copy / "model.keras").write_bytes(data[: len(data) // 2])
+    assert_user_error(cli("classify", "--model", str(copy), SENTENCES[0]), "model.keras")
+
+
+@pytest.mark.parametrize("command, layers, key", [("run", '[{type="gru", units=32, dropout=1.5}]', "dropout"),
+                                                  ("train", '[{type="gru", units=0}]', "units"),
+                                                  ("run", '[{type="gru", unit=32}]', "unit")],
+                         ids=["dropout-1.5", "units-0", "typo"])
+def test_invalid_layer_options_fail_before_any_stage(tmp_path, command, layers, key):
+    result = cli(*with_config(command, E2E_CONFIG, tmp_path), "--set", f"model.layers={layers}")
+    assert_user_error(result, f"model.layers[0].{key}")
+    assert written_files(tmp_path) == []
+
+
+# ------------------------------------------------------------------ bad inputs
+def test_missing_run_folder(tmp_path):
+    assert_user_error(cli("classify", "--model", str(tmp_path / "no-such-run"), SENTENCES[0]), "no-such-run")
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_missing_config_file(tmp_path, command):
+    assert_user_error(cli(*with_config(command, tmp_path / "nope.toml", tmp_path)), "nope.toml", "not found")
+    assert written_files(tmp_path) == []
+
+
+def test_invalid_toml(tmp_path):
+    (tmp_path / "broken.toml").write_text("[train\nepochs = 3\n", encoding="utf-8")
+    assert_user_error(cli(*with_config("prepare", tmp_path / "broken.toml", tmp_path)), "broken.toml", "TOML")
+    assert written_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("command, old, new, nearest", [("run", "epochs = 8", "epoch = 8", "epochs"),
+                                                         ("prepare", "seed = 7", "sead = 7", "seed"),
+                                                         ("train", "[train]", "[trian]", "train"),
+                                                         ("vectorize", 'pooling = "mean"', 'poolng = "mean"', "pooling")])
+def test_unknown_config_key_names_the_nearest_valid_key(tmp_path, command, old, new, nearest):
+    text = (REPOSITORY / E2E_CONFIG).read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "typo.toml").write_text(text.replace(old, new), encoding="utf-8")
+    message = assert_user_error(cli(*with_config(command, tmp_path / "typo.toml", tmp_path)), "typo.toml")
+    assert f"did you mean '{nearest}'" in message
+    assert written_files(tmp_path) == []
+
+
+def test_unknown_key_in_a_set_override(tmp_path):
+    message = assert_user_error(cli("run", E2E_CONFIG, *folders(tmp_path), "--set", "train.learning_rat=0.1"))
+    assert "did you mean 'learning_rate'" in message
+    assert written_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["prepare", "run"])
+def test_quiet_config_error_is_exactly_one_line_on_stderr(tmp_path, command):
+    """With --quiet nothing but the error reaches stderr (no log lines, no library start-up chatter)."""
+    result = cli("--quiet", *with_config(command, E2E_CONFIG, tmp_path), "--set", "train.epoch=3")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [result.stderr.strip()] and result.stderr.startswith("error:"), result.stderr
+
+
+def test_missing_corpus_path(tmp_path):
+    result = cli("run", E2E_CONFIG, *folders(tmp_path), "--set", f'corpus.path="{tmp_path / "no-such-corpus"}"')
+    assert_user_error(result, "no-such-corpus", "not found")
+    assert written_files(tmp_path) == []
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label", encoding: str = "utf-8") -> Path:
+    path.write_bytes((header + "\n" + "".join(f"{text},{label}\n" for text, label in rows)).encode(encoding))
+    return path
+
+
+def table_corpus(path: Path) -> list[str]:
+    return ["--set", 'corpus.format="table"', "--set", f'corpus.path="{path}"']
+
+
+def knb_corpus(root: Path) -> list[str]:
+    return ["--set", f'corpus.path="{root}"']
+
+
+def bad_corpus(kind: str, folder: Path) -> tuple[list[str], tuple[str, ...]]:
+    """Settings that point the e2e config at a broken corpus, and fragments the error must hold."""
+    rows = [(f"{label}の文その{i}です。", label) for label in ("犬", "猫") for i in range(6)]
+    if kind == "empty-knb-file":
+        (folder / "knb" / "corpus2").mkdir(parents=True)
+        (folder / "knb" / "corpus2" / "Empty.tsv").write_bytes(b"")
+        return knb_corpus(folder / "knb"), ("knb", "no sentences")
+    if kind == "empty-csv-file":
+        (folder / "corpus.csv").write_bytes(b"")
+        return table_corpus(folder / "corpus.csv"), ("corpus.csv",)
+    if kind == "csv-header-only":
+        return table_corpus(write_csv(folder / "corpus.csv", [])), ("corpus.csv", "no sentences")
+    if kind == "too-few-examples":
+        path = write_csv(folder / "corpus.csv", rows + [("鳥の文です。", "鳥"), ("鳥がいた。", "鳥")])
+        return table_corpus(path), ("corpus.csv", "label '鳥'", "2 example")
+    if kind == "missing-column":
+        path = write_csv(folder / "corpus.csv", rows, header="sentence,label")
+        return table_corpus(path), ("corpus.csv", "'text'", "sentence")
+    if kind == "undecodable-bytes":
+        # Latin-1 é followed by ',' is invalid UTF-8 (bad continuation), EUC-JP and cp932 (bad trail byte)
+        path = write_csv(folder / "corpus.csv", [(f"café numéro {i}", "A" if i % 2 else "B") for i in range(12)],
+                         encoding="latin-1")
+        return table_corpus(path), ("corpus.csv:2", "utf-8", "euc-jp", "cp932")
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["empty-knb-file", "empty-csv-file", "csv-header-only", "too-few-examples",
+                                  "missing-column", "undecodable-bytes"])
+def test_bad_corpus_is_one_error_line_and_writes_nothing(tmp_path, kind):
+    corpus_folder = tmp_path / "corpus"
+    corpus_folder.mkdir()
+    settings, fragments = bad_corpus(kind, corpus_folder)
+    result = cli("prepare", "--config", E2E_CONFIG, *folders(tmp_path), *settings)
+    assert_user_error(result, *fragments)
+    assert written_files(tmp_path) == []
+
+
+def test_bad_corpus_through_run_writes_nothing(tmp_path):
+    corpus_folder = tmp_path / "corpus"
+    corpus_folder.mkdir()
+    settings, fragments = bad_corpus("too-few-examples", corpus_folder)
+    assert_user_error(cli("run", E2E_CONFIG, *folders(tmp_path), *settings), *fragments)
+    assert written_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("command, setting, key", [("run", "train.epochs=0", "train.epochs"),
+                                                   ("prepare", "corpus.test_fraction=1.5", "corpus.test_fraction"),
+                                                   ("train", 'train.optimizer="adamw"', "train.optimizer"),
+                                                   ("prepare", 'train.batch_size="big"', "train.batch_size"),
+                                                   ("prepare", "train.clipnorm=1.0", "train.clipvalue")])
+def test_invalid_config_value(tmp_path, command, setting, key):
+    overrides = ["--set", setting] + (["--set", "train.clipvalue=0.5"] if key == "train.clipvalue" else [])
+    assert_user_error(cli(*with_config(command, E2E_CONFIG, tmp_path), *overrides), key)
+    assert written_files(tmp_path) == []
+
+
+def test_unreadable_config_encoding(tmp_path):
+    (tmp_path / "latin.toml").write_bytes('run_name = "café"\n'.encode("latin-1"))
+    assert_user_error(cli(*with_config("prepare", tmp_path / "latin.toml", tmp_path)), "latin.toml", "UTF-8")
+
+
+@pytest.mark.slow
+def test_classify_without_any_text(e2e):
+    assert_user_error(cli("classify", "--model", str(e2e.run_folder)), "no text to classify")
