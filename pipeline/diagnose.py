@@ -138,6 +138,7 @@ def gradient_norms(
     learning_rate: float = 0.05,
     clipnorm: float | None = None,
     seed: int = 0,
+    measure_initial: bool = True,
 ) -> pd.DataFrame:
     """Mean ``||dL/dh_t||`` per step at initialisation and, with ``train_steps > 0``, after training.
 
@@ -149,6 +150,7 @@ def gradient_norms(
         learning_rate: SGD learning rate.
         clipnorm: clip each update by global norm (Keras ``global_clipnorm``); ``None`` for no clipping.
         seed: one seed, split into weights, training data and the measurement batch.
+        measure_initial: also measure at initialisation (False when a caller already has it).
 
     Returns:
         DataFrame with ``COLUMNS``: ``architecture``, ``phase`` (``initial``, ``trained`` or
@@ -175,7 +177,8 @@ def gradient_norms(
     probe_inputs, probe_targets = memory_task(
         batch_size, timesteps, features, memory_steps=memory_steps, rng=np.random.default_rng(probe_seed)
     )
-    frames = [_measure(model, probe_inputs, probe_targets, architecture, "initial", 0, clipnorm=None)]
+    frames = [_measure(model, probe_inputs, probe_targets, architecture, "initial", 0, clipnorm=None)] \
+        if measure_initial else []
     if train_steps > 0:
         optimizer = keras.optimizers.SGD(learning_rate=learning_rate, global_clipnorm=clipnorm)
         model.compile(optimizer=optimizer, loss="mse", jit_compile=False)
@@ -248,8 +251,8 @@ def run_gradient_diagnostics(
     for architecture in architectures:
         frames.append(gradient_norms(architecture, clipnorm=None, **options))
         if train_steps > 0 and clipnorm is not None:
-            clipped = gradient_norms(architecture, clipnorm=clipnorm, **options)
-            frames.append(clipped[clipped["phase"] != "initial"])
+            # same seed, same initial weights: the initial phase is already measured above
+            frames.append(gradient_norms(architecture, clipnorm=clipnorm, measure_initial=False, **options))
     table = pd.concat(frames, ignore_index=True)
     out_dir = Path(out_dir)
     csv_path = out_dir / "gradient_norms.csv"
