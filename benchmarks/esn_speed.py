@@ -11,7 +11,7 @@ Variants of ours (all return every state, ``(batch, steps, units)``):
 
 * ``graph``: ``model.predict_on_batch``, a TensorFlow graph ``while`` loop;
 * ``xla``: the same with ``model.jit_compile = True``: one fused XLA loop (the default of
-  ``pipeline.timeseries.forecast``); float32 and float64 (ReservoirPy computes in float64
+  ``pipeline.forecast.timeseries.forecast``); float32 and float64 (ReservoirPy computes in float64
   with a sparse CSR W, ours multiplies by the dense W);
 * ``eager`` (``--eager``): calling the layer eagerly, stepping in Python; slow, for reference.
 
@@ -41,8 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipeline.forecast.timeseries import mackey_glass  # noqa: E402
 from pipeline.layers.esn import Reservoir  # noqa: E402
-from pipeline.timeseries import mackey_glass  # noqa: E402
 
 
 def parse_arguments(argv=None):

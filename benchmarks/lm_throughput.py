@@ -3,7 +3,7 @@
 Two regimes, each timed for two models of the same size (embedding -> one LSTM -> softmax over
 the vocabulary, untied, Adam):
 
-* ``sentences`` (full BPTT on padded, masked sentences). Ours: ``pipeline.generator.LanguageModelBatches``
+* ``sentences`` (full BPTT on padded, masked sentences). Ours: ``pipeline.language_model.data.LanguageModelBatches``
   (length bucketing, each batch padded to its own longest sentence) feeding ``build_generator``
   compiled with ``TokenCrossEntropy`` and the ``Perplexity`` metric, as ``pipeline train`` does.
   Reference: ``Input -> Embedding(mask_zero) -> LSTM(return_sequences) -> Dense(softmax)`` built from
@@ -47,14 +47,16 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline import config as config_module  # noqa: E402
-from pipeline.generator import (  # noqa: E402
+from pipeline.language_model.data import (  # noqa: E402
     LanguageModelBatches,
-    ResetStates,
-    TokenCrossEntropy,
-    build_generator,
-    reset_states,
+    Perplexity,
+    TBPTTDataset,
+    teacher_forcing_pairs,
+    token_stream,
 )
-from pipeline.lm_data import Perplexity, TBPTTDataset, teacher_forcing_pairs, token_stream  # noqa: E402
+from pipeline.language_model.evaluate import reset_states  # noqa: E402
+from pipeline.language_model.model import TokenCrossEntropy, build_generator  # noqa: E402
+from pipeline.language_model.train import ResetStates  # noqa: E402
 
 BOS, EOS = 2, 3  # the pipeline's vocabulary order for language models: <pad>, <unk>, <s>, </s>, words
 
@@ -80,7 +82,7 @@ def corpus_sequences(arguments, work_dir: Path) -> list[np.ndarray]:
     """Training-split ids of configs/generator.toml, through the pipeline's own stages."""
     from pipeline.paths import Paths
     from pipeline.stages import run_stage
-    from pipeline.vectors import EncodedSplits
+    from pipeline.text.vectors import EncodedSplits
 
     config = config_module.load(REPOSITORY / "configs" / "generator.toml", [
         f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', f'work_dir="{work_dir}"',

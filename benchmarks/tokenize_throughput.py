@@ -3,7 +3,7 @@
 Three ways over the same sentences (the shipped KNB-style corpus, normalised as ``prepare`` does,
 repeated to ``--sentences``):
 
-(a) ours: ``pipeline.tokenize.Tokenizer(TokenizeConfig()).tokenize(sentences)``, which pipes the
+(a) ours: ``pipeline.text.tokenize.Tokenizer(TokenizeConfig()).tokenize(sentences)``, which pipes the
     texts through GiNZA and collects surface, lemma, norm and POS of every token;
 (b) reference: ``spacy.load("ja_ginza")`` with every pipeline component excluded, ``nlp.pipe`` over
     the sentences, iterating the docs and touching nothing;
@@ -52,7 +52,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def load_sentences(corpus: Path, count: int) -> list[str]:
     """The corpus sentences, normalised as ``prepare`` does, repeated (in order) to ``count``."""
-    from pipeline.corpora import normalize, read_knb
+    from pipeline.text.corpora import normalize, read_knb
 
     unique = [text for text in (normalize(t) for t in read_knb(corpus)["text"]) if text]
     repeats = -(-count // len(unique))
@@ -72,8 +72,8 @@ def main(argv=None) -> int:
     import spacy
     import sudachipy
 
-    from pipeline.config import TokenizeConfig
-    from pipeline.tokenize import Tokenizer
+    from pipeline.sections import TokenizeConfig
+    from pipeline.text.tokenize import Tokenizer
 
     settings = TokenizeConfig() if arguments.batch_size is None else TokenizeConfig(batch_size=arguments.batch_size)
     sentences = load_sentences(arguments.corpus, arguments.sentences)

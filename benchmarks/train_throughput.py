@@ -3,9 +3,9 @@
 For each ``configs/*.toml`` whose ``model.task`` is ``classifier`` (the others are listed as skipped),
 the shipped corpus is prepared, tokenized and vectorized with that config's settings into a
 temporary work folder (the stages' own code, so the data is what ``pipeline train`` sees), and the
-model is built as the ``train`` stage builds it: ``pipeline.models.build_classifier`` on the
+model is built as the ``train`` stage builds it: ``pipeline.classifier.model.build_classifier`` on the
 embedding matrix, the same batches (``SequenceBatches`` with the config's batch size, bucketing and
-class weights), optimizer (``pipeline.train.make_optimizer``, clipping included), loss and seed.
+class weights), optimizer (``pipeline.training.make_optimizer``, clipping included), loss and seed.
 One warm-up epoch (tracing, first-batch costs) is not timed; then ``--epochs`` epochs are timed one
 by one, training split only (no validation pass, no callbacks writing files). A ridge-readout config
 has no epochs: its closed-form fit over the training split is timed instead, ``--epochs`` times.
@@ -126,12 +126,14 @@ def measure(name: str, config, epochs: int) -> Measurement:
     import numpy as np
 
     from pipeline import seeds
-    from pipeline.batches import SequenceBatches, balanced_class_weights
-    from pipeline.models import build_classifier, trainable_parameters
+    from pipeline.classifier.model import build_classifier
+    from pipeline.classifier.train import fit_ridge
+    from pipeline.models import trainable_parameters
     from pipeline.paths import Paths
     from pipeline.stages import run_stage
-    from pipeline.train import fit_ridge, make_deterministic, make_optimizer
-    from pipeline.vectors import EncodedSplits
+    from pipeline.text.batches import SequenceBatches, balanced_class_weights
+    from pipeline.text.vectors import EncodedSplits
+    from pipeline.training import make_deterministic, make_optimizer
 
     paths = Paths.from_config(config)
     run_stage("vectorize", config)  # prepare -> tokenize -> vectorize, skipped when up to date

@@ -159,12 +159,12 @@ def command_stage(args: argparse.Namespace) -> int:
 
 
 def print_metrics(config) -> None:
-    from pipeline import evaluate, generator
     from pipeline import io as artifact_io
     from pipeline.paths import Paths, RunPaths
+    from pipeline.stages import task_part
 
     run = RunPaths(Paths.from_config(config).run)
-    summary = generator.summary if config.model.task == "generator" else evaluate.summary
+    summary = task_part(config, "summary")
     print(f"run {run.root}")
     print(summary(artifact_io.read_json(run.metrics)))
 
@@ -176,8 +176,9 @@ def print_samples(samples: list[dict], as_json: bool) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     config = load_config(args)
-    from pipeline.classify import classify, load_run
+    from pipeline.classifier.predict import classify
     from pipeline.paths import Paths
+    from pipeline.runs import load_run
     from pipeline.stages import PIPELINE, run_stage
 
     for name in PIPELINE:
@@ -193,9 +194,9 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def run_generate_examples(config) -> int:
-    from pipeline.classify import load_run
-    from pipeline.generate import Sampling, generate
+    from pipeline.language_model.generate import Sampling, generate
     from pipeline.paths import Paths
+    from pipeline.runs import load_run
 
     settings = config.generate
     run = load_run(Paths.from_config(config).run)
@@ -209,12 +210,12 @@ def run_generate_examples(config) -> int:
 
 
 def command_generate(args: argparse.Namespace) -> int:
-    from pipeline.classify import load_run
-    from pipeline.generate import Sampling, generate
+    from pipeline.language_model.generate import Sampling, generate
+    from pipeline.runs import load_run
 
     if args.max_tokens < 1 or args.num < 1:
         raise PipelineError("--max-tokens and --num must be >= 1")
-    from pipeline.sampling import check_settings
+    from pipeline.language_model.sampling import check_settings
 
     sampling = Sampling(args.temperature, args.top_k, args.top_p, args.greedy, args.max_tokens)
     check_settings(sampling.temperature, sampling.top_k, sampling.top_p)
@@ -249,8 +250,9 @@ def command_diagnose(args: argparse.Namespace) -> int:
 
 def command_forecast(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
-    from pipeline import timeseries
+    from pipeline.forecast import timeseries
     from pipeline.paths import Paths, RunPaths
+    from pipeline.plots import plot_forecast
 
     config = load_config(args)
     settings = config.forecast
@@ -265,7 +267,7 @@ def command_forecast(args: argparse.Namespace) -> int:
     run = RunPaths(Paths.from_config(config).run)
     with artifact_io.atomic_directory(run.root) as folder:
         artifact_io.write_json(RunPaths(folder).metrics, {**result["metrics"], "config": config.to_dict()["forecast"]})
-        timeseries.plot_forecast(result, folder / "forecast.png")
+        plot_forecast(result, folder / "forecast.png")
     for key, value in result["metrics"].items():
         print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
     print(f"wrote {run.metrics} and {run.root / 'forecast.png'}")
@@ -292,7 +294,8 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 
 
 def command_classify(args: argparse.Namespace) -> int:
-    from pipeline.classify import classify, load_run
+    from pipeline.classifier.predict import classify
+    from pipeline.runs import load_run
 
     run = load_run(args.model)
     if run.config.model.task != "classifier":

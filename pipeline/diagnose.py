@@ -41,8 +41,9 @@ import pandas as pd
 import tensorflow as tf
 
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path, save_figure
+from pipeline.io import atomic_path
 from pipeline.layers.elman import Elman
+from pipeline.plots import plot_gradient_norms
 
 logger = logging.getLogger(__name__)
 
@@ -259,33 +260,6 @@ def run_gradient_diagnostics(
     png_path = out_dir / "gradient_norms.png"
     with atomic_path(csv_path, suffix=".csv") as temporary:
         table.to_csv(temporary, index=False)
-    save_figure(_plot(table), png_path)
+    plot_gradient_norms(table, png_path)
     logger.info("wrote %s and %s", csv_path, png_path)
     return {"csv": csv_path, "png": png_path}
-
-
-def _plot(table: pd.DataFrame):
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; chosen here, not at import
-    import matplotlib.pyplot as plt
-
-    line_styles = {"initial": "-", "trained": "--", "trained_clipped": ":"}
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, (architecture, rows) in enumerate(table.groupby("architecture", sort=False)):
-        for phase, phase_rows in rows.groupby("phase", sort=False):
-            label = architecture if phase == "initial" else f"{architecture} ({phase.replace('_', ', ')})"
-            axes.plot(
-                phase_rows["distance_from_loss"], phase_rows["grad_norm"],
-                line_styles.get(phase, "-"), color=colors[index % len(colors)], label=label,
-                linewidth=max(0.8, 3.0 - 0.6 * index),  # wider first: coinciding curves stay visible
-            )
-    axes.set_yscale("log")
-    axes.set_xlabel("distance from the loss (time steps)")
-    axes.set_ylabel("mean ||dL/dh_t||")
-    axes.set_title("Gradient reaching the hidden state, by distance from the loss")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
-    plt.close(figure)
-    return figure

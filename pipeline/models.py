@@ -7,10 +7,9 @@ and our ``elman`` and ``esn``) is a builder function registered with
 you mean") and value types against the signature, and a new kind needs no
 change anywhere else.
 
-A classifier is: token ids ``(batch, timesteps)`` -> embedding with masking
-``(batch, timesteps, dim)`` -> recurrent stack (``return_sequences`` on all but
-the last, or on all when pooling over time) -> pooling ``(batch, units)`` ->
-optional dense layer -> softmax ``(batch, classes)``.
+Every task builds its network from the same pieces: :func:`embedding` (ids
+``(batch, timesteps)`` -> ``(batch, timesteps, dim)`` with masking),
+:func:`recurrent_stack` over the ``[[model.layers]]`` tables, and the initializers.
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipeline.config import ModelConfig, nearest
+from pipeline.config import nearest
 from pipeline.errors import PipelineError
+from pipeline.sections import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -157,47 +157,6 @@ def esn(units: int = 500, leak_rate: float = 0.3, spectral_radius: float = 0.9, 
                      stateful=context.stateful, name=context.name)
 
 
-@keras.saving.register_keras_serializable(package="pipeline")
-class MaskedGlobalPooling(keras.layers.Layer):
-    """Mean or max over time of ``(batch, timesteps, features)``, ignoring masked steps.
-
-    Keras' global pooling layers either ignore the mask (max) or are not
-    guaranteed to skip zero-padded steps, so padding would leak into the result.
-
-    Args:
-        mode: ``"mean"`` or ``"max"``.
-
-    Returns:
-        ``(batch, features)``.
-    """
-
-    def __init__(self, mode: str = "mean", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if mode not in ("mean", "max"):
-            raise ValueError(f"mode must be 'mean' or 'max', got {mode!r}")
-        self.mode = mode
-        self.supports_masking = True
-
-    def call(self, inputs: Any, mask: Any = None) -> Any:
-        ops = keras.ops
-        if mask is None:
-            return ops.mean(inputs, axis=1) if self.mode == "mean" else ops.max(inputs, axis=1)
-        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        if self.mode == "mean":
-            return ops.sum(inputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
-        lowest = ops.min(inputs) - 1.0
-        return ops.max(ops.where(weights > 0, inputs, lowest), axis=1)
-
-    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
-        return None
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return (input_shape[0], input_shape[2])
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "mode": self.mode}
-
-
 def kernel_initializer(settings: ModelConfig, seed: int) -> keras.initializers.Initializer:
     """Glorot (Xavier) uniform by default: variance 2 / (fan_in + fan_out) keeps activations in range."""
     if settings.initializer == "uniform":
@@ -238,38 +197,6 @@ def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_seque
 
 def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str = "embedding") -> keras.layers.Embedding:
     return keras.layers.Embedding(vocabulary_size, dimension, mask_zero=True, trainable=trainable, name=name)
-
-
-def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_classes: int,
-                     seed: int) -> keras.Model:
-    """Embedding -> recurrent stack -> pooling -> [dense] -> softmax over ``num_classes``.
-
-    The embedding starts from ``embedding_matrix`` ``(vocabulary, dim)``; it is
-    set after building rather than passed as an initializer, so the saved
-    config stays small.
-    """
-    vocabulary_size, dimension = embedding_matrix.shape
-    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings)
-    x = embed(token_ids)
-    pooled = settings.pooling != "last"
-    x = recurrent_stack(x, settings, seed, last_returns_sequences=pooled)
-    if pooled:
-        x = MaskedGlobalPooling(settings.pooling, name=f"{settings.pooling}_pooling")(x)
-    if settings.dense_units:
-        x = keras.layers.Dense(settings.dense_units, activation="relu", name="dense",
-                               kernel_initializer=kernel_initializer(settings, seed + 50))(x)
-        if settings.dense_dropout:
-            x = keras.layers.Dropout(settings.dense_dropout, seed=seed + 51, name="dense_dropout")(x)
-    if settings.readout == "ridge":
-        x = keras.layers.Dense(num_classes, name="readout")(x)
-        outputs = keras.layers.Activation("softmax", name="probabilities")(x)
-    else:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
-                                     kernel_initializer=kernel_initializer(settings, seed + 52))(x)
-    model = keras.Model(token_ids, outputs, name="classifier")
-    embed.set_weights([embedding_matrix])
-    return model
 
 
 def trainable_parameters(model: keras.Model) -> int:

@@ -39,7 +39,7 @@ class Stage:
         settings: the config values that change the result.
         inputs: files read; their contents go into the fingerprint.
         outputs: files written; a missing or changed one forces a re-run.
-        code: source files (relative to the package) whose text goes into the fingerprint.
+        code: source files or glob patterns (relative to the package) whose text goes into the fingerprint.
         action: ``action(config, paths) -> dict`` does the work.
     """
 
@@ -63,6 +63,11 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def code_files(stage: Stage) -> list[Path]:
+    """The package files named by ``stage.code``: paths or glob patterns relative to the package."""
+    return sorted({path for pattern in stage.code for path in PACKAGE.glob(pattern) if path.is_file()})
+
+
 def fingerprint(stage: Stage, config: Config, paths: Paths) -> str:
     inputs = stage.inputs(config, paths)
     for path in inputs:
@@ -72,7 +77,7 @@ def fingerprint(stage: Stage, config: Config, paths: Paths) -> str:
         "stage": stage.name,
         "settings": stage.settings(config),
         "inputs": {str(path): file_digest(path) for path in inputs},
-        "code": {name: file_digest(PACKAGE / name) for name in stage.code if (PACKAGE / name).is_file()},
+        "code": {str(path.relative_to(PACKAGE)): file_digest(path) for path in code_files(stage)},
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -124,8 +129,39 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
     return {"skipped": False, **result}
 
 
+@dataclass(frozen=True)
+class Task:
+    """What ``model.task`` selects: where its train and evaluate actions and its summary live.
+
+    Names are ``"module:attribute"`` strings, imported on first use, so the frame
+    imports no task folder and a command pays only for the task it runs.
+    """
+
+    train: str
+    evaluate: str
+    summary: str
+    specials: str | None = None  # vocabulary entries the task adds, e.g. <s> and </s>
+
+
+TASKS: dict[str, Task] = {
+    "classifier": Task("pipeline.classifier.train:train_classifier", "pipeline.classifier.evaluate:evaluate_classifier",
+                       "pipeline.classifier.evaluate:summary"),
+    "generator": Task("pipeline.language_model.train:train_generator",
+                      "pipeline.language_model.evaluate:evaluate_generator",
+                      "pipeline.language_model.evaluate:summary", "pipeline.language_model.model:SPECIALS"),
+}
+
+
+def task_part(config: Config, part: str) -> Any:
+    """The object named by ``TASKS[config.model.task].<part>``, imported now."""
+    import importlib
+
+    module, attribute = getattr(TASKS[config.model.task], part).split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def _prepare(config: Config, paths: Paths) -> dict:
-    from pipeline import corpora
+    from pipeline.text import corpora
 
     table = corpora.prepare_table(config)
     corpora.write_table(table, paths.prepared)
@@ -133,8 +169,8 @@ def _prepare(config: Config, paths: Paths) -> dict:
 
 
 def _tokenize(config: Config, paths: Paths) -> dict:
-    from pipeline import corpora
-    from pipeline.tokenize import tokenize_table
+    from pipeline.text import corpora
+    from pipeline.text.tokenize import tokenize_table
 
     table = tokenize_table(corpora.read_table_artifact(paths.prepared, "prepare"), config.tokenize)
     corpora.write_table(table, paths.tokens)
@@ -144,35 +180,22 @@ def _tokenize(config: Config, paths: Paths) -> dict:
 def _vectorize(config: Config, paths: Paths) -> dict:
     import pandas as pd
 
-    from pipeline.generator import SPECIALS
-    from pipeline.vectors import vectorize
+    from pipeline.text.vectors import vectorize
 
-    specials = SPECIALS if config.model.task == "generator" else ()
+    specials = task_part(config, "specials") if TASKS[config.model.task].specials else ()
     return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
 
 
 def _train(config: Config, paths: Paths) -> dict:
-    if config.model.task == "generator":
-        from pipeline.generator import train_generator
-
-        return train_generator(config, paths)
-    from pipeline.train import train_classifier
-
-    return train_classifier(config, paths)
+    return task_part(config, "train")(config, paths)
 
 
 def _evaluate(config: Config, paths: Paths) -> dict:
-    if config.model.task == "generator":
-        from pipeline.generator import evaluate_generator
-
-        return evaluate_generator(config, paths)
-    from pipeline.evaluate import evaluate_classifier
-
-    return evaluate_classifier(config, paths)
+    return task_part(config, "evaluate")(config, paths)
 
 
 def _corpus_files(config: Config, paths: Paths) -> list[Path]:
-    from pipeline.corpora import input_files
+    from pipeline.text.corpora import input_files
 
     return input_files(config.corpus)
 
@@ -192,21 +215,22 @@ def register(stage: Stage) -> Stage:
 
 
 register(Stage("prepare", None, lambda c: {"seed": c.seed, "corpus": c.to_dict()["corpus"]},
-               _corpus_files, lambda c, p: [p.prepared], ("corpora.py",), _prepare))
+               _corpus_files, lambda c, p: [p.prepared], ("text/corpora.py",), _prepare))
 register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
-               lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("tokenize.py",), _tokenize))
+               lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("text/tokenize.py",), _tokenize))
 register(Stage("vectorize", "tokenize",
                lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
                           "embedding_dim": c.model.embedding_dim, "task": c.model.task},
                lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
-               ("vectors.py", "vocab.py"), _vectorize))
+               ("text/vectors.py", "text/vocab.py"), _vectorize))
 register(Stage("train", "vectorize",
                lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify", "generate")},
                lambda c, p: [p.vocab, p.embeddings, p.ids], _run_files,
-               ("train.py", "generator.py", "models.py", "batches.py", "lm_data.py", "layers/elman.py",
-                "layers/esn.py"), _train))
+               ("training.py", "runs.py", "models.py", "text/batches.py", "classifier/*.py", "language_model/model.py",
+                "language_model/data.py", "language_model/train.py", "layers/*.py"), _train))
 register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
                lambda c, p: [*_run_files(c, p), p.ids, p.tokens],
-               lambda c, p: [RunPaths(p.run).metrics], ("evaluate.py", "generator.py", "ngram.py"), _evaluate))
+               lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py"),
+               _evaluate))
 
 PIPELINE = ("prepare", "tokenize", "vectorize", "train", "evaluate")

@@ -16,41 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import KNB_LABELS, REPOSITORY, assert_user_error, cli, folders, write_csv
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 E2E_CONFIG = "tests/configs/e2e.toml"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pipeline"
 STAGES = ("prepare", "tokenize", "vectorize", "train", "evaluate")
 COMMANDS = ("run", *STAGES, "classify")
-LABELS = ["Gourmet", "Keitai", "Kyoto", "Sports"]
 SENTENCES = ["新しいスマホのバッテリーがすぐ切れて困っています。", "昨日の試合は延長戦の末にサヨナラ勝ちでした！"]
-
-# Our log records: "I pipeline.stages: prepare: running" (cli.configure_logging's format).
-LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")
-# TensorFlow's C++ start-up lines (absl, before its logging is initialised; TF_CPP_MIN_LOG_LEVEL does not
-# silence them): "I0000 00:00:1795325617.110748   15998 port.cc:153] oneDNN custom operations are on..."
-TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
-                              r"|To enable the following instructions: )")
-
-
-def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the CLI in a fresh process from the repository root; stdout/stderr as text."""
-    command = [str(script)] if script else [sys.executable, "-m", "pipeline"]
-    return subprocess.run([*command, *arguments], cwd=REPOSITORY, input=stdin,
-                          stdin=None if stdin is not None else subprocess.DEVNULL,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
 
 def with_config(command: str, config: str | Path, root: Path) -> list[str]:
     """``run CONFIG`` or ``<stage> --config CONFIG``, with work_dir/models_dir under root."""
     head = [command, str(config)] if command == "run" else [command, "--config", str(config)]
     return [*head, *folders(root)]
-
-
-def folders(root: Path) -> list[str]:
-    return ["--set", f'work_dir="{root / "work"}"', "--set", f'models_dir="{root / "models"}"']
 
 
 def written_files(root: Path) -> list[str]:
@@ -61,22 +39,6 @@ def written_files(root: Path) -> list[str]:
             found += [str(path.relative_to(root)) for path in folder.rglob("*")
                       if path.is_file() or path.name.startswith(".")]
     return sorted(found)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, no traceback, exactly one 'error:' line on stderr, nothing else but log records."""
-    explain = f"exit {result.returncode}\nstdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-4000:]}"
-    assert result.returncode == 2, explain
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, explain
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, explain
-    strays = [line for line in lines
-              if not line.startswith("error:") and not LOG_RECORD.match(line) and not TENSORFLOW_NOISE.match(line)]
-    assert strays == [], explain
-    for fragment in fragments:
-        assert fragment in errors[0], explain
-    return errors[0]
 
 
 # ------------------------------------------------------------------ help
@@ -138,7 +100,7 @@ def test_run_prints_metrics_and_classifies_the_examples(e2e):
     assert re.search(r"^test accuracy \d\.\d{3}  macro-F1 \d\.\d{3}  \(n=\d+\)$", stdout, re.MULTILINE), stdout
     assert "majority baseline" in stdout and "TF-IDF + logistic regression" in stdout
     example = re.search(r"^examples:\n(\w+)\t(\d\.\d{3})\t週末は嵐山で紅葉を見ました。$", stdout, re.MULTILINE)
-    assert example and example.group(1) in LABELS, stdout
+    assert example and example.group(1) in KNB_LABELS, stdout
     for stage in STAGES:
         assert f"{stage}: running" in e2e.result.stderr
     assert "Traceback" not in e2e.result.stderr
@@ -160,7 +122,7 @@ def test_run_beats_the_majority_baseline_by_a_clear_margin(e2e):
     majority = metrics["baselines"]["majority"]["accuracy"]
     print(f"\ntest accuracy {metrics['accuracy']:.3f}, majority baseline {majority:.3f}", file=sys.__stderr__)
     assert metrics["accuracy"] >= majority + 0.2, metrics
-    assert metrics["labels"] == LABELS
+    assert metrics["labels"] == KNB_LABELS
 
 
 @pytest.mark.slow
@@ -187,7 +149,7 @@ def parse_label_lines(stdout: str, texts: list[str]) -> None:
     assert len(lines) == len(texts), stdout
     for line, text in zip(lines, texts):
         label, probability, echoed = line.split("\t")
-        assert label in LABELS and 0.25 <= float(probability) <= 1.0 and echoed == text, line
+        assert label in KNB_LABELS and 0.25 <= float(probability) <= 1.0 and echoed == text, line
 
 
 @pytest.mark.slow
@@ -207,7 +169,7 @@ def test_classify_json_lines_hold_every_class_probability_and_line_errors(e2e):
     assert records[1]["text"] == "" and "empty" in records[1]["error"] and "label" not in records[1]
     for record, text in zip([records[0], records[2]], SENTENCES):
         assert record["text"] == text
-        assert list(record["probabilities"]) == LABELS
+        assert list(record["probabilities"]) == KNB_LABELS
         assert abs(sum(record["probabilities"].values()) - 1.0) < 1e-5
         assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
         assert record["probability"] == pytest.approx(max(record["probabilities"].values()))
@@ -300,11 +262,6 @@ def test_missing_corpus_path(tmp_path):
     result = cli("run", E2E_CONFIG, *folders(tmp_path), "--set", f'corpus.path="{tmp_path / "no-such-corpus"}"')
     assert_user_error(result, "no-such-corpus", "not found")
     assert written_files(tmp_path) == []
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label", encoding: str = "utf-8") -> Path:
-    path.write_bytes((header + "\n" + "".join(f"{text},{label}\n" for text, label in rows)).encode(encoding))
-    return path
 
 
 def table_corpus(path: Path) -> list[str]:

@@ -10,23 +10,22 @@ command pays the TensorFlow import (a few seconds), hence ``@pytest.mark.slow``.
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from helpers import (
+    assert_user_error,
+    cli,
+    explain,
+    folders,
+    write_classifier_run,
+)
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = "tests/configs/generator_small.toml"
 TEXT_CONFIG = "tests/configs/generator_text.toml"
 PROMPT = "京都の"
 
-# Our log records ("W pipeline.generate: ...") and TensorFlow's C++ start-up lines, which may precede the error.
-LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")
-TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
-                              r"|To enable the following instructions: )")
 
 TEXT_SPLITS = {
     "train": ["the cat sat on the mat", "the dog sat on the rug", "a cat saw the dog", "the dog ran to the park",
@@ -36,36 +35,6 @@ TEXT_SPLITS = {
 }
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m pipeline ARGUMENTS`` from the repository root; stdout/stderr as text."""
-    return subprocess.run([sys.executable, "-m", "pipeline", *arguments], cwd=REPOSITORY, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
-
-
-def explain(result: subprocess.CompletedProcess) -> str:
-    return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}"
-
-
-def folders(root: Path) -> list[str]:
-    return ["--set", f'work_dir="{root / "work"}"', "--set", f'models_dir="{root / "models"}"']
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, no traceback, exactly one 'error:' line on stderr, nothing else but log records."""
-    assert result.returncode == 2, explain(result)
-    assert "Traceback" not in result.stderr + result.stdout, explain(result)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, explain(result)
-    strays = [line for line in lines if not line.startswith("error:") and not LOG_RECORD.match(line)
-              and not TENSORFLOW_NOISE.match(line)]
-    assert strays == [], explain(result)
-    for fragment in fragments:
-        assert fragment in errors[0], explain(result)
-    assert result.stdout == "", explain(result)
-    return errors[0]
 
 
 @pytest.fixture(scope="module")
@@ -158,38 +127,21 @@ def test_run_command_evaluates_and_prints_the_config_samples(run_folder):
 ], ids=["temperature-0", "temperature-negative", "top-p-0", "top-p-above-1"])
 def test_invalid_sampling_settings_are_user_errors(run_folder, option, value, fragment):
     result = generate(run_folder, "--prompt", PROMPT, option, value)
-    assert_user_error(result, fragment, value)
-
-
-def write_classifier_run(folder: Path) -> Path:
-    """A real (untrained) classifier run folder, written with the pipeline's own functions."""
-    from pipeline import config as config_module
-    from pipeline.models import build_classifier
-    from pipeline.paths import RunPaths
-    from pipeline.train import write_run_metadata
-    from pipeline.vocab import Vocabulary
-
-    config = config_module.from_dict({"run_name": folder.name, "vectorize": {"vectors": "none"},
-                                      "model": {"task": "classifier", "layers": [{"type": "gru", "units": 4}]}})
-    vocab = Vocabulary(["<pad>", "<unk>", "京都", "の"])
-    model = build_classifier(config.model, np.zeros((len(vocab), 8), np.float32), 2, seed=0)
-    folder.mkdir(parents=True)
-    model.save(RunPaths(folder).model)
-    write_run_metadata(folder, config, vocab, ["a", "b"])
-    return folder
+    assert_user_error(result, fragment, value, stdout_empty=True)
 
 
 def test_classifier_run_passed_to_generate_is_a_user_error(tmp_path):
     folder = write_classifier_run(tmp_path / "classifier")
-    assert_user_error(generate(folder, "--prompt", PROMPT), "classifier", str(folder))
+    assert_user_error(generate(folder, "--prompt", PROMPT), "classifier", str(folder), stdout_empty=True)
 
 
 def test_classify_with_a_generator_run_points_to_generate(run_folder):
-    assert_user_error(cli("classify", "--model", str(run_folder), "今日は晴れ"), "generator", "pipeline generate")
+    assert_user_error(cli("classify", "--model", str(run_folder), "今日は晴れ"), "generator", "pipeline generate",
+                      stdout_empty=True)
 
 
 def test_missing_run_folder_is_a_user_error(tmp_path):
-    assert_user_error(generate(tmp_path / "no-such-run", "--prompt", PROMPT), "not found", "no-such-run")
+    assert_user_error(generate(tmp_path / "no-such-run", "--prompt", PROMPT), "not found", "no-such-run", stdout_empty=True)
 
 
 # ------------------------------------------------------------------ plain text, whitespace tokens

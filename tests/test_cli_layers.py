@@ -12,21 +12,21 @@ User errors must be one ``error:`` line on stderr, exit status 2, no traceback.
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPOSITORY, assert_success, assert_user_error, cli, folders
 
 from pipeline import config as config_module
 from pipeline import seeds
-from pipeline.classify import classify, encode_texts, load_run
-from pipeline.models import build_classifier
+from pipeline.classifier.model import build_classifier
+from pipeline.classifier.predict import classify, encode_texts
 from pipeline.paths import Paths, RunPaths
-from pipeline.vectors import EncodedSplits
+from pipeline.runs import load_run
+from pipeline.text.vectors import EncodedSplits
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 ESN_CONFIG = "tests/configs/esn_small.toml"
 FORECAST_CONFIG = "configs/esn_mackey_glass.toml"
 DIAGNOSE_CONFIG = "configs/diagnose_gradients.toml"
@@ -35,48 +35,9 @@ SENTENCES = ["新しいスマホのバッテリーがすぐ切れて困ってい
 EXAMPLE = "週末は嵐山で紅葉を見ました。"  # [classify] examples of esn_small.toml
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")  # cli.configure_logging's format
-TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
-                              r"|To enable the following instructions: )")
-
-
-def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m pipeline ARGUMENTS`` in a fresh process from the repository root."""
-    return subprocess.run([sys.executable, "-m", "pipeline", *arguments], cwd=REPOSITORY, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
-
-
-def explain(result: subprocess.CompletedProcess) -> str:
-    return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-4000:]}"
-
-
-def assert_success(result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, explain(result)
-    assert "Traceback" not in result.stderr, explain(result)
-
-
-def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, no traceback, exactly one 'error:' line on stderr and nothing else but log records."""
-    assert result.returncode == 2, explain(result)
-    assert "Traceback" not in result.stderr + result.stdout, explain(result)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, explain(result)
-    strays = [line for line in lines
-              if not line.startswith("error:") and not LOG_RECORD.match(line) and not TENSORFLOW_NOISE.match(line)]
-    assert strays == [], explain(result)
-    for fragment in fragments:
-        assert fragment in errors[0], explain(result)
-    return errors[0]
-
 
 def models_dir(root: Path) -> list[str]:
     return ["--set", f'models_dir="{root}"']
-
-
-def folders(root: Path) -> list[str]:
-    return ["--set", f'work_dir="{root / "work"}"', *models_dir(root / "models")]
 
 
 # ------------------------------------------------------------------ ESN classifier, `pipeline run`

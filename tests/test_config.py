@@ -5,13 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import REPOSITORY
 
 from pipeline import config as config_module
 from pipeline.config import Config, apply_overrides, from_dict, load, parse_override
 from pipeline.errors import PipelineError
 from pipeline.models import check_layer_spec
-
-REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from pipeline.diagnose import (
-    COLUMNS, build_model, gradient_norms, hidden_state_gradients, memory_task, run_gradient_diagnostics,
+    COLUMNS,
+    build_model,
+    gradient_norms,
+    hidden_state_gradients,
+    memory_task,
+    run_gradient_diagnostics,
 )
 from pipeline.errors import PipelineError
 from pipeline.layers.bptt import ElmanWeights, bptt

@@ -3,7 +3,7 @@
 The registry tests build small classifiers from ``[[model.layers]]`` tables. The training tests
 (``@pytest.mark.slow``) use the shipped corpus, prepared, tokenized and vectorized once per module
 into pytest's temporary folder (tests/configs/elman_small.toml, elman_generator.toml): a classifier
-is trained for one epoch, saved as a run folder, and reloaded with ``pipeline.classify.load_run`` in
+is trained for one epoch, saved as a run folder, and reloaded with ``pipeline.classifier.predict.load_run`` in
 a fresh Python process, which must give the predictions the saving process computed.
 """
 
@@ -17,24 +17,26 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPOSITORY
 
 from pipeline import config as config_module
 from pipeline import seeds
-from pipeline.batches import SequenceBatches
-from pipeline.classify import Run, classify, load_run
-from pipeline.config import ModelConfig
+from pipeline.classifier.model import build_classifier
+from pipeline.classifier.predict import classify
 from pipeline.errors import PipelineError
-from pipeline.generate import Sampling, generate
+from pipeline.language_model.generate import Sampling, generate
 from pipeline.layers.elman import ACTIVATIONS, Elman
 from pipeline.layers.esn import Reservoir
-from pipeline.models import RECURRENT_LAYERS, build_classifier, check_layer_spec, check_layers, trainable_parameters
+from pipeline.models import RECURRENT_LAYERS, check_layer_spec, check_layers, trainable_parameters
 from pipeline.paths import Paths, RunPaths
+from pipeline.runs import Run, load_run, write_run_metadata
+from pipeline.sections import ModelConfig
 from pipeline.stages import run_stage
-from pipeline.train import make_deterministic, make_optimizer, write_run_metadata
-from pipeline.vectors import EncodedSplits
-from pipeline.vocab import Vocabulary
+from pipeline.text.batches import SequenceBatches
+from pipeline.text.vectors import EncodedSplits
+from pipeline.text.vocab import Vocabulary
+from pipeline.training import make_deterministic, make_optimizer
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 CLASSIFIER_CONFIG = REPOSITORY / "tests" / "configs" / "elman_small.toml"
 GENERATOR_CONFIG = REPOSITORY / "tests" / "configs" / "elman_generator.toml"
 VOCABULARY, DIMENSION, CLASSES = 20, 8, 3
@@ -213,7 +215,8 @@ def fit_and_save(config) -> Run:
 
 RELOAD_SCRIPT = textwrap.dedent("""
     import json, sys
-    from pipeline.classify import classify, load_run
+    from pipeline.classifier.predict import classify
+    from pipeline.runs import load_run
     request = json.loads(sys.stdin.read())
     answer = {folder: classify(load_run(folder), request["texts"]) for folder in request["folders"]}
     print(json.dumps(answer, ensure_ascii=False))

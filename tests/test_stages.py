@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from pipeline import stages
-from pipeline.config import Config, CorpusConfig, TokenizeConfig, TrainConfig
+from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.paths import Paths
+from pipeline.sections import CorpusConfig, TokenizeConfig, TrainConfig
 
 LABELS = {"Kyoto": ["金閣寺", "嵐山", "祇園", "清水寺", "伏見", "鴨川"],
           "Keitai": ["電池", "画面", "充電", "料金", "機種", "写真"]}
@@ -83,11 +84,11 @@ def test_fingerprint_ignores_an_irrelevant_setting(config, change):
 
 def test_fingerprint_changes_with_the_stage_code(config, tmp_path, monkeypatch):
     package = tmp_path / "package"
-    package.mkdir()
-    shutil.copy(stages.PACKAGE / "corpora.py", package / "corpora.py")
+    (package / "text").mkdir(parents=True)
+    shutil.copy(stages.PACKAGE / "text" / "corpora.py", package / "text" / "corpora.py")
     monkeypatch.setattr(stages, "PACKAGE", package)
     before = prepare_fingerprint(config)
-    with open(package / "corpora.py", "a", encoding="utf-8") as handle:
+    with open(package / "text" / "corpora.py", "a", encoding="utf-8") as handle:
         handle.write("\n# a change\n")
     assert prepare_fingerprint(config) != before
 

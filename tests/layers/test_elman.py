@@ -3,16 +3,15 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import REPOSITORY
 
 from pipeline.layers.elman import ACTIVATIONS, Elman, ElmanCell
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 
 

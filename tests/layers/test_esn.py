@@ -2,16 +2,15 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from helpers import REPOSITORY
 
 from pipeline.errors import PipelineError
 from pipeline.layers.esn import Reservoir, ReservoirCell, RidgeAccumulator, fit_ridge_readout
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
 
 
@@ -324,11 +323,11 @@ def test_same_matrices_give_reservoirpy_states_and_readout():
     vector (our bias column of W_in); Ridge(fit_bias=True) centres the data, i.e. the bias
     is not regularised, as ours.
     """
-    from reservoirpy.nodes import Reservoir as ReservoirPyReservoir
     from reservoirpy.mat_gen import bernoulli
+    from reservoirpy.nodes import Reservoir as ReservoirPyReservoir
     from reservoirpy.nodes import Ridge
 
-    from pipeline.timeseries import mackey_glass
+    from pipeline.forecast.timeseries import mackey_glass
 
     series = mackey_glass(700)[:, None]
     reference = ReservoirPyReservoir(50, lr=0.3, sr=1.25, input_scaling=1.0, rc_connectivity=0.1,

@@ -1,0 +1,1 @@
+"""The sentence classifier task: build, train, evaluate against baselines, label new sentences."""

@@ -1,0 +1,93 @@
+"""The ``train`` stage for classifiers: build from the registry, fit, save a run folder.
+
+Training uses early stopping on the validation loss (restoring the best
+weights), best-model checkpointing, optional class weights, gradient clipping
+by global norm or by value, a per-epoch history CSV and TensorBoard logs. The
+run folder ``saved_models/<run>/`` is built in a temporary folder and renamed
+into place only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pandas as pd
+
+from pipeline import io as artifact_io
+from pipeline import seeds
+from pipeline.classifier.model import build_classifier
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.models import trainable_parameters
+from pipeline.paths import Paths, RunPaths
+from pipeline.runs import write_run_metadata
+from pipeline.text.batches import SequenceBatches, balanced_class_weights
+from pipeline.text.vectors import EncodedSplits
+from pipeline.text.vocab import Vocabulary
+from pipeline.training import callbacks, make_deterministic, make_optimizer, progress_verbosity
+
+log = logging.getLogger(__name__)
+
+
+def fit_ridge(model: keras.Model, batches: SequenceBatches, ridge: float, num_classes: int) -> None:
+    """Closed-form readout: fit the ``readout`` Dense layer by ridge regression on one-hot targets."""
+    from pipeline.layers.esn import fit_ridge_readout
+
+    def one_hot_batches():
+        for index in range(len(batches)):
+            ids, targets = batches[index][:2]
+            yield ids, np.eye(num_classes, dtype=np.float64)[targets]
+
+    fit_ridge_readout(model, model.get_layer("readout"), one_hot_batches(), ridge)
+
+
+def train_classifier(config: Config, paths: Paths) -> dict:
+    """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
+    make_deterministic(config.seed)
+    settings = config.train
+    splits = EncodedSplits.load(paths.ids)
+    embedding_matrix = np.load(paths.embeddings)
+    vocab = Vocabulary.load(paths.vocab)
+    num_classes = len(splits.labels)
+    if num_classes < 2:
+        raise PipelineError(f"{config.corpus.path}: only one label ({splits.labels}); a classifier needs two or more")
+    model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
+    train_count = len(splits.sequences["train"])
+    parameters = trainable_parameters(model)
+    if parameters > train_count:
+        log.warning("the model has %d trainable parameters for %d training examples: it can memorise the "
+                    "training set (overfitting); early stopping and dropout matter here", parameters, train_count)
+    train_targets = splits.targets["train"]
+    weights = None
+    if settings.class_weights == "balanced":
+        weights = balanced_class_weights(train_targets, num_classes)[train_targets]
+    train_batches = SequenceBatches(splits.sequences["train"], train_targets, settings.batch_size,
+                                    settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
+                                    weights)
+    has_validation = len(splits.sequences["validation"]) > 0
+    validation_batches = SequenceBatches(splits.sequences["validation"], splits.targets["validation"],
+                                         settings.batch_size, settings.max_length) if has_validation else None
+    log.info("training %s: %d parameters, %d training / %d validation sentences, %.0f%% padding per batch",
+             config.run_name, parameters, train_count, len(splits.sequences["validation"]),
+             100 * train_batches.padding_share())
+    model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
+    with artifact_io.atomic_directory(paths.run) as folder:
+        if config.model.readout == "ridge":
+            fit_ridge(model, train_batches, config.model.ridge, num_classes)
+            model.save(RunPaths(folder).model)
+            scores = model.evaluate(train_batches, verbose=0, return_dict=True)
+            history = pd.DataFrame([{"epoch": 0, **scores}])
+            history.to_csv(RunPaths(folder).history, index=False)
+        else:
+            monitor = "val_loss" if has_validation else "loss"
+            fitted = model.fit(train_batches, validation_data=validation_batches, epochs=settings.epochs,
+                               callbacks=callbacks(settings, folder, monitor), verbose=progress_verbosity())
+            history = pd.DataFrame(fitted.history)
+            if settings.patience:  # the best weights are restored; make the saved model match them
+                model.save(RunPaths(folder).model)
+        write_run_metadata(folder, config, vocab, splits.labels)
+    log.info("saved run folder %s", paths.run)
+    return {"epochs": len(history), "parameters": parameters}

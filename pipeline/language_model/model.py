@@ -1,0 +1,170 @@
+"""Recurrent language models: the network and its loss.
+
+A language model reads token ids ``(batch, timesteps)`` and predicts the next
+token at every step, ``(batch, timesteps, vocabulary)`` probabilities, trained
+with teacher forcing (the input at step t is the true token t, the target token
+t+1); see :mod:`pipeline.language_model.train` for the two training regimes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.models import embedding, kernel_initializer, recurrent_stack
+from pipeline.sections import ModelConfig
+from pipeline.text.vocab import PAD_ID, Vocabulary
+
+BOS, EOS = "<s>", "</s>"
+SPECIALS = (BOS, EOS)
+LABEL_DIM = 32  # size of the learned label vector for concat conditioning
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class TiedEmbedding(keras.layers.Layer):
+    """One matrix E ``(vocabulary, dim)`` used twice: ids -> vectors, and vectors -> logits ``h Eᵀ + b``.
+
+    Weight tying (Press & Wolf 2017; Inan et al. 2017) halves the parameters of a
+    word model and usually lowers perplexity. Called on int ids ``(batch, timesteps)``
+    it embeds (and masks id 0); called on floats ``(batch, timesteps, dim)`` it
+    returns logits ``(batch, timesteps, vocabulary)``.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple) -> None:
+        if self.built:
+            return
+        self.embeddings = self.add_weight(shape=(self.input_dim, self.output_dim), name="embeddings",
+                                          initializer="uniform")
+        self.output_bias = self.add_weight(shape=(self.input_dim,), name="output_bias", initializer="zeros")
+
+    def call(self, inputs: Any) -> Any:
+        if len(inputs.shape) == 2:
+            return keras.ops.take(self.embeddings, keras.ops.cast(inputs, "int32"), axis=0)
+        return keras.ops.matmul(inputs, keras.ops.transpose(self.embeddings)) + self.output_bias
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return keras.ops.not_equal(inputs, PAD_ID) if len(inputs.shape) == 2 else mask
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape, self.output_dim) if len(input_shape) == 2 else (*input_shape[:-1], self.input_dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class ConcatLabel(keras.layers.Layer):
+    """Append a label vector ``(batch, k)`` to every step of ``(batch, timesteps, d)``; keeps the mask."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: list) -> Any:
+        sequence, label_vector = inputs
+        steps = keras.ops.shape(sequence)[1]
+        repeated = keras.ops.repeat(keras.ops.expand_dims(label_vector, 1), steps, axis=1)
+        return keras.ops.concatenate([sequence, keras.ops.cast(repeated, sequence.dtype)], axis=-1)
+
+    def compute_mask(self, inputs: list, mask: Any = None) -> Any:
+        return None if mask is None else mask[0]
+
+    def compute_output_shape(self, input_shapes: list) -> tuple:
+        sequence, label = input_shapes
+        return (*sequence[:-1], sequence[-1] + label[-1])
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class TokenCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of next-token probabilities ``(batch, timesteps, vocabulary)``, padding excluded.
+
+    ``sum_over_time=False``: the mean per predicted token. ``True``: summed over the
+    time steps of a window and averaged over the batch, as in Zaremba et al.'s
+    training code; with plain SGD its gradients are ``timesteps`` times larger, which
+    is what their learning rate of 1.0 and clipping at 5 assume.
+    """
+
+    def __init__(self, pad_id: int | None = PAD_ID, sum_over_time: bool = False, name: str = "token_cross_entropy",
+                 **kwargs: Any) -> None:
+        # Per-token values, averaged by Keras; the padding mask that the embedding propagates to the
+        # output makes Keras average over real tokens only.
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
+        self.pad_id, self.sum_over_time = pad_id, sum_over_time
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        y_true = ops.cast(y_true, "int32")
+        per_token = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        if self.pad_id is not None:
+            per_token = per_token * ops.cast(ops.not_equal(y_true, self.pad_id), per_token.dtype)
+        if self.sum_over_time:
+            # Keras averages over the real tokens; scaling by (real tokens / batch) turns that
+            # average into the per-sentence sum averaged over the batch.
+            real = ops.sum(ops.cast(ops.not_equal(y_true, -1 if self.pad_id is None else self.pad_id), per_token.dtype))
+            per_token = per_token * real / ops.cast(ops.shape(per_token)[0], per_token.dtype)
+        return per_token
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "pad_id": self.pad_id, "sum_over_time": self.sum_over_time}
+
+
+def check_generator(settings: ModelConfig, regime: str) -> None:
+    for position, spec in enumerate(settings.layers):
+        if str(spec.get("type", "")).startswith("bi"):
+            raise PipelineError(f"config key 'model.layers[{position}].type' = {spec['type']!r}: a language model "
+                                "reads left to right; use lstm, gru, simple_rnn or elman")
+    if regime == "tbptt" and settings.conditioning != "none":
+        raise PipelineError("config key 'model.conditioning' must be \"none\" with train.regime = \"tbptt\" "
+                            "(a stream has no per-sentence label)")
+
+
+def build_generator(settings: ModelConfig, embedding_matrix: np.ndarray, seed: int, num_labels: int = 0,
+                    stateful: bool = False, batch_size: int | None = None) -> keras.Model:
+    """Token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] -> next-token probabilities."""
+    vocabulary_size, dimension = embedding_matrix.shape
+    token_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="token_ids")
+    inputs = [token_ids]
+    embed = (TiedEmbedding(vocabulary_size, dimension, trainable=settings.trainable_embeddings, name="embedding")
+             if settings.tie_weights else embedding(vocabulary_size, dimension, settings.trainable_embeddings))
+    x = embed(token_ids)
+    initial_state = None
+    if settings.conditioning != "none":
+        label_ids = keras.Input(shape=(), batch_size=batch_size, dtype="int32", name="label_ids")
+        inputs.append(label_ids)
+        if settings.conditioning == "concat":
+            label_vector = keras.layers.Embedding(num_labels, LABEL_DIM, name="label_embedding")(label_ids)
+            x = ConcatLabel(name="concat_label")([x, label_vector])
+        else:
+            def initial_state(layer: keras.layers.Layer) -> list:
+                sizes = layer.cell.state_size if isinstance(layer.cell.state_size, (list, tuple)) \
+                    else [layer.cell.state_size]
+                return [keras.layers.Embedding(num_labels, int(size), name=f"label_state_{i}")(label_ids)
+                        for i, size in enumerate(sizes)]
+    x = recurrent_stack(x, settings, seed, last_returns_sequences=True, stateful=stateful,
+                        initial_state=initial_state)
+    if settings.tie_weights:
+        if x.shape[-1] != dimension:
+            x = keras.layers.Dense(dimension, name="projection", kernel_initializer=kernel_initializer(settings, seed))(x)
+        outputs = keras.layers.Activation("softmax", name="probabilities")(embed(x))
+    else:
+        outputs = keras.layers.Dense(vocabulary_size, activation="softmax", name="probabilities",
+                                     kernel_initializer=kernel_initializer(settings, seed + 52))(x)
+    model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="generator")
+    model.get_layer("embedding").set_weights(
+        [embedding_matrix] + ([np.zeros(vocabulary_size, np.float32)] if settings.tie_weights else []))
+    return model
+
+
+def start_id(config: Config, vocab: Vocabulary) -> int:
+    """The token a sentence starts after: ``<s>``, or ``</s>`` for stream-trained (tbptt) models."""
+    return vocab.index[EOS if config.train.regime == "tbptt" else BOS]

@@ -1,0 +1,123 @@
+"""The ``train`` stage for language models: fit with full or truncated BPTT, save a run folder.
+
+A generator reads token ids ``(batch, timesteps)`` and predicts the next token
+at every step, ``(batch, timesteps, vocabulary)`` probabilities, trained with
+teacher forcing (the input at step t is the true token t, the target token
+t+1). Two regimes (``train.regime``):
+
+* ``sentences``: every sentence ``<s> w1 .. wn </s>`` on its own, padded and
+  masked; the gradient flows through the whole sentence (full BPTT).
+* ``tbptt``: one token stream cut into ``batch_size`` tracks read
+  ``bptt_steps`` tokens at a time by a stateful model whose state carries over
+  from batch to batch and is reset at each epoch (Zaremba et al. 2014). The
+  stream separates sentences by ``</s>`` only, which then also starts a sentence.
+
+The saved ``model.keras`` is always the stateless twin (any batch size), so
+``pipeline generate`` and the evaluation need no stream.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pandas as pd
+
+from pipeline import io as artifact_io
+from pipeline import seeds
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.language_model.data import LanguageModelBatches, Perplexity, TBPTTDataset, num_tbptt_batches, token_stream
+from pipeline.language_model.evaluate import reset_states, stream_perplexity
+from pipeline.language_model.model import EOS, TokenCrossEntropy, build_generator, check_generator, start_id
+from pipeline.models import trainable_parameters
+from pipeline.paths import Paths, RunPaths
+from pipeline.runs import write_run_metadata
+from pipeline.text.vectors import EncodedSplits
+from pipeline.text.vocab import PAD_ID, Vocabulary
+from pipeline.training import callbacks, make_deterministic, make_optimizer, progress_verbosity
+
+log = logging.getLogger(__name__)
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Reset the state of stateful layers at the start of every epoch (the stream starts again)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        reset_states(self.model)
+
+
+class StreamValidation(keras.callbacks.Callback):
+    """Adds ``val_perplexity`` (and ``val_loss`` = its log) after each epoch of truncated-BPTT training."""
+
+    def __init__(self, stream: np.ndarray, batch_size: int, bptt_steps: int) -> None:
+        super().__init__()
+        self.stream, self.batch_size, self.bptt_steps = stream, batch_size, bptt_steps
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = stream_perplexity(self.model, self.stream, self.batch_size, self.bptt_steps)
+        if logs is not None:
+            logs["val_perplexity"], logs["val_loss"] = value, float(np.log(value))
+
+
+def _check_stream(stream: np.ndarray, batch_size: int, bptt_steps: int, split: str) -> None:
+    if num_tbptt_batches(len(stream), batch_size, bptt_steps) < 1:
+        raise PipelineError(f"the {split} split has {len(stream)} tokens, fewer than train.batch_size x "
+                            f"(train.bptt_steps + 1) = {batch_size * (bptt_steps + 1)}; lower them or add text")
+
+
+def train_generator(config: Config, paths: Paths) -> dict:
+    """Fit the configured language model; write ``saved_models/<run>/`` with its stateless twin."""
+    make_deterministic(config.seed)
+    settings, model_settings = config.train, config.model
+    check_generator(model_settings, settings.regime)
+    splits = EncodedSplits.load(paths.ids)
+    vocab = Vocabulary.load(paths.vocab)
+    matrix = np.load(paths.embeddings)
+    model_seed = seeds.child_seed(config.seed, "model")
+    conditioned = model_settings.conditioning != "none"
+    num_labels = len(splits.labels)
+    if conditioned and (num_labels < 2 or splits.labels == [""]):
+        raise PipelineError(f"{config.corpus.path}: model.conditioning needs a labelled corpus; this one has no labels")
+    eos = vocab.index[EOS]
+    tbptt = settings.regime == "tbptt"
+    if tbptt:
+        streams = {s: token_stream(splits.sequences[s], eos) for s in ("train", "validation")}
+        _check_stream(streams["train"], settings.batch_size, settings.bptt_steps, "train")
+        model = build_generator(model_settings, matrix, model_seed, stateful=True, batch_size=settings.batch_size)
+        train_data = TBPTTDataset(streams["train"], settings.batch_size, settings.bptt_steps)
+        validation_data = None
+        first = [ResetStates()]
+        if len(streams["validation"]):
+            _check_stream(streams["validation"], settings.batch_size, settings.bptt_steps, "validation")
+            first.append(StreamValidation(streams["validation"], settings.batch_size, settings.bptt_steps))
+        tokens = len(streams["train"])
+    else:
+        model = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
+        bos = start_id(config, vocab)
+        train_data = LanguageModelBatches(splits.sequences["train"], splits.targets["train"], settings.batch_size,
+                                          settings.max_length, bos, eos, seeds.rng(config.seed, "batches"),
+                                          settings.bucketing, conditioned)
+        validation_data = LanguageModelBatches(splits.sequences["validation"], splits.targets["validation"],
+                                               settings.batch_size, settings.max_length, bos, eos,
+                                               conditioned=conditioned) if splits.sequences["validation"] else None
+        first = []
+        tokens = int(sum(len(s) + 1 for s in splits.sequences["train"]))
+    has_validation = bool(first[1:]) if tbptt else validation_data is not None
+    monitor = "val_perplexity" if has_validation else "perplexity"
+    log.info("training %s language model (%s): %d parameters, %d training tokens", config.run_name,
+             settings.regime, trainable_parameters(model), tokens)
+    model.compile(optimizer=make_optimizer(settings),
+                  loss=TokenCrossEntropy(None if tbptt else PAD_ID, settings.loss == "sum_over_time"),
+                  metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID)])
+    with artifact_io.atomic_directory(paths.run) as folder:
+        fitted = model.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
+                           callbacks=callbacks(settings, folder, monitor, checkpoint=not tbptt, first=tuple(first)),
+                           verbose=progress_verbosity())
+        if tbptt or settings.patience:
+            twin = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
+            twin.set_weights(model.get_weights())
+            twin.save(RunPaths(folder).model)
+        write_run_metadata(folder, config, vocab, splits.labels)
+    return {"epochs": len(pd.DataFrame(fitted.history)), "parameters": trainable_parameters(model)}

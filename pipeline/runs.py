@@ -1,0 +1,89 @@
+"""A run folder ``saved_models/<run>/``: what it holds, how it is written and loaded.
+
+A run folder is self-contained: ``model.keras`` (loaded with ``safe_mode``),
+the resolved ``config.json`` (how to tokenize, which task), ``vocab.json`` and
+``labels.json``. Nothing from ``work/`` or ``corpora/`` is needed to reload it.
+Training writes it inside :func:`pipeline.io.atomic_directory`, so it appears
+complete or not at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import config as config_module
+from pipeline import io as artifact_io
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.paths import RunPaths
+from pipeline.text.vocab import Vocabulary
+
+# Modules whose custom layers must be registered before a .keras file is deserialised.
+CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.layers.esn", "pipeline.layers.pooling",
+                         "pipeline.language_model.model", "pipeline.language_model.data")
+
+
+def register_custom_objects() -> None:
+    for name in CUSTOM_OBJECT_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+
+
+@dataclass
+class Run:
+    """Everything a saved run holds."""
+
+    folder: Path
+    model: Any
+    config: Config
+    vocab: Vocabulary
+    labels: list[str]
+
+
+def load_run(folder: str | Path) -> Run:
+    """Load ``saved_models/<run>/``; a missing or corrupt folder is a one-line PipelineError."""
+    folder = Path(folder)
+    run = RunPaths(folder)
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: run folder not found; train one with `pipeline train --config ...` "
+                            "or pass --model saved_models/<run>")
+    for path in (run.model, run.config, run.vocab, run.labels):
+        if not path.is_file():
+            raise PipelineError(f"{folder}: incomplete run folder, {path.name} is missing; retrain with --force")
+    try:
+        config = config_module.from_dict(artifact_io.read_json(run.config), where=str(run.config))
+    except ValueError as error:
+        raise PipelineError(f"{run.config}: corrupt run metadata ({error}); retrain with --force") from None
+    try:
+        labels = artifact_io.read_json(run.labels)
+    except ValueError as error:
+        raise PipelineError(f"{run.labels}: corrupt label list ({error}); retrain with --force") from None
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise PipelineError(f"{run.labels}: expected a JSON list of label strings; retrain with --force")
+    vocab = Vocabulary.load(run.vocab)
+    import keras
+
+    register_custom_objects()
+    try:
+        model = keras.saving.load_model(run.model, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a damaged archive
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PipelineError(f"{run.model}: cannot load the model ({first_line[:200]}); retrain with --force") from None
+    if config.model.task == "classifier" and model.outputs[0].shape[-1] != len(labels):
+        raise PipelineError(f"{run.labels}: {len(labels)} labels for a model with {model.outputs[0].shape[-1]} "
+                            "outputs; the run folder is inconsistent, retrain with --force")
+    return Run(folder, model, config, vocab, labels)
+
+
+def write_run_metadata(folder: Path, config: Config, vocab: Vocabulary, labels: list[str]) -> None:
+    """The resolved config, vocabulary and labels: with model.keras, all a run needs to reload."""
+    run = RunPaths(folder)
+    artifact_io.write_json(run.config, config.to_dict())
+    vocab.save(run.vocab)
+    artifact_io.write_json(run.labels, labels)

@@ -1,0 +1,271 @@
+"""The config sections: one typed, frozen dataclass per table of a config file, with its checks.
+
+Each field has a default and a comment saying why; ``validate()`` checks ranges and
+choices and raises a one-line :class:`PipelineError` naming the key
+(``config key 'train.dropout' = 1.5 is invalid: it must be in [0, 1)``).
+:mod:`pipeline.config` assembles them into :class:`pipeline.config.Config` and loads TOML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+
+def _check(condition: bool, key: str, value: Any, requirement: str) -> None:
+    if not condition:
+        raise PipelineError(f"config key '{key}' = {value!r} is invalid: it must be {requirement}")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _fraction(key: str, value: float, low_open: bool = False, high_open: bool = True) -> None:
+    above = value > 0 if low_open else value >= 0
+    below = value < 1 if high_open else value <= 1
+    interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+    _check(above and below, key, value, f"in {interval}")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Where the corpus is and how to read and split it (``pipeline.text.corpora``)."""
+
+    format: str = "knb"  # knb | table | folders | text
+    path: str = "corpora/knb_blog"
+    name: str = ""  # work/<name>/; empty: the corpus folder or file name
+    text_column: str = "text"  # table format: column (CSV/TSV header, JSONL key) with the text
+    label_column: str = "label"  # table format: column with the label; "" for unlabelled text
+    doc_column: str = ""  # table format: optional column naming the document of each row
+    encoding: str = "auto"  # auto detects UTF-8 / EUC-JP / Shift_JIS
+    header_lines: int = 0  # folders: lines to skip at the top of each file
+    split_sentences: bool = False  # folders/text: split bodies into sentences at 。！？
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    min_examples_per_label: int = 3  # a label with fewer rows cannot be split
+    deduplicate: bool = True
+
+    def validate(self) -> None:
+        _one_of("corpus.format", self.format, ("knb", "table", "folders", "text"))
+        _check(bool(self.path), "corpus.path", self.path, "a path to the corpus")
+        _fraction("corpus.validation_fraction", self.validation_fraction)
+        _fraction("corpus.test_fraction", self.test_fraction)
+        total = self.validation_fraction + self.test_fraction
+        _check(total < 1, "corpus.test_fraction", self.test_fraction, "such that validation + test < 1")
+        _check(self.header_lines >= 0, "corpus.header_lines", self.header_lines, ">= 0")
+        _check(self.min_examples_per_label >= 1, "corpus.min_examples_per_label", self.min_examples_per_label, ">= 1")
+        _one_of("corpus.encoding", self.encoding, ("auto", "utf-8", "euc-jp", "shift_jis", "cp932"))
+
+
+@dataclass(frozen=True)
+class TokenizeConfig:
+    """GiNZA settings (``pipeline.text.tokenize``)."""
+
+    method: str = "ginza"  # ginza: GiNZA/SudachiPy words; char: characters; whitespace: pre-tokenized text
+    model: str = "ja_ginza"
+    batch_size: int = 256  # texts per nlp.pipe batch
+    pos_source: str = "sudachi"  # sudachi: coarse POS from the Sudachi tag (fast); ud: morphologizer
+    entities: bool = False  # run the NER component too (slow)
+    drop_punct: bool = False  # drop punctuation tokens
+    stop_pos: tuple[str, ...] = ()  # coarse POS tags to drop, e.g. ["ADP", "AUX"]
+    lowercase: bool = False  # lower-case Latin letters in surface forms
+
+    def validate(self) -> None:
+        _check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
+        _one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
+        _one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
+
+
+@dataclass(frozen=True)
+class VectorizeConfig:
+    """Vocabulary and embedding matrix (``pipeline.text.vocab``, ``pipeline.text.vectors``)."""
+
+    token_field: str = "surface"  # surface | lemma | norm: what a vocabulary entry is
+    min_count: int = 1  # drop words seen fewer times in the training split
+    max_size: int = 20000  # at most this many entries, pad and unknown included
+    vectors: str = "ja_ginza"  # ja_ginza: static vectors of the spaCy model; none: random init
+    unknown_vector_scale: float = 0.5  # std of random vectors, relative to the std of known ones
+
+    def validate(self) -> None:
+        _one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
+        _check(self.min_count >= 1, "vectorize.min_count", self.min_count, ">= 1")
+        _check(self.max_size >= 3, "vectorize.max_size", self.max_size, ">= 3 (pad, unknown and one word)")
+        _one_of("vectorize.vectors", self.vectors, ("ja_ginza", "none"))
+        _check(self.unknown_vector_scale > 0, "vectorize.unknown_vector_scale", self.unknown_vector_scale, "> 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture (the layer registry in ``pipeline.models``): embedding, recurrent stack, pooling, head."""
+
+    task: str = "classifier"  # classifier | generator
+    embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
+    trainable_embeddings: bool = True
+    layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
+    pooling: str = "last"  # last | mean | max (classifier)
+    dense_units: int = 0  # optional dense layer before the softmax; 0: none
+    dense_dropout: float = 0.0
+    readout: str = "softmax"  # softmax (gradient descent) | ridge (closed form, for esn)
+    ridge: float = 1e-4  # regularisation β of the ridge readout
+    initializer: str = "glorot_uniform"  # kernel init of recurrent and dense layers (Xavier)
+    init_scale: float = 0.1  # range of the uniform initializer when initializer = "uniform"
+    tie_weights: bool = False  # generator: the output layer reuses the input embedding (Press & Wolf 2017)
+    conditioning: str = "none"  # generator: none | initial_state | concat (a learned label vector)
+
+    def validate(self) -> None:
+        _one_of("model.task", self.task, ("classifier", "generator"))
+        _check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
+        _check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
+        _one_of("model.pooling", self.pooling, ("last", "mean", "max"))
+        _check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
+        _fraction("model.dense_dropout", self.dense_dropout)
+        _one_of("model.readout", self.readout, ("softmax", "ridge"))
+        _check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
+        _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
+        _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
+        _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (``pipeline.classifier.train``)."""
+
+    optimizer: str = "adam"  # sgd | rmsprop | adagrad | adam
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    clipnorm: float = 0.0  # clip the global gradient norm to this; 0: off
+    clipvalue: float = 0.0  # clip each gradient element to [-v, v]; 0: off
+    batch_size: int = 32
+    epochs: int = 20
+    patience: int = 3  # early stopping: epochs without a better validation loss; 0: off
+    class_weights: str = "none"  # none | balanced
+    bucketing: bool = True  # batch sentences of similar length together
+    max_length: int = 100  # tokens kept per sentence
+    tensorboard: bool = True
+    lr_schedule: str = "constant"  # constant | step (decay after decay_start epochs) | plateau
+    decay_start: int = 4  # step: epochs at the full learning rate before decaying
+    decay_factor: float = 0.5  # step/plateau: multiply the learning rate by this
+    plateau_patience: int = 1  # plateau: epochs without improvement before decaying
+    regime: str = "sentences"  # generator: sentences (full BPTT per padded sentence) | tbptt (stateful stream)
+    bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
+    loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
+
+    def validate(self) -> None:
+        _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
+        _check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "> 0")
+        _fraction("train.momentum", self.momentum)
+        _check(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, ">= 0")
+        _check(self.clipvalue >= 0, "train.clipvalue", self.clipvalue, ">= 0")
+        _check(not (self.clipnorm and self.clipvalue), "train.clipvalue", self.clipvalue,
+               "0 when train.clipnorm is set (clip by global norm or by value, not both)")
+        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
+        _check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
+        _one_of("train.lr_schedule", self.lr_schedule, ("constant", "step", "plateau"))
+        _check(self.decay_start >= 0, "train.decay_start", self.decay_start, ">= 0")
+        _fraction("train.decay_factor", self.decay_factor, low_open=True)
+        _check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        _one_of("train.regime", self.regime, ("sentences", "tbptt"))
+        _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
+        _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Sentences ``pipeline run`` classifies after training, to show the model at work."""
+
+    examples: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Sampling defaults for ``pipeline generate`` and the prompts ``pipeline run`` samples from."""
+
+    prompts: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # conditional models: one label per prompt ("" for none)
+    temperature: float = 0.8  # < 1 sharper and safer, > 1 flatter and more surprising
+    top_k: int = 0  # sample among the k most probable tokens; 0: all
+    top_p: float = 1.0  # sample from the smallest set with this much probability; 1: all
+    max_tokens: int = 40
+    num: int = 3  # samples per prompt
+
+    def validate(self) -> None:
+        _check(self.temperature > 0, "generate.temperature", self.temperature, "> 0")
+        _check(self.top_k >= 0, "generate.top_k", self.top_k, ">= 0")
+        _fraction("generate.top_p", self.top_p, low_open=True, high_open=False)
+        _check(self.max_tokens >= 1, "generate.max_tokens", self.max_tokens, ">= 1")
+        _check(self.num >= 1, "generate.num", self.num, ">= 1")
+        _check(not self.labels or len(self.labels) == len(self.prompts), "generate.labels", self.labels,
+               "empty or one label per prompt")
+
+
+@dataclass(frozen=True)
+class DiagnoseConfig:
+    """``pipeline diagnose gradients``: the norm of dL/dh_t over time on a long-memory task."""
+
+    architectures: tuple[str, ...] = ("elman", "simple_rnn", "lstm", "gru")
+    timesteps: int = 100  # sequence length; the target depends on the first memory_steps inputs only
+    features: int = 8
+    units: int = 32
+    batch_size: int = 32
+    memory_steps: int = 3
+    train_steps: int = 20  # SGD steps before measuring again (0: only at initialisation)
+    learning_rate: float = 0.05
+    clipnorm: float = 1.0  # also measure after training with global-norm clipping; 0: off
+
+    def validate(self) -> None:
+        _check(len(self.architectures) >= 1, "diagnose.architectures", self.architectures, "a non-empty list")
+        for key in ("timesteps", "features", "units", "batch_size", "memory_steps"):
+            _check(getattr(self, key) >= 1, f"diagnose.{key}", getattr(self, key), ">= 1")
+        _check(self.memory_steps <= self.timesteps, "diagnose.memory_steps", self.memory_steps, "<= timesteps")
+        _check(self.train_steps >= 0, "diagnose.train_steps", self.train_steps, ">= 0")
+        _check(self.learning_rate > 0, "diagnose.learning_rate", self.learning_rate, "> 0")
+        _check(self.clipnorm >= 0, "diagnose.clipnorm", self.clipnorm, ">= 0")
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """``pipeline forecast``: an Echo State Network predicting a time series (``pipeline.forecast.timeseries``)."""
+
+    series: str = "mackey_glass"  # mackey_glass (generated) | csv (a column of a CSV file)
+    csv_path: str = ""
+    column: str = ""
+    n_steps: int = 4000  # mackey_glass: length of the generated series
+    tau: float = 17.0  # mackey_glass: delay; 17 gives the classic mildly chaotic series
+    units: int = 500
+    leak_rate: float = 0.3  # α: x(n) = (1 - α) x(n-1) + α x̃(n)
+    spectral_radius: float = 1.25
+    input_scaling: float = 1.0
+    connectivity: float = 0.1
+    input_connectivity: float = 1.0
+    bias_scaling: float = 1.0
+    ridge: float = 1e-6  # β of W_out = Y Xᵀ (X Xᵀ + βI)⁻¹
+    washout: int = 100  # initial states dropped before fitting the readout
+    train_length: int = 2000
+    test_length: int = 500
+    generative_steps: int = 500  # free-running steps, the prediction fed back as input
+
+    def validate(self) -> None:
+        _one_of("forecast.series", self.series, ("mackey_glass", "csv"))
+        if self.series == "csv":
+            _check(bool(self.csv_path), "forecast.csv_path", self.csv_path, "a CSV file when series = \"csv\"")
+            _check(bool(self.column), "forecast.column", self.column, "a column name when series = \"csv\"")
+        for key in ("n_steps", "units", "train_length"):
+            _check(getattr(self, key) >= 1, f"forecast.{key}", getattr(self, key), ">= 1")
+        for key in ("test_length", "generative_steps"):
+            _check(getattr(self, key) >= 2, f"forecast.{key}", getattr(self, key), ">= 2")
+        _check(self.tau > 0, "forecast.tau", self.tau, "> 0")
+        _fraction("forecast.leak_rate", self.leak_rate, low_open=True, high_open=False)
+        _check(self.spectral_radius > 0, "forecast.spectral_radius", self.spectral_radius, "> 0")
+        _fraction("forecast.connectivity", self.connectivity, low_open=True, high_open=False)
+        _fraction("forecast.input_connectivity", self.input_connectivity, low_open=True, high_open=False)
+        _check(self.ridge >= 0, "forecast.ridge", self.ridge, ">= 0")
+        _check(0 <= self.washout < self.train_length, "forecast.washout", self.washout, "in [0, train_length)")

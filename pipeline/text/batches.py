@@ -1,0 +1,121 @@
+"""Batches of id sequences for Keras: padding, truncation and length bucketing.
+
+With bucketing, sentences are sorted by length (ties broken at random) and cut
+into batches, and the order of the batches is shuffled every epoch: each batch
+is padded only to its own longest sentence, so little time goes to padding
+while the model still sees the batches in a random order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from pipeline.text.vocab import PAD_ID
+
+
+def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID) -> np.ndarray:
+    """Right-pad (and truncate to ``max_length``) into an int32 array ``(batch, longest)``."""
+    longest = max(1, min(max_length, max((len(s) for s in sequences), default=1)))
+    batch = np.full((len(sequences), longest), pad_id, dtype=np.int32)
+    for row, sequence in enumerate(sequences):
+        kept = sequence[:longest]
+        batch[row, : len(kept)] = kept
+    return batch
+
+
+def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
+    """``n / (classes * n_c)`` per class: every class weighs as much in the loss in total."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(targets) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+class SequenceBatches(keras.utils.PyDataset):
+    """A Keras dataset of ``(ids (batch, timesteps), targets (batch,)[, sample_weight (batch,)])``.
+
+    Args:
+        sequences: one int array of token ids per example.
+        targets: class id per example, shape ``(n,)``.
+        batch_size: examples per batch.
+        max_length: sequences are truncated to this many tokens.
+        rng: shuffles each epoch when given; ``None`` keeps the input order
+            (for prediction, so outputs line up with inputs).
+        bucketing: group sentences of similar length (only when shuffling).
+        sample_weights: optional weight per example, shape ``(n,)``.
+    """
+
+    def __init__(self, sequences: Sequence[np.ndarray], targets: np.ndarray | None, batch_size: int,
+                 max_length: int, rng: np.random.Generator | None = None, bucketing: bool = True,
+                 sample_weights: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.sequences = list(sequences)
+        self.targets = targets
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.rng = rng
+        self.bucketing = bucketing and rng is not None
+        self.sample_weights = sample_weights
+        self.lengths = np.array([min(len(s), max_length) for s in self.sequences])
+        self.batches = self._plan()
+
+    def _plan(self) -> list[np.ndarray]:
+        count = len(self.sequences)
+        if self.rng is None:
+            order = np.arange(count)
+        elif self.bucketing:
+            order = np.lexsort((self.rng.random(count), self.lengths))
+        else:
+            order = self.rng.permutation(count)
+        batches = [order[start:start + self.batch_size] for start in range(0, count, self.batch_size)]
+        if self.rng is not None:
+            batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        return self._vary_first_widths(batches)
+
+    def _width(self, rows: np.ndarray) -> int:
+        return max(1, int(self.lengths[rows].max()))
+
+    def _vary_first_widths(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Keras infers the input shape from the first two batches; when they have the same width
+        it fixes that width and a wider later batch fails. Move a batch of another width second."""
+        if len(batches) > 2 and self._width(batches[0]) == self._width(batches[1]):
+            other = next((i for i in range(2, len(batches))
+                          if self._width(batches[i]) != self._width(batches[0])), None)
+            if other is not None:
+                batches[1], batches[other] = batches[other], batches[1]
+        return batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple:
+        rows = self.batches[index]
+        ids = pad([self.sequences[row] for row in rows], self.max_length)
+        if self.targets is None:
+            return (ids,)
+        if self.sample_weights is None:
+            return ids, self.targets[rows]
+        return ids, self.targets[rows], self.sample_weights[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.rng is not None:
+            self.batches = self._plan()
+
+    def predict(self, model: keras.Model) -> np.ndarray:
+        """Model outputs for every example, in input order (whatever order the batches have)."""
+        rows, outputs = [], []
+        for index, batch_rows in enumerate(self.batches):
+            outputs.append(np.asarray(model.predict_on_batch(self[index][0])))
+            rows.append(batch_rows)
+        if not outputs:
+            return np.zeros((0,) + tuple(model.outputs[0].shape[1:]), dtype=np.float32)
+        result = np.empty((len(self.sequences),) + outputs[0].shape[1:], dtype=outputs[0].dtype)
+        result[np.concatenate(rows)] = np.concatenate(outputs)
+        return result
+
+    def padding_share(self) -> float:
+        """Share of padded positions over all batches (what bucketing saves)."""
+        total = sum(len(rows) * max(1, self.lengths[rows].max()) for rows in self.batches)
+        return 1.0 - float(self.lengths.sum()) / total if total else 0.0

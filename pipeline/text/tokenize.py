@@ -1,0 +1,193 @@
+"""GiNZA tokenization: text -> surface, lemma, norm and coarse POS per token.
+
+GiNZA's tokenizer alone (SudachiPy underneath, split mode C) already yields the
+surface form, the lemma (dictionary form), the normalised form (Sudachi's
+``normalized_form``: 行っ -> 行く, スマートフォン/スマホ kept apart but 附属 -> 付属)
+and the Sudachi part-of-speech tag, which spaCy maps to a coarse UD POS. The
+statistical components (tok2vec, morphologizer, parser, ner) cost 30 to 60
+times more per sentence, so they are loaded only when the config asks for what
+needs them: ``pos_source = "ud"`` (morphologizer) or ``entities = true`` (ner).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pipeline.errors import PipelineError
+from pipeline.sections import TokenizeConfig
+
+log = logging.getLogger(__name__)
+
+# SudachiPy refuses inputs longer than this many UTF-8 bytes (49,149); keep a margin.
+MAX_INPUT_BYTES = 49_000
+FIELDS = ("surface", "lemma", "norm", "pos")
+SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])")
+
+
+@functools.lru_cache(maxsize=4)
+def load_nlp(model: str, components: tuple[str, ...]) -> Any:
+    """Load the spaCy model once per process with only ``components`` (plus the tokenizer)."""
+    import spacy
+
+    try:
+        meta = spacy.util.get_model_meta(spacy.util.get_package_path(model))
+    except (ImportError, OSError, ModuleNotFoundError):
+        raise PipelineError(
+            f"spaCy model '{model}' is not installed; install it with `pip install ja-ginza` "
+            "(or set tokenize.model to an installed model)"
+        ) from None
+    pipeline_names = list(meta.get("pipeline", []))
+    keep = set(components)
+    if keep:
+        keep.add("tok2vec")
+    exclude = [name for name in pipeline_names if name not in keep]
+    log.info("loading spaCy model %s with components %s", model, sorted(keep & set(pipeline_names)) or "none")
+    nlp = spacy.load(model, exclude=exclude)
+    if hasattr(nlp.tokenizer, "need_subtokens"):
+        # Split-A/B sub-tokens are computed for every token by default and never read here.
+        nlp.tokenizer.need_subtokens = False
+    return nlp
+
+
+def components_for(settings: TokenizeConfig) -> tuple[str, ...]:
+    """The statistical components a config needs; () means the tokenizer alone."""
+    needed = []
+    if settings.pos_source == "ud":
+        needed.append("morphologizer")
+    if settings.entities:
+        needed.append("ner")
+    return tuple(needed)
+
+
+def chunk_text(text: str, max_bytes: int = MAX_INPUT_BYTES) -> list[str]:
+    """Split ``text`` into pieces of at most ``max_bytes`` UTF-8 bytes.
+
+    Pieces break after sentence ends (。！？ and newlines) where possible, and
+    inside a sentence only when a single sentence is longer than the limit.
+    """
+    if len(text.encode("utf-8")) <= max_bytes:
+        return [text]
+    pieces: list[str] = []
+    current, current_bytes = [], 0
+    for sentence in SENTENCE_BREAK.split(text):
+        size = len(sentence.encode("utf-8"))
+        if current and current_bytes + size > max_bytes:
+            pieces.append("".join(current))
+            current, current_bytes = [], 0
+        while size > max_bytes:  # one sentence longer than the limit: cut by characters
+            cut = len(sentence.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore"))
+            pieces.append(sentence[:cut])
+            sentence = sentence[cut:]
+            size = len(sentence.encode("utf-8"))
+        if sentence:
+            current.append(sentence)
+            current_bytes += size
+    if current:
+        pieces.append("".join(current))
+    return pieces
+
+
+class Tokenizer:
+    """GiNZA loaded once; ``tokenize(texts)`` runs ``nlp.pipe`` in batches.
+
+    Args:
+        settings: the ``[tokenize]`` section (model, batch size, POS source, filters).
+
+    Example:
+        >>> Tokenizer(TokenizeConfig()).tokenize(["京都に行った。"])[0]["lemma"]
+        ['京都', 'に', '行く', 'た', '。']
+    """
+
+    def __init__(self, settings: TokenizeConfig) -> None:
+        self.settings = settings
+        self.nlp = load_nlp(settings.model, components_for(settings))
+        self.stop_pos = frozenset(settings.stop_pos)
+
+    def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
+        """Tokens of each text: ``{"surface", "lemma", "norm", "pos"[, "entities"]}`` lists.
+
+        Texts longer than SudachiPy's input limit are piped in chunks whose tokens are joined.
+        Attributes are read in one ``Doc.to_array`` call per text (string hashes, decoded
+        through a cache), which costs a fraction of creating a Python ``Token`` per token.
+        """
+        from spacy.attrs import IS_PUNCT, IS_SPACE, LEMMA, NORM, ORTH, POS
+        from spacy.parts_of_speech import NAMES as POS_NAMES
+
+        chunks, owners = [], []
+        for index, text in enumerate(texts):
+            for piece in chunk_text(text):
+                chunks.append(piece)
+                owners.append(index)
+        fields = FIELDS + (("entities",) if self.settings.entities else ())
+        results = [{field: [] for field in fields} for _ in range(owners[-1] + 1 if owners else 0)]
+        strings, cache = self.nlp.vocab.strings, {}
+
+        def text_of(key: int) -> str:
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = strings[key]
+            return value
+
+        drop_punct, stop_pos, lowercase = self.settings.drop_punct, self.stop_pos, self.settings.lowercase
+        attributes = [ORTH, LEMMA, NORM, POS, IS_SPACE, IS_PUNCT]
+        for owner, doc in zip(owners, self.nlp.pipe(chunks, batch_size=self.settings.batch_size)):
+            result = results[owner]
+            surface, lemma, norm, pos = result["surface"], result["lemma"], result["norm"], result["pos"]
+            for orth, lemma_key, norm_key, pos_id, is_space, is_punct in doc.to_array(attributes).tolist():
+                tag = POS_NAMES.get(pos_id, "")
+                if is_space or tag == "SPACE" or (drop_punct and (is_punct or tag == "PUNCT")) or tag in stop_pos:
+                    continue
+                word = text_of(orth)
+                surface.append(word.lower() if lowercase else word)
+                lemma.append(text_of(lemma_key))
+                norm.append(text_of(norm_key))
+                pos.append(tag)
+            if self.settings.entities:
+                result["entities"].extend(f"{ent.text}\t{ent.label_}" for ent in doc.ents)
+        return results
+
+
+class SimpleTokenizer:
+    """Characters (``method = "char"``) or whitespace-separated words (``"whitespace"``).
+
+    For character-level language models and for text that is already tokenized
+    (other languages, standard benchmarks such as the Penn Treebank). Lemma and
+    norm equal the surface form; the POS is ``X``. Whitespace itself is no token.
+    """
+
+    def __init__(self, settings: TokenizeConfig) -> None:
+        self.settings = settings
+
+    def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
+        results = []
+        for text in texts:
+            if self.settings.lowercase:
+                text = text.lower()
+            words = [c for c in text if not c.isspace()] if self.settings.method == "char" else text.split()
+            results.append({"surface": words, "lemma": list(words), "norm": list(words), "pos": ["X"] * len(words)})
+        return results
+
+
+def make_tokenizer(settings: TokenizeConfig) -> Tokenizer | SimpleTokenizer:
+    """The tokenizer ``tokenize.method`` names."""
+    return Tokenizer(settings) if settings.method == "ginza" else SimpleTokenizer(settings)
+
+
+def tokenize_table(table: Any, settings: TokenizeConfig) -> Any:
+    """Add token list columns (surface, lemma, norm, pos) to a prepared table."""
+    import pandas as pd
+
+    tokens = make_tokenizer(settings).tokenize(table["text"].tolist())
+    columns = {field: [t[field] for t in tokens] for field in tokens[0]} if tokens else {f: [] for f in FIELDS}
+    result = table.reset_index(drop=True).copy()
+    for field, values in columns.items():
+        result[field] = pd.Series(values, dtype=object)
+    empty = sum(1 for t in tokens if not t["surface"])
+    if empty:
+        log.warning("%d sentence(s) have no tokens left after filtering", empty)
+    log.info("tokenized %d sentences into %d tokens", len(tokens), sum(len(t["surface"]) for t in tokens))
+    return result

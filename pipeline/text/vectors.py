@@ -1,0 +1,164 @@
+"""The ``vectorize`` stage: vocabulary, embedding matrix and id sequences.
+
+The embedding matrix, shape ``(vocabulary size, 300)``, starts from the static
+word vectors that ``ja_ginza`` ships. For each vocabulary entry the surface
+form is looked up first, then its Sudachi normalised form, then its lemma (the
+most frequent ones it had in the training split), so 行っ finds the vector of
+行く. Entries with no vector get a small random vector (seeded) whose spread is
+``unknown_vector_scale`` times that of the found vectors; the padding row is 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import io as artifact_io
+from pipeline import seeds
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.text.tokenize import load_nlp
+from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EMBEDDING_DIM = 128  # without pretrained vectors
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the vocabulary found a pretrained vector."""
+
+    entries: float  # share of vocabulary words (pad/unk excluded) with a vector
+    tokens: float  # share of training tokens whose word has a vector
+    by_source: dict  # words found via surface / norm / lemma
+
+    def to_dict(self) -> dict:
+        return {"entries": self.entries, "tokens": self.tokens, "by_source": self.by_source}
+
+
+def fallback_forms(table: pd.DataFrame, field: str) -> dict[str, tuple[str, str]]:
+    """For each word of ``field``, its most frequent (norm, lemma) pair in ``table``."""
+    pairs: dict[str, Counter] = defaultdict(Counter)
+    for words, norms, lemmas in zip(table[field], table["norm"], table["lemma"]):
+        for word, norm, lemma in zip(words, norms, lemmas):
+            pairs[word][(norm, lemma)] += 1
+    return {word: counter.most_common(1)[0][0] for word, counter in pairs.items()}
+
+
+def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], lookup, dimension: int,
+                     rng: np.random.Generator, unknown_scale: float) -> tuple[np.ndarray, Coverage]:
+    """Build the ``(len(vocab), dimension)`` float32 matrix; ``lookup(word)`` returns a vector or None."""
+    matrix = np.zeros((len(vocab), dimension), dtype=np.float32)
+    found = np.zeros(len(vocab), dtype=bool)
+    sources: Counter = Counter()
+    for index, word in enumerate(vocab.tokens):
+        if index in (PAD_ID, UNK_ID):
+            continue
+        norm, lemma = forms.get(word, (word, word))
+        for source, key in (("surface", word), ("norm", norm), ("lemma", lemma)):
+            vector = lookup(key)
+            if vector is not None:
+                matrix[index], found[index] = vector, True
+                sources[source] += 1
+                break
+    spread = float(matrix[found].std()) if found.any() else 0.1
+    missing = ~found
+    missing[PAD_ID] = False
+    matrix[missing] = rng.normal(0.0, unknown_scale * spread, size=(int(missing.sum()), dimension))
+    words = len(vocab) - 2
+    counts = np.array([vocab.counts.get(word, 0) for word in vocab.tokens], dtype=np.float64)
+    coverage = Coverage(
+        entries=float(found.sum() / words) if words else 0.0,
+        tokens=float(counts[found].sum() / counts.sum()) if counts.sum() else 0.0,
+        by_source=dict(sources),
+    )
+    return matrix, coverage
+
+
+def ginza_lookup(model: str):
+    """A ``word -> vector | None`` function over the static vectors of ``model``."""
+    nlp = load_nlp(model, ())
+    vectors_vocab = nlp.vocab
+    if vectors_vocab.vectors.shape[0] == 0:
+        raise PipelineError(f"spaCy model '{model}' has no word vectors; set vectorize.vectors = \"none\"")
+
+    def lookup(word: str):
+        return vectors_vocab.get_vector(word) if word and vectors_vocab.has_vector(word) else None
+
+    return lookup, int(vectors_vocab.vectors.shape[1])
+
+
+def pack(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged id lists -> (flat int32 ids, int64 offsets of length n + 1)."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
+    return flat, offsets
+
+
+def unpack(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings_path: Path,
+              ids_path: Path, specials: tuple[str, ...] = ()) -> dict:
+    """Build the vocabulary (training split), embedding matrix and id arrays; write them atomically."""
+    settings = config.vectorize
+    field = settings.token_field
+    train = tokens[tokens["split"] == "train"]
+    vocab = Vocabulary.build(train[field], settings.min_count, settings.max_size, specials)
+    if len(vocab) <= 2 + len(specials):
+        raise PipelineError(f"{ids_path.parent}: the training split has no words (vectorize.min_count = "
+                            f"{settings.min_count}); lower min_count or check the corpus")
+    if settings.vectors == "ja_ginza":
+        lookup, dimension = ginza_lookup(config.tokenize.model)
+        if config.model.embedding_dim not in (0, dimension):
+            raise PipelineError(f"model.embedding_dim = {config.model.embedding_dim} but the ja_ginza vectors have "
+                                f"{dimension} dimensions; set it to 0 or {dimension}, or vectorize.vectors = \"none\"")
+    else:
+        lookup, dimension = (lambda word: None), config.model.embedding_dim or DEFAULT_EMBEDDING_DIM
+    matrix, coverage = embedding_matrix(vocab, fallback_forms(train, field), lookup, dimension,
+                                        seeds.rng(config.seed, "unknown_vectors"), settings.unknown_vector_scale)
+    if settings.vectors == "ja_ginza":
+        log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
+                 100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
+    labels = sorted(label for label in tokens["label"].unique())
+    label_index = {label: i for i, label in enumerate(labels)}
+    arrays = {"labels": np.array(labels, dtype=str)}
+    for split in ("train", "validation", "test"):
+        part = tokens[tokens["split"] == split]
+        arrays[f"{split}_ids"], arrays[f"{split}_offsets"] = pack([vocab.encode(t) for t in part[field]])
+        arrays[f"{split}_labels"] = part["label"].map(label_index).to_numpy(dtype=np.int32)
+    vocab.save(vocab_path)
+    with artifact_io.atomic_path(embeddings_path, suffix=".npy") as temporary:
+        np.save(temporary, matrix)
+    with artifact_io.atomic_path(ids_path, suffix=".npz") as temporary:
+        np.savez(temporary, **arrays)
+    return {"vocabulary_size": len(vocab), "embedding_dim": dimension, "coverage": coverage.to_dict()}
+
+
+@dataclass
+class EncodedSplits:
+    """What ``vectorize`` wrote, read back: id sequences and label ids per split."""
+
+    labels: list[str]
+    sequences: dict[str, list[np.ndarray]]
+    targets: dict[str, np.ndarray]
+
+    @classmethod
+    def load(cls, path: Path) -> "EncodedSplits":
+        if not path.is_file():
+            raise PipelineError(f"{path}: not found; run `pipeline vectorize` first")
+        with np.load(path, allow_pickle=False) as data:
+            splits = ("train", "validation", "test")
+            return cls(
+                labels=[str(label) for label in data["labels"]],
+                sequences={s: unpack(data[f"{s}_ids"], data[f"{s}_offsets"]) for s in splits},
+                targets={s: data[f"{s}_labels"] for s in splits},
+            )

@@ -1,0 +1,110 @@
+"""Tests of pipeline.classifier.model: the classifier's structure, weights, heads and masking (real Keras)."""
+
+import keras
+import numpy as np
+import pytest
+from helpers import CLASSES, DIMENSION, VOCABULARY, classifier, embedding_matrix, token_ids
+
+from pipeline.layers.pooling import MaskedGlobalPooling
+from pipeline.models import trainable_parameters
+
+# --- classifier structure ---------------------------------------------------------------------------
+
+
+def recurrent_layers(model):
+    return [layer for layer in model.layers if layer.name.startswith("recurrent_")]
+
+
+def returns_sequences(layer) -> bool:
+    if isinstance(layer, keras.layers.Bidirectional):
+        return layer.forward_layer.return_sequences and layer.backward_layer.return_sequences
+    return layer.return_sequences
+
+
+@pytest.mark.parametrize("kind", ["lstm", "bigru"])
+def test_return_sequences_on_all_but_the_last_layer(kind):
+    model = classifier([{"type": kind, "units": 4}] * 3, pooling="last")
+    assert [layer.name for layer in recurrent_layers(model)] == ["recurrent_0", "recurrent_1", "recurrent_2"]
+    assert [returns_sequences(layer) for layer in recurrent_layers(model)] == [True, True, False]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_return_sequences_on_every_layer_when_pooling(pooling):
+    model = classifier([{"type": "gru", "units": 4}, {"type": "bilstm", "units": 3}], pooling=pooling)
+    assert [returns_sequences(layer) for layer in recurrent_layers(model)] == [True, True]
+    assert isinstance(model.get_layer(f"{pooling}_pooling"), MaskedGlobalPooling)
+
+
+def test_embedding_weights_equal_the_given_matrix():
+    model = classifier([{"type": "lstm", "units": 4}])
+    embedding = model.get_layer("embedding")
+    assert embedding.mask_zero
+    np.testing.assert_array_equal(embedding.get_weights()[0], embedding_matrix())
+    assert embedding.trainable
+    frozen = classifier([{"type": "lstm", "units": 4}], trainable_embeddings=False)
+    assert not frozen.get_layer("embedding").trainable
+    assert trainable_parameters(frozen) == trainable_parameters(model) - VOCABULARY * DIMENSION
+
+
+def test_layer_options_reach_the_keras_layers():
+    model = classifier([{"type": "lstm", "units": 5, "dropout": 0.25, "recurrent_dropout": 0.1}])
+    layer = model.get_layer("recurrent_0")
+    assert isinstance(layer, keras.layers.LSTM)
+    assert (layer.units, layer.dropout, layer.recurrent_dropout) == (5, 0.25, 0.1)
+
+
+def test_trainable_parameters_of_a_simple_rnn_by_hand():
+    # SimpleRNN(4) on 8 inputs: 8*4 + 4*4 + 4 = 52; Dense(3): 4*3 + 3 = 15; embedding 20*8 = 160.
+    model = classifier([{"type": "simple_rnn", "units": 4}])
+    assert trainable_parameters(model) == 52 + 15 + 160
+
+
+def test_dense_head_and_ridge_readout():
+    model = classifier([{"type": "gru", "units": 4}], dense_units=6, dense_dropout=0.5)
+    assert model.get_layer("dense").units == 6
+    assert model.get_layer("dense_dropout").rate == 0.5
+    ridge = classifier([{"type": "gru", "units": 4}], readout="ridge")
+    assert ridge.get_layer("readout").units == CLASSES
+    probabilities = np.asarray(ridge(token_ids(), training=False))
+    np.testing.assert_allclose(probabilities.sum(axis=1), np.ones(5), atol=1e-5)
+
+
+def test_uniform_initializer_range_and_seeded_kernels():
+    model = classifier([{"type": "lstm", "units": 4}], initializer="uniform", init_scale=0.05)
+    kernel = model.get_layer("recurrent_0").cell.kernel.numpy()
+    assert np.abs(kernel).max() <= 0.05 and np.abs(kernel).max() > 0.01
+    same = classifier([{"type": "lstm", "units": 4}], initializer="uniform", init_scale=0.05)
+    np.testing.assert_array_equal(same.get_layer("recurrent_0").cell.kernel.numpy(), kernel)
+    other = classifier([{"type": "lstm", "units": 4}], initializer="uniform", init_scale=0.05, seed=1)
+    assert not np.array_equal(other.get_layer("recurrent_0").cell.kernel.numpy(), kernel)
+
+
+# --- masking ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, pooling", [
+    ("lstm", "last"), ("gru", "last"), ("simple_rnn", "last"), ("bilstm", "last"), ("bigru", "last"),
+    ("lstm", "mean"), ("bilstm", "max"),
+])
+def test_padding_does_not_change_the_prediction(kind, pooling):
+    model = classifier([{"type": kind, "units": 4}, {"type": kind, "units": 3}], pooling=pooling)
+    unpadded = np.array([[3, 4, 5]], dtype=np.int32)
+    padded = np.array([[3, 4, 5, 0, 0]], dtype=np.int32)
+    expected = np.asarray(model(unpadded, training=False))
+    np.testing.assert_allclose(np.asarray(model(padded, training=False)), expected, atol=1e-6)
+    # In a batch with a longer sentence (padding to the batch's longest, as SequenceBatches does).
+    batch = np.array([[3, 4, 5, 0, 0, 0], [7, 8, 9, 10, 11, 12]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(model(batch, training=False))[0], expected[0], atol=1e-6)
+    # The padding really is masked: a different real token changes the prediction.
+    changed = np.asarray(model(np.array([[3, 4, 6]], dtype=np.int32), training=False))
+    assert np.abs(changed - expected).max() > 1e-6
+
+
+def test_a_pooled_classifier_survives_a_keras_file_round_trip(tmp_path):
+    model = classifier([{"type": "bilstm", "units": 4}], pooling="mean")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored.get_layer("mean_pooling"), MaskedGlobalPooling)
+    ids = np.array([[3, 4, 5, 0], [6, 7, 8, 9]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(restored(ids)), np.asarray(model(ids)), atol=1e-6)

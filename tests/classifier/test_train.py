@@ -1,0 +1,193 @@
+"""Tests of the ``train`` stage through the Python API on the shipped corpus and a tiny GRU.
+
+The corpus is prepared, tokenized and vectorized once per session into pytest's
+temporary folder (``tests/classifier/test_predict.py`` reuses it: the second request finds
+the stages up to date); each test trains into its own ``models_dir``.
+"""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import KNB_LABELS, knb_config
+
+from pipeline import config as config_module
+from pipeline.classifier.train import train_classifier
+from pipeline.errors import PipelineError
+from pipeline.paths import Paths, RunPaths
+from pipeline.stages import run_stage
+from pipeline.text.batches import balanced_class_weights
+from pipeline.text.vectors import EncodedSplits
+
+RUN_FILES = ("model.keras", "config.json", "vocab.json", "labels.json", "history.csv")
+
+
+
+
+
+
+@pytest.fixture
+def make_config(small_work_dir, tmp_path):
+    """``make_config(*overrides)``: the small config training into this test's tmp_path/models."""
+
+    def make(*overrides: str):
+        return knb_config("small", small_work_dir, tmp_path / "models", *overrides)
+
+    return make
+
+
+def train(config) -> dict:
+    return train_classifier(config, Paths.from_config(config))
+
+
+def entries(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+# ------------------------------------------------------------------ the run folder
+def test_train_stage_writes_complete_run_folder(make_config):
+    config = make_config()
+    result = run_stage("train", config)
+    run = RunPaths(Paths.from_config(config).run)
+    assert result["skipped"] is False and result["epochs"] >= 1
+    for name in RUN_FILES:
+        assert (run.root / name).is_file() and (run.root / name).stat().st_size > 0, name
+    # nothing else in models_dir: no leftover .small.*.building / .old folders
+    assert entries(run.root.parent) == ["small"]
+    assert json.loads(run.labels.read_text(encoding="utf-8")) == KNB_LABELS
+    assert config_module.from_dict(json.loads(run.config.read_text(encoding="utf-8"))) == config
+    vocab = json.loads(run.vocab.read_text(encoding="utf-8"))
+    assert vocab["tokens"][:2] == ["<pad>", "<unk>"]
+    history = pd.read_csv(run.history)
+    assert len(history) == result["epochs"]
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert np.isfinite(history["loss"]).all()
+    model = keras.saving.load_model(run.model)
+    assert model.output_shape == (None, len(KNB_LABELS))
+
+
+def test_unchanged_train_stage_is_skipped(make_config, caplog):
+    config = make_config()
+    run_stage("train", config)
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        assert run_stage("train", config)["skipped"] is True
+    assert "train: up to date" in caplog.text
+
+
+def test_retraining_replaces_the_run_folder_and_leaves_no_temporary_folders(make_config):
+    config = make_config()
+    run = RunPaths(Paths.from_config(config).run)
+    train(config)
+    (run.root / "stale.txt").write_text("from an older run", encoding="utf-8")
+    train(config)
+    assert not (run.root / "stale.txt").exists()
+    assert entries(run.root.parent) == ["small"]
+    assert set(RUN_FILES) <= set(entries(run.root))
+
+
+@pytest.mark.parametrize("layer", ['{type="gru", units=8, dropout=1.5}', '{type="gru", units=0}',
+                                   '{type="gru", unit=8}', '{type="grue", units=8}'],
+                         ids=["dropout-1.5", "units-0", "unknown-key", "unknown-kind"])
+def test_invalid_layer_config_creates_no_run_folder(make_config, layer):
+    config = make_config(f"model.layers=[{layer}]")
+    models_dir = Paths.from_config(config).run.parent
+    with pytest.raises(PipelineError) as error:
+        train(config)
+    assert "\n" not in str(error.value) and "model.layers[0]" in str(error.value)
+    assert entries(models_dir) == []  # neither the run folder nor a temporary one
+
+
+def test_failed_retraining_keeps_the_previous_run_folder(make_config):
+    good = make_config()
+    run = RunPaths(Paths.from_config(good).run)
+    train(good)
+    before = {name: (run.root / name).read_bytes() for name in RUN_FILES}
+    with pytest.raises(PipelineError):
+        train(make_config('model.layers=[{type="gru", units=8, dropout=1.5}]'))
+    assert {name: (run.root / name).read_bytes() for name in RUN_FILES} == before
+    assert entries(run.root.parent) == ["small"]
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_same_seed_gives_identical_history_and_weights(make_config):
+    first, second = make_config("run_name=first"), make_config("run_name=second")
+    train(first)
+    train(second)
+    first_run, second_run = RunPaths(Paths.from_config(first).run), RunPaths(Paths.from_config(second).run)
+    pd.testing.assert_frame_equal(pd.read_csv(first_run.history), pd.read_csv(second_run.history), check_exact=True)
+    first_weights = keras.saving.load_model(first_run.model).get_weights()
+    second_weights = keras.saving.load_model(second_run.model).get_weights()
+    for a, b in zip(first_weights, second_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_another_seed_gives_another_history(make_config):
+    # same vectorized data (train_classifier reads the seed-42 artifacts); only init/batching seeds change
+    seeded, reseeded = make_config("run_name=a"), make_config("run_name=b", "seed=43")
+    train(seeded)
+    train(reseeded)
+    first = pd.read_csv(RunPaths(Paths.from_config(seeded).run).history)
+    second = pd.read_csv(RunPaths(Paths.from_config(reseeded).run).history)
+    assert not np.allclose(first["loss"], second["loss"])
+
+
+# ------------------------------------------------------------------ class weights
+def test_balanced_class_weights_train_and_change_the_loss(make_config, small_work_dir):
+    plain, balanced = make_config("run_name=plain"), make_config("run_name=balanced", 'train.class_weights="balanced"')
+    train(plain)
+    result = train(balanced)
+    assert result["epochs"] >= 1
+    plain_loss = pd.read_csv(RunPaths(Paths.from_config(plain).run).history)["loss"].to_numpy()
+    balanced_loss = pd.read_csv(RunPaths(Paths.from_config(balanced).run).history)["loss"].to_numpy()
+    assert np.isfinite(balanced_loss).all()
+    # the shipped corpus is nearly balanced, so the weights are near 1 but not 1: the loss moves a little
+    targets = EncodedSplits.load(Paths.from_config(plain).ids).targets["train"]
+    counts = np.bincount(targets, minlength=len(KNB_LABELS))
+    np.testing.assert_allclose(balanced_class_weights(targets, len(KNB_LABELS)),
+                               len(targets) / (len(KNB_LABELS) * counts), rtol=1e-6)
+    assert not np.array_equal(plain_loss, balanced_loss)
+
+
+# ------------------------------------------------------------------ overfitting warning
+def test_overfitting_warning_when_parameters_exceed_training_examples(make_config, caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.classifier.train"):
+        result = train(make_config())
+    training_examples = len(EncodedSplits.load(Paths.from_config(make_config()).ids).targets["train"])
+    assert result["parameters"] > training_examples
+    warnings = [r for r in caplog.records if r.name == "pipeline.classifier.train" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"{result['parameters']} trainable parameters" in warnings[0].getMessage()
+    assert f"{training_examples} training examples" in warnings[0].getMessage()
+
+
+def test_no_overfitting_warning_for_a_model_smaller_than_the_training_set(make_config, caplog):
+    # one GRU unit on frozen 300-d vectors: 3 * (300 + 1) + 6 + (1 * 4 + 4) = 917 trainable parameters
+    config = make_config('model.layers=[{type="gru", units=1}]', "train.epochs=1")
+    training_examples = len(EncodedSplits.load(Paths.from_config(config).ids).targets["train"])
+    with caplog.at_level(logging.WARNING, logger="pipeline.classifier.train"):
+        result = train(config)
+    assert result["parameters"] == 917
+    assert result["parameters"] <= training_examples, "precondition: the split changed; pick a smaller model"
+    assert not [r for r in caplog.records if r.name == "pipeline.classifier.train" and r.levelno >= logging.WARNING]
+
+
+# ------------------------------------------------------------------ missing inputs
+def test_train_without_vectorized_data_names_the_stage_to_run(tmp_path):
+    config = knb_config("small", tmp_path / "empty-work", tmp_path / "models")
+    with pytest.raises(PipelineError, match="pipeline vectorize"):
+        train(config)
+    assert not (tmp_path / "models").exists() or entries(tmp_path / "models") == []
+
+
+def test_copied_run_folder_is_self_contained(make_config, tmp_path):
+    """A run folder moved elsewhere still has everything: model, config, vocab, labels."""
+    config = make_config()
+    train(config)
+    moved = shutil.copytree(Paths.from_config(config).run, tmp_path / "elsewhere" / "run")
+    assert set(RUN_FILES) <= set(entries(moved))
+    assert keras.saving.load_model(RunPaths(moved).model).output_shape == (None, len(KNB_LABELS))

@@ -1,0 +1,40 @@
+"""Fixtures shared across test folders; plain helper functions are in ``helpers.py``."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import knb_config
+
+from pipeline.classifier.train import train_classifier
+from pipeline.paths import Paths
+from pipeline.runs import load_run
+from pipeline.stages import run_stage
+
+
+@pytest.fixture(scope="session")
+def small_work_dir(tmp_path_factory) -> Path:
+    """prepare -> tokenize -> vectorize of tests/configs/small.toml on the shipped corpus, once per session."""
+    work_dir = tmp_path_factory.getbasetemp() / "small-work"
+    run_stage("vectorize", knb_config("small", work_dir, tmp_path_factory.getbasetemp() / "unused-models"))
+    return work_dir
+
+
+@pytest.fixture(scope="module")
+def small_trained(small_work_dir, tmp_path_factory):
+    """(config, run folder) of the small config, trained once for this module."""
+    config = knb_config("small", small_work_dir, tmp_path_factory.mktemp("classify-models"))
+    train_classifier(config, Paths.from_config(config))
+    return config, Paths.from_config(config).run
+
+
+@pytest.fixture(scope="module")
+def small_run(small_trained):
+    """The trained small run, loaded once per module."""
+    return load_run(small_trained[1])
+
+
+@pytest.fixture
+def small_run_copy(small_trained, tmp_path) -> Path:
+    """A copy of the trained run folder that a test may damage."""
+    return Path(shutil.copytree(small_trained[1], tmp_path / "run"))

@@ -1,0 +1,127 @@
+"""What many test modules share: the repository root, running the real CLI, and checking what a user sees.
+
+Importable as ``helpers`` (``pythonpath = tests`` in setup.cfg); fixtures live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+TEST_CONFIGS = REPOSITORY / "tests" / "configs"
+KNB_LABELS = ["Gourmet", "Keitai", "Kyoto", "Sports"]  # the themes of the shipped corpus, sorted
+
+# Our log records: "I pipeline.stages: prepare: running" (cli.configure_logging's format).
+LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")
+# TensorFlow's C++ start-up lines (absl, before its logging is initialised; TF_CPP_MIN_LOG_LEVEL does not
+# silence them): "I0000 00:00:1795325617.110748   15998 port.cc:153] oneDNN custom operations are on..."
+TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+                              r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] "
+                              r"|To enable the following instructions: )")
+
+
+def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI (``python -m pipeline`` or the ``script``) in a fresh process from the repository root."""
+    command = [str(script)] if script else [sys.executable, "-m", "pipeline"]
+    return subprocess.run([*command, *arguments], cwd=REPOSITORY, input=stdin,
+                          stdin=None if stdin is not None else subprocess.DEVNULL,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def explain(result: subprocess.CompletedProcess) -> str:
+    return f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-4000:]}"
+
+
+def folders(root: Path) -> list[str]:
+    """``--set`` options that put work_dir and models_dir under ``root``."""
+    return ["--set", f'work_dir="{root / "work"}"', "--set", f'models_dir="{root / "models"}"']
+
+
+def assert_success(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str, stdout_empty: bool = False) -> str:
+    """Exit 2, no traceback, exactly one 'error:' line on stderr, nothing else but log records."""
+    assert result.returncode == 2, explain(result)
+    assert "Traceback" not in result.stderr + result.stdout, explain(result)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, explain(result)
+    strays = [line for line in lines
+              if not line.startswith("error:") and not LOG_RECORD.match(line) and not TENSORFLOW_NOISE.match(line)]
+    assert strays == [], explain(result)
+    for fragment in fragments:
+        assert fragment in errors[0], explain(result)
+    if stdout_empty:
+        assert result.stdout == "", explain(result)
+    return errors[0]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: str = "text,label", encoding: str = "utf-8") -> Path:
+    """A small CSV corpus, one ``text,label`` row per pair."""
+    path.write_bytes((header + "\n" + "".join(f"{text},{label}\n" for text, label in rows)).encode(encoding))
+    return path
+
+
+def write_classifier_run(folder: Path) -> Path:
+    """A real (untrained) classifier run folder: model.keras, config.json, vocab.json, labels.json."""
+    import numpy as np
+
+    from pipeline import config as config_module
+    from pipeline.classifier.model import build_classifier
+    from pipeline.paths import RunPaths
+    from pipeline.runs import write_run_metadata
+    from pipeline.text.vocab import Vocabulary
+
+    config = config_module.from_dict({"run_name": folder.name, "vectorize": {"vectors": "none"},
+                                      "model": {"task": "classifier", "layers": [{"type": "gru", "units": 4}]}})
+    vocab = Vocabulary(["<pad>", "<unk>", "京都", "の"])
+    model = build_classifier(config.model, np.zeros((len(vocab), 8), np.float32), 2, seed=0)
+    folder.mkdir(parents=True)
+    model.save(RunPaths(folder).model)
+    write_run_metadata(folder, config, vocab, ["a", "b"])
+    return folder
+
+
+def knb_config(name: str, work_dir: Path, models_dir: Path, *overrides: str):
+    """tests/configs/<name>.toml on the shipped KNB corpus (found from any cwd), artifacts in the given folders."""
+    from pipeline import config as config_module
+
+    return config_module.load(TEST_CONFIGS / f"{name}.toml", [
+        f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', f'work_dir="{work_dir}"',
+        f'models_dir="{models_dir}"', *overrides])
+
+
+# ------------------------------------------------------------------ tiny classifiers
+VOCABULARY, DIMENSION, CLASSES = 20, 8, 3
+
+
+def embedding_matrix(seed: int = 0):
+    """A random ``(VOCABULARY, DIMENSION)`` matrix whose padding row 0 is zero."""
+    import numpy as np
+
+    matrix = np.random.default_rng(seed).normal(0.0, 0.5, size=(VOCABULARY, DIMENSION)).astype(np.float32)
+    matrix[0] = 0.0
+    return matrix
+
+
+def classifier(layers, pooling="last", seed=0, **settings):
+    """``build_classifier`` over ``layers`` (``[[model.layers]]`` tables) with CLASSES outputs."""
+    from pipeline.classifier.model import build_classifier
+    from pipeline.sections import ModelConfig
+
+    model_settings = ModelConfig(layers=tuple(layers), pooling=pooling, **settings)
+    return build_classifier(model_settings, embedding_matrix(), CLASSES, seed)
+
+
+def token_ids(batch: int = 5, timesteps: int = 6, seed: int = 1):
+    """Random non-padding ids ``(batch, timesteps)``."""
+    import numpy as np
+
+    return np.random.default_rng(seed).integers(1, VOCABULARY, size=(batch, timesteps)).astype(np.int32)

@@ -1,0 +1,16 @@
+"""Tests of ``pipeline.plots``: every figure is written as a PNG, atomically."""
+
+import numpy as np
+import pandas as pd
+
+from pipeline.plots import plot_confusion, plot_history
+
+
+def test_plots_are_written(tmp_path):
+    plot_confusion(np.array([[2, 1], [0, 3]]), ["京都", "携帯"], tmp_path / "confusion.png")
+    history = pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5], "val_loss": [1.1, 0.7],
+                            "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7], "learning_rate": [1e-3, 1e-3]})
+    plot_history(history, tmp_path / "curves.png")
+    for name in ("confusion.png", "curves.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "curves.png"]

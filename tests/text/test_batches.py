@@ -1,0 +1,169 @@
+"""Tests of pipeline.text.batches: padding, class weights, bucketing and epoch shuffling."""
+
+import numpy as np
+import pytest
+
+from pipeline.text.batches import SequenceBatches, balanced_class_weights, pad
+
+
+def as_arrays(lists):
+    return [np.array(values, dtype=np.int32) for values in lists]
+
+
+def test_pad_right_pads_to_the_longest():
+    batch = pad(as_arrays([[5, 6, 7], [8], [9, 10]]), max_length=10)
+    assert batch.dtype == np.int32
+    np.testing.assert_array_equal(batch, [[5, 6, 7], [8, 0, 0], [9, 10, 0]])
+
+
+def test_pad_truncates_to_max_length():
+    batch = pad(as_arrays([[5, 6, 7, 8], [9]]), max_length=2)
+    np.testing.assert_array_equal(batch, [[5, 6], [9, 0]])
+
+
+def test_pad_with_another_pad_id_and_plain_lists():
+    np.testing.assert_array_equal(pad([[1], [2, 3]], max_length=5, pad_id=-1), [[1, -1], [2, 3]])
+
+
+def test_pad_empty_sequences_keep_one_column():
+    np.testing.assert_array_equal(pad(as_arrays([[], []]), max_length=4), [[0], [0]])
+    assert pad([], max_length=4).shape == (0, 1)
+
+
+def test_balanced_class_weights_by_hand():
+    # n = 6, 3 classes, counts [3, 2, 1] -> 6/9, 6/6, 6/3; an absent fourth class weighs 0.
+    weights = balanced_class_weights(np.array([0, 0, 0, 1, 1, 2]), 4)
+    assert weights.dtype == np.float32
+    np.testing.assert_allclose(weights, [6 / 12, 6 / 8, 6 / 4, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(balanced_class_weights(np.array([0, 0, 0, 1, 1, 2]), 3), [2 / 3, 1.0, 2.0], rtol=1e-6)
+    # Each present class weighs n / classes in total.
+    targets = np.array([0, 0, 0, 1, 1, 2])
+    totals = np.bincount(targets) * balanced_class_weights(targets, 3)
+    np.testing.assert_allclose(totals, [2.0, 2.0, 2.0], rtol=1e-6)
+
+
+def test_no_rng_keeps_contiguous_chunks_of_the_input():
+    sequences = as_arrays([[i + 1] * (1 + i % 3) for i in range(7)])
+    targets = np.arange(7) * 10
+    batches = SequenceBatches(sequences, targets, batch_size=3, max_length=5)
+    assert len(batches) == 3
+    assert sorted(rows.tolist() for rows in batches.batches) == [[0, 1, 2], [3, 4, 5], [6]]
+    position = [rows.tolist() for rows in batches.batches].index([0, 1, 2])
+    ids, batch_targets = batches[position]
+    np.testing.assert_array_equal(ids, [[1, 0, 0], [2, 2, 0], [3, 3, 3]])
+    np.testing.assert_array_equal(batch_targets, [0, 10, 20])
+
+
+def test_first_two_batches_differ_in_width_so_keras_does_not_fix_the_shape():
+    # Keras infers the input signature from batches 0 and 1; equal widths would fix it.
+    sequences = as_arrays([[1], [2], [3], [4], [5, 5, 5, 5, 5]])
+    batches = SequenceBatches(sequences, np.zeros(5, dtype=np.int32), batch_size=2, max_length=9)
+    widths = [batches[i][0].shape[1] for i in range(len(batches))]
+    assert widths[0] != widths[1], widths
+    shuffled = SequenceBatches(sequences, np.zeros(5, dtype=np.int32), batch_size=2, max_length=9,
+                               rng=np.random.default_rng(0))
+    widths = [shuffled[i][0].shape[1] for i in range(len(shuffled))]
+    assert widths[0] != widths[1], widths
+
+
+def test_predict_returns_outputs_in_input_order_and_handles_growing_widths():
+    import keras
+
+    from pipeline.layers.pooling import MaskedGlobalPooling
+
+    # Row i holds the id i + 1 repeated; the model returns the largest id of each row.
+    lengths = [1, 1, 1, 1, 2, 2, 6, 3, 9]
+    sequences = as_arrays([[i + 1] * n for i, n in enumerate(lengths)])
+    ids = keras.Input(shape=(None,), dtype="int32")
+    embedded = keras.layers.Embedding(12, 1, mask_zero=True,
+                                      embeddings_initializer=keras.initializers.Constant(np.arange(12.0)[:, None]))(ids)
+    model = keras.Model(ids, MaskedGlobalPooling("max")(embedded))
+    batches = SequenceBatches(sequences, None, batch_size=2, max_length=20)
+    np.testing.assert_allclose(batches.predict(model)[:, 0], np.arange(1, 10))
+
+
+def test_prediction_batches_without_targets():
+    batches = SequenceBatches(as_arrays([[1, 2], [3]]), None, batch_size=4, max_length=5)
+    (ids,) = batches[0]
+    np.testing.assert_array_equal(ids, [[1, 2], [3, 0]])
+
+
+def test_sample_weights_follow_their_rows():
+    sequences = as_arrays([[i + 1] * (1 + i) for i in range(6)])
+    targets = np.arange(6)
+    weights = np.arange(6, dtype=np.float32) / 10
+    batches = SequenceBatches(sequences, targets, 2, 10, rng=np.random.default_rng(0), sample_weights=weights)
+    seen = []
+    for index in range(len(batches)):
+        ids, batch_targets, batch_weights = batches[index]
+        np.testing.assert_allclose(batch_weights, batch_targets / 10)
+        np.testing.assert_array_equal(ids[:, 0], batch_targets + 1)
+        seen.extend(batch_targets.tolist())
+    assert sorted(seen) == list(range(6))
+
+
+def mixed_lengths(seed: int = 0):
+    # Lengths 1..50, four sentences each (200), in a shuffled order; sentence i holds the value i.
+    lengths = np.repeat(np.arange(1, 51), 4)
+    np.random.default_rng(seed).shuffle(lengths)
+    return [np.full(length, index + 1, dtype=np.int32) for index, length in enumerate(lengths)], lengths
+
+
+def test_bucketing_batches_sentences_of_similar_length():
+    sequences, lengths = mixed_lengths()
+    batches = SequenceBatches(sequences, np.zeros(200, dtype=np.int32), batch_size=8, max_length=100,
+                              rng=np.random.default_rng(1))
+    assert len(batches) == 25
+    assert sorted(np.concatenate(batches.batches).tolist()) == list(range(200))
+    # Sorted by length, every batch of 8 holds exactly two consecutive lengths (4 sentences each).
+    spans = [int(lengths[rows].max() - lengths[rows].min()) for rows in batches.batches]
+    assert spans == [1] * 25
+    # Padded positions: 4 per batch of width L+1 (L = 1, 3, ..., 49): 1 - 5100 / 5200.
+    assert batches.padding_share() == pytest.approx(1 / 52)
+    ids, _ = batches[0]
+    assert ids.shape[1] == lengths[batches.batches[0]].max()
+
+
+def test_bucketing_pads_less_than_random_batching():
+    sequences, _ = mixed_lengths()
+    targets = np.zeros(200, dtype=np.int32)
+    bucketed = SequenceBatches(sequences, targets, 8, 100, rng=np.random.default_rng(1), bucketing=True)
+    shuffled = SequenceBatches(sequences, targets, 8, 100, rng=np.random.default_rng(1), bucketing=False)
+    assert bucketed.padding_share() < 0.02
+    assert shuffled.padding_share() > 0.3
+    random_spans = [np.ptp(shuffled.lengths[rows]) for rows in shuffled.batches]
+    assert np.mean(random_spans) > 20
+
+
+def test_bucketing_orders_batches_at_random():
+    sequences, lengths = mixed_lengths()
+    batches = SequenceBatches(sequences, np.zeros(200, dtype=np.int32), 8, 100, rng=np.random.default_rng(1))
+    first_lengths = [int(lengths[rows].min()) for rows in batches.batches]
+    assert first_lengths != sorted(first_lengths)
+
+
+def test_lengths_are_counted_after_truncation():
+    sequences, _ = mixed_lengths()
+    batches = SequenceBatches(sequences, np.zeros(200, dtype=np.int32), 8, max_length=10,
+                              rng=np.random.default_rng(1))
+    assert batches.lengths.max() == 10
+    assert all(batches[index][0].shape[1] <= 10 for index in range(len(batches)))
+
+
+def test_on_epoch_end_reshuffles_reproducibly():
+    sequences, _ = mixed_lengths()
+    targets = np.zeros(200, dtype=np.int32)
+
+    def plans(bucketing: bool):
+        batches = SequenceBatches(sequences, targets, 8, 100, rng=np.random.default_rng(7), bucketing=bucketing)
+        epochs = []
+        for _ in range(3):
+            epochs.append([rows.tolist() for rows in batches.batches])
+            batches.on_epoch_end()
+        return epochs
+
+    for bucketing in (True, False):
+        first, again = plans(bucketing), plans(bucketing)
+        assert first == again
+        assert first[0] != first[1] != first[2]
+        assert sorted(sum(first[1], [])) == list(range(200))

@@ -1,0 +1,211 @@
+"""Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, packing, vectorize."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.sections import ModelConfig, VectorizeConfig
+from pipeline.text.vectors import (
+    DEFAULT_EMBEDDING_DIM,
+    EncodedSplits,
+    embedding_matrix,
+    fallback_forms,
+    ginza_lookup,
+    pack,
+    unpack,
+    vectorize,
+)
+from pipeline.text.vocab import PAD, UNK, Vocabulary
+
+VECTORS = {
+    "京都": np.array([1.0, 0.0, 0.0, 2.0], dtype=np.float32),
+    "スマホ": np.array([0.0, 1.0, 0.0, 0.0], dtype=np.float32),
+    "スマートフォン": np.array([9.0, 9.0, 9.0, 9.0], dtype=np.float32),
+    "行く": np.array([0.0, 0.0, 1.0, -1.0], dtype=np.float32),
+    "食べる": np.array([-1.0, 1.0, 0.0, 0.0], dtype=np.float32),
+}
+FORMS = {  # word -> (norm, lemma), as fallback_forms finds them
+    "京都": ("京都", "京都"),
+    "スマホ": ("スマートフォン", "スマホ"),  # surface found first: its own vector, not the norm's
+    "行っ": ("行く", "行く"),  # found via norm
+    "食べ": ("喰べる", "食べる"),  # norm missing, found via lemma
+}
+COUNTS = {"京都": 5, "謎": 4, "行っ": 3, "スマホ": 2, "食べ": 1}
+
+
+def fake_lookup(word):
+    return VECTORS.get(word)
+
+
+def small_vocab() -> Vocabulary:
+    return Vocabulary([PAD, UNK, "京都", "謎", "行っ", "スマホ", "食べ"], COUNTS)
+
+
+def test_embedding_matrix_surface_norm_lemma_fallback_and_coverage():
+    matrix, coverage = embedding_matrix(small_vocab(), FORMS, fake_lookup, 4, np.random.default_rng(0), 0.5)
+    assert matrix.shape == (7, 4) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix[0], np.zeros(4))  # padding
+    np.testing.assert_array_equal(matrix[2], VECTORS["京都"])  # surface
+    np.testing.assert_array_equal(matrix[4], VECTORS["行く"])  # norm
+    np.testing.assert_array_equal(matrix[5], VECTORS["スマホ"])  # surface before norm
+    np.testing.assert_array_equal(matrix[6], VECTORS["食べる"])  # lemma
+    assert coverage.by_source == {"surface": 2, "norm": 1, "lemma": 1}
+    assert coverage.entries == pytest.approx(4 / 5)  # 謎 has no vector; pad and unk not counted
+    assert coverage.tokens == pytest.approx((5 + 3 + 2 + 1) / 15)
+    assert coverage.to_dict() == {"entries": coverage.entries, "tokens": coverage.tokens,
+                                  "by_source": coverage.by_source}
+
+
+def test_unknown_rows_are_seeded_random_with_a_scaled_spread():
+    matrix, _ = embedding_matrix(small_vocab(), FORMS, fake_lookup, 4, np.random.default_rng(0), 0.5)
+    # Found rows: 京都, 行く, スマホ, 食べる; 16 values with sum 4 and sum of squares 10:
+    # std = sqrt(10/16 - (4/16)**2) = 3/4.
+    found_rows = np.stack([VECTORS["京都"], VECTORS["行く"], VECTORS["スマホ"], VECTORS["食べる"]])
+    spread = 0.75
+    assert found_rows.std() == pytest.approx(spread)
+    expected = np.random.default_rng(0).normal(0.0, 0.5 * spread, size=(2, 4)).astype(np.float32)
+    np.testing.assert_allclose(matrix[[1, 3]], expected, rtol=1e-6)  # unk and 謎, in id order
+    again, _ = embedding_matrix(small_vocab(), FORMS, fake_lookup, 4, np.random.default_rng(0), 0.5)
+    np.testing.assert_array_equal(matrix, again)
+    other, _ = embedding_matrix(small_vocab(), FORMS, fake_lookup, 4, np.random.default_rng(1), 0.5)
+    assert not np.array_equal(matrix[[1, 3]], other[[1, 3]])
+    np.testing.assert_array_equal(matrix[[0, 2, 4, 5, 6]], other[[0, 2, 4, 5, 6]])
+
+
+def test_unknown_spread_follows_unknown_scale_on_many_rows():
+    generator = np.random.default_rng(5)
+    known = {f"k{i}": generator.normal(0.0, 2.0, size=16).astype(np.float32) for i in range(50)}
+    words = list(known) + [f"u{i}" for i in range(2000)]
+    vocab = Vocabulary([PAD, UNK, *words], {word: 1 for word in words})
+    matrix, coverage = embedding_matrix(vocab, {}, known.get, 16, np.random.default_rng(0), 0.25)
+    spread = np.stack(list(known.values())).std()
+    assert matrix[2 + 50:].std() == pytest.approx(0.25 * spread, rel=0.02)
+    assert coverage.entries == pytest.approx(50 / 2050)
+    assert coverage.tokens == pytest.approx(50 / 2050)
+
+
+def test_no_vectors_found_uses_a_default_spread():
+    vocab = Vocabulary([PAD, UNK, "a", "b"], {"a": 1, "b": 1})
+    matrix, coverage = embedding_matrix(vocab, {}, lambda word: None, 8, np.random.default_rng(0), 1.0)
+    np.testing.assert_array_equal(matrix[0], np.zeros(8))
+    expected = np.random.default_rng(0).normal(0.0, 0.1, size=(3, 8)).astype(np.float32)
+    np.testing.assert_allclose(matrix[1:], expected, rtol=1e-6)
+    assert (coverage.entries, coverage.tokens, coverage.by_source) == (0.0, 0.0, {})
+
+
+def test_fallback_forms_takes_the_most_frequent_pair():
+    table = pd.DataFrame({
+        "surface": [["行っ", "た"], ["行っ", "た"], ["行っ", "て"]],
+        "norm": [["行く", "た"], ["いく", "た"], ["行く", "て"]],
+        "lemma": [["行く", "た"], ["行く", "た"], ["行く", "て"]],
+    })
+    assert fallback_forms(table, "surface") == {"行っ": ("行く", "行く"), "た": ("た", "た"), "て": ("て", "て")}
+    assert fallback_forms(table, "norm")["いく"] == ("いく", "行く")
+
+
+@pytest.fixture(scope="module")
+def ginza():
+    return ginza_lookup("ja_ginza")
+
+
+def test_ginza_lookup_finds_kyoto(ginza):
+    lookup, dimension = ginza
+    assert dimension == 300
+    kyoto = lookup("京都")
+    assert kyoto is not None and kyoto.shape == (300,) and np.abs(kyoto).sum() > 0
+    assert lookup("行く") is not None
+    assert lookup("") is None
+    assert lookup("ｑｚｑｚｑｚ未知語ｑｚ") is None
+    # Related words are closer than unrelated ones.
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert cosine(kyoto, lookup("大阪")) > cosine(kyoto, lookup("電池"))
+
+
+def test_pack_unpack_round_trip():
+    sequences = [[3, 4, 5], [], [7], [2, 2]]
+    flat, offsets = pack(sequences)
+    assert flat.dtype == np.int32 and offsets.dtype == np.int64
+    np.testing.assert_array_equal(flat, [3, 4, 5, 7, 2, 2])
+    np.testing.assert_array_equal(offsets, [0, 3, 3, 4, 6])
+    assert [row.tolist() for row in unpack(flat, offsets)] == sequences
+
+
+def test_pack_empty():
+    flat, offsets = pack([])
+    assert flat.shape == (0,) and offsets.tolist() == [0]
+    assert offsets.dtype == np.int64
+    assert unpack(flat, offsets) == []
+
+
+def tokens_table() -> pd.DataFrame:
+    rows = [
+        (["猫", "が", "鳴く"], "animal", "train"),
+        (["犬", "が", "走る"], "animal", "train"),
+        (["電車", "が", "走る"], "vehicle", "train"),
+        (["猫", "と", "電車"], "vehicle", "validation"),
+        (["鳥", "が", "飛ぶ"], "animal", "test"),
+    ]
+    return pd.DataFrame({
+        "surface": [r[0] for r in rows], "norm": [r[0] for r in rows], "lemma": [r[0] for r in rows],
+        "label": [r[1] for r in rows], "split": [r[2] for r in rows],
+    })
+
+
+def test_vectorize_without_vectors_writes_vocabulary_matrix_and_ids(tmp_path):
+    config = Config(seed=3, vectorize=VectorizeConfig(vectors="none"), model=ModelConfig(embedding_dim=6))
+    paths = tmp_path / "vocab.json", tmp_path / "embeddings.npy", tmp_path / "ids.npz"
+    result = vectorize(config, tokens_table(), *paths)
+    # training words: が 3, 走る 2, then 犬 猫 電車 鳴く once each (code points 72AC < 732B < 96FB < 9CF4)
+    vocab = Vocabulary.load(paths[0])
+    assert vocab.tokens == [PAD, UNK, "が", "走る", "犬", "猫", "電車", "鳴く"]
+    assert result["vocabulary_size"] == 8 and result["embedding_dim"] == 6
+    matrix = np.load(paths[1])
+    assert matrix.shape == (8, 6)
+    np.testing.assert_array_equal(matrix[0], np.zeros(6))
+    splits = EncodedSplits.load(paths[2])
+    assert splits.labels == ["animal", "vehicle"]
+    assert [s.tolist() for s in splits.sequences["train"]] == [[5, 2, 7], [4, 2, 3], [6, 2, 3]]
+    assert [s.tolist() for s in splits.sequences["validation"]] == [[5, 1, 6]]
+    assert [s.tolist() for s in splits.sequences["test"]] == [[1, 2, 1]]
+    assert splits.targets["train"].tolist() == [0, 0, 1]
+    assert splits.targets["validation"].tolist() == [1] and splits.targets["test"].tolist() == [0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embeddings.npy", "ids.npz", "vocab.json"]
+    # The same seed gives the same matrix.
+    vectorize(config, tokens_table(), *paths)
+    np.testing.assert_array_equal(np.load(paths[1]), matrix)
+
+
+def test_vectorize_without_vectors_default_dimension(tmp_path):
+    config = Config(vectorize=VectorizeConfig(vectors="none"))
+    result = vectorize(config, tokens_table(), tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    assert result["embedding_dim"] == DEFAULT_EMBEDDING_DIM
+
+
+def test_vectorize_with_ginza_vectors(tmp_path, ginza):
+    config = Config()
+    result = vectorize(config, tokens_table(), tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    assert result["embedding_dim"] == 300
+    matrix = np.load(tmp_path / "e.npy")
+    lookup, _ = ginza
+    vocab = Vocabulary.load(tmp_path / "v.json")
+    np.testing.assert_array_equal(matrix[vocab.index["猫"]], lookup("猫"))
+    assert result["coverage"]["entries"] == pytest.approx(1.0)
+    with pytest.raises(PipelineError, match="model.embedding_dim = 64 but the ja_ginza vectors have 300"):
+        vectorize(replace(config, model=ModelConfig(embedding_dim=64)), tokens_table(),
+                  tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+
+
+def test_vectorize_with_an_empty_training_vocabulary(tmp_path):
+    config = Config(vectorize=VectorizeConfig(vectors="none", min_count=10))
+    with pytest.raises(PipelineError, match="the training split has no words"):
+        vectorize(config, tokens_table(), tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+
+
+def test_encoded_splits_missing_file(tmp_path):
+    with pytest.raises(PipelineError, match="run `pipeline vectorize` first"):
+        EncodedSplits.load(tmp_path / "ids.npz")
