@@ -22,10 +22,10 @@ recurrent mask ``(batch, units)`` per call, reused at every time step, drawn onl
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
+
+from pipeline.layers.checks import check_positive_integer, check_rate, check_seed
 
 ACTIVATIONS = ("tanh", "softsign", "relu", "sigmoid")
 """Activation names the cell accepts (``phi`` in the update equation)."""
@@ -38,18 +38,6 @@ _CELL_ARGUMENTS = (
     "kernel_constraint", "recurrent_constraint", "bias_constraint",
     "dropout", "recurrent_dropout", "seed",
 )
-
-
-def _check_units(units):
-    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
-        raise ValueError(f"Argument `units` must be a positive integer; received units={units!r}.")
-    return int(units)
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"Argument `{name}` must be a float in [0, 1); received {name}={value!r}.")
-    return float(value)
 
 
 def _check_activation(activation):
@@ -119,12 +107,11 @@ class ElmanCell(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        units = _check_units(units)
+        units = check_positive_integer("units", units)
         activation = _check_activation(activation)
-        dropout = _check_rate("dropout", dropout)
-        recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"Argument `seed` must be an integer or None; received seed={seed!r}.")
+        dropout = check_rate("dropout", dropout)
+        recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        check_seed(seed)
         super().__init__(**kwargs)
         self.units = units
         self.activation = activation
