@@ -23,6 +23,8 @@ STAGE_HELP = {
     "prepare": "read the corpus, normalise (NFKC, URLs, whitespace), de-duplicate, split train/validation/test",
     "tokenize": "tokenize with GiNZA (surface, lemma, norm, POS); cached, skipped when unchanged",
     "vectorize": "build the vocabulary (training split) and the embedding matrix from the ja_ginza vectors",
+    "pretrain": "with [pretrain] enabled: train a language model on the corpus text (and corpus.unlabeled_path) "
+                "that the classifier's encoder starts from; cached by fingerprint",
     "train": "train the configured recurrent model; writes saved_models/<run>/",
     "evaluate": "score the run on the test split: metrics.json, confusion matrix, training curves",
 }
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run every stage (prepare ... evaluate), then classify the config's examples",
-                              description="Run prepare, tokenize, vectorize, train and evaluate in order "
+                              description="Run prepare, tokenize, vectorize, pretrain, train and evaluate in order "
                                           "(unchanged stages are skipped), print the test metrics and classify "
                                           "the sentences listed in [classify] examples.")
     _config_options(run, positional=True)
@@ -79,13 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "  T = 1 samples from the model as trained.\n"
                     "  T > 1 (e.g. 1.5) flattens it: more varied, more surprising, more errors.\n"
                     "top-k keeps only the k most probable tokens; top-p (nucleus) keeps the smallest set\n"
-                    "whose probability reaches p; --greedy always takes the most probable token.")
+                    "whose probability reaches p; --greedy always takes the most probable token.\n\n"
+                    "Against loops, both looking at the text so far, prompt included (applied before temperature):\n"
+                    "  --repetition-penalty P (>= 1) turns the probability p of every token already in the text\n"
+                    "  into p^P (CTRL's rule on log-probabilities), then renormalises.\n"
+                    "  --no-repeat-ngram N gives probability 0 to any token that would repeat an N-gram of the\n"
+                    "  text; on a step where that would rule out every token, it is ignored.")
     generate.add_argument("--model", "-m", type=Path, required=True, help="run folder, e.g. saved_models/generator")
     generate.add_argument("--prompt", "-p", default="", help="text to continue (default: start a new sentence)")
     generate.add_argument("--temperature", "-t", type=float, default=1.0, help="> 0; see above (default: 1.0)")
     generate.add_argument("--top-k", type=int, default=0, help="sample among the k most probable tokens (0: off)")
     generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold in (0, 1] (1: off)")
     generate.add_argument("--greedy", action="store_true", help="always take the most probable token")
+    generate.add_argument("--repetition-penalty", type=float, default=1.0, metavar="P",
+                          help=">= 1: p -> p^P for tokens already in the text; see above (default: 1.0, off)")
+    generate.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                          help="never repeat an n-gram of N tokens of the text; see above (default: 0, off)")
     generate.add_argument("--max-tokens", type=int, default=40, help="stop after this many tokens (default: 40)")
     generate.add_argument("--num", "-n", type=int, default=1, help="number of samples (default: 1)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the sampler: same seed, same text")
@@ -200,7 +211,9 @@ def run_generate_examples(config) -> int:
 
     settings = config.generate
     run = load_run(Paths.from_config(config).run)
-    sampling = Sampling(settings.temperature, settings.top_k, settings.top_p, False, settings.max_tokens)
+    sampling = Sampling(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                        max_tokens=settings.max_tokens, repetition_penalty=settings.repetition_penalty,
+                        no_repeat_ngram=settings.no_repeat_ngram)
     labels = settings.labels or ("",) * len(settings.prompts)
     if settings.prompts:
         print("samples:")
@@ -210,15 +223,23 @@ def run_generate_examples(config) -> int:
 
 
 def command_generate(args: argparse.Namespace) -> int:
+    # Settings first: a typo fails at once, before TensorFlow and the run load.
+    if args.max_tokens < 1 or args.num < 1:
+        raise PipelineError("--max-tokens and --num must be >= 1")
+    if not 1 <= args.repetition_penalty < float("inf"):
+        raise PipelineError(f"--repetition-penalty must be a finite number >= 1 (1: off), "
+                            f"got {args.repetition_penalty}")
+    if args.no_repeat_ngram < 0:
+        raise PipelineError(f"--no-repeat-ngram must be an integer >= 0 (0: off), got {args.no_repeat_ngram}")
+    from pipeline.language_model.sampling import check_settings
+
+    check_settings(args.temperature, args.top_k, args.top_p)
     from pipeline.language_model.generate import Sampling, generate
     from pipeline.runs import load_run
 
-    if args.max_tokens < 1 or args.num < 1:
-        raise PipelineError("--max-tokens and --num must be >= 1")
-    from pipeline.language_model.sampling import check_settings
-
-    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.greedy, args.max_tokens)
-    check_settings(sampling.temperature, sampling.top_k, sampling.top_p)
+    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
+                        max_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty,
+                        no_repeat_ngram=args.no_repeat_ngram)
     run = load_run(args.model)
     print_samples(generate(run, args.prompt, sampling, args.num, args.seed, args.label), args.json)
     return 0

@@ -2,7 +2,7 @@
 
 A config file has a few top-level keys (``seed``, ``run_name``, ``work_dir``,
 ``models_dir``) and one table per concern: ``[corpus]``, ``[tokenize]``,
-``[vectorize]``, ``[model]``, ``[train]``, ``[classify]``, ``[generate]``,
+``[vectorize]``, ``[model]``, ``[train]``, ``[pretrain]``, ``[classify]``, ``[generate]``,
 ``[forecast]``, ``[diagnose]``. Every key is checked: an unknown key is an error that names the
 nearest valid one, and every value is checked for type and range, so a typo
 never silently falls back to a default.
@@ -31,6 +31,7 @@ from pipeline.sections import (
     ForecastConfig,
     GenerateConfig,
     ModelConfig,
+    PretrainConfig,
     TokenizeConfig,
     TrainConfig,
     VectorizeConfig,
@@ -51,6 +52,7 @@ class Config:
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
@@ -61,13 +63,16 @@ class Config:
         _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name, "a folder name")
         for section in SECTIONS:
             getattr(self, section).validate()
+        _check(not (self.pretrain.enabled and self.model.task != "classifier"), "pretrain.enabled", True,
+               "false for a language model (model.task = \"generator\" is trained directly)")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back."""
         return _plain(dataclasses.asdict(self))
 
 
-SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "classify", "generate", "diagnose", "forecast")
+SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "pretrain", "classify", "generate", "diagnose",
+            "forecast")
 
 
 def _plain(value: Any) -> Any:

@@ -84,7 +84,7 @@ def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
     units = options.get("units", parameters["units"].default if "units" in parameters else 1)
     if units < 1:
         raise PipelineError(f"config key '{where}.units' = {units!r} is invalid: it must be >= 1")
-    for key in ("dropout", "recurrent_dropout"):
+    for key in ("dropout", "recurrent_dropout", "weight_drop"):
         value = options.get(key, 0.0)
         if not 0.0 <= value < 1.0:
             raise PipelineError(f"config key '{where}.{key}' = {value!r} is invalid: it must be in [0, 1)")
@@ -141,6 +141,21 @@ def elman(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed=context.seed, name=context.name)
 
 
+@register("weight_drop_lstm")
+def weight_drop_lstm(units: int = 64, weight_drop: float = 0.5, *, context: LayerContext) -> keras.layers.Layer:
+    """An LSTM with DropConnect on its recurrent weights (AWD-LSTM, ``pipeline.layers.weight_drop``).
+
+    One Bernoulli mask over the recurrent kernel per batch, the same at every time step, so
+    the recurrent connections are regularised without disturbing the LSTM's memory over time.
+    Its weights have the shapes of ``lstm``'s, so a pretrained one can start an ``lstm``.
+    """
+    from pipeline.layers.weight_drop import WeightDropLSTM
+
+    return WeightDropLSTM(units, recurrent_dropconnect=weight_drop, return_sequences=context.return_sequences,
+                          stateful=context.stateful, kernel_initializer=context.kernel_initializer,
+                          recurrent_initializer=context.recurrent_initializer, seed=context.seed, name=context.name)
+
+
 @register("esn")
 def esn(units: int = 500, leak_rate: float = 0.3, spectral_radius: float = 0.9, input_scaling: float = 1.0,
         connectivity: float = 0.1, input_connectivity: float = 1.0, bias_scaling: float = 1.0, *,
@@ -172,11 +187,13 @@ def recurrent_initializer(settings: ModelConfig, seed: int) -> keras.initializer
 
 
 def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_sequences: bool,
-                    stateful: bool = False, initial_state: Callable[[keras.layers.Layer], list] | None = None) -> Any:
+                    stateful: bool = False, initial_state: Callable[[keras.layers.Layer], list] | None = None,
+                    between: Callable[[int], keras.layers.Layer] | None = None) -> Any:
     """Apply the ``[[model.layers]]`` stack to ``x`` ``(batch, timesteps, features)``.
 
     ``initial_state(layer)``, when given, returns the initial state tensors of the first layer
-    (one per entry of its cell's ``state_size``).
+    (one per entry of its cell's ``state_size``). ``between(position)``, when given, returns a
+    layer applied to the output of layer ``position`` before the next one (e.g. locked dropout).
     """
     checked = [check_layer_spec(spec, i) for i, spec in enumerate(settings.layers)]
     for position, (builder, options) in enumerate(checked):
@@ -192,6 +209,8 @@ def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_seque
             x = layer(x, initial_state=initial_state(layer))
         else:
             x = layer(x)
+        if between is not None and not last:
+            x = between(position)(x)
     return x
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +12,19 @@ from pipeline.config import Config
 
 @dataclass(frozen=True)
 class Paths:
-    """Artifact locations of one config: ``work/<corpus>/`` for data, ``saved_models/<run>/`` for a run."""
+    """Artifact locations of one config: ``work/<corpus>/`` for data, ``saved_models/<run>/`` for a run,
+    and ``work/<corpus>/pretrained/<fingerprint>/`` for the pretrained language model it starts from."""
 
     work: Path
     run: Path
+    pretrained: Path | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> "Paths":
         corpus_name = config.corpus.name or Path(config.corpus.path).stem or "corpus"
-        return cls(work=Path(config.work_dir) / corpus_name, run=Path(config.models_dir) / config.run_name)
+        work = Path(config.work_dir) / corpus_name
+        digest = hashlib.sha256(json.dumps(pretrain_settings(config), sort_keys=True).encode()).hexdigest()[:12]
+        return cls(work=work, run=Path(config.models_dir) / config.run_name, pretrained=work / "pretrained" / digest)
 
     # work/<corpus>/
     @property
@@ -44,6 +50,14 @@ class Paths:
     @property
     def lock(self) -> Path:
         return self.work / "pipeline.lock.json"
+
+
+def pretrain_settings(config: Config) -> dict:
+    """What a pretrained encoder depends on besides the vectorized corpus: its section, the encoder, the seed."""
+    model = config.to_dict()["model"]
+    encoder = {key: model[key] for key in ("embedding_dim", "trainable_embeddings", "layers", "initializer",
+                                           "init_scale")}
+    return {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,9 @@ class CorpusConfig:
     test_fraction: float = 0.1
     min_examples_per_label: int = 3  # a label with fewer rows cannot be split
     deduplicate: bool = True
+    # unlabelled text (a .txt file or a folder of them, one sentence or paragraph a line) that the language-model
+    # pretraining reads beside the training split; never scored, never in the classifier's splits
+    unlabeled_path: str = ""
 
     def validate(self) -> None:
         _one_of("corpus.format", self.format, ("knb", "table", "folders", "text"))
@@ -114,6 +117,18 @@ class ModelConfig:
     init_scale: float = 0.1  # range of the uniform initializer when initializer = "uniform"
     tie_weights: bool = False  # generator: the output layer reuses the input embedding (Press & Wolf 2017)
     conditioning: str = "none"  # generator: none | initial_state | concat (a learned label vector)
+    # generator output layer: full softmax, or adaptive softmax (Grave et al. 2017): a frequent-word head and
+    # smaller tail clusters; exact probabilities, several times less arithmetic for large vocabularies
+    output: str = "full"  # full | adaptive
+    cutoffs: tuple[int, ...] = ()  # adaptive: ids where tail clusters start; empty = chosen from the vocabulary size
+    projection_factor: int = 4  # adaptive: cluster i projects to dim / factor**(i+1)
+    # AWD-LSTM regularisation (Merity et al. 2018); each 0 = off
+    embedding_dropout: float = 0.0  # drop whole word types from the embedding (Gal & Ghahramani 2016)
+    input_dropout: float = 0.0  # variational (locked) dropout on the embedded sequence: one mask per sequence
+    hidden_dropout: float = 0.0  # locked dropout between stacked recurrent layers
+    output_dropout: float = 0.0  # locked dropout on the last recurrent layer's output
+    activation_regularization: float = 0.0  # AR: alpha * mean(h_t^2) on the dropped output
+    temporal_activation_regularization: float = 0.0  # TAR: beta * mean((h_t - h_{t-1})^2) on the undropped output
 
     def validate(self) -> None:
         _one_of("model.task", self.task, ("classifier", "generator"))
@@ -127,6 +142,16 @@ class ModelConfig:
         _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
         _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
         _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
+        _one_of("model.output", self.output, ("full", "adaptive"))
+        _check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
+               "strictly increasing positive ids")
+        _check(self.projection_factor >= 1, "model.projection_factor", self.projection_factor, ">= 1")
+        _check(not (self.output == "adaptive" and self.tie_weights), "model.tie_weights", self.tie_weights,
+               "false with model.output = \"adaptive\" (the clusters have their own projections)")
+        for key in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout"):
+            _fraction(f"model.{key}", getattr(self, key))
+        for key in ("activation_regularization", "temporal_activation_regularization"):
+            _check(getattr(self, key) >= 0, f"model.{key}", getattr(self, key), ">= 0")
 
 
 @dataclass(frozen=True)
@@ -152,6 +177,7 @@ class TrainConfig:
     regime: str = "sentences"  # generator: sentences (full BPTT per padded sentence) | tbptt (stateful stream)
     bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
     loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
+    time_limit_minutes: float = 0.0  # stop before an epoch would end past this budget (best weights kept); 0: off
 
     def validate(self) -> None:
         _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -173,6 +199,44 @@ class TrainConfig:
         _one_of("train.regime", self.regime, ("sentences", "tbptt"))
         _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
         _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
+        _check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Language-model pretraining of a classifier's encoder (Dai & Le 2015; Howard & Ruder 2018).
+
+    With ``enabled``, the ``pretrain`` stage trains a left-to-right language model with the
+    classifier's own embedding and ``[[model.layers]]`` on the training split plus
+    ``corpus.unlabeled_path``, and the classifier starts from its weights. The run is cached
+    under ``work/<corpus>/pretrained/`` by a fingerprint of these settings, so every classifier
+    config with the same encoder and corpus reuses it.
+    """
+
+    enabled: bool = False
+    epochs: int = 8
+    patience: int = 2  # early stopping on validation perplexity
+    batch_size: int = 64
+    learning_rate: float = 2e-3  # Adam
+    clipnorm: float = 0.25  # global-norm clipping, as AWD-LSTM
+    max_length: int = 60  # tokens per sentence predicted
+    output: str = "adaptive"  # full | adaptive softmax (see model.output)
+    embedding_dropout: float = 0.1  # AWD-LSTM regularisers for the language model only (see [model])
+    input_dropout: float = 0.3
+    hidden_dropout: float = 0.25
+    output_dropout: float = 0.4
+    weight_drop: float = 0.5  # DropConnect on the recurrent weights of lstm layers while pretraining (0: off)
+
+    def validate(self) -> None:
+        _check(self.epochs >= 1, "pretrain.epochs", self.epochs, ">= 1")
+        _check(self.patience >= 0, "pretrain.patience", self.patience, ">= 0")
+        _check(self.batch_size >= 1, "pretrain.batch_size", self.batch_size, ">= 1")
+        _check(self.learning_rate > 0, "pretrain.learning_rate", self.learning_rate, "> 0")
+        _check(self.clipnorm >= 0, "pretrain.clipnorm", self.clipnorm, ">= 0")
+        _check(self.max_length >= 2, "pretrain.max_length", self.max_length, ">= 2")
+        _one_of("pretrain.output", self.output, ("full", "adaptive"))
+        for key in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
+            _fraction(f"pretrain.{key}", getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -194,6 +258,8 @@ class GenerateConfig:
     temperature: float = 0.8  # < 1 sharper and safer, > 1 flatter and more surprising
     top_k: int = 0  # sample among the k most probable tokens; 0: all
     top_p: float = 1.0  # sample from the smallest set with this much probability; 1: all
+    repetition_penalty: float = 1.0  # >= 1: p -> p ** P for tokens already in the text (CTRL); 1: off
+    no_repeat_ngram: int = 0  # never repeat an n-gram of this many tokens, prompt included; 0: off
     max_tokens: int = 40
     num: int = 3  # samples per prompt
 
@@ -201,6 +267,8 @@ class GenerateConfig:
         _check(self.temperature > 0, "generate.temperature", self.temperature, "> 0")
         _check(self.top_k >= 0, "generate.top_k", self.top_k, ">= 0")
         _fraction("generate.top_p", self.top_p, low_open=True, high_open=False)
+        _check(self.repetition_penalty >= 1, "generate.repetition_penalty", self.repetition_penalty, ">= 1 (1: off)")
+        _check(self.no_repeat_ngram >= 0, "generate.no_repeat_ngram", self.no_repeat_ngram, ">= 0 (0: off)")
         _check(self.max_tokens >= 1, "generate.max_tokens", self.max_tokens, ">= 1")
         _check(self.num >= 1, "generate.num", self.num, ">= 1")
         _check(not self.labels or len(self.labels) == len(self.prompts), "generate.labels", self.labels,

@@ -22,7 +22,7 @@ from typing import Any
 from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.paths import Paths, RunPaths
+from pipeline.paths import Paths, RunPaths, pretrain_settings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class Stage:
     action: Callable[[Config, Paths], dict]
 
     def lock_key(self, paths: Paths) -> str:
+        if self.name == "pretrain":
+            return f"pretrain:{paths.pretrained}"
         return f"{self.name}:{paths.run}" if self.name in RUN_STAGES else self.name
 
 
@@ -154,9 +156,13 @@ TASKS: dict[str, Task] = {
 
 def task_part(config: Config, part: str) -> Any:
     """The object named by ``TASKS[config.model.task].<part>``, imported now."""
+    return _imported(getattr(TASKS[config.model.task], part))
+
+
+def _imported(name: str) -> Any:
     import importlib
 
-    module, attribute = getattr(TASKS[config.model.task], part).split(":")
+    module, attribute = name.split(":")
     return getattr(importlib.import_module(module), attribute)
 
 
@@ -182,8 +188,21 @@ def _vectorize(config: Config, paths: Paths) -> dict:
 
     from pipeline.text.vectors import vectorize
 
-    specials = task_part(config, "specials") if TASKS[config.model.task].specials else ()
+    task = TASKS["generator" if config.pretrain.enabled else config.model.task]  # pretraining needs <s>, </s>
+    specials = _imported(task.specials) if task.specials else ()
     return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
+
+
+def _pretrain(config: Config, paths: Paths) -> dict:
+    if not config.pretrain.enabled:
+        return {}
+    from pipeline.language_model.pretrain import pretrain_encoder
+
+    return pretrain_encoder(config, paths)
+
+
+def _pretrained_files(config: Config, paths: Paths) -> list[Path]:
+    return _run_files(paths.pretrained) if config.pretrain.enabled else []
 
 
 def _train(config: Config, paths: Paths) -> dict:
@@ -200,8 +219,8 @@ def _corpus_files(config: Config, paths: Paths) -> list[Path]:
     return input_files(config.corpus)
 
 
-def _run_files(config: Config, paths: Paths) -> list[Path]:
-    run = RunPaths(paths.run)
+def _run_files(folder: Path) -> list[Path]:
+    run = RunPaths(folder)
     return [run.model, run.config, run.vocab, run.labels, run.history]
 
 
@@ -220,17 +239,23 @@ register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
                lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("text/tokenize.py",), _tokenize))
 register(Stage("vectorize", "tokenize",
                lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
-                          "embedding_dim": c.model.embedding_dim, "task": c.model.task},
+                          "embedding_dim": c.model.embedding_dim, "task": c.model.task,
+                          "pretrain": c.pretrain.enabled},
                lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
                ("text/vectors.py", "text/vocab.py"), _vectorize))
-register(Stage("train", "vectorize",
+register(Stage("pretrain", "vectorize", lambda c: pretrain_settings(c) if c.pretrain.enabled else {"enabled": False},
+               lambda c, p: [p.vocab, p.embeddings, p.ids] if c.pretrain.enabled else [], _pretrained_files,
+               ("training.py", "runs.py", "models.py", "text/batches.py", "language_model/*.py", "layers/*.py"),
+               _pretrain))
+register(Stage("train", "pretrain",
                lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify", "generate")},
-               lambda c, p: [p.vocab, p.embeddings, p.ids], _run_files,
+               lambda c, p: [p.vocab, p.embeddings, p.ids, *_pretrained_files(c, p)[:1]],
+               lambda c, p: _run_files(p.run),
                ("training.py", "runs.py", "models.py", "text/batches.py", "classifier/*.py", "language_model/model.py",
                 "language_model/data.py", "language_model/train.py", "layers/*.py"), _train))
 register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
-               lambda c, p: [*_run_files(c, p), p.ids, p.tokens],
+               lambda c, p: [*_run_files(p.run), p.ids, p.tokens],
                lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py"),
                _evaluate))
 
-PIPELINE = ("prepare", "tokenize", "vectorize", "train", "evaluate")
+PIPELINE = ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import keras
 
 from pipeline import seeds
 from pipeline.paths import RunPaths
 from pipeline.sections import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def make_deterministic(seed: int) -> None:
@@ -60,6 +64,37 @@ def schedule_callbacks(settings: TrainConfig, monitor: str) -> list[keras.callba
     return []
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training when the next epoch would end past ``minutes`` after the start of training.
+
+    The next epoch is predicted to take as long as the slowest so far, so the budget is kept
+    (a user asks for an answer within the hour, not one epoch after it). With early stopping's
+    ``restore_best_weights`` the best epoch is still the one saved.
+    """
+
+    def __init__(self, minutes: float, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.seconds, self.clock = 60.0 * minutes, clock
+        self.started = self.epoch_started = 0.0
+        self.longest = 0.0
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = self.clock()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_started = self.clock()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = self.clock()
+        self.longest = max(self.longest, now - self.epoch_started)
+        if now - self.started + self.longest > self.seconds:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            log.info("time limit: stopping after epoch %d (%.1f of %.1f minutes used)", epoch + 1,
+                     (now - self.started) / 60, self.seconds / 60)
+
+
 def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: bool = True,
               first: tuple[keras.callbacks.Callback, ...] = ()) -> list[keras.callbacks.Callback]:
     """Callbacks in order: ``first`` (they may add logs, e.g. a validation perplexity), schedule,
@@ -69,6 +104,8 @@ def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: boo
     if checkpoint:
         result.append(keras.callbacks.ModelCheckpoint(run.model, monitor=monitor, save_best_only=True, mode="min"))
     result.append(keras.callbacks.CSVLogger(str(run.history)))
+    if settings.time_limit_minutes:
+        result.append(TimeLimit(settings.time_limit_minutes))
     if settings.patience:
         result.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, mode="min",
                                                     restore_best_weights=True))

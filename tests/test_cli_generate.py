@@ -7,6 +7,7 @@ The error tests check what a user sees: exit status 2, one ``error:`` line, no t
 command pays the TensorFlow import (a few seconds), hence ``@pytest.mark.slow``.
 """
 
+import itertools
 import json
 import re
 import subprocess
@@ -54,6 +55,13 @@ def generate(run_folder: Path, *arguments: str) -> subprocess.CompletedProcess:
 
 
 SAMPLING = ("--prompt", PROMPT, "--temperature", "0.8", "--max-tokens", "10", "--num", "3", "--seed", "1")
+REPETITION = ("--repetition-penalty", "1.3", "--no-repeat-ngram", "2")
+PROMPT_TOKENS = ["京都", "の"]  # GiNZA's words of PROMPT
+
+
+def assert_no_repeated_bigram(tokens: list[str]) -> None:
+    bigrams = list(itertools.pairwise(tokens))
+    assert len(bigrams) == len(set(bigrams)), tokens
 
 
 # ------------------------------------------------------------------ generate
@@ -103,6 +111,7 @@ def test_generate_help_explains_temperature():
     # what a low and a high temperature do
     assert re.search(r"T < 1|low", text) and re.search(r"T > 1|high", text), text
     assert "greedy" in text and "--top-k" in text and "--top-p" in text and "--seed" in text
+    assert "--repetition-penalty" in text and "--no-repeat-ngram" in text
 
 
 def test_run_command_evaluates_and_prints_the_config_samples(run_folder):
@@ -116,15 +125,54 @@ def test_run_command_evaluates_and_prints_the_config_samples(run_folder):
     assert any("Kneser-Ney" in line for line in lines), result.stdout
     samples = lines[lines.index("samples:") + 1:]
     assert len(samples) == 2 and all(line.startswith(PROMPT) for line in samples), result.stdout  # [generate] num = 2
+    assert all(" " not in line for line in samples), result.stdout  # Japanese words joined without spaces
     metrics = json.loads((run_folder / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["perplexity"]) == {"train", "validation", "test"}
+
+
+def test_generate_with_repetition_controls(run_folder):
+    """--repetition-penalty and --no-repeat-ngram: no bigram twice (prompt included), text without spaces."""
+    arguments = (*SAMPLING, *REPETITION)
+    result = generate(run_folder, *arguments, "--json")
+    assert result.returncode == 0, explain(result)
+    samples = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(samples) == 3 and any(sample["tokens"] for sample in samples), result.stdout
+    for sample in samples:
+        assert_no_repeated_bigram(PROMPT_TOKENS + sample["tokens"])
+        assert sample["text"] == PROMPT + "".join(sample["tokens"]) and " " not in sample["text"]
+    plain = generate(run_folder, *arguments)  # the same seed: the same samples, as plain lines
+    assert plain.returncode == 0, explain(plain)
+    assert plain.stdout.splitlines() == [sample["text"] for sample in samples]
+
+
+def test_run_command_samples_with_the_configured_repetition_controls(run_folder):
+    root = run_folder.parent.parent
+    result = cli("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
+                 "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
+    assert result.returncode == 0, explain(result)
+    lines = result.stdout.splitlines()
+    samples = lines[lines.index("samples:") + 1:]
+    assert len(samples) == 2, result.stdout
+    for line in samples:
+        assert line.startswith(PROMPT) and " " not in line, line
+
+
+@pytest.mark.parametrize("override, value", [
+    ("generate.repetition_penalty", "0.5"), ("generate.no_repeat_ngram", "-1"),
+])
+def test_invalid_repetition_config_is_a_user_error(tmp_path, override, value):
+    result = cli("run", SMALL_CONFIG, *folders(tmp_path), "--set", f"{override}={value}")
+    assert_user_error(result, override, value, stdout_empty=True)
 
 
 # ------------------------------------------------------------------ user errors
 @pytest.mark.parametrize("option, value, fragment", [
     ("--temperature", "0", "temperature"), ("--temperature", "-1", "temperature"),
     ("--top-p", "0", "top_p"), ("--top-p", "1.5", "top_p"),
-], ids=["temperature-0", "temperature-negative", "top-p-0", "top-p-above-1"])
+    ("--repetition-penalty", "0.5", "--repetition-penalty"), ("--repetition-penalty", "nan", "--repetition-penalty"),
+    ("--no-repeat-ngram", "-1", "--no-repeat-ngram"),
+], ids=["temperature-0", "temperature-negative", "top-p-0", "top-p-above-1", "repetition-penalty-below-1",
+        "repetition-penalty-nan", "no-repeat-ngram-negative"])
 def test_invalid_sampling_settings_are_user_errors(run_folder, option, value, fragment):
     result = generate(run_folder, "--prompt", PROMPT, option, value)
     assert_user_error(result, fragment, value, stdout_empty=True)

@@ -38,7 +38,7 @@ def prepare_fingerprint(config: Config) -> str:
 
 
 def test_pipeline_order_and_dependencies():
-    assert stages.PIPELINE == ("prepare", "tokenize", "vectorize", "train", "evaluate")
+    assert stages.PIPELINE == ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")
     assert [stages.STAGES[name].after for name in stages.PIPELINE] == [None, *stages.PIPELINE[:-1]]
 
 
@@ -172,3 +172,22 @@ def test_run_stages_are_locked_per_run_folder(config):
     assert stages.STAGES["train"].lock_key(paths) == f"train:{paths.run}"
     other = Paths.from_config(replace(config, run_name="other"))
     assert stages.STAGES["train"].lock_key(other) != stages.STAGES["train"].lock_key(paths)
+
+
+def test_pretrain_is_a_no_op_without_pretrain_enabled(config):
+    pretrain = stages.STAGES["pretrain"]
+    paths = Paths.from_config(config)
+    assert pretrain.inputs(config, paths) == [] and pretrain.outputs(config, paths) == []
+    assert pretrain.action(config, paths) == {}
+
+
+def test_pretrained_folder_depends_on_the_encoder_and_pretrain_settings(config):
+    enabled = replace(config, pretrain=replace(config.pretrain, enabled=True))
+    folder = Paths.from_config(enabled).pretrained
+    assert folder.parent == Paths.from_config(enabled).work / "pretrained"
+    assert Paths.from_config(replace(enabled, run_name="other", train=replace(config.train, epochs=3))).pretrained \
+        == folder  # another classifier on the same encoder shares it
+    assert Paths.from_config(replace(enabled, pretrain=replace(enabled.pretrain, epochs=2))).pretrained != folder
+    layers = ({"type": "lstm", "units": 16},)
+    assert Paths.from_config(replace(enabled, model=replace(config.model, layers=layers))).pretrained != folder
+    assert stages.STAGES["pretrain"].lock_key(Paths.from_config(enabled)) == f"pretrain:{folder}"

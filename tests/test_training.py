@@ -8,7 +8,7 @@ from helpers import REPOSITORY
 from pipeline import config as config_module
 from pipeline.errors import PipelineError
 from pipeline.sections import TrainConfig
-from pipeline.training import make_optimizer, schedule_callbacks
+from pipeline.training import TimeLimit, callbacks, make_optimizer, schedule_callbacks
 
 
 # ------------------------------------------------------------------ learning-rate schedules
@@ -110,3 +110,34 @@ def test_clipnorm_and_clipvalue_together_is_a_user_error():
     with pytest.raises(PipelineError):
         settings = config_module.from_dict({"train": {"clipnorm": 1.0, "clipvalue": 0.5}}).train
         make_optimizer(settings)
+
+
+# ------------------------------------------------------------------ time limit
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_limit_stops_before_an_epoch_would_end_past_the_budget():
+    clock = FakeClock()
+    limit = TimeLimit(minutes=1.0, clock=clock)  # 60 s
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    limit.set_model(model)
+    limit.on_train_begin()
+    for epoch, seconds in enumerate([15.0, 20.0, 10.0]):
+        limit.on_epoch_begin(epoch)
+        clock.now += seconds
+        limit.on_epoch_end(epoch)
+        if getattr(model, "stop_training", False):
+            break
+    # after 35 s, the slowest epoch (20 s) would end at 55 s <= 60: go on; after 45 s, 45 + 20 > 60: stop
+    assert limit.stopped_epoch == 2 and clock.now == 45.0
+
+
+def test_time_limit_callback_is_added_only_when_set(tmp_path):
+    assert not any(isinstance(c, TimeLimit) for c in callbacks(TrainConfig(tensorboard=False), tmp_path, "loss"))
+    added = callbacks(TrainConfig(tensorboard=False, time_limit_minutes=5), tmp_path, "loss")
+    assert [c.seconds for c in added if isinstance(c, TimeLimit)] == [300.0]

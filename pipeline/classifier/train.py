@@ -10,6 +10,7 @@ into place only when complete.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -43,6 +44,32 @@ def fit_ridge(model: keras.Model, batches: SequenceBatches, ridge: float, num_cl
     fit_ridge_readout(model, model.get_layer("readout"), one_hot_batches(), ridge)
 
 
+def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
+    """Copy the embedding and recurrent weights of the language model in run ``folder`` into ``model``.
+
+    Layers are matched by name (``embedding``, ``recurrent_0``, ...); every matched layer must have
+    the same weight shapes, which holds when the language model was pretrained on this config's
+    encoder and vocabulary (the ``pretrain`` stage). Returns the names of the layers copied.
+    """
+    from pipeline.runs import load_run
+
+    language_model = load_run(folder).model
+    copied = []
+    for source in language_model.layers:
+        if source.name != "embedding" and not source.name.startswith("recurrent_"):
+            continue
+        target = next((layer for layer in model.layers if layer.name == source.name), None)
+        if target is None:
+            continue
+        weights = source.get_weights()[:len(target.get_weights())]  # a tied embedding also holds an output bias
+        if [w.shape for w in weights] != [w.shape for w in target.get_weights()]:
+            raise PipelineError(f"{folder}: layer {source.name!r} of the pretrained language model does not fit the "
+                                "classifier; run `pipeline pretrain --force`")
+        target.set_weights(weights)
+        copied.append(source.name)
+    return copied
+
+
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
     make_deterministic(config.seed)
@@ -54,6 +81,9 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     if num_classes < 2:
         raise PipelineError(f"{config.corpus.path}: only one label ({splits.labels}); a classifier needs two or more")
     model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
+    if config.pretrain.enabled:
+        copied = start_from_pretrained(model, paths.pretrained)
+        log.info("encoder starts from the pretrained language model (%s): %s", paths.pretrained, ", ".join(copied))
     train_count = len(splits.sequences["train"])
     parameters = trainable_parameters(model)
     if parameters > train_count:

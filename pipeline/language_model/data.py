@@ -198,6 +198,29 @@ def tbptt_batches(
     )
 
 
+class TargetsAsInput(keras.utils.PyDataset):
+    """Batches ``(inputs, targets)`` of ``dataset`` as ``((*inputs, targets), targets)``.
+
+    The adaptive softmax's training model reads the targets as an input so that it computes
+    only ``log p(target)``; the targets stay the labels of the loss.
+    """
+
+    def __init__(self, dataset: keras.utils.PyDataset) -> None:
+        super().__init__()
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple:
+        inputs, targets = self.dataset[index]
+        inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
+        return (*inputs, targets), targets
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()
+
+
 class TBPTTDataset(keras.utils.PyDataset):
     """The batches of :func:`tbptt_batches` as a ``keras.utils.PyDataset``, for a stateful model.
 
@@ -295,6 +318,8 @@ class Perplexity(keras.metrics.Metric):
     Args:
         pad_id: targets equal to this id are ignored (padding).
         from_logits: ``y_pred`` holds logits instead of probabilities.
+        target_log_probabilities: ``y_pred`` is already ``log p(target)`` ``(batch, timesteps)``
+            (the adaptive softmax's training output); nothing is gathered.
         name: metric name, shown in the training logs.
         dtype: dtype of the running totals.
 
@@ -311,24 +336,31 @@ class Perplexity(keras.metrics.Metric):
         ...               metrics=[Perplexity(pad_id=0)])  # doctest: +SKIP
     """
 
-    def __init__(self, pad_id: int = 0, from_logits: bool = False, name: str = "perplexity", dtype=None):
+    def __init__(self, pad_id: int = 0, from_logits: bool = False, target_log_probabilities: bool = False,
+                 name: str = "perplexity", dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.pad_id = int(pad_id)
         self.from_logits = bool(from_logits)
+        self.target_log_probabilities = bool(target_log_probabilities)
         self.cross_entropy_sum = self.add_variable(shape=(), initializer="zeros", name="cross_entropy_sum")
         self.token_count = self.add_variable(shape=(), initializer="zeros", name="token_count")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         ops = keras.ops
-        vocab_size = y_pred.shape[-1]
-        token_shape = ops.shape(y_pred)[:-1]  # (batch, timesteps)
-        y_pred = ops.reshape(ops.cast(y_pred, self.dtype), (-1, vocab_size))
-        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-        if self.from_logits:
-            log_probabilities = ops.log_softmax(y_pred, axis=-1)
+        if self.target_log_probabilities:
+            token_shape = ops.shape(y_pred)  # (batch, timesteps)
+            chosen = ops.reshape(ops.cast(y_pred, self.dtype), (-1,))
+            y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         else:
-            log_probabilities = ops.log(ops.clip(y_pred, PROBABILITY_FLOOR, 1.0))
-        chosen = ops.take_along_axis(log_probabilities, ops.expand_dims(y_true, -1), axis=-1)[:, 0]
+            vocab_size = y_pred.shape[-1]
+            token_shape = ops.shape(y_pred)[:-1]  # (batch, timesteps)
+            y_pred = ops.reshape(ops.cast(y_pred, self.dtype), (-1, vocab_size))
+            y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+            if self.from_logits:
+                log_probabilities = ops.log_softmax(y_pred, axis=-1)
+            else:
+                log_probabilities = ops.log(ops.clip(y_pred, PROBABILITY_FLOOR, 1.0))
+            chosen = ops.take_along_axis(log_probabilities, ops.expand_dims(y_true, -1), axis=-1)[:, 0]
         weight = ops.cast(ops.not_equal(y_true, self.pad_id), self.dtype)
         if sample_weight is not None:
             sample_weight = ops.cast(sample_weight, self.dtype)
@@ -344,4 +376,5 @@ class Perplexity(keras.metrics.Metric):
         return ops.where(self.token_count > 0, ops.exp(mean), float("nan"))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "pad_id": self.pad_id, "from_logits": self.from_logits}
+        return {**super().get_config(), "pad_id": self.pad_id, "from_logits": self.from_logits,
+                "target_log_probabilities": self.target_log_probabilities}

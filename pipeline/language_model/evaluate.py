@@ -10,7 +10,7 @@ from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.language_model.data import LanguageModelBatches, Perplexity, TBPTTDataset, num_tbptt_batches, token_stream
 from pipeline.language_model.model import BOS, EOS, build_generator, start_id
-from pipeline.language_model.ngram import KneserNeyTrigramModel
+from pipeline.language_model.ngram import KneserNeyModel
 from pipeline.paths import Paths, RunPaths
 from pipeline.plots import plot_history
 from pipeline.runs import load_run
@@ -69,11 +69,13 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
             metrics["stream_perplexity_test"] = stream_perplexity(stateful, stream, config.train.batch_size,
                                                                   config.train.bptt_steps)
     cut = config.train.max_length - 1  # the neural model scores at most max_length tokens per sentence
-    trigram = KneserNeyTrigramModel(bos_token=vocab.index[BOS], eos_token=eos, unk_token=1, pad_token=PAD_ID)
-    trigram.fit([list(s[:cut]) for s in splits.sequences["train"]], vocabulary=range(2, len(vocab)))
-    if len(splits.sequences["test"]):
-        metrics["baselines"] = {"kneser_ney_trigram": {
-            "perplexity": trigram.perplexity([list(s[:cut]) for s in splits.sequences["test"]])}}
+    for name, order in (("kneser_ney_trigram", 3), ("kneser_ney_4gram", 4)):  # modified Kneser-Ney
+        ngram_model = KneserNeyModel(order=order, bos_token=vocab.index[BOS], eos_token=eos, unk_token=1,
+                                     pad_token=PAD_ID)
+        ngram_model.fit([list(s[:cut]) for s in splits.sequences["train"]], vocabulary=range(2, len(vocab)))
+        if len(splits.sequences["test"]):
+            metrics.setdefault("baselines", {})[name] = {
+                "perplexity": ngram_model.perplexity([list(s[:cut]) for s in splits.sequences["test"]])}
     history_path = RunPaths(paths.run).history
     if history_path.is_file():
         run_paths = RunPaths(paths.run)
@@ -87,7 +89,8 @@ def summary(metrics: dict) -> str:
     lines = ["perplexity " + "  ".join(f"{split} {value:.1f}" for split, value in metrics["perplexity"].items())]
     if "stream_perplexity_test" in metrics:
         lines.append(f"  test stream perplexity (state carried across sentences): {metrics['stream_perplexity_test']:.1f}")
-    if "baselines" in metrics:
-        lines.append(f"  Kneser-Ney trigram baseline: test perplexity "
-                     f"{metrics['baselines']['kneser_ney_trigram']['perplexity']:.1f}")
+    for name, label in (("kneser_ney_trigram", "trigram"), ("kneser_ney_4gram", "4-gram")):
+        if name in metrics.get("baselines", {}):
+            lines.append(f"  Kneser-Ney {label} baseline: test perplexity "
+                         f"{metrics['baselines'][name]['perplexity']:.1f}")
     return "\n".join(lines)

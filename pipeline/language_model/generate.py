@@ -3,8 +3,10 @@
 The prompt is tokenized with the run's own tokenizer and vocabulary; the model
 then predicts one token at a time from the whole prefix (see
 :func:`pipeline.language_model.sampling.generate_tokens`) until ``</s>`` or ``max_tokens``.
-Word models are detokenized without spaces (Japanese), whitespace-tokenized
-text with single spaces.
+Every sample's ``text`` (printed plainly, in ``--json`` lines and by ``pipeline run``) is the
+prompt's and the sample's tokens joined by :func:`~pipeline.language_model.sampling.detokenize`:
+without spaces for GiNZA words and characters (Japanese), with single spaces for
+whitespace-tokenized corpora (see :func:`text_language`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.language_model.model import BOS, EOS, start_id
-from pipeline.language_model.sampling import detokenize, generate_tokens
+from pipeline.language_model.sampling import check_settings, detokenize, generate_tokens
 from pipeline.runs import Run
 from pipeline.text.corpora import normalize
 from pipeline.text.vocab import PAD_ID, UNK, UNK_ID
@@ -33,6 +35,17 @@ class Sampling:
     top_p: float = 1.0
     greedy: bool = False
     max_tokens: int = 40
+    repetition_penalty: float = 1.0  # p ** P for tokens already in the text (CTRL); 1: off
+    no_repeat_ngram: int = 0  # never repeat an n-gram of this many tokens (prompt included); 0: off
+
+
+def text_language(run: Run) -> str:
+    """The language code :func:`detokenize` joins this run's tokens for.
+
+    ``tokenize.method = "whitespace"`` reads pre-tokenized text (English, benchmarks): ``"en"``,
+    one space between tokens. GiNZA words and characters are Japanese: ``"ja"``, no spaces.
+    """
+    return "en" if run.config.tokenize.method == "whitespace" else "ja"
 
 
 def prompt_ids(run: Run, prompt: str) -> tuple[list[int], list[str]]:
@@ -74,7 +87,13 @@ def label_id(run: Run, label: str | None) -> int | None:
 
 
 def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, label: str | None = None) -> list[dict]:
-    """``num`` samples continuing ``prompt``: text, tokens and the probability of each chosen token."""
+    """``num`` samples continuing ``prompt``: text, tokens and the probability of each chosen token.
+
+    The repetition controls of ``sampling`` look at the prompt's ids (with the start token ``<s>``;
+    never at ``</s>``) and the sample so far; each sample starts afresh from the prompt.
+    """
+    check_settings(sampling.temperature, sampling.top_k, sampling.top_p, sampling.repetition_penalty,
+                   sampling.no_repeat_ngram)  # before the tokenizer and the model load
     if run.config.model.task != "generator":
         raise PipelineError(f"{run.folder}: a {run.config.model.task} run, not a language model; "
                             "use `pipeline classify`, or train with model.task = \"generator\"")
@@ -83,7 +102,7 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
     model = run.model
     banned = [PAD_ID, UNK_ID, run.vocab.index.get(BOS, PAD_ID)]
     eos = run.vocab.index[EOS]
-    language = "en" if run.config.tokenize.method == "whitespace" else "ja"  # en: join with spaces
+    language = text_language(run)
 
     def step(ids: list[int]) -> np.ndarray:
         inputs = np.array([ids], dtype=np.int32)
@@ -97,7 +116,8 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
         ids, probabilities = generate_tokens(step, prefix, max_tokens=sampling.max_tokens, eos_id=eos,
                                              temperature=sampling.temperature, top_k=sampling.top_k,
                                              top_p=sampling.top_p, greedy=sampling.greedy, rng=rng,
-                                             banned_ids=banned)
+                                             banned_ids=banned, repetition_penalty=sampling.repetition_penalty,
+                                             no_repeat_ngram=sampling.no_repeat_ngram)
         tokens = run.vocab.decode(ids)
         samples.append({"prompt": prompt, "label": label, "text": detokenize(prompt_tokens + tokens, language),
                         "tokens": tokens, "probabilities": [float(p) for p in probabilities],

@@ -118,6 +118,36 @@ class TokenCrossEntropy(keras.losses.Loss):
         return {"name": self.name, "pad_id": self.pad_id, "sum_over_time": self.sum_over_time}
 
 
+@keras.saving.register_keras_serializable(package="pipeline")
+class TargetNegativeLogLikelihood(keras.losses.Loss):
+    """The loss of a model whose output is already ``log p(target)`` ``(batch, timesteps)``.
+
+    The same quantity as :class:`TokenCrossEntropy` (mean per real token, or with
+    ``sum_over_time`` the per-window sum averaged over the batch), for the adaptive
+    softmax's training model, which never builds the full distribution. Targets equal to
+    ``pad_id`` are excluded exactly: each real token weighs ``1 / real tokens`` of the batch.
+    """
+
+    def __init__(self, pad_id: int | None = PAD_ID, sum_over_time: bool = False,
+                 name: str = "target_negative_log_likelihood", **kwargs: Any) -> None:
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum", **kwargs)
+        self.pad_id, self.sum_over_time = pad_id, sum_over_time
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        y_true = ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred))
+        negative = -ops.cast(y_pred, "float32")
+        real = ops.ones_like(negative) if self.pad_id is None else ops.cast(ops.not_equal(y_true, self.pad_id),
+                                                                              "float32")
+        denominator = ops.cast(ops.shape(negative)[0], "float32") if self.sum_over_time else \
+            ops.maximum(ops.sum(real), 1.0)
+        return negative * real / denominator
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "pad_id": self.pad_id, "sum_over_time": self.sum_over_time}
+
+
 def check_generator(settings: ModelConfig, regime: str) -> None:
     for position, spec in enumerate(settings.layers):
         if str(spec.get("type", "")).startswith("bi"):
@@ -131,12 +161,37 @@ def check_generator(settings: ModelConfig, regime: str) -> None:
 def build_generator(settings: ModelConfig, embedding_matrix: np.ndarray, seed: int, num_labels: int = 0,
                     stateful: bool = False, batch_size: int | None = None) -> keras.Model:
     """Token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] -> next-token probabilities."""
+    return build_generator_pair(settings, embedding_matrix, seed, num_labels, stateful, batch_size)[0]
+
+
+def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, seed: int, num_labels: int = 0,
+                         stateful: bool = False, batch_size: int | None = None) -> tuple[keras.Model, keras.Model]:
+    """The language model twice over the same layers: ``(inference, training)``.
+
+    ``inference``: token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] -> next-token
+    probabilities ``(batch, timesteps, vocabulary)``; it is what a run folder saves and what
+    perplexity and sampling use. ``training`` is the same model for the full softmax; for the
+    adaptive softmax it takes the target ids ``(batch, timesteps)`` as one more input and
+    returns ``log p(target)`` ``(batch, timesteps)`` without building the whole distribution
+    (train it with :class:`TargetNegativeLogLikelihood`).
+
+    The AWD-LSTM regularisers of ``settings`` (embedding, input, hidden and output dropout, AR/TAR)
+    act in training only, so both models compute the same function at inference.
+    """
+    if any((settings.embedding_dropout, settings.input_dropout, settings.hidden_dropout, settings.output_dropout,
+            settings.activation_regularization, settings.temporal_activation_regularization)):
+        from pipeline.layers.regularization import ActivationRegularization, EmbeddingDropout, LockedDropout
     vocabulary_size, dimension = embedding_matrix.shape
     token_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
     embed = (TiedEmbedding(vocabulary_size, dimension, trainable=settings.trainable_embeddings, name="embedding")
              if settings.tie_weights else embedding(vocabulary_size, dimension, settings.trainable_embeddings))
     x = embed(token_ids)
+    if settings.embedding_dropout:
+        x = EmbeddingDropout(settings.embedding_dropout, vocabulary_size=vocabulary_size, seed=seed + 60,
+                             name="embedding_dropout")([x, token_ids])
+    if settings.input_dropout:
+        x = LockedDropout(settings.input_dropout, seed=seed + 61, name="input_dropout")(x)
     initial_state = None
     if settings.conditioning != "none":
         label_ids = keras.Input(shape=(), batch_size=batch_size, dtype="int32", name="label_ids")
@@ -150,19 +205,41 @@ def build_generator(settings: ModelConfig, embedding_matrix: np.ndarray, seed: i
                     else [layer.cell.state_size]
                 return [keras.layers.Embedding(num_labels, int(size), name=f"label_state_{i}")(label_ids)
                         for i, size in enumerate(sizes)]
+    between = None
+    if settings.hidden_dropout:
+        def between(position: int) -> keras.layers.Layer:
+            return LockedDropout(settings.hidden_dropout, seed=seed + 70 + position, name=f"hidden_dropout_{position}")
     x = recurrent_stack(x, settings, seed, last_returns_sequences=True, stateful=stateful,
-                        initial_state=initial_state)
+                        initial_state=initial_state, between=between)
+    if settings.temporal_activation_regularization:  # TAR on the undropped output
+        x = ActivationRegularization(beta=settings.temporal_activation_regularization, name="tar")(x)
+    if settings.output_dropout:
+        x = LockedDropout(settings.output_dropout, seed=seed + 62, name="output_dropout")(x)
+    if settings.activation_regularization:  # AR on the dropped output
+        x = ActivationRegularization(alpha=settings.activation_regularization, name="ar")(x)
+    training_inputs, training_outputs = None, None
     if settings.tie_weights:
         if x.shape[-1] != dimension:
             x = keras.layers.Dense(dimension, name="projection", kernel_initializer=kernel_initializer(settings, seed))(x)
         outputs = keras.layers.Activation("softmax", name="probabilities")(embed(x))
+    elif settings.output == "adaptive":
+        from pipeline.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
+
+        cutoffs = [c for c in (settings.cutoffs or default_cutoffs(vocabulary_size)) if c < vocabulary_size]
+        adaptive = AdaptiveSoftmax(vocabulary_size, cutoffs, projection_factor=settings.projection_factor,
+                                   kernel_initializer=kernel_initializer(settings, seed + 52), name="adaptive_softmax")
+        outputs = keras.layers.Activation("exponential", name="probabilities")(adaptive(x))
+        target_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="target_ids")
+        training_inputs, training_outputs = [*inputs, target_ids], adaptive([x, target_ids])
     else:
         outputs = keras.layers.Dense(vocabulary_size, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
     model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="generator")
     model.get_layer("embedding").set_weights(
         [embedding_matrix] + ([np.zeros(vocabulary_size, np.float32)] if settings.tie_weights else []))
-    return model
+    training = model if training_inputs is None else keras.Model(training_inputs, training_outputs,
+                                                                  name="generator_training")
+    return model, training
 
 
 def start_id(config: Config, vocab: Vocabulary) -> int:

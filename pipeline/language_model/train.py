@@ -28,9 +28,24 @@ from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.language_model.data import LanguageModelBatches, Perplexity, TBPTTDataset, num_tbptt_batches, token_stream
+from pipeline.language_model.data import (
+    LanguageModelBatches,
+    Perplexity,
+    TargetsAsInput,
+    TBPTTDataset,
+    num_tbptt_batches,
+    token_stream,
+)
 from pipeline.language_model.evaluate import reset_states, stream_perplexity
-from pipeline.language_model.model import EOS, TokenCrossEntropy, build_generator, check_generator, start_id
+from pipeline.language_model.model import (
+    EOS,
+    TargetNegativeLogLikelihood,
+    TokenCrossEntropy,
+    build_generator,
+    build_generator_pair,
+    check_generator,
+    start_id,
+)
 from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.runs import write_run_metadata
@@ -51,12 +66,14 @@ class ResetStates(keras.callbacks.Callback):
 class StreamValidation(keras.callbacks.Callback):
     """Adds ``val_perplexity`` (and ``val_loss`` = its log) after each epoch of truncated-BPTT training."""
 
-    def __init__(self, stream: np.ndarray, batch_size: int, bptt_steps: int) -> None:
+    def __init__(self, stream: np.ndarray, batch_size: int, bptt_steps: int,
+                 scorer: keras.Model | None = None) -> None:
         super().__init__()
         self.stream, self.batch_size, self.bptt_steps = stream, batch_size, bptt_steps
+        self.scorer = scorer  # the model that outputs probabilities (default: the model being fitted)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = stream_perplexity(self.model, self.stream, self.batch_size, self.bptt_steps)
+        value = stream_perplexity(self.scorer or self.model, self.stream, self.batch_size, self.bptt_steps)
         if logs is not None:
             logs["val_perplexity"], logs["val_loss"] = value, float(np.log(value))
 
@@ -67,12 +84,17 @@ def _check_stream(stream: np.ndarray, batch_size: int, bptt_steps: int, split: s
                             f"(train.bptt_steps + 1) = {batch_size * (bptt_steps + 1)}; lower them or add text")
 
 
-def train_generator(config: Config, paths: Paths) -> dict:
-    """Fit the configured language model; write ``saved_models/<run>/`` with its stateless twin."""
+def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] = ("train",)) -> dict:
+    """Fit the configured language model; write ``saved_models/<run>/`` with its stateless twin.
+
+    ``train_splits``: the splits whose sentences it learns from (pretraining adds ``unlabeled``).
+    """
     make_deterministic(config.seed)
     settings, model_settings = config.train, config.model
     check_generator(model_settings, settings.regime)
     splits = EncodedSplits.load(paths.ids)
+    train_sequences = [sequence for split in train_splits for sequence in splits.sequences.get(split, [])]
+    train_targets = np.concatenate([splits.targets[split] for split in train_splits if split in splits.targets])
     vocab = Vocabulary.load(paths.vocab)
     matrix = np.load(paths.embeddings)
     model_seed = seeds.child_seed(config.seed, "model")
@@ -82,40 +104,50 @@ def train_generator(config: Config, paths: Paths) -> dict:
         raise PipelineError(f"{config.corpus.path}: model.conditioning needs a labelled corpus; this one has no labels")
     eos = vocab.index[EOS]
     tbptt = settings.regime == "tbptt"
+    adaptive = model_settings.output == "adaptive"
     if tbptt:
-        streams = {s: token_stream(splits.sequences[s], eos) for s in ("train", "validation")}
+        streams = {"train": token_stream(train_sequences, eos),
+                   "validation": token_stream(splits.sequences["validation"], eos)}
         _check_stream(streams["train"], settings.batch_size, settings.bptt_steps, "train")
-        model = build_generator(model_settings, matrix, model_seed, stateful=True, batch_size=settings.batch_size)
+        model, trainee = build_generator_pair(model_settings, matrix, model_seed, stateful=True,
+                                              batch_size=settings.batch_size)
         train_data = TBPTTDataset(streams["train"], settings.batch_size, settings.bptt_steps)
         validation_data = None
         first = [ResetStates()]
         if len(streams["validation"]):
             _check_stream(streams["validation"], settings.batch_size, settings.bptt_steps, "validation")
-            first.append(StreamValidation(streams["validation"], settings.batch_size, settings.bptt_steps))
+            first.append(StreamValidation(streams["validation"], settings.batch_size, settings.bptt_steps, model))
         tokens = len(streams["train"])
     else:
-        model = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
+        model, trainee = build_generator_pair(model_settings, matrix, model_seed, num_labels if conditioned else 0)
         bos = start_id(config, vocab)
-        train_data = LanguageModelBatches(splits.sequences["train"], splits.targets["train"], settings.batch_size,
+        train_data = LanguageModelBatches(train_sequences, train_targets, settings.batch_size,
                                           settings.max_length, bos, eos, seeds.rng(config.seed, "batches"),
                                           settings.bucketing, conditioned)
         validation_data = LanguageModelBatches(splits.sequences["validation"], splits.targets["validation"],
                                                settings.batch_size, settings.max_length, bos, eos,
                                                conditioned=conditioned) if splits.sequences["validation"] else None
         first = []
-        tokens = int(sum(len(s) + 1 for s in splits.sequences["train"]))
+        tokens = int(sum(len(s) + 1 for s in train_sequences))
+    if adaptive:  # the training twin reads the targets too and returns log p(target) only
+        train_data = TargetsAsInput(train_data)
+        validation_data = validation_data and TargetsAsInput(validation_data)
+        loss = TargetNegativeLogLikelihood(None if tbptt else PAD_ID, settings.loss == "sum_over_time")
+    else:
+        loss = TokenCrossEntropy(None if tbptt else PAD_ID, settings.loss == "sum_over_time")
     has_validation = bool(first[1:]) if tbptt else validation_data is not None
     monitor = "val_perplexity" if has_validation else "perplexity"
-    log.info("training %s language model (%s): %d parameters, %d training tokens", config.run_name,
-             settings.regime, trainable_parameters(model), tokens)
-    model.compile(optimizer=make_optimizer(settings),
-                  loss=TokenCrossEntropy(None if tbptt else PAD_ID, settings.loss == "sum_over_time"),
-                  metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID)])
+    log.info("training %s language model (%s, %s softmax): %d parameters, %d training tokens", config.run_name,
+             settings.regime, model_settings.output, trainable_parameters(model), tokens)
+    trainee.compile(optimizer=make_optimizer(settings), loss=loss,
+                    metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID, target_log_probabilities=adaptive)])
+    # The best-epoch checkpoint is the inference model itself only when it is the model being fitted.
+    checkpoint = not tbptt and trainee is model
     with artifact_io.atomic_directory(paths.run) as folder:
-        fitted = model.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
-                           callbacks=callbacks(settings, folder, monitor, checkpoint=not tbptt, first=tuple(first)),
-                           verbose=progress_verbosity())
-        if tbptt or settings.patience:
+        fitted = trainee.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
+                             callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint, first=tuple(first)),
+                             verbose=progress_verbosity())
+        if not checkpoint or settings.patience:
             twin = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
             twin.set_weights(model.get_weights())
             twin.save(RunPaths(folder).model)

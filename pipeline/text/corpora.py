@@ -40,6 +40,7 @@ from pipeline.sections import CorpusConfig
 log = logging.getLogger(__name__)
 
 COLUMNS = ["text", "label", "doc_id", "split"]
+UNLABELED = "unlabeled"  # the split of corpus.unlabeled_path's rows: read by pretraining only
 SPLITS = ("train", "validation", "test")
 ENCODINGS = ("utf-8", "euc-jp", "cp932")
 URL_PATTERN = re.compile(r"(?:https?|ftp)://\S+|www\.\S+")
@@ -91,9 +92,9 @@ def split_sentences(text: str) -> list[str]:
     return [piece for piece in pieces if piece]
 
 
-def _require(path: Path, what: str) -> None:
+def _require(path: Path, what: str, key: str = "corpus.path") -> None:
     if not path.exists():
-        raise PipelineError(f"{path}: {what} not found; set corpus.path to an existing {what}")
+        raise PipelineError(f"{path}: {what} not found; set {key} to an existing {what}")
 
 
 def knb_files(root: Path) -> list[Path]:
@@ -186,11 +187,11 @@ def read_folders(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "doc_id"])
 
 
-def text_files(root: Path) -> list[Path]:
-    _require(root, "text file or folder")
+def text_files(root: Path, key: str = "corpus.path") -> list[Path]:
+    _require(root, "text file or folder", key)
     files = [root] if root.is_file() else sorted(root.rglob("*.txt"))
     if not files:
-        raise PipelineError(f"{root}: no .txt files; point corpus.path at a UTF-8 text file or a folder of them")
+        raise PipelineError(f"{root}: no .txt files; point {key} at a UTF-8 text file or a folder of them")
     return files
 
 
@@ -232,17 +233,34 @@ def read_plain_text(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
 
 
 def input_files(corpus: CorpusConfig) -> list[Path]:
-    """The raw files a corpus is read from (for fingerprinting)."""
+    """The raw files a corpus is read from (for fingerprinting), unlabelled text included."""
+    unlabeled = text_files(Path(corpus.unlabeled_path), "corpus.unlabeled_path") if corpus.unlabeled_path else []
     root = Path(corpus.path)
     if corpus.format == "knb":
-        return knb_files(root)
+        return knb_files(root) + unlabeled
     if corpus.format == "folders":
         _require(root, "folder")
-        return sorted(root.rglob("*.txt"))
+        return sorted(root.rglob("*.txt")) + unlabeled
     if corpus.format == "text":
-        return text_files(root)
+        return text_files(root) + unlabeled
     _require(root, "table file")
-    return [root]
+    return [root] + unlabeled
+
+
+def read_unlabeled(corpus: CorpusConfig) -> pd.DataFrame:
+    """The text of ``corpus.unlabeled_path`` as cleaned rows of split ``unlabeled`` (no label).
+
+    A line is a row (a sentence with ``split_sentences``); lines already in the labelled corpus are
+    dropped by the caller, so test sentences never leak into pretraining.
+    """
+    rows = []
+    for path in text_files(Path(corpus.unlabeled_path), "corpus.unlabeled_path"):
+        for number, line in enumerate(read_text_file(path, corpus.encoding).splitlines(), start=1):
+            pieces = split_sentences(line) if corpus.split_sentences else [line]
+            rows.extend((piece, "", f"unlabeled:{path.name}:{number}") for piece in pieces if piece.strip())
+    table = clean(pd.DataFrame(rows, columns=["text", "label", "doc_id"]), corpus.deduplicate)
+    table["split"] = UNLABELED
+    return table
 
 
 def read(corpus: CorpusConfig) -> pd.DataFrame:
@@ -326,8 +344,13 @@ def prepare_table(config: Config) -> pd.DataFrame:
     if not predefined:
         table["split"] = assign_splits(table, corpus.validation_fraction, corpus.test_fraction,
                                        seeds.rng(config.seed, "split"), corpus.path, corpus.min_examples_per_label)
+    if corpus.unlabeled_path:
+        unlabeled = read_unlabeled(corpus)
+        unlabeled = unlabeled[~unlabeled["text"].isin(set(table["text"]))]
+        table = pd.concat([table, unlabeled], ignore_index=True)
     counts = table.groupby(["split"]).size().to_dict()
-    log.info("prepared %d sentences, %d labels: %s", len(table), table["label"].nunique(), counts)
+    log.info("prepared %d sentences, %d labels: %s", len(table), table.loc[table["split"] != UNLABELED, "label"].nunique(),
+             counts)
     return table[COLUMNS]
 
 

@@ -22,10 +22,13 @@ from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.text.corpora import UNLABELED
 from pipeline.text.tokenize import load_nlp
 from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
 
 log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test", UNLABELED)
 
 DEFAULT_EMBEDDING_DIM = 128  # without pretrained vectors
 
@@ -108,10 +111,14 @@ def unpack(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings_path: Path,
               ids_path: Path, specials: tuple[str, ...] = ()) -> dict:
-    """Build the vocabulary (training split), embedding matrix and id arrays; write them atomically."""
+    """Build the vocabulary, embedding matrix and id arrays; write them atomically.
+
+    The vocabulary comes from the training split and the unlabelled text (``corpus.unlabeled_path``,
+    split ``unlabeled``), never from validation or test sentences.
+    """
     settings = config.vectorize
     field = settings.token_field
-    train = tokens[tokens["split"] == "train"]
+    train = tokens[tokens["split"].isin(("train", UNLABELED))]
     vocab = Vocabulary.build(train[field], settings.min_count, settings.max_size, specials)
     if len(vocab) <= 2 + len(specials):
         raise PipelineError(f"{ids_path.parent}: the training split has no words (vectorize.min_count = "
@@ -128,13 +135,13 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
     if settings.vectors == "ja_ginza":
         log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
                  100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
-    labels = sorted(label for label in tokens["label"].unique())
+    labels = sorted(label for label in tokens.loc[tokens["split"] != UNLABELED, "label"].unique())
     label_index = {label: i for i, label in enumerate(labels)}
     arrays = {"labels": np.array(labels, dtype=str)}
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         part = tokens[tokens["split"] == split]
         arrays[f"{split}_ids"], arrays[f"{split}_offsets"] = pack([vocab.encode(t) for t in part[field]])
-        arrays[f"{split}_labels"] = part["label"].map(label_index).to_numpy(dtype=np.int32)
+        arrays[f"{split}_labels"] = part["label"].map(label_index).fillna(-1).to_numpy(dtype=np.int32)
     vocab.save(vocab_path)
     with artifact_io.atomic_path(embeddings_path, suffix=".npy") as temporary:
         np.save(temporary, matrix)
@@ -148,7 +155,7 @@ class EncodedSplits:
     """What ``vectorize`` wrote, read back: id sequences and label ids per split."""
 
     labels: list[str]
-    sequences: dict[str, list[np.ndarray]]
+    sequences: dict[str, list[np.ndarray]]  # train, validation, test and unlabeled (label id -1)
     targets: dict[str, np.ndarray]
 
     @classmethod
@@ -156,7 +163,7 @@ class EncodedSplits:
         if not path.is_file():
             raise PipelineError(f"{path}: not found; run `pipeline vectorize` first")
         with np.load(path, allow_pickle=False) as data:
-            splits = ("train", "validation", "test")
+            splits = [split for split in SPLITS if f"{split}_ids" in data]
             return cls(
                 labels=[str(label) for label in data["labels"]],
                 sequences={s: unpack(data[f"{s}_ids"], data[f"{s}_offsets"]) for s in splits},

@@ -7,6 +7,7 @@ written here), then reloaded with ``load_run`` as ``pipeline generate`` does.
 """
 
 import dataclasses
+import itertools
 import logging
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from helpers import KNB_LABELS, TEST_CONFIGS, knb_config, write_classifier_run
 
 from pipeline import config as config_module
 from pipeline.errors import PipelineError
-from pipeline.language_model.generate import Sampling, generate, label_id, prompt_ids
+from pipeline.language_model.generate import (
+    Sampling,
+    generate,
+    label_id,
+    prompt_ids,
+    text_language,
+)
 from pipeline.paths import Paths
 from pipeline.runs import Run, load_run
 from pipeline.stages import run_stage
@@ -145,6 +152,48 @@ def test_max_tokens_bounds_the_sample(word_run):
         assert len(sample["tokens"]) <= 3
 
 
+# ------------------------------------------------------------------ repetition controls
+def test_greedy_with_repetition_controls_follows_the_rule_step_by_step(word_run):
+    """Each choice is the argmax of the model's p, p ** P for ids already in the text, n-gram repeats at 0."""
+    penalty, ngram = 1.5, 2
+    sample = generate(word_run, PROMPT, Sampling(greedy=True, max_tokens=12, repetition_penalty=penalty,
+                                                 no_repeat_ngram=ngram), num=1, seed=0)[0]
+    assert sample["tokens"]
+    ids = prompt_ids(word_run, PROMPT)[0]
+    banned = [PAD_ID, UNK_ID, word_run.vocab.index["<s>"]]
+    for token in sample["tokens"]:
+        probabilities = model_probabilities(word_run, ids)
+        log_probabilities = np.log(probabilities / probabilities.sum())
+        log_probabilities[banned] = -np.inf
+        seen = sorted(set(ids))
+        log_probabilities[seen] *= penalty
+        repeats = [ids[i + 1] for i in range(len(ids) - 1) if ids[i] == ids[-1]]  # bigrams (last id, x) seen
+        if np.isfinite(np.delete(log_probabilities, repeats)).any():
+            log_probabilities[repeats] = -np.inf
+        assert word_run.vocab.tokens[int(np.argmax(log_probabilities))] == token
+        ids.append(word_run.vocab.index[token])
+    bigrams = list(itertools.pairwise(ids))
+    assert len(bigrams) == len(set(bigrams))
+
+
+def test_repetition_controls_with_a_fixed_seed_repeat_and_keep_text_joined(word_run):
+    sampling = Sampling(temperature=1.0, top_k=50, max_tokens=15, repetition_penalty=1.3, no_repeat_ngram=2)
+    first = generate(word_run, PROMPT, sampling, num=3, seed=1)
+    assert first == generate(word_run, PROMPT, sampling, num=3, seed=1)
+    for sample in first:
+        text_ids = prompt_ids(word_run, PROMPT)[0] + [word_run.vocab.index[token] for token in sample["tokens"]]
+        bigrams = list(itertools.pairwise(text_ids))
+        assert len(bigrams) == len(set(bigrams)), sample["tokens"]
+        assert sample["text"] == PROMPT + "".join(sample["tokens"]) and " " not in sample["text"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("repetition_penalty", 0.8), ("no_repeat_ngram", -1)])
+def test_invalid_repetition_settings_are_refused(word_run, field, value):
+    with pytest.raises(PipelineError, match=field) as error:
+        generate(word_run, PROMPT, Sampling(**{field: value}), num=1, seed=0)
+    assert repr(value) in str(error.value) and "\n" not in str(error.value)
+
+
 # ------------------------------------------------------------------ prompts
 def test_prompt_starts_with_the_sentence_start_token(word_run):
     ids = prompt_ids(word_run, PROMPT)[0]
@@ -232,6 +281,10 @@ def test_conditioned_generation_depends_on_the_label(conditioned_run):
 
 
 # ------------------------------------------------------------------ detokenization
+def test_text_language_follows_the_tokenize_method(word_run, char_run, text_run):
+    assert (text_language(word_run), text_language(char_run), text_language(text_run)) == ("ja", "ja", "en")
+
+
 def test_word_model_text_is_joined_without_spaces(word_run):
     for sample in generate(word_run, PROMPT, Sampling(temperature=0.8, max_tokens=10), num=3, seed=4):
         assert sample["text"] == PROMPT + "".join(sample["tokens"])
@@ -249,6 +302,11 @@ def test_whitespace_model_text_is_joined_with_single_spaces(text_run):
         assert set(sample["tokens"]) <= words
         assert sample["text"] == " ".join(["the", "cat", *sample["tokens"]])
         assert "  " not in sample["text"] and sample["text"] == sample["text"].strip()
+    # the repetition controls change which words, not how they are joined
+    for sample in generate(text_run, prompt, Sampling(max_tokens=6, repetition_penalty=2.0, no_repeat_ngram=1),
+                           num=3, seed=0):
+        assert sample["text"] == " ".join(["the", "cat", *sample["tokens"]])
+        assert not {"the", "cat"} & set(sample["tokens"]) and len(set(sample["tokens"])) == len(sample["tokens"])
 
 
 def test_character_model_generates_characters(char_run):

@@ -497,3 +497,29 @@ def test_write_and_read_table_artifact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["prepared.parquet"]
     with pytest.raises(PipelineError, match=r"run `pipeline prepare` first"):
         corpora.read_table_artifact(tmp_path / "missing.parquet", "prepare")
+
+
+# --- unlabelled text for pretraining ---------------------------------------------------------------
+
+
+def test_unlabeled_text_joins_the_table_as_its_own_split(tmp_path):
+    root = write_knb(tmp_path / "knb")
+    extra = tmp_path / "blogs"
+    extra.mkdir()
+    (extra / "a.txt").write_text("今日は雨でした。明日は晴れるといいな。\n\n金閣寺に行きました。\n", encoding="utf-8")
+    (extra / "b.txt").write_text("ｽﾏﾎを買った。\n", encoding="utf-8")
+    config = config_for(root, unlabeled_path=str(extra), split_sentences=True)
+    table = corpora.prepare_table(config)
+    unlabeled = table[table["split"] == corpora.UNLABELED]
+    # sentences split and normalised like the corpus; a sentence already in the labelled corpus is dropped
+    assert unlabeled["text"].tolist() == ["今日は雨でした。", "明日は晴れるといいな。", "スマホを買った。"]
+    assert (unlabeled["label"] == "").all()
+    labelled = table[table["split"] != corpora.UNLABELED]
+    assert labelled.equals(corpora.prepare_table(config_for(root)).reset_index(drop=True).loc[labelled.index])
+    assert set(corpora.input_files(config.corpus)) >= {extra / "a.txt", extra / "b.txt"}
+
+
+def test_missing_unlabeled_path_names_the_key(tmp_path):
+    root = write_knb(tmp_path / "knb")
+    with pytest.raises(PipelineError, match="corpus.unlabeled_path"):
+        corpora.prepare_table(config_for(root, unlabeled_path=str(tmp_path / "nothing")))

@@ -209,3 +209,20 @@ def test_vectorize_with_an_empty_training_vocabulary(tmp_path):
 def test_encoded_splits_missing_file(tmp_path):
     with pytest.raises(PipelineError, match="run `pipeline vectorize` first"):
         EncodedSplits.load(tmp_path / "ids.npz")
+
+
+def test_unlabeled_text_adds_words_and_its_own_id_split_but_no_label(tmp_path):
+    unlabeled = pd.DataFrame({"surface": [["鳥", "が", "鳴く"], ["鳥", "と", "猫"]], "label": ["", ""],
+                              "split": ["unlabeled", "unlabeled"]})
+    unlabeled["norm"] = unlabeled["lemma"] = unlabeled["surface"]
+    tokens = pd.concat([tokens_table(), unlabeled], ignore_index=True)
+    config = Config(seed=3, vectorize=VectorizeConfig(vectors="none"), model=ModelConfig(embedding_dim=6))
+    paths = tmp_path / "vocab.json", tmp_path / "embeddings.npy", tmp_path / "ids.npz"
+    vectorize(config, tokens, *paths)
+    vocab = Vocabulary.load(paths[0])
+    assert "鳥" in vocab.index and "と" in vocab.index  # learned from the unlabelled text
+    assert "飛ぶ" not in vocab.index  # never from the test split
+    splits = EncodedSplits.load(paths[2])
+    assert splits.labels == ["animal", "vehicle"]
+    assert [vocab.decode(s.tolist()) for s in splits.sequences["unlabeled"]] == [["鳥", "が", "鳴く"], ["鳥", "と", "猫"]]
+    assert splits.targets["unlabeled"].tolist() == [-1, -1]

@@ -1,0 +1,130 @@
+"""Language-model quality and cost on a plain-text corpus: one table, every figure measured in this run.
+
+For a corpus given as a file or a folder with train/valid/test files (``corpus.format = "text"``),
+each language-model config is run through the real CLI in its own process
+(``python -m pipeline run CONFIG --set ...``), exactly as a user would. The table shows, per config:
+validation and test perplexity (every token and one ``</s>`` per sentence predicted), the
+interpolated modified Kneser-Ney 3-gram and 4-gram perplexity of the same test sentences (computed
+by the evaluate stage on the same vocabulary), epochs run, training tokens per second (predicted
+training tokens x epochs / seconds of the train stage), wall time of the whole run and the peak
+resident memory of the process. The speed of ``model.output = "adaptive"`` is printed as a ratio to
+``"full"`` on the same model and data (the first pair of configs that differ in the output layer only).
+
+The corpus is prepared, tokenized and vectorized once (the first run); the other runs find those
+stages up to date, so the train and evaluate stages are what differs.
+
+Usage::
+
+    .venv/bin/python benchmarks/lm_quality.py ../shared/corpora/aozora/lm              # the default configs
+    .venv/bin/python benchmarks/lm_quality.py corpus/ --config configs/generator.toml \\
+        --config configs/generator_adaptive.toml --set train.epochs=3 --tokenize whitespace --min-count 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIGS = ("configs/generator_full.toml", "configs/generator.toml")
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path, help="plain-text file, or folder with *train*/*valid*/*test* files")
+    parser.add_argument("--config", action="append", dest="configs", help="LM config (repeatable; default: "
+                        + ", ".join(DEFAULT_CONFIGS) + ")")
+    parser.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
+                        help="override for every run, e.g. --set train.epochs=2 (repeatable)")
+    parser.add_argument("--tokenize", default="ginza", choices=("ginza", "whitespace", "char"),
+                        help="tokenize.method for the corpus (default: ginza)")
+    parser.add_argument("--min-count", type=int, default=2, help="vectorize.min_count (default: 2)")
+    parser.add_argument("--work-dir", type=Path, help="keep work/ and saved_models/ here (default: temporary)")
+    return parser.parse_args(argv)
+
+
+def run_config(config: str, corpus: Path, root: Path, options: argparse.Namespace) -> dict:
+    """``pipeline run CONFIG`` on the corpus in a fresh process; its metrics, times and peak RSS."""
+    name = Path(config).stem
+    overrides = [
+        'corpus.format="text"', f'corpus.path="{corpus.resolve()}"', 'corpus.name="lm_quality"',
+        f'tokenize.method="{options.tokenize}"', f"vectorize.min_count={options.min_count}",
+        f'work_dir="{root / "work"}"', f'models_dir="{root / "models"}"', f'run_name="{name}"',
+        "generate.prompts=[]", *options.overrides,
+    ]
+    command = [sys.executable, "-m", "pipeline", "run", config]
+    for override in overrides:
+        command += ["--set", override]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{config}: pipeline run failed (exit {process.returncode}):\n{output[-3000:]}")
+    run = root / "models" / name
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    history = (run / "history.csv").read_text(encoding="utf-8").strip().splitlines()
+    epochs = len(history) - 1
+    train_seconds = float(re.search(r"train: done in ([\d.]+) s", output).group(1))
+    return {
+        "config": config, "metrics": metrics, "epochs": epochs, "wall_seconds": wall,
+        "train_seconds": train_seconds,
+        "tokens_per_second": metrics["tokens"]["train"] * epochs / train_seconds,
+        "peak_rss_gib": usage.ru_maxrss / 2**20,  # kilobytes on Linux
+        "output": json.loads((run / "config.json").read_text(encoding="utf-8"))["model"]["output"],
+    }
+
+
+def speed_ratio(rows: list[dict]) -> tuple[str, str, float] | None:
+    """tokens/s of the first adaptive run over the first full-softmax run."""
+    full = next((r for r in rows if r["output"] == "full"), None)
+    adaptive = next((r for r in rows if r["output"] == "adaptive"), None)
+    if full is None or adaptive is None:
+        return None
+    return full["config"], adaptive["config"], adaptive["tokens_per_second"] / full["tokens_per_second"]
+
+
+def main(argv=None) -> int:
+    options = parse_arguments(argv)
+    configs = options.configs or list(DEFAULT_CONFIGS)
+    with tempfile.TemporaryDirectory(prefix="lm-quality-") as temporary:
+        root = options.work_dir or Path(temporary)
+        rows = []
+        for config in configs:
+            print(f"running {config} ...", file=sys.stderr, flush=True)
+            rows.append(run_config(config, options.corpus, root, options))
+    baselines = rows[0]["metrics"].get("baselines", {})
+    print(f"corpus {options.corpus} (tokenize {options.tokenize}, min_count {options.min_count}); "
+          f"{rows[0]['metrics']['tokens']['train']:,} training tokens")
+    header = "| model | validation perplexity | test perplexity | epochs | train tokens/s | wall | peak RSS |"
+    print(header)
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for key, label in (("kneser_ney_trigram", "Kneser-Ney 3-gram (modified, interpolated)"),
+                       ("kneser_ney_4gram", "Kneser-Ney 4-gram (modified, interpolated)")):
+        if key in baselines:
+            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | |")
+    for row in rows:
+        perplexity = row["metrics"]["perplexity"]
+        print(f"| `{row['config']}` ({row['output']} softmax) | {perplexity.get('validation', float('nan')):.1f} | "
+              f"{perplexity.get('test', float('nan')):.1f} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
+              f"{row['wall_seconds'] / 60:.1f} min | {row['peak_rss_gib']:.2f} GiB |")
+    ratio = speed_ratio(rows)
+    if ratio:
+        print(f"training speed, adaptive / full softmax ({ratio[1]} / {ratio[0]}): {ratio[2]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
