@@ -65,6 +65,8 @@ class Config:
             getattr(self, section).validate()
         _check(not (self.pretrain.enabled and self.model.task != "classifier"), "pretrain.enabled", True,
                "false for a language model (model.task = \"generator\" is trained directly)")
+        _check(self.train.precision == "float32" or self.model.task == "generator", "train.precision",
+               self.train.precision, "\"float32\" for a classifier (mixed precision is for language models)")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back."""

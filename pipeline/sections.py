@@ -178,6 +178,8 @@ class TrainConfig:
     bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
     loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
     time_limit_minutes: float = 0.0  # stop before an epoch would end past this budget (best weights kept); 0: off
+    # generator: Keras dtype policy; mixed_bfloat16 computes in bfloat16 with float32 weights and outputs
+    precision: str = "float32"  # float32 | mixed_bfloat16
 
     def validate(self) -> None:
         _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -200,6 +202,7 @@ class TrainConfig:
         _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
         _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
         _check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
+        _one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 
@@ -24,6 +25,21 @@ def make_deterministic(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build and train under Keras' global dtype policy ``name`` (e.g. ``"mixed_bfloat16"``), then restore it.
+
+    Layers take the policy when they are created and keep it in their config, so a model built
+    here is saved and reloaded with it.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def make_optimizer(settings: TrainConfig, learning_rate=None) -> keras.optimizers.Optimizer:

@@ -80,6 +80,15 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"seed": -1}, "seed"),
         ({"run_name": "a/b"}, "run_name"),
         ({"train": 3}, "train"),
+        ({"train": {"precision": "float16"}}, "train.precision"),
+        ({"train": {"precision": "mixed_bfloat16"}}, "train.precision"),  # a classifier
+        ({"train": {"time_limit_minutes": -1}}, "train.time_limit_minutes"),
+        ({"model": {"task": "generator", "output": "sampled"}}, "model.output"),
+        ({"model": {"task": "generator", "output": "adaptive", "tie_weights": True}}, "model.tie_weights"),
+        ({"model": {"task": "generator", "cutoffs": [10, 5]}}, "model.cutoffs"),
+        ({"model": {"task": "generator", "input_dropout": 1.0}}, "model.input_dropout"),
+        ({"pretrain": {"enabled": True}, "model": {"task": "generator"}}, "pretrain.enabled"),
+        ({"pretrain": {"output": "x"}}, "pretrain.output"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

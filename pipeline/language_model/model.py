@@ -221,16 +221,20 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
     if settings.tie_weights:
         if x.shape[-1] != dimension:
             x = keras.layers.Dense(dimension, name="projection", kernel_initializer=kernel_initializer(settings, seed))(x)
-        outputs = keras.layers.Activation("softmax", name="probabilities")(embed(x))
+        outputs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(embed(x))
     elif settings.output == "adaptive":
         from pipeline.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
 
         cutoffs = [c for c in (settings.cutoffs or default_cutoffs(vocabulary_size)) if c < vocabulary_size]
         adaptive = AdaptiveSoftmax(vocabulary_size, cutoffs, projection_factor=settings.projection_factor,
                                    kernel_initializer=kernel_initializer(settings, seed + 52), name="adaptive_softmax")
-        outputs = keras.layers.Activation("exponential", name="probabilities")(adaptive(x))
+        outputs = keras.layers.Activation("exponential", name="probabilities", dtype="float32")(adaptive(x))
         target_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="target_ids")
         training_inputs, training_outputs = [*inputs, target_ids], adaptive([x, target_ids])
+    elif keras.config.dtype_policy().compute_dtype != "float32":  # low-precision logits, float32 softmax
+        logits = keras.layers.Dense(vocabulary_size, name="logits",
+                                    kernel_initializer=kernel_initializer(settings, seed + 52))(x)
+        outputs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
     else:
         outputs = keras.layers.Dense(vocabulary_size, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)

@@ -51,7 +51,7 @@ from pipeline.paths import Paths, RunPaths
 from pipeline.runs import write_run_metadata
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
-from pipeline.training import callbacks, make_deterministic, make_optimizer, progress_verbosity
+from pipeline.training import callbacks, dtype_policy, make_deterministic, make_optimizer, progress_verbosity
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,13 @@ def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] 
     """Fit the configured language model; write ``saved_models/<run>/`` with its stateless twin.
 
     ``train_splits``: the splits whose sentences it learns from (pretraining adds ``unlabeled``).
+    Built and trained under ``train.precision`` (the saved model keeps it; its outputs are float32).
     """
+    with dtype_policy(config.train.precision):
+        return _train_generator(config, paths, train_splits)
+
+
+def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]) -> dict:
     make_deterministic(config.seed)
     settings, model_settings = config.train, config.model
     check_generator(model_settings, settings.regime)

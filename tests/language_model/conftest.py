@@ -34,3 +34,15 @@ def tbptt_run(lm_work_dir, tmp_path_factory):
     """generator_tbptt.toml trained (stateful stream, truncated BPTT, step schedule); its config and warnings."""
     config = knb_config("generator_tbptt", lm_work_dir, tmp_path_factory.mktemp("generator-models"))
     return config, train_recording_warnings(config)
+
+
+@pytest.fixture(scope="module")
+def adaptive_run(lm_work_dir, tmp_path_factory):
+    """generator_small.toml with an adaptive softmax, a weight-dropped LSTM and every AWD-LSTM regulariser."""
+    config = knb_config("generator_small", lm_work_dir, tmp_path_factory.mktemp("generator-models"),
+                        'run_name="generator_adaptive"', 'model.output="adaptive"', "model.tie_weights=false",
+                        "model.cutoffs=[60, 200]", "model.embedding_dropout=0.1", "model.input_dropout=0.2",
+                        "model.output_dropout=0.2", "model.activation_regularization=1.0",
+                        "model.temporal_activation_regularization=1.0",
+                        'model.layers=[{type="weight_drop_lstm", units=24, weight_drop=0.3}]')
+    return config, train_recording_warnings(config)

@@ -20,9 +20,11 @@ from pipeline.errors import PipelineError
 from pipeline.language_model.evaluate import reset_states
 from pipeline.language_model.model import (
     ConcatLabel,
+    TargetNegativeLogLikelihood,
     TiedEmbedding,
     TokenCrossEntropy,
     build_generator,
+    build_generator_pair,
     check_generator,
 )
 from pipeline.models import trainable_parameters
@@ -330,3 +332,59 @@ def test_token_cross_entropy_config_round_trip():
     assert (clone.pad_id, clone.sum_over_time, clone.name) == (None, True, "token_cross_entropy")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert isinstance(restored, TokenCrossEntropy) and restored.sum_over_time
+
+
+# ------------------------------------------------------------------ adaptive softmax and AWD-LSTM regularisers
+AWD = dict(embedding_dropout=0.2, input_dropout=0.3, hidden_dropout=0.3, output_dropout=0.3,
+           activation_regularization=2.0, temporal_activation_regularization=1.0)
+
+
+def test_adaptive_generator_pair_gives_a_distribution_and_its_target_log_probabilities():
+    vocabulary = 30
+    settings = model_settings({"type": "lstm", "units": 6}, {"type": "gru", "units": 5}, output="adaptive",
+                              cutoffs=(8, 20), **AWD)
+    inference, training = build_generator_pair(settings, random_matrix(vocabulary, 4, 0), seed=1)
+    assert [layer.name for layer in inference.layers if "dropout" in layer.name] == [
+        "embedding_dropout", "input_dropout", "hidden_dropout_0", "output_dropout"]
+    token_ids = np.array([[2, 5, 9, 25, 0], [2, 29, 0, 0, 0]], dtype=np.int32)
+    targets = np.array([[5, 9, 25, 3, 0], [29, 3, 0, 0, 0]], dtype=np.int32)
+    probabilities = np.asarray(inference(token_ids))
+    assert probabilities.shape == (2, 5, vocabulary)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # the training twin shares every weight; at inference the dropouts are off, so it scores the same
+    assert {id(w) for w in inference.weights} == {id(w) for w in training.weights}
+    picked = np.asarray(training([token_ids, targets]))
+    np.testing.assert_allclose(picked, np.log(np.take_along_axis(probabilities, targets[..., None], -1)[..., 0]),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_regularisers_act_in_training_only_and_add_the_ar_tar_losses():
+    settings = model_settings({"type": "lstm", "units": 6}, **AWD)
+    plain = build_generator(model_settings({"type": "lstm", "units": 6}), random_matrix(12, 4, 0), seed=1)
+    regularised = build_generator(settings, random_matrix(12, 4, 0), seed=1)
+    regularised.set_weights(plain.get_weights())
+    token_ids = np.array([[2, 5, 9, 11, 3]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(regularised(token_ids)), np.asarray(plain(token_ids)), rtol=1e-6)
+    assert not np.allclose(np.asarray(regularised(token_ids, training=True)), np.asarray(plain(token_ids)))
+    regularised(token_ids, training=True)
+    assert len(regularised.losses) == 2 and all(float(loss) > 0 for loss in regularised.losses)
+
+
+def test_adaptive_generator_survives_a_keras_file_round_trip(tmp_path):
+    settings = model_settings({"type": "weight_drop_lstm", "units": 6, "weight_drop": 0.5}, output="adaptive",
+                              cutoffs=(6,), **AWD)
+    model = build_generator(settings, random_matrix(14, 4, 0), seed=2)
+    set_random_weights(model, seed=5)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
+    token_ids = np.array([[2, 5, 13, 0]], dtype=np.int32)
+    np.testing.assert_array_equal(np.asarray(restored(token_ids)), np.asarray(model(token_ids)))
+
+
+def test_target_negative_log_likelihood_is_the_mean_over_real_tokens():
+    log_probabilities = np.log(np.array([[0.5, 0.25, 0.9], [0.125, 0.3, 0.3]], dtype=np.float32))
+    targets = np.array([[4, 7, 0], [5, 0, 0]], dtype=np.int32)
+    value = float(TargetNegativeLogLikelihood()(targets, log_probabilities))
+    assert value == pytest.approx(-(np.log(0.5) + np.log(0.25) + np.log(0.125)) / 3, rel=1e-6)
+    summed = float(TargetNegativeLogLikelihood(sum_over_time=True)(targets, log_probabilities))
+    assert summed == pytest.approx(-(np.log(0.5) + np.log(0.25) + np.log(0.125)) / 2, rel=1e-6)

@@ -8,6 +8,7 @@ Runs of tests/configs/generator_small.toml and generator_tbptt.toml on the shipp
 import json
 import math
 
+import keras
 import numpy as np
 import pytest
 from helpers import knb_config
@@ -15,7 +16,7 @@ from lm_helpers import history_of
 
 from pipeline.errors import PipelineError
 from pipeline.language_model.data import token_stream
-from pipeline.language_model.evaluate import stream_perplexity
+from pipeline.language_model.evaluate import sentence_perplexity, stream_perplexity
 from pipeline.language_model.model import (
     TiedEmbedding,
     build_generator,
@@ -95,3 +96,35 @@ def test_train_rejects_conditioning_on_an_unlabelled_or_streamed_corpus(lm_work_
     with pytest.raises(PipelineError, match="model.conditioning"):
         run_stage("train", config)
     assert not (tmp_path / "models" / config.run_name).exists()
+
+
+def test_adaptive_run_learns_and_saves_the_inference_model(adaptive_run):
+    config, caught = adaptive_run
+    history = history_of(config)
+    assert len(history) == config.train.epochs
+    assert history["val_perplexity"].iloc[-1] < history["val_perplexity"].iloc[0]
+    assert not [message for message in caught if "available" in message], caught
+    run = load_run(Paths.from_config(config).run)
+    assert len(run.model.inputs) == 1  # the inference model: no target ids
+    assert run.model.get_layer("adaptive_softmax").cutoffs == [60, 200]
+    probabilities = np.asarray(run.model(np.array([[2, 5, 9, 0]], dtype=np.int32)))
+    assert probabilities.shape[-1] == len(run.vocab)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # the saved full distribution scores the validation split exactly as training's target-only path did
+    splits = EncodedSplits.load(Paths.from_config(config).ids)
+    value = sentence_perplexity(run.model, splits.sequences["validation"], None, run.vocab.index["<s>"],
+                                run.vocab.index["</s>"], config.train.max_length)
+    assert value == pytest.approx(history["val_perplexity"].iloc[-1], rel=1e-3)
+
+
+def test_mixed_bfloat16_training_gives_a_float32_distribution(lm_work_dir, tmp_path):
+    config = knb_config("generator_small", lm_work_dir, tmp_path, 'train.precision="mixed_bfloat16"', "train.epochs=1",
+                        "model.tie_weights=false")
+    run_stage("train", config)
+    run = load_run(Paths.from_config(config).run)
+    assert run.model.get_layer("logits").dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    probabilities = np.asarray(run.model(np.array([[2, 5, 9]], dtype=np.int32)))
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.isfinite(history_of(config)["val_perplexity"]).all()
