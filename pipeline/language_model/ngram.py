@@ -4,8 +4,7 @@ The neural language models are judged against this model's perplexity, so it is 
 variant: interpolated Kneser-Ney with *modified* discounts (three per order), as in Chen &
 Goodman (1998), "An empirical study of smoothing techniques for language modeling", section 3,
 eq. 19-26, the best of the smoothing methods they compared. ``discount=0.75`` (any float) gives
-the plain interpolated Kneser-Ney with one fixed discount at every order (their eq. 17), which
-was this module's model before.
+the plain interpolated Kneser-Ney with one fixed discount at every order (their eq. 17).
 
 For an order ``N`` model, a word ``w`` and its history, let ``h_k`` be the last ``k - 1`` words
 of the history (``h_1`` is empty). Each order ``k = N .. 1`` interpolates with the order below::
@@ -45,16 +44,12 @@ Sentences are padded as ``<s> .. <s> w1 .. wn </s>`` with ``N - 1`` ``<s>``; the
 tokens are ``w1 .. wn </s>``, exactly those the neural model predicts from ``<s> w1 .. wn`` (see
 ``pipeline.language_model.data.teacher_forcing_pairs``), so the two perplexities are comparable. ``<s>`` is
 never predicted and has no probability. Words outside the caller's vocabulary become ``<unk>``.
-Lower-order n-grams that begin with ``<s>`` get continuation counts like the others (always 1:
-only ``<s>`` precedes ``<s>``); KenLM keeps their raw counts instead, which scored 0.05-0.4 %
-worse on Aozora characters (orders 3-5) and would break the order-3, fixed-discount equality
-with the previous trigram model.
+Lower-order n-grams that begin with ``<s>`` get continuation counts like the others (KenLM keeps
+raw counts there; that scored 0.05-0.4 % worse on Aozora characters).
 
-Cost: fitting is a few ``Counter`` passes over the n-gram types of each order (seconds for a
-million tokens at order 4); a probability is one or two dict look-ups per order.
-
-Tokens may be strings or ids (any hashable): for ids pass e.g. ``bos_token=2, eos_token=3,
-unk_token=1, pad_token=0, vocabulary=range(vocab_size)``.
+Fitting is a few ``Counter`` passes per order (seconds for a million tokens at order 4). Tokens
+may be strings or ids (any hashable): for ids pass e.g. ``bos_token=2, eos_token=3, unk_token=1,
+pad_token=0, vocabulary=range(vocab_size)``.
 """
 
 from __future__ import annotations
@@ -160,13 +155,8 @@ _SUFFIX_OF = itemgetter(slice(1, None))  # an n-gram without its first word
 
 @contextlib.contextmanager
 def _without_cyclic_gc() -> Iterator[None]:
-    """Pause Python's cycle collector while we build millions of n-gram tuples.
-
-    Tuples of tokens form no reference cycles, but every allocation counts towards the next
-    collection, and the full collections re-scan every tuple already counted: with the
-    collector on, fitting takes about 1.5x and scoring about 2x as long. Reference counting
-    still frees everything; the collector's previous state is restored on exit.
-    """
+    """Pause the cycle collector while building millions of n-gram tuples (they form no cycles; its
+    full collections re-scan every tuple: 1.5x fitting, 2x scoring time). State restored on exit."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
