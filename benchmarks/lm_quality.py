@@ -16,30 +16,31 @@ stages up to date, so the train and evaluate stages are what differs.
 Usage::
 
     .venv/bin/python benchmarks/lm_quality.py ../shared/corpora/aozora/lm              # the default configs
+    .venv/bin/python benchmarks/lm_quality.py corpus/ --config configs/generator_full.toml \\
+        --config configs/generator.toml --set train.epochs=3 --tokenize whitespace --min-count 2
+    # a config with its own overrides after ';' (here: bfloat16 mixed precision)
     .venv/bin/python benchmarks/lm_quality.py corpus/ --config configs/generator.toml \\
-        --config configs/generator_adaptive.toml --set train.epochs=3 --tokenize whitespace --min-count 2
+        --config 'configs/generator.toml;train.precision="mixed_bfloat16"'
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from common import run_pipeline
+
 DEFAULT_CONFIGS = ("configs/generator_full.toml", "configs/generator.toml")
 
 
 def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path, help="plain-text file, or folder with *train*/*valid*/*test* files")
-    parser.add_argument("--config", action="append", dest="configs", help="LM config (repeatable; default: "
+    parser.add_argument("--config", action="append", dest="configs", help="LM config, optionally followed by "
+                        "';KEY=VALUE' overrides for that run only (repeatable; default: "
                         + ", ".join(DEFAULT_CONFIGS) + ")")
     parser.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
                         help="override for every run, e.g. --set train.epochs=2 (repeatable)")
@@ -50,39 +51,26 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_config(config: str, corpus: Path, root: Path, options: argparse.Namespace) -> dict:
+def run_config(config: str, corpus: Path, root: Path, options: argparse.Namespace, index: int = 0) -> dict:
     """``pipeline run CONFIG`` on the corpus in a fresh process; its metrics, times and peak RSS."""
-    name = Path(config).stem
+    config, *own = config.split(";")
+    name = Path(config).stem + (f"_{index}" if own else "")
     overrides = [
         'corpus.format="text"', f'corpus.path="{corpus.resolve()}"', 'corpus.name="lm_quality"',
         f'tokenize.method="{options.tokenize}"', f"vectorize.min_count={options.min_count}",
         f'work_dir="{root / "work"}"', f'models_dir="{root / "models"}"', f'run_name="{name}"',
-        "generate.prompts=[]", *options.overrides,
+        "generate.prompts=[]", *options.overrides, *own,
     ]
-    command = [sys.executable, "-m", "pipeline", "run", config]
-    for override in overrides:
-        command += ["--set", override]
-    started = time.perf_counter()
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        log.seek(0)
-        output = log.read()
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{config}: pipeline run failed (exit {process.returncode}):\n{output[-3000:]}")
+    finished = run_pipeline(config, overrides)
     run = root / "models" / name
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     history = (run / "history.csv").read_text(encoding="utf-8").strip().splitlines()
     epochs = len(history) - 1
-    train_seconds = float(re.search(r"train: done in ([\d.]+) s", output).group(1))
     return {
-        "config": config, "metrics": metrics, "epochs": epochs, "wall_seconds": wall,
-        "train_seconds": train_seconds,
-        "tokens_per_second": metrics["tokens"]["train"] * epochs / train_seconds,
-        "peak_rss_gib": usage.ru_maxrss / 2**20,  # kilobytes on Linux
+        "config": ";".join([config, *own]), "metrics": metrics, "epochs": epochs,
+        "wall_seconds": finished.wall_seconds, "train_seconds": finished.train_seconds,
+        "tokens_per_second": metrics["tokens"]["train"] * epochs / finished.train_seconds,
+        "peak_rss_gib": finished.peak_rss_gib,
         "output": json.loads((run / "config.json").read_text(encoding="utf-8"))["model"]["output"],
     }
 
@@ -102,23 +90,25 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="lm-quality-") as temporary:
         root = options.work_dir or Path(temporary)
         rows = []
-        for config in configs:
+        for index, config in enumerate(configs):
             print(f"running {config} ...", file=sys.stderr, flush=True)
-            rows.append(run_config(config, options.corpus, root, options))
+            rows.append(run_config(config, options.corpus, root, options, index))
     baselines = rows[0]["metrics"].get("baselines", {})
     print(f"corpus {options.corpus} (tokenize {options.tokenize}, min_count {options.min_count}); "
           f"{rows[0]['metrics']['tokens']['train']:,} training tokens")
-    header = "| model | validation perplexity | test perplexity | epochs | train tokens/s | wall | peak RSS |"
+    header = ("| model | validation perplexity | test perplexity | epochs | train tokens/s | speed vs first | wall "
+              "| peak RSS |")
     print(header)
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for key, label in (("kneser_ney_trigram", "Kneser-Ney 3-gram (modified, interpolated)"),
                        ("kneser_ney_4gram", "Kneser-Ney 4-gram (modified, interpolated)")):
         if key in baselines:
-            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | |")
+            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | | |")
     for row in rows:
         perplexity = row["metrics"]["perplexity"]
         print(f"| `{row['config']}` ({row['output']} softmax) | {perplexity.get('validation', float('nan')):.1f} | "
               f"{perplexity.get('test', float('nan')):.1f} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
+              f"{row['tokens_per_second'] / rows[0]['tokens_per_second']:.2f}x | "
               f"{row['wall_seconds'] / 60:.1f} min | {row['peak_rss_gib']:.2f} GiB |")
     ratio = speed_ratio(rows)
     if ratio:

@@ -67,6 +67,16 @@ class Config:
                "false for a language model (model.task = \"generator\" is trained directly)")
         _check(self.train.precision == "float32" or self.model.task == "generator", "train.precision",
                self.train.precision, "\"float32\" for a classifier (mixed precision is for language models)")
+        # the classifier's fine-tuning options (pipeline.classifier.finetune)
+        _check(self.train.lr_schedule not in ("slanted_triangular", "one_cycle") or self.model.task == "classifier",
+               "train.lr_schedule", self.train.lr_schedule, "constant, step or plateau for a language model")
+        for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor", "discriminative_factor",
+                    "gradual_unfreezing"):
+            value, off = getattr(self.train, key), getattr(TrainConfig, key)  # the defaults are off
+            _check(value == off or self.model.task == "classifier", f"train.{key}", value,
+                   f"{str(off).lower()} (off) for a language model")
+            _check(value == off or self.model.trainable_embeddings or not key.startswith(("freeze", "embedding")),
+                   f"train.{key}", value, f"{str(off).lower()} (off) with model.trainable_embeddings = false")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back."""

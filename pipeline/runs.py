@@ -23,6 +23,8 @@ from pipeline.text.vocab import Vocabulary
 
 # Modules whose custom layers must be registered before a .keras file is deserialised.
 CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.layers.esn", "pipeline.layers.pooling",
+                         "pipeline.layers.attention",
+                         "pipeline.layers.char_encoder",
                          "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization", "pipeline.layers.weight_drop",
                          "pipeline.language_model.model", "pipeline.language_model.data")
 

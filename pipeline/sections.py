@@ -40,6 +40,9 @@ class CorpusConfig:
     text_column: str = "text"  # table format: column (CSV/TSV header, JSONL key) with the text
     label_column: str = "label"  # table format: column with the label; "" for unlabelled text
     doc_column: str = ""  # table format: optional column naming the document of each row
+    # table format: optional column with each row's split (train, validation/valid/dev, test): the user's own
+    # test set is kept as given instead of a random split; "" = draw the split
+    split_column: str = ""
     encoding: str = "auto"  # auto detects UTF-8 / EUC-JP / Shift_JIS
     header_lines: int = 0  # folders: lines to skip at the top of each file
     split_sentences: bool = False  # folders/text: split bodies into sentences at 。！？
@@ -61,6 +64,8 @@ class CorpusConfig:
         _check(self.header_lines >= 0, "corpus.header_lines", self.header_lines, ">= 0")
         _check(self.min_examples_per_label >= 1, "corpus.min_examples_per_label", self.min_examples_per_label, ">= 1")
         _one_of("corpus.encoding", self.encoding, ("auto", "utf-8", "euc-jp", "shift_jis", "cp932"))
+        _check(not self.split_column or self.format == "table", "corpus.split_column", self.split_column,
+               '"" unless corpus.format = "table"')
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class VectorizeConfig:
     max_size: int = 20000  # at most this many entries, pad and unknown included
     vectors: str = "ja_ginza"  # ja_ginza: static vectors of the spaCy model; none: random init
     unknown_vector_scale: float = 0.5  # std of random vectors, relative to the std of known ones
+    # words without a vector: random (seeded), or characters: the mean vector of their longest pieces that have one
+    # (湯豆腐 -> 湯 + 豆腐), random only when no piece has one
+    unknown_init: str = "random"  # random | characters
 
     def validate(self) -> None:
         _one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
@@ -98,6 +106,9 @@ class VectorizeConfig:
         _check(self.max_size >= 3, "vectorize.max_size", self.max_size, ">= 3 (pad, unknown and one word)")
         _one_of("vectorize.vectors", self.vectors, ("ja_ginza", "none"))
         _check(self.unknown_vector_scale > 0, "vectorize.unknown_vector_scale", self.unknown_vector_scale, "> 0")
+        _one_of("vectorize.unknown_init", self.unknown_init, ("random", "characters"))
+        _check(self.unknown_init == "random" or self.vectors != "none", "vectorize.unknown_init", self.unknown_init,
+               '"random" with vectorize.vectors = "none" (there are no vectors to build from)')
 
 
 @dataclass(frozen=True)
@@ -108,13 +119,28 @@ class ModelConfig:
     embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
     trainable_embeddings: bool = True
     layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
-    pooling: str = "last"  # last | mean | max (classifier)
+    pooling: str = "last"  # last | mean | max | attention (classifier)
+    # attention pooling: size of u_t = tanh(W h_t + b), scored against a learned context vector (Yang et al. 2016)
+    attention_units: int = 64
     dense_units: int = 0  # optional dense layer before the softmax; 0: none
     dense_dropout: float = 0.0
     readout: str = "softmax"  # softmax (gradient descent) | ridge (closed form, for esn)
     ridge: float = 1e-4  # regularisation β of the ridge readout
     initializer: str = "glorot_uniform"  # kernel init of recurrent and dense layers (Xavier)
     init_scale: float = 0.1  # range of the uniform initializer when initializer = "uniform"
+    # classifier subword signal (pipeline.text.features), off by default. A vector per token from its characters
+    # (Ling et al. 2015), concatenated with the word vector before the recurrent stack:
+    char_encoder: str = "none"  # none | cnn (convolutions of widths 2 and 3, max over chars) | bilstm (final states)
+    char_dim: int = 32  # size of a character embedding
+    char_units: int = 64  # size of a token's character vector (split between the widths / directions)
+    max_chars: int = 10  # characters kept per token (the first ones)
+    char_buckets: int = 8192  # characters are hashed (crc32) into this many ids; no vocabulary to save
+    # wide-and-deep head (Cheng et al. 2016): the mean of hashed n-gram embeddings (fastText, Joulin et al. 2017)
+    # concatenated with the recurrent sentence vector before the softmax
+    ngram_features: str = "none"  # none | char (1-3-grams of the sentence) | word (uni+bigrams) | both
+    ngram_buckets: int = 65536  # 2**16 hashed n-gram ids: 2**18 trained 2x slower for the same accuracy (README)
+    ngram_dim: int = 64
+    ngram_dropout: float = 0.0  # dropout on the averaged n-gram vector
     tie_weights: bool = False  # generator: the output layer reuses the input embedding (Press & Wolf 2017)
     conditioning: str = "none"  # generator: none | initial_state | concat (a learned label vector)
     # generator output layer: full softmax, or adaptive softmax (Grave et al. 2017): a frequent-word head and
@@ -123,7 +149,7 @@ class ModelConfig:
     cutoffs: tuple[int, ...] = ()  # adaptive: ids where tail clusters start; empty = chosen from the vocabulary size
     projection_factor: int = 4  # adaptive: cluster i projects to dim / factor**(i+1)
     # AWD-LSTM regularisation (Merity et al. 2018); each 0 = off
-    embedding_dropout: float = 0.0  # drop whole word types from the embedding (Gal & Ghahramani 2016)
+    embedding_dropout: float = 0.0  # drop whole word types from the embedding (Gal & Ghahramani 2016); classifiers too
     input_dropout: float = 0.0  # variational (locked) dropout on the embedded sequence: one mask per sequence
     hidden_dropout: float = 0.0  # locked dropout between stacked recurrent layers
     output_dropout: float = 0.0  # locked dropout on the last recurrent layer's output
@@ -134,13 +160,23 @@ class ModelConfig:
         _one_of("model.task", self.task, ("classifier", "generator"))
         _check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
         _check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
-        _one_of("model.pooling", self.pooling, ("last", "mean", "max"))
+        _one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
+        _check(self.attention_units >= 1, "model.attention_units", self.attention_units, ">= 1")
         _check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
         _fraction("model.dense_dropout", self.dense_dropout)
         _one_of("model.readout", self.readout, ("softmax", "ridge"))
         _check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
         _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
         _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
+        _one_of("model.char_encoder", self.char_encoder, ("none", "cnn", "bilstm"))
+        for key in ("char_dim", "char_units", "max_chars", "char_buckets", "ngram_buckets", "ngram_dim"):
+            _check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        _check(self.char_encoder != "cnn" or self.char_units >= 2, "model.char_units", self.char_units,
+               ">= 2 with model.char_encoder = \"cnn\" (one filter per width at least)")
+        _check(self.char_encoder != "bilstm" or self.char_units % 2 == 0, "model.char_units", self.char_units,
+               "even with model.char_encoder = \"bilstm\" (half per direction)")
+        _one_of("model.ngram_features", self.ngram_features, ("none", "char", "word", "both"))
+        _fraction("model.ngram_dropout", self.ngram_dropout)
         _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
         _one_of("model.output", self.output, ("full", "adaptive"))
         _check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
@@ -170,10 +206,18 @@ class TrainConfig:
     bucketing: bool = True  # batch sentences of similar length together
     max_length: int = 100  # tokens kept per sentence
     tensorboard: bool = True
-    lr_schedule: str = "constant"  # constant | step (decay after decay_start epochs) | plateau
+    # constant | step (decay after decay_start epochs) | plateau | per batch over all epochs (classifier):
+    # slanted_triangular (ULMFiT's STLR: 10% linear rise, decay to 1/32) | one_cycle (warm-up, cosine decay)
+    lr_schedule: str = "constant"
     decay_start: int = 4  # step: epochs at the full learning rate before decaying
     decay_factor: float = 0.5  # step/plateau: multiply the learning rate by this
     plateau_patience: int = 1  # plateau: epochs without improvement before decaying
+    # classifier fine-tuning (ULMFiT, Howard & Ruder 2018); every default is off. Layer groups, bottom to top:
+    # embedding, recurrent_0, recurrent_1, ..., head (pooling, dense, softmax and any other new layer)
+    freeze_embeddings_epochs: int = 0  # embedding frozen for this many epochs, then trained
+    embedding_learning_rate_factor: float = 1.0  # the embedding's rate is this times the rate (e.g. 0.1)
+    discriminative_factor: float = 1.0  # each group's rate is the one above's divided by this (paper: 2.6)
+    gradual_unfreezing: bool = False  # epoch 1 trains the head only, each further epoch unfreezes the next group
     regime: str = "sentences"  # generator: sentences (full BPTT per padded sentence) | tbptt (stateful stream)
     bptt_steps: int = 35  # tbptt: tokens per truncated back-propagation window
     loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
@@ -194,10 +238,17 @@ class TrainConfig:
         _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         _check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
-        _one_of("train.lr_schedule", self.lr_schedule, ("constant", "step", "plateau"))
+        _one_of("train.lr_schedule", self.lr_schedule,
+                ("constant", "step", "plateau", "slanted_triangular", "one_cycle"))
         _check(self.decay_start >= 0, "train.decay_start", self.decay_start, ">= 0")
         _fraction("train.decay_factor", self.decay_factor, low_open=True)
         _check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        _check(self.freeze_embeddings_epochs >= 0, "train.freeze_embeddings_epochs", self.freeze_embeddings_epochs,
+               ">= 0")
+        _check(self.embedding_learning_rate_factor >= 0, "train.embedding_learning_rate_factor",
+               self.embedding_learning_rate_factor, ">= 0 (0: never train the embedding)")
+        _check(self.discriminative_factor >= 1, "train.discriminative_factor", self.discriminative_factor,
+               ">= 1 (1: the same rate for every layer)")
         _one_of("train.regime", self.regime, ("sentences", "tbptt"))
         _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
         _one_of("train.loss", self.loss, ("mean", "sum_over_time"))

@@ -205,6 +205,13 @@ def _pretrained_files(config: Config, paths: Paths) -> list[Path]:
     return _run_files(paths.pretrained) if config.pretrain.enabled else []
 
 
+def _subword_files(config: Config, paths: Paths) -> list[Path]:
+    """The classifier's subword features (``model.char_encoder``, ``model.ngram_features``) read the tokens."""
+    from pipeline.text.features import uses_subword_features
+
+    return [paths.tokens] if config.model.task == "classifier" and uses_subword_features(config.model) else []
+
+
 def _train(config: Config, paths: Paths) -> dict:
     return task_part(config, "train")(config, paths)
 
@@ -234,7 +241,7 @@ def register(stage: Stage) -> Stage:
 
 
 register(Stage("prepare", None, lambda c: {"seed": c.seed, "corpus": c.to_dict()["corpus"]},
-               _corpus_files, lambda c, p: [p.prepared], ("text/corpora.py",), _prepare))
+               _corpus_files, lambda c, p: [p.prepared], ("text/corpora.py", "text/splits.py"), _prepare))
 register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
                lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("text/tokenize.py",), _tokenize))
 register(Stage("vectorize", "tokenize",
@@ -249,13 +256,15 @@ register(Stage("pretrain", "vectorize", lambda c: pretrain_settings(c) if c.pret
                _pretrain))
 register(Stage("train", "pretrain",
                lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify", "generate")},
-               lambda c, p: [p.vocab, p.embeddings, p.ids, *_pretrained_files(c, p)[:1]],
+               lambda c, p: [p.vocab, p.embeddings, p.ids, *_pretrained_files(c, p)[:1], *_subword_files(c, p)],
                lambda c, p: _run_files(p.run),
-               ("training.py", "runs.py", "models.py", "text/batches.py", "classifier/*.py", "language_model/model.py",
+               ("training.py", "runs.py", "models.py", "text/batches.py", "text/features.py", "classifier/*.py",
+                "language_model/model.py",
                 "language_model/data.py", "language_model/train.py", "layers/*.py"), _train))
 register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
                lambda c, p: [*_run_files(p.run), p.ids, p.tokens],
-               lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py"),
+               lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py",
+                                                        "text/features.py"),
                _evaluate))
 
 PIPELINE = ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")

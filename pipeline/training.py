@@ -1,15 +1,25 @@
-"""What every task's training shares: determinism, optimizer and clipping, schedules, callbacks, progress."""
+"""What every task's training shares: determinism, optimizer and clipping, schedules, callbacks, progress.
+
+Per-group learning rates (discriminative fine-tuning, frozen and gradually unfrozen layers) are one
+idea here, :class:`GroupRates`: a task says which group each variable is in and each group's factor
+per epoch; :func:`make_optimizer` then multiplies every variable's rate by its group's factor.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import keras
+from keras import ops
 
 from pipeline import seeds
 from pipeline.paths import RunPaths
@@ -42,21 +52,164 @@ def dtype_policy(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def make_optimizer(settings: TrainConfig, learning_rate=None) -> keras.optimizers.Optimizer:
-    """The configured optimizer; ``clipnorm`` clips the *global* norm of all gradients together."""
+@dataclass(frozen=True)
+class GroupRates:
+    """Learning-rate factors for groups of variables, per epoch.
+
+    Attributes:
+        names: the groups, bottom to top (named in the logs).
+        group_of: ``group_of(variable) -> int``, the index in ``names`` of a trainable variable.
+        factors: ``factors(epoch) -> tuple`` of one factor per group: the variable's learning rate is the
+            optimizer's rate (or schedule) times its group's factor in that epoch; 0 freezes the group.
+    """
+
+    names: tuple[str, ...]
+    group_of: Callable[[Any], int]
+    factors: Callable[[int], tuple[float, ...]]
+
+
+class _GroupRatesMixin:
+    """Put before a Keras optimizer class: each variable's update uses the rate times its group's factor.
+
+    The factors live in a non-trainable variable ``group_factors`` ``(groups,)`` that
+    :class:`GroupRateSchedule` sets when an epoch begins, so the compiled train step reads the
+    current ones. It hooks ``update_step(gradient, variable, learning_rate)``, the method every
+    Keras optimizer implements, so clipping (by global norm over all gradients) happens before and
+    Adam's update ``lr * m_hat / (sqrt(v_hat) + eps)`` is scaled exactly. A frozen group (factor 0)
+    keeps its weights while its moment estimates still follow its gradients: when it is unfrozen its
+    first steps are as large as intended, not inflated by moments that start at zero late in training.
+    """
+
+    def __init__(self, *args: Any, group_rates: GroupRates, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_rates = group_rates
+        with keras.name_scope(self.name, caller=self):
+            self.group_factors = keras.Variable(group_rates.factors(0), dtype="float32", trainable=False,
+                                                name="group_factors")
+
+    def build(self, variables: list) -> None:
+        super().build(variables)
+        self.variable_groups = tuple(self.group_rates.group_of(variable) for variable in variables)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        group = self.variable_groups[self._get_variable_index(variable)]
+        factor = ops.cast(self.group_factors[group], learning_rate.dtype)
+        super().update_step(gradient, variable, learning_rate * factor)
+
+
+@functools.cache
+def _with_group_rates(optimizer_class: type) -> type:
+    return type(f"{optimizer_class.__name__}WithGroupRates", (_GroupRatesMixin, optimizer_class), {})
+
+
+class GroupRateSchedule(keras.callbacks.Callback):
+    """Set the optimizer's group factors for each epoch (see :class:`GroupRates`); log them when they change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.previous: tuple[float, ...] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        factors = tuple(float(f) for f in optimizer.group_rates.factors(epoch))
+        optimizer.group_factors.assign(factors)
+        if factors != self.previous:
+            log.info("epoch %d: learning-rate factors %s", epoch + 1, ", ".join(
+                f"{name} {factor:.3g}" if factor else f"{name} frozen"
+                for name, factor in zip(optimizer.group_rates.names, factors)))
+        self.previous = factors
+
+
+def make_optimizer(settings: TrainConfig, learning_rate=None,
+                   group_rates: GroupRates | None = None) -> keras.optimizers.Optimizer:
+    """The configured optimizer; ``clipnorm`` clips the *global* norm of all gradients together.
+
+    ``learning_rate``: a float or a ``LearningRateSchedule`` (default ``settings.learning_rate``).
+    ``group_rates``: per-group factors on it (add a :class:`GroupRateSchedule` callback to the fit).
+    """
     clipping = {}
     if settings.clipnorm:
         clipping["global_clipnorm"] = settings.clipnorm
     if settings.clipvalue:
         clipping["clipvalue"] = settings.clipvalue
     rate = settings.learning_rate if learning_rate is None else learning_rate
-    factories = {
-        "sgd": lambda: keras.optimizers.SGD(rate, momentum=settings.momentum, **clipping),
-        "rmsprop": lambda: keras.optimizers.RMSprop(rate, **clipping),
-        "adagrad": lambda: keras.optimizers.Adagrad(rate, **clipping),
-        "adam": lambda: keras.optimizers.Adam(rate, **clipping),
-    }
-    return factories[settings.optimizer]()
+    optimizer_class, options = {
+        "sgd": (keras.optimizers.SGD, {"momentum": settings.momentum}),
+        "rmsprop": (keras.optimizers.RMSprop, {}),
+        "adagrad": (keras.optimizers.Adagrad, {}),
+        "adam": (keras.optimizers.Adam, {}),
+    }[settings.optimizer]
+    if group_rates is not None:
+        return _with_group_rates(optimizer_class)(rate, group_rates=group_rates, **options, **clipping)
+    return optimizer_class(rate, **options, **clipping)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class SlantedTriangular(keras.optimizers.schedules.LearningRateSchedule):
+    """Slanted triangular learning rates (STLR; Howard & Ruder 2018, equation 3).
+
+    A short linear rise to ``maximum_learning_rate`` over the first ``cut_fraction`` of the
+    ``total_steps``, then a long linear decay back to ``maximum_learning_rate / ratio``::
+
+        cut = floor(T * cut_fraction)
+        p   = t / cut                                           if t < cut
+            = 1 - (t - cut) / (cut * (1 / cut_fraction - 1))    otherwise   (clipped at 0 past T)
+        η_t = η_max * (1 + p * (ratio - 1)) / ratio
+
+    The model first moves quickly to a good region, then refines; the step ``t`` is the optimizer's
+    iteration count (0 at the first batch).
+
+    Args:
+        maximum_learning_rate: ``η_max`` > 0.
+        total_steps: ``T``, the training batches of all epochs (>= 1).
+        cut_fraction: share of ``T`` spent rising, in (0, 1). Default 0.1 (the paper's).
+        ratio: how much smaller the lowest rate is than the highest (>= 1). Default 32 (the paper's).
+    """
+
+    def __init__(self, maximum_learning_rate: float, total_steps: int, cut_fraction: float = 0.1,
+                 ratio: float = 32.0) -> None:
+        if not maximum_learning_rate > 0:
+            raise ValueError(f"maximum_learning_rate must be > 0; received {maximum_learning_rate!r}")
+        if int(total_steps) < 1:
+            raise ValueError(f"total_steps must be >= 1; received {total_steps!r}")
+        if not 0 < cut_fraction < 1:
+            raise ValueError(f"cut_fraction must be in (0, 1); received {cut_fraction!r}")
+        if not ratio >= 1:
+            raise ValueError(f"ratio must be >= 1; received {ratio!r}")
+        self.maximum_learning_rate, self.total_steps = float(maximum_learning_rate), int(total_steps)
+        self.cut_fraction, self.ratio = float(cut_fraction), float(ratio)
+
+    def __call__(self, step: Any) -> Any:
+        step = ops.cast(step, "float32")
+        cut = float(max(1, math.floor(self.total_steps * self.cut_fraction)))
+        rising = step / cut
+        falling = 1.0 - (step - cut) / (cut * (1.0 / self.cut_fraction - 1.0))
+        share = ops.maximum(ops.where(step < cut, rising, falling), 0.0)
+        return self.maximum_learning_rate * (1.0 + share * (self.ratio - 1.0)) / self.ratio
+
+    def get_config(self) -> dict:
+        return {"maximum_learning_rate": self.maximum_learning_rate, "total_steps": self.total_steps,
+                "cut_fraction": self.cut_fraction, "ratio": self.ratio}
+
+
+def learning_rate_schedule(settings: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: ``settings.learning_rate``, or a per-step schedule over all epochs.
+
+    ``slanted_triangular``: :class:`SlantedTriangular` peaking at ``learning_rate``. ``one_cycle``
+    (Smith & Topin 2019, PyTorch ``OneCycleLR``'s defaults, rate only): a linear rise from
+    ``learning_rate / 25`` to ``learning_rate`` over 30% of the steps, then a cosine decay to
+    ``learning_rate / 25 / 1e4`` (Keras' ``CosineDecay`` with warm-up). ``step`` and ``plateau``
+    change the rate between epochs instead (:func:`schedule_callbacks`).
+    """
+    total_steps = max(1, settings.epochs * steps_per_epoch)
+    if settings.lr_schedule == "slanted_triangular":
+        return SlantedTriangular(settings.learning_rate, total_steps)
+    if settings.lr_schedule == "one_cycle":
+        warmup_steps = int(0.3 * total_steps)
+        return keras.optimizers.schedules.CosineDecay(
+            settings.learning_rate / 25, max(1, total_steps - warmup_steps), alpha=1 / (25 * 1e4),
+            warmup_target=settings.learning_rate, warmup_steps=warmup_steps)
+    return settings.learning_rate
 
 
 def progress_verbosity() -> int:

@@ -29,6 +29,15 @@ def small_trained(small_work_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def small_attention_trained(small_work_dir, tmp_path_factory):
+    """(config, run folder) of the small config with model.pooling = "attention", trained once for this module."""
+    config = knb_config("small", small_work_dir, tmp_path_factory.mktemp("attention-models"),
+                        'model.pooling="attention"', "model.attention_units=8", 'run_name="small_attention"')
+    train_classifier(config, Paths.from_config(config))
+    return config, Paths.from_config(config).run
+
+
+@pytest.fixture(scope="module")
 def small_run(small_trained):
     """The trained small run, loaded once per module."""
     return load_run(small_trained[1])

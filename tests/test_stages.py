@@ -191,3 +191,14 @@ def test_pretrained_folder_depends_on_the_encoder_and_pretrain_settings(config):
     layers = ({"type": "lstm", "units": 16},)
     assert Paths.from_config(replace(enabled, model=replace(config.model, layers=layers))).pretrained != folder
     assert stages.STAGES["pretrain"].lock_key(Paths.from_config(enabled)) == f"pretrain:{folder}"
+
+
+def test_train_reads_the_tokens_only_with_subword_features(config):
+    from pipeline.sections import ModelConfig
+
+    paths = Paths.from_config(config)
+    train = stages.STAGES["train"]
+    assert paths.tokens not in train.inputs(config, paths)
+    for model in (ModelConfig(char_encoder="cnn"), ModelConfig(ngram_features="char")):
+        assert paths.tokens in train.inputs(replace(config, model=model), paths)
+    assert "text/features.py" in train.code and "text/features.py" in stages.STAGES["evaluate"].code

@@ -8,7 +8,16 @@ from helpers import REPOSITORY
 from pipeline import config as config_module
 from pipeline.errors import PipelineError
 from pipeline.sections import TrainConfig
-from pipeline.training import TimeLimit, callbacks, make_optimizer, schedule_callbacks
+from pipeline.training import (
+    GroupRates,
+    GroupRateSchedule,
+    SlantedTriangular,
+    TimeLimit,
+    callbacks,
+    learning_rate_schedule,
+    make_optimizer,
+    schedule_callbacks,
+)
 
 
 # ------------------------------------------------------------------ learning-rate schedules
@@ -141,3 +150,111 @@ def test_time_limit_callback_is_added_only_when_set(tmp_path):
     assert not any(isinstance(c, TimeLimit) for c in callbacks(TrainConfig(tensorboard=False), tmp_path, "loss"))
     added = callbacks(TrainConfig(tensorboard=False, time_limit_minutes=5), tmp_path, "loss")
     assert [c.seconds for c in added if isinstance(c, TimeLimit)] == [300.0]
+
+
+# ------------------------------------------------------------------ per-batch schedules
+def rate_at(schedule, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_slanted_triangular_follows_the_papers_equation():
+    # T = 100, cut_frac = 0.1 -> cut = 10; ratio 32; eta_max = 0.01
+    schedule = SlantedTriangular(0.01, total_steps=100)
+    def stlr(t):  # Howard & Ruder 2018, eq. 3
+        cut = 10
+        p = t / cut if t < cut else 1 - (t - cut) / (cut * (1 / 0.1 - 1))
+        return 0.01 * (1 + p * 31) / 32
+    for t in (0, 1, 5, 9, 10, 11, 55, 99, 100):
+        assert rate_at(schedule, t) == pytest.approx(stlr(t), rel=1e-6), t
+    assert rate_at(schedule, 0) == pytest.approx(0.01 / 32) and rate_at(schedule, 10) == pytest.approx(0.01)
+    assert rate_at(schedule, 55) == pytest.approx(0.01 * (1 + 0.5 * 31) / 32)  # half way down
+    assert rate_at(schedule, 250) == pytest.approx(0.01 / 32)  # never below the floor past T
+
+
+def test_slanted_triangular_round_trips_through_its_config_and_rejects_bad_arguments():
+    schedule = SlantedTriangular(0.002, total_steps=40, cut_fraction=0.2, ratio=8)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert [rate_at(again, t) for t in (0, 8, 30)] == pytest.approx([rate_at(schedule, t) for t in (0, 8, 30)])
+    for arguments in ((0.0, 10), (0.1, 0), (0.1, 10, 1.0), (0.1, 10, 0.1, 0.5)):
+        with pytest.raises(ValueError):
+            SlantedTriangular(*arguments)
+
+
+def test_learning_rate_schedule_spans_every_batch_of_every_epoch():
+    assert learning_rate_schedule(TrainConfig(learning_rate=0.01), steps_per_epoch=7) == 0.01
+    for plain in ("step", "plateau"):  # epoch-wise: callbacks change a constant rate
+        assert learning_rate_schedule(TrainConfig(lr_schedule=plain), steps_per_epoch=7) == 1e-3
+    stlr = learning_rate_schedule(TrainConfig(lr_schedule="slanted_triangular", learning_rate=0.01, epochs=10), 30)
+    assert stlr.total_steps == 300 and rate_at(stlr, 30) == pytest.approx(0.01)  # the peak after 10% of 300
+    one_cycle = learning_rate_schedule(TrainConfig(lr_schedule="one_cycle", learning_rate=0.01, epochs=10), 30)
+    # warm-up from lr / 25 to lr over 30% of the steps, cosine down to lr / 25 / 1e4 (PyTorch's OneCycleLR defaults)
+    assert rate_at(one_cycle, 0) == pytest.approx(0.01 / 25)
+    assert rate_at(one_cycle, 45) == pytest.approx((0.01 / 25 + 0.01) / 2)
+    assert rate_at(one_cycle, 90) == pytest.approx(0.01)
+    assert rate_at(one_cycle, 195) == pytest.approx(0.01 * (0.5 + 0.5 / 25e4), rel=1e-5)  # cosine half way
+    assert rate_at(one_cycle, 300) == pytest.approx(0.01 / 25e4, rel=1e-3)
+
+
+def test_make_optimizer_takes_a_schedule():
+    optimizer = make_optimizer(TrainConfig(), SlantedTriangular(0.01, 100))
+    assert rate_at(lambda step: optimizer.learning_rate, 0) == pytest.approx(0.01 / 32)
+
+
+# ------------------------------------------------------------------ per-group learning rates
+def two_groups(factors) -> tuple[GroupRates, list]:
+    """Variables [a, b] in groups 0 and 1, with ``factors(epoch)``."""
+    variables = [keras.Variable(np.zeros(3, "float32"), name="a"), keras.Variable(np.zeros(2, "float32"), name="b")]
+    groups = {id(variables[0]): 0, id(variables[1]): 1}
+    return GroupRates(("low", "high"), lambda variable: groups[id(variable)], factors), variables
+
+
+def values(variables) -> list[np.ndarray]:
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def test_group_rates_scale_each_groups_sgd_step_and_keep_global_clipping():
+    group_rates, variables = two_groups(lambda epoch: (0.25, 1.0))
+    settings = TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0, clipnorm=1.0)
+    optimizer = make_optimizer(settings, group_rates=group_rates)
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.global_clipnorm == 1.0
+    gradients = [np.array([3.0, 0.0, 0.0], "float32"), np.array([0.0, 4.0], "float32")]  # global norm 5
+    optimizer.apply([keras.ops.convert_to_tensor(g) for g in gradients], variables)
+    low, high = values(variables)
+    np.testing.assert_allclose(low, -0.25 * 0.1 * gradients[0] / 5.0, atol=1e-7)  # clipped together, then scaled
+    np.testing.assert_allclose(high, -0.1 * gradients[1] / 5.0, atol=1e-7)
+
+
+def test_a_frozen_group_keeps_its_weights_while_adam_tracks_its_gradients():
+    group_rates, variables = two_groups(lambda epoch: (0.0, 1.0))
+    optimizer = make_optimizer(TrainConfig(optimizer="adam", learning_rate=0.1), group_rates=group_rates)
+    gradient = [keras.ops.ones((3,)), keras.ops.ones((2,))]
+    for _ in range(3):
+        optimizer.apply(gradient, variables)
+    low, high = values(variables)
+    np.testing.assert_array_equal(low, 0.0)
+    np.testing.assert_allclose(high, -0.3, rtol=1e-4)  # Adam: lr * sign(g) per step for a constant gradient
+    optimizer.group_factors.assign([1.0, 1.0])  # unfrozen: its moments already fit its gradients
+    optimizer.apply(gradient, variables)
+    np.testing.assert_allclose(values(variables)[0], -0.1, rtol=1e-4)
+
+
+def test_group_rate_schedule_sets_the_factors_of_each_epoch_in_a_fit(tmp_path, caplog):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="low"), keras.layers.Dense(1, name="high")])
+    groups = {id(v): 0 for v in model.get_layer("low").trainable_weights}
+    group_rates = GroupRates(("low", "high"), lambda variable: groups.get(id(variable), 1),
+                             lambda epoch: (0.0 if epoch < 2 else 0.5, 1.0))
+    model.compile(optimizer=make_optimizer(TrainConfig(learning_rate=0.01), group_rates=group_rates), loss="mse")
+    initial = model.get_layer("low").get_weights()
+    inputs, targets = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
+    with caplog.at_level("INFO", logger="pipeline.training"):
+        model.fit(inputs, targets, epochs=2, verbose=0, callbacks=[GroupRateSchedule()])
+        for ours, theirs in zip(model.get_layer("low").get_weights(), initial):
+            np.testing.assert_array_equal(ours, theirs)  # frozen for epochs 1 and 2
+        model.fit(inputs, targets, epochs=3, initial_epoch=2, verbose=0, callbacks=[GroupRateSchedule()])
+    assert not np.array_equal(model.get_layer("low").get_weights()[0], initial[0])
+    assert keras.ops.convert_to_numpy(model.optimizer.group_factors).tolist() == [0.5, 1.0]
+    assert "epoch 1: learning-rate factors low frozen, high 1" in caplog.text
+    assert "epoch 3: learning-rate factors low 0.5, high 1" in caplog.text
+    model.save(tmp_path / "model.keras")  # what ModelCheckpoint does; the run folder reloads uncompiled
+    reloaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))

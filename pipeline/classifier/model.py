@@ -1,9 +1,11 @@
 """The classifier network.
 
 Token ids ``(batch, timesteps)`` -> embedding with masking ``(batch, timesteps, dim)``
--> recurrent stack (``return_sequences`` on all but the last, or on all when
-pooling over time) -> pooling ``(batch, units)`` -> optional dense layer ->
-softmax ``(batch, classes)``.
+-> [whole-word dropout in training] -> recurrent stack (``return_sequences`` on all but the last, or on all when
+pooling over time) -> pooling ``(batch, units)`` (last state, masked mean/max, or
+attention) -> optional dense layer ->
+softmax ``(batch, classes)``. Optional subword inputs (:mod:`pipeline.classifier.subword`):
+character vectors beside the word vectors, a hashed n-gram bag beside the sentence vector.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from pipeline.classifier.subword import with_char_vectors, with_ngram_vector
+from pipeline.layers.attention import AttentionPooling
 from pipeline.layers.pooling import MaskedGlobalPooling
+from pipeline.layers.regularization import EmbeddingDropout
 from pipeline.models import embedding, kernel_initializer, recurrent_stack
 from pipeline.sections import ModelConfig
 
@@ -27,22 +32,33 @@ def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_cl
     vocabulary_size, dimension = embedding_matrix.shape
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings)
+    inputs = {"token_ids": token_ids}  # + char_ids / ngram_ids when the subword features are on
     x = embed(token_ids)
+    if settings.embedding_dropout:  # whole word types, each sentence its own mask (Gal & Ghahramani 2016)
+        x = EmbeddingDropout(settings.embedding_dropout, vocabulary_size=vocabulary_size, per_sequence=True,
+                             seed=seed + 60, name="embedding_dropout")([x, token_ids])
+    x = with_char_vectors(x, inputs, settings, seed)
     pooled = settings.pooling != "last"
     x = recurrent_stack(x, settings, seed, last_returns_sequences=pooled)
-    if pooled:
+    if settings.pooling == "attention":
+        # The weights alpha (batch, timesteps) stay in the graph for `pipeline classify --explain`.
+        x, _ = AttentionPooling(settings.attention_units, return_attention=True, name="attention_pooling",
+                                kernel_initializer=kernel_initializer(settings, seed + 53),
+                                context_initializer=kernel_initializer(settings, seed + 54))(x)
+    elif pooled:
         x = MaskedGlobalPooling(settings.pooling, name=f"{settings.pooling}_pooling")(x)
     if settings.dense_units:
         x = keras.layers.Dense(settings.dense_units, activation="relu", name="dense",
                                kernel_initializer=kernel_initializer(settings, seed + 50))(x)
         if settings.dense_dropout:
             x = keras.layers.Dropout(settings.dense_dropout, seed=seed + 51, name="dense_dropout")(x)
+    x = with_ngram_vector(x, inputs, settings, seed)
     if settings.readout == "ridge":
         x = keras.layers.Dense(num_classes, name="readout")(x)
         outputs = keras.layers.Activation("softmax", name="probabilities")(x)
     else:
         outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
-    model = keras.Model(token_ids, outputs, name="classifier")
+    model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="classifier")
     embed.set_weights([embedding_matrix])
     return model

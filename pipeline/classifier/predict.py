@@ -11,16 +11,25 @@ import numpy as np
 from pipeline.runs import Run
 from pipeline.text.batches import SequenceBatches
 from pipeline.text.corpora import normalize
+from pipeline.text.features import WORD_FIELD, sentence_inputs
 from pipeline.text.vocab import UNK_ID
 
 
-def encode_texts(run: Run, texts: list[str]) -> tuple[list[np.ndarray], list[str | None]]:
-    """Token ids per text with the run's tokenizer and vocabulary, and an error (or None) per text."""
+def tokenize_texts(run: Run, texts: list[str]) -> tuple[list[str], list[dict[str, list[str]]]]:
+    """Each text normalised as in ``prepare``, and the run tokenizer's tokens of the non-empty ones, in order."""
     from pipeline.text.tokenize import make_tokenizer
 
     cleaned = [normalize(text) for text in texts]
-    tokenizer = make_tokenizer(run.config.tokenize)
-    tokens = tokenizer.tokenize([text for text in cleaned if text])
+    return cleaned, make_tokenizer(run.config.tokenize).tokenize([text for text in cleaned if text])
+
+
+def encode_texts(run: Run, texts: list[str],
+                 tokenized: tuple | None = None) -> tuple[list[np.ndarray], list[str | None]]:
+    """Token ids per text with the run's tokenizer and vocabulary, and an error (or None) per text.
+
+    ``tokenized``: what :func:`tokenize_texts` returned for ``texts``, so they are tokenized once.
+    """
+    cleaned, tokens = tokenized or tokenize_texts(run, texts)
     field = run.config.vectorize.token_field
     sequences, errors, position = [], [], 0
     for text in cleaned:
@@ -35,20 +44,38 @@ def encode_texts(run: Run, texts: list[str]) -> tuple[list[np.ndarray], list[str
     return sequences, errors
 
 
+def surface_forms(cleaned: list[str], tokens: list[dict[str, list[str]]]) -> list[list[str]]:
+    """The surface forms of each text (``[]`` for an empty one), from what :func:`tokenize_texts` returned."""
+    surfaces = iter(token[WORD_FIELD] for token in tokens)
+    return [list(next(surfaces)) if text else [] for text in cleaned]
+
+
+def text_batches(run: Run, sequences: list[np.ndarray], words: list[list[str]], batch_size: int) -> SequenceBatches:
+    """Prediction batches of token ids ``sequences`` with the subword inputs the run's model takes (from ``words``,
+    the same texts' surface forms; none when ``model.char_encoder`` and ``model.ngram_features`` are off)."""
+    max_length = run.config.train.max_length
+    return SequenceBatches(sequences, None, batch_size, max_length,
+                           **sentence_inputs(run.config.model, words, max_length))
+
+
 def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
     """One result per text: ``{"text", "label", "probability", "probabilities"}`` or ``{"text", "error"}``."""
-    sequences, errors = encode_texts(run, texts)
+    tokenized = tokenize_texts(run, texts)
+    sequences, errors = encode_texts(run, texts, tokenized)
+    words = surface_forms(*tokenized)
     valid = [i for i, error in enumerate(errors) if error is None]
     results: list[dict] = [{"text": text, "error": error} for text, error in zip(texts, errors)]
     if valid:
-        batches = SequenceBatches([sequences[i] for i in valid], None, batch_size, run.config.train.max_length)
+        batches = text_batches(run, [sequences[i] for i in valid], [words[i] for i in valid], batch_size)
         probabilities = batches.predict(run.model)
         for index, row in zip(valid, probabilities):
-            best = int(np.argmax(row))
-            unknown = float(np.mean(sequences[index] == UNK_ID))
-            results[index] = {
-                "text": texts[index], "label": run.labels[best], "probability": float(row[best]),
-                "probabilities": {label: float(p) for label, p in zip(run.labels, row)},
-                "unknown_token_share": unknown,
-            }
+            results[index] = labelled(run, texts[index], row, sequences[index])
     return results
+
+
+def labelled(run: Run, text: str, probabilities: np.ndarray, ids: np.ndarray) -> dict:
+    """The result for one text from its class ``probabilities`` ``(classes,)`` and token ``ids``."""
+    best = int(np.argmax(probabilities))
+    return {"text": text, "label": run.labels[best], "probability": float(probabilities[best]),
+            "probabilities": {label: float(p) for label, p in zip(run.labels, probabilities)},
+            "unknown_token_share": float(np.mean(ids == UNK_ID))}

@@ -4,7 +4,9 @@ Training uses early stopping on the validation loss (restoring the best
 weights), best-model checkpointing, optional class weights, gradient clipping
 by global norm or by value, a per-epoch history CSV and TensorBoard logs. The
 run folder ``saved_models/<run>/`` is built in a temporary folder and renamed
-into place only when complete.
+into place only when complete. Optional ULMFiT-style fine-tuning
+(:mod:`pipeline.classifier.finetune`): rates per layer group, frozen and gradually
+unfrozen groups, a slanted triangular or one-cycle schedule per batch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
+from pipeline.classifier.finetune import fine_tuning_rates
 from pipeline.classifier.model import build_classifier
 from pipeline.config import Config
 from pipeline.errors import PipelineError
@@ -25,9 +28,17 @@ from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.runs import write_run_metadata
 from pipeline.text.batches import SequenceBatches, balanced_class_weights
+from pipeline.text.features import split_inputs
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import Vocabulary
-from pipeline.training import callbacks, make_deterministic, make_optimizer, progress_verbosity
+from pipeline.training import (
+    GroupRateSchedule,
+    callbacks,
+    learning_rate_schedule,
+    make_deterministic,
+    make_optimizer,
+    progress_verbosity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +60,10 @@ def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
 
     Layers are matched by name (``embedding``, ``recurrent_0``, ...); every matched layer must have
     the same weight shapes, which holds when the language model was pretrained on this config's
-    encoder and vocabulary (the ``pretrain`` stage). Returns the names of the layers copied.
+    encoder and vocabulary (the ``pretrain`` stage). One exception: with ``model.char_encoder`` the
+    first recurrent layer reads the word vectors followed by the character vectors, so the language
+    model's input kernel fills its leading rows and the character rows keep their initial values.
+    Returns the names of the layers copied.
     """
     from pipeline.runs import load_run
 
@@ -61,8 +75,12 @@ def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
         target = next((layer for layer in model.layers if layer.name == source.name), None)
         if target is None:
             continue
-        weights = source.get_weights()[:len(target.get_weights())]  # a tied embedding also holds an output bias
-        if [w.shape for w in weights] != [w.shape for w in target.get_weights()]:
+        ours = target.get_weights()
+        weights = source.get_weights()[:len(ours)]  # a tied embedding also holds an output bias
+        if source.name == "recurrent_0" and weights and weights[0].shape[1:] == ours[0].shape[1:] \
+                and weights[0].shape[0] < ours[0].shape[0]:  # the word rows of a kernel that also reads characters
+            weights[0] = np.concatenate([weights[0], ours[0][weights[0].shape[0]:]])
+        if [w.shape for w in weights] != [w.shape for w in ours]:
             raise PipelineError(f"{folder}: layer {source.name!r} of the pretrained language model does not fit the "
                                 "classifier; run `pipeline pretrain --force`")
         target.set_weights(weights)
@@ -93,16 +111,23 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     weights = None
     if settings.class_weights == "balanced":
         weights = balanced_class_weights(train_targets, num_classes)[train_targets]
+    # the subword inputs when model.char_encoder / model.ngram_features are on, else nothing
+    extra = split_inputs(config.model, paths.tokens,
+                         {split: splits.sequences[split] for split in ("train", "validation")}, settings.max_length)
     train_batches = SequenceBatches(splits.sequences["train"], train_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
-                                    weights)
+                                    weights, **extra["train"])
     has_validation = len(splits.sequences["validation"]) > 0
     validation_batches = SequenceBatches(splits.sequences["validation"], splits.targets["validation"],
-                                         settings.batch_size, settings.max_length) if has_validation else None
+                                         settings.batch_size, settings.max_length,
+                                         **extra["validation"]) if has_validation else None
     log.info("training %s: %d parameters, %d training / %d validation sentences, %.0f%% padding per batch",
              config.run_name, parameters, train_count, len(splits.sequences["validation"]),
              100 * train_batches.padding_share())
-    model.compile(optimizer=make_optimizer(settings), loss="sparse_categorical_crossentropy",
+    # ULMFiT-style options (pipeline.classifier.finetune): rates per layer group and epoch, a per-batch schedule
+    group_rates = fine_tuning_rates(settings, model)
+    optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
     with artifact_io.atomic_directory(paths.run) as folder:
         if config.model.readout == "ridge":
@@ -114,7 +139,9 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         else:
             monitor = "val_loss" if has_validation else "loss"
             fitted = model.fit(train_batches, validation_data=validation_batches, epochs=settings.epochs,
-                               callbacks=callbacks(settings, folder, monitor), verbose=progress_verbosity())
+                               callbacks=callbacks(settings, folder, monitor,
+                                                   first=(GroupRateSchedule(),) if group_rates else ()),
+                               verbose=progress_verbosity())
             history = pd.DataFrame(fitted.history)
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)

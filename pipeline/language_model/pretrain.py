@@ -50,7 +50,10 @@ def language_model_config(config: Config) -> Config:
         config.train, optimizer="adam", learning_rate=settings.learning_rate, clipnorm=settings.clipnorm,
         clipvalue=0.0, batch_size=settings.batch_size, epochs=settings.epochs, patience=settings.patience,
         max_length=settings.max_length, regime="sentences", loss="mean", class_weights="none",
-        lr_schedule="plateau", decay_factor=0.5, plateau_patience=1)
+        lr_schedule="plateau", decay_factor=0.5, plateau_patience=1,
+        # the classifier's fine-tuning options do not apply to its language model
+        freeze_embeddings_epochs=0, embedding_learning_rate_factor=1.0, discriminative_factor=1.0,
+        gradual_unfreezing=False)
     return dataclasses.replace(config, model=model, train=train, pretrain=dataclasses.replace(settings, enabled=False),
                                run_name="pretrained")
 

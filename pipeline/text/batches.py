@@ -4,6 +4,10 @@ With bucketing, sentences are sorted by length (ties broken at random) and cut
 into batches, and the order of the batches is shuffled every epoch: each batch
 is padded only to its own longest sentence, so little time goes to padding
 while the model still sees the batches in a random order.
+
+Extra inputs (the classifier's subword features, :mod:`pipeline.text.features`) ride along:
+per-token arrays are padded and truncated to exactly the token ids' width, bags to their
+batch's largest bag; a batch is then a dict ``{"token_ids", name, ...}`` keyed by input name.
 """
 
 from __future__ import annotations
@@ -16,10 +20,16 @@ import numpy as np
 from pipeline.text.vocab import PAD_ID
 
 
-def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID) -> np.ndarray:
-    """Right-pad (and truncate to ``max_length``) into an int32 array ``(batch, longest)``."""
-    longest = max(1, min(max_length, max((len(s) for s in sequences), default=1)))
-    batch = np.full((len(sequences), longest), pad_id, dtype=np.int32)
+def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID,
+        width: int | None = None) -> np.ndarray:
+    """Right-pad (and truncate to ``max_length``) into an int32 array ``(batch, longest, *item)``.
+
+    ``width`` fixes the padded length instead (e.g. to the token ids' width); items may be arrays
+    (a row of character ids per token), whose shape ``item`` is kept.
+    """
+    longest = width or max(1, min(max_length, max((len(s) for s in sequences), default=1)))
+    item = np.shape(sequences[0])[1:] if len(sequences) else ()
+    batch = np.full((len(sequences), longest, *item), pad_id, dtype=np.int32)
     for row, sequence in enumerate(sequences):
         kept = sequence[:longest]
         batch[row, : len(kept)] = kept
@@ -45,11 +55,18 @@ class SequenceBatches(keras.utils.PyDataset):
             (for prediction, so outputs line up with inputs).
         bucketing: group sentences of similar length (only when shuffling).
         sample_weights: optional weight per example, shape ``(n,)``.
+        token_inputs: more inputs with one row per token, e.g. ``{"char_ids": [(timesteps, chars), ...]}``:
+            padded and truncated with the token ids, so every input has the same timesteps.
+        bag_inputs: more inputs with a bag of ids per example, e.g. ``{"ngram_ids": [(n,), ...]}``:
+            padded to the batch's largest bag.
+
+    With extra inputs the first element of a batch is ``{"token_ids": ..., **token_inputs, **bag_inputs}``.
     """
 
     def __init__(self, sequences: Sequence[np.ndarray], targets: np.ndarray | None, batch_size: int,
                  max_length: int, rng: np.random.Generator | None = None, bucketing: bool = True,
-                 sample_weights: np.ndarray | None = None) -> None:
+                 sample_weights: np.ndarray | None = None, token_inputs: dict | None = None,
+                 bag_inputs: dict | None = None) -> None:
         super().__init__()
         self.sequences = list(sequences)
         self.targets = targets
@@ -59,6 +76,10 @@ class SequenceBatches(keras.utils.PyDataset):
         self.bucketing = bucketing and rng is not None
         self.sample_weights = sample_weights
         self.lengths = np.array([min(len(s), max_length) for s in self.sequences])
+        self.token_inputs = {name: list(values) for name, values in (token_inputs or {}).items()}
+        self.bag_inputs = {name: list(values) for name, values in (bag_inputs or {}).items()}
+        self.bag_lengths = {name: np.array([len(bag) for bag in values], dtype=np.int64)
+                            for name, values in self.bag_inputs.items()}
         self.batches = self._plan()
 
     def _plan(self) -> list[np.ndarray]:
@@ -90,14 +111,35 @@ class SequenceBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, index: int) -> tuple:
+    def _bag_width(self, name: str, index: int) -> int:
+        """The largest bag of batch ``index``; batch 1 is one wider when batch 0 has the same width,
+        so that Keras, which infers input shapes from the first two batches, never fixes it."""
+        width = max(1, int(self.bag_lengths[name][self.batches[index]].max(initial=0)))
+        if index == 1 and width == self._bag_width(name, 0):
+            width += 1
+        return width
+
+    def inputs(self, index: int) -> np.ndarray | dict[str, np.ndarray]:
+        """The model inputs of batch ``index``: the padded token ids, or a dict with the extra inputs."""
         rows = self.batches[index]
         ids = pad([self.sequences[row] for row in rows], self.max_length)
+        if not self.token_inputs and not self.bag_inputs:
+            return ids
+        inputs = {"token_ids": ids}
+        for name, values in self.token_inputs.items():
+            inputs[name] = pad([values[row] for row in rows], self.max_length, width=ids.shape[1])
+        for name, values in self.bag_inputs.items():
+            inputs[name] = pad([values[row] for row in rows], self.max_length, width=self._bag_width(name, index))
+        return inputs
+
+    def __getitem__(self, index: int) -> tuple:
+        rows = self.batches[index]
+        inputs = self.inputs(index)
         if self.targets is None:
-            return (ids,)
+            return (inputs,)
         if self.sample_weights is None:
-            return ids, self.targets[rows]
-        return ids, self.targets[rows], self.sample_weights[rows]
+            return inputs, self.targets[rows]
+        return inputs, self.targets[rows], self.sample_weights[rows]
 
     def on_epoch_end(self) -> None:
         if self.rng is not None:

@@ -11,7 +11,8 @@ Formats (``corpus.format``):
   the document is the sentence id up to its first ``-`` (``KN001_Keitai_1``).
   The original release is EUC-JP, a later one UTF-8: the encoding is detected.
 * ``table``: ``.csv``, ``.tsv`` or ``.jsonl`` with configurable text, label and
-  (optional) document columns.
+  (optional) document columns; a split column, or a folder with one table per
+  split, keeps the user's own split (:mod:`pipeline.text.splits`).
 * ``folders``: one sub-folder per label holding ``.txt`` files (one document
   each); optionally skip header lines and split bodies into sentences.
 * ``text``: a UTF-8 text file or a folder of them, one sentence or paragraph a
@@ -36,6 +37,7 @@ from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
+from pipeline.text.splits import SPLIT_CHOICES, check_splits, deduplicate_within_splits, split_files, split_name
 
 log = logging.getLogger(__name__)
 
@@ -151,24 +153,61 @@ def _table_records(path: Path, text: str) -> tuple[list[dict], list[str]]:
     raise PipelineError(f"{path}: unknown table type '{suffix}'; use .csv, .tsv or .jsonl")
 
 
-def read_table(path: Path, corpus: CorpusConfig) -> pd.DataFrame:
+def read_table(path: Path, corpus: CorpusConfig, split: str | None = None) -> pd.DataFrame:
+    """Rows of one CSV/TSV/JSONL file: text, label, doc_id, source (``file:line``), and ``split`` when the
+    rows have one: ``split`` (the file's, from its name) or the ``corpus.split_column`` of each row."""
     _require(path, "table file")
     records, columns = _table_records(path, read_text_file(path, corpus.encoding))
+    split_column = "" if split else corpus.split_column
     wanted = {"corpus.text_column": corpus.text_column, "corpus.label_column": corpus.label_column,
-              "corpus.doc_column": corpus.doc_column}
+              "corpus.doc_column": corpus.doc_column, "corpus.split_column": split_column}
     for key, column in wanted.items():
         if column and column not in columns:
             raise PipelineError(
                 f"{path}: no column '{column}' ({key}); available: {', '.join(columns) or 'none'}"
             )
     rows = []
-    for number, record in enumerate(records, start=2 if path.suffix.lower() != ".jsonl" else 1):
+    for number, record in enumerate(records, start=1 if path.suffix.lower() in (".jsonl", ".ndjson") else 2):
         text = record.get(corpus.text_column)
         label = record.get(corpus.label_column, "") if corpus.label_column else ""
         doc = record.get(corpus.doc_column) if corpus.doc_column else None
+        row_split = split
+        if split_column:
+            value = record.get(split_column)
+            row_split = split_name("" if value is None else str(value))
+            if row_split is None:
+                raise PipelineError(f"{path}:{number}: unknown split {value!r} in column '{split_column}' "
+                                    f"(corpus.split_column); use {SPLIT_CHOICES}")
+        default_doc = f"{path.name}:row{number}" if split else f"row{number}"  # one file per split: names differ
         rows.append(("" if text is None else str(text), "" if label is None else str(label),
-                     f"row{number}" if doc in (None, "") else str(doc)))
-    return pd.DataFrame(rows, columns=["text", "label", "doc_id"])
+                     default_doc if doc in (None, "") else str(doc), f"{path}:{number}", row_split))
+    table = pd.DataFrame(rows, columns=["text", "label", "doc_id", "source", "split"])
+    return table if split or split_column else table.drop(columns="split")
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+
+
+def table_files(root: Path) -> dict[Path, str | None]:
+    """A table file (split None), or the files of a folder whose names give their split (``train.csv``,
+    ``dev.tsv``, ``test.jsonl``, ...): the split of each."""
+    _require(root, "table file")
+    if root.is_file():
+        return {root: None}
+    files = split_files(sorted(path for path in root.rglob("*") if path.suffix.lower() in TABLE_SUFFIXES))
+    if not files:
+        raise PipelineError(f"{root}: no table named for a split; name the files like train.csv, dev.csv and "
+                            "test.csv (or .tsv, .jsonl), or point corpus.path at one table file")
+    return files
+
+
+def read_tables(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
+    """A table file, or a folder with one table per split (the split comes from each file's name)."""
+    files = table_files(root)
+    if corpus.split_column and root.is_dir():
+        raise PipelineError(f"{root}: a folder of tables takes each row's split from its file's name; set "
+                            "corpus.split_column = \"\" or point corpus.path at one table file")
+    return pd.concat([read_table(path, corpus, split) for path, split in files.items()], ignore_index=True)
 
 
 def read_folders(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
@@ -195,18 +234,6 @@ def text_files(root: Path, key: str = "corpus.path") -> list[Path]:
     return files
 
 
-PREDEFINED_SPLITS = (("train", "train"), ("valid", "validation"), ("test", "test"))
-
-
-def predefined_split(path: Path) -> str | None:
-    """``train``/``validation``/``test`` for files named like ``ptb.train.txt``, ``valid.txt``, ``test.txt``."""
-    parts = path.stem.lower().replace("-", ".").replace("_", ".").split(".")
-    for marker, split in PREDEFINED_SPLITS:
-        if marker in parts or (marker == "valid" and "validation" in parts):
-            return split
-    return None
-
-
 def read_plain_text(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
     """One row a line (or a sentence, with ``split_sentences``); a paragraph is a document.
 
@@ -215,11 +242,11 @@ def read_plain_text(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
     """
     rows = []
     files = text_files(root)
-    splits = {path: predefined_split(path) for path in files}
+    splits = split_files(files)
     use_predefined = root.is_dir() and {"train", "validation", "test"} <= set(splits.values())
     for path in files:
         paragraph = 0
-        split = splits[path] if use_predefined else None
+        split = splits.get(path) if use_predefined else None
         if use_predefined and split is None:
             continue
         for line in read_text_file(path, corpus.encoding).splitlines():
@@ -243,8 +270,7 @@ def input_files(corpus: CorpusConfig) -> list[Path]:
         return sorted(root.rglob("*.txt")) + unlabeled
     if corpus.format == "text":
         return text_files(root) + unlabeled
-    _require(root, "table file")
-    return [root] + unlabeled
+    return list(table_files(root)) + unlabeled
 
 
 def read_unlabeled(corpus: CorpusConfig) -> pd.DataFrame:
@@ -268,7 +294,7 @@ def read(corpus: CorpusConfig) -> pd.DataFrame:
     root = Path(corpus.path)
     readers = {
         "knb": lambda: read_knb(root, corpus.encoding),
-        "table": lambda: read_table(root, corpus),
+        "table": lambda: read_tables(root, corpus),
         "folders": lambda: read_folders(root, corpus),
         "text": lambda: read_plain_text(root, corpus),
     }
@@ -276,10 +302,13 @@ def read(corpus: CorpusConfig) -> pd.DataFrame:
 
 
 def clean(table: pd.DataFrame, deduplicate: bool = True) -> pd.DataFrame:
-    """Normalise text, drop rows left empty, drop repeated texts (the first one stays)."""
+    """Normalise text, drop rows left empty, drop repeated texts (the first one stays; within each split when
+    the table brings its own split)."""
     table = table.assign(text=table["text"].map(normalize), label=table["label"].map(normalize))
     table = table[table["text"] != ""]
-    if deduplicate:
+    if deduplicate and "split" in table.columns:
+        table = deduplicate_within_splits(table)
+    elif deduplicate:
         table = table.drop_duplicates(subset="text", keep="first")
     return table.reset_index(drop=True)
 
@@ -335,13 +364,17 @@ def prepare_table(config: Config) -> pd.DataFrame:
     corpus = config.corpus
     raw = read(corpus)
     predefined = "split" in raw.columns
-    table = clean(raw, corpus.deduplicate and not predefined)
+    # a language model's own text files keep repeated lines (they are part of PTB-style corpora)
+    table = clean(raw, corpus.deduplicate and not (predefined and corpus.format == "text"))
     if table.empty:
         raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format and the files")
     if corpus.format != "text" and (table["label"] == "").any():
         number = int((table["label"] == "").sum())
         raise PipelineError(f"{corpus.path}: {number} row(s) have an empty label; fill them in or set corpus.format = \"text\"")
-    if not predefined:
+    if predefined:
+        how = f"column '{corpus.split_column}' (corpus.split_column)" if corpus.split_column else "file names"
+        check_splits(table, corpus.path, how)
+    else:
         table["split"] = assign_splits(table, corpus.validation_fraction, corpus.test_fraction,
                                        seeds.rng(config.seed, "split"), corpus.path, corpus.min_examples_per_label)
     if corpus.unlabeled_path:

@@ -6,6 +6,10 @@ form is looked up first, then its Sudachi normalised form, then its lemma (the
 most frequent ones it had in the training split), so 行っ finds the vector of
 行く. Entries with no vector get a small random vector (seeded) whose spread is
 ``unknown_vector_scale`` times that of the found vectors; the padding row is 0.
+With ``unknown_init = "characters"`` such a word first tries its pieces: the mean
+vector of its longest substrings that have one (湯豆腐 -> 湯 + 豆腐; the table holds
+most single kanji and kana), as fastText builds a vector for an unseen word from
+its character n-grams; only a word with no such piece gets a random vector.
 """
 
 from __future__ import annotations
@@ -40,9 +44,14 @@ class Coverage:
     entries: float  # share of vocabulary words (pad/unk excluded) with a vector
     tokens: float  # share of training tokens whose word has a vector
     by_source: dict  # words found via surface / norm / lemma
+    from_characters: int = 0  # words without a vector that start from their pieces' vectors
+    characters_tokens: float = 0.0  # share of training tokens whose word starts from its pieces' vectors
+    random: int = 0  # entries with a random vector (<unk> and special tokens included)
 
     def to_dict(self) -> dict:
-        return {"entries": self.entries, "tokens": self.tokens, "by_source": self.by_source}
+        return {"entries": self.entries, "tokens": self.tokens, "by_source": self.by_source,
+                "from_characters": self.from_characters, "characters_tokens": self.characters_tokens,
+                "random": self.random}
 
 
 def fallback_forms(table: pd.DataFrame, field: str) -> dict[str, tuple[str, str]]:
@@ -54,9 +63,35 @@ def fallback_forms(table: pd.DataFrame, field: str) -> dict[str, tuple[str, str]
     return {word: counter.most_common(1)[0][0] for word, counter in pairs.items()}
 
 
+def character_vector(word: str, lookup) -> np.ndarray | None:
+    """The mean vector of ``word``'s pieces, or None when no piece has a vector.
+
+    Left to right, the longest substring shorter than the word that ``lookup`` knows is taken
+    (greedy longest match, as dictionary segmenters do), then the search goes on after it; a
+    character without any vector is skipped. 坂本龍馬 -> 坂本 + 龍馬, 撮っ -> 撮 + っ.
+    """
+    vectors, start = [], 0
+    while start < len(word):
+        longest = min(len(word) - start, len(word) - 1)  # the whole word has no vector
+        for end in range(start + longest, start, -1):
+            vector = lookup(word[start:end])
+            if vector is not None:
+                vectors.append(vector)
+                start = end
+                break
+        else:
+            start += 1
+    return np.mean(vectors, axis=0) if vectors else None
+
+
 def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], lookup, dimension: int,
-                     rng: np.random.Generator, unknown_scale: float) -> tuple[np.ndarray, Coverage]:
-    """Build the ``(len(vocab), dimension)`` float32 matrix; ``lookup(word)`` returns a vector or None."""
+                     rng: np.random.Generator, unknown_scale: float,
+                     unknown_init: str = "random") -> tuple[np.ndarray, Coverage]:
+    """Build the ``(len(vocab), dimension)`` float32 matrix; ``lookup(word)`` returns a vector or None.
+
+    ``unknown_init = "characters"``: a word found under none of its forms starts from
+    :func:`character_vector`; special tokens (no training count, e.g. ``<s>``) stay random.
+    """
     matrix = np.zeros((len(vocab), dimension), dtype=np.float32)
     found = np.zeros(len(vocab), dtype=bool)
     sources: Counter = Counter()
@@ -71,7 +106,14 @@ def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], looku
                 sources[source] += 1
                 break
     spread = float(matrix[found].std()) if found.any() else 0.1
-    missing = ~found
+    from_characters = np.zeros(len(vocab), dtype=bool)
+    if unknown_init == "characters":
+        for index in np.flatnonzero(~found):
+            word = vocab.tokens[index]  # <pad>, <unk> and special tokens have no count: they stay as they are
+            vector = character_vector(word, lookup) if vocab.counts.get(word) else None
+            if vector is not None:
+                matrix[index], from_characters[index] = vector, True
+    missing = ~(found | from_characters)
     missing[PAD_ID] = False
     matrix[missing] = rng.normal(0.0, unknown_scale * spread, size=(int(missing.sum()), dimension))
     words = len(vocab) - 2
@@ -80,6 +122,9 @@ def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], looku
         entries=float(found.sum() / words) if words else 0.0,
         tokens=float(counts[found].sum() / counts.sum()) if counts.sum() else 0.0,
         by_source=dict(sources),
+        from_characters=int(from_characters.sum()),
+        characters_tokens=float(counts[from_characters].sum() / counts.sum()) if counts.sum() else 0.0,
+        random=int(missing.sum()),
     )
     return matrix, coverage
 
@@ -131,10 +176,15 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
     else:
         lookup, dimension = (lambda word: None), config.model.embedding_dim or DEFAULT_EMBEDDING_DIM
     matrix, coverage = embedding_matrix(vocab, fallback_forms(train, field), lookup, dimension,
-                                        seeds.rng(config.seed, "unknown_vectors"), settings.unknown_vector_scale)
+                                        seeds.rng(config.seed, "unknown_vectors"), settings.unknown_vector_scale,
+                                        settings.unknown_init)
     if settings.vectors == "ja_ginza":
         log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
                  100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
+    if settings.unknown_init == "characters":
+        log.info("words without a vector: %d start from their characters' vectors (%.1f%% of training tokens), "
+                 "%d entries random (<unk> and special tokens included)", coverage.from_characters,
+                 100 * coverage.characters_tokens, coverage.random)
     labels = sorted(label for label in tokens.loc[tokens["split"] != UNLABELED, "label"].unique())
     label_index = {label: i for i, label in enumerate(labels)}
     arrays = {"labels": np.array(labels, dtype=str)}

@@ -5,6 +5,9 @@ import pandas as pd
 import pytest
 
 from pipeline.classifier.evaluate import (
+    C_GRID,
+    FIXED_C,
+    char_tfidf_baseline,
     classification_metrics,
     confusion_matrix,
     majority_baseline,
@@ -87,12 +90,89 @@ def test_tfidf_baseline_separates_an_easy_corpus():
     assert scores == {"accuracy": 1.0, "macro_f1": 1.0}
 
 
-def test_summary_lists_model_baselines_and_classes():
-    metrics = classification_metrics(TRUTH, PREDICTED, LABELS)
+def char_corpus(validation: bool = True) -> pd.DataFrame:
+    """Sentences whose label only their characters tell: katakana names for one label, kanji for the other."""
+    rows = []
+    for index in range(30):
+        split = "test" if index < 6 else "validation" if index < 12 and validation else "train"
+        rows.append((f"カタカナ{index}のスマホ", "Keitai", split))
+        rows.append((f"京都{index}の寺院", "Kyoto", split))
+    return pd.DataFrame(rows, columns=["text", "label", "split"])
+
+
+def test_char_tfidf_baseline_chooses_c_on_validation_and_scores_the_test_split():
+    scores = char_tfidf_baseline(char_corpus(), ["Keitai", "Kyoto"], seed=0)
+    assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0
+    # every C separates the validation split perfectly: the smallest one wins the tie
+    assert scores["C"] == C_GRID[0] and scores["C_chosen_on"] == "validation"
+    assert char_tfidf_baseline(char_corpus(), ["Keitai", "Kyoto"], seed=0) == scores  # deterministic
+
+
+def test_char_tfidf_baseline_picks_the_c_with_the_best_validation_macro_f1():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    alphabet = list("あいうえおかきくけこさしすせそ")
+    texts = ["".join(rng.choice(alphabet, 8)) for _ in range(240)]
+    labels = ["x" if ("あ" in text) != (rng.random() < 0.2) else "y" for text in texts]  # noisy rule
+    table = pd.DataFrame({"text": texts, "label": labels, "split": ["train"] * 160 + ["validation"] * 40 + ["test"] * 40})
+    scores = char_tfidf_baseline(table, ["x", "y"], seed=0)
+    # the same grid fitted cold, one C at a time, with scikit-learn alone
+    parts = {split: table[table["split"] == split] for split in ("train", "validation", "test")}
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True).fit(parts["train"]["text"])
+    validation_f1 = {}
+    for inverse_regularization in C_GRID:
+        model = LogisticRegression(C=inverse_regularization, solver="saga", max_iter=10000, tol=1e-6)
+        model.fit(vectorizer.transform(parts["train"]["text"]), parts["train"]["label"])
+        predicted = model.predict(vectorizer.transform(parts["validation"]["text"]))
+        validation_f1[inverse_regularization] = f1_score(parts["validation"]["label"], predicted, average="macro")
+    assert validation_f1[scores["C"]] == pytest.approx(max(validation_f1.values()), abs=0.03)
+
+
+def test_char_tfidf_baseline_without_a_validation_split_uses_a_fixed_c():
+    scores = char_tfidf_baseline(char_corpus(validation=False), ["Keitai", "Kyoto"], seed=0)
+    assert scores["C"] == FIXED_C and scores["C_chosen_on"] == "fixed (no validation split)"
+    assert scores["accuracy"] == 1.0
+
+
+def summary_metrics(char_accuracy: float, char_macro_f1: float) -> dict:
+    metrics = classification_metrics(TRUTH, PREDICTED, LABELS)  # accuracy 0.375, macro-F1 0.302
     metrics["baselines"] = {"majority": {"label": "b", "accuracy": 0.25, "macro_f1": 0.1},
-                            "tfidf_logistic_regression": {"accuracy": 0.5, "macro_f1": 0.45}}
+                            "tfidf_logistic_regression": {"accuracy": 0.5, "macro_f1": 0.45},
+                            "char_tfidf_logistic_regression": {"accuracy": char_accuracy, "macro_f1": char_macro_f1,
+                                                               "C": 3.0, "C_chosen_on": "validation"}}
     metrics["test_size"] = 8
-    text = summary(metrics)
-    assert text.splitlines()[0] == "test accuracy 0.375  macro-F1 0.302  (n=8)"
+    return metrics
+
+
+def test_summary_lists_model_baselines_gap_and_classes():
+    text = summary(summary_metrics(0.363, 0.306))
+    lines = text.splitlines()
+    assert lines[0] == "test accuracy 0.375  macro-F1 0.302  (n=8)"
     assert "majority baseline (b): accuracy 0.250" in text
-    assert len(text.splitlines()) == 3 + len(LABELS)
+    assert lines[3] == ("  char 1-3-gram TF-IDF + logistic regression (C=3, validation): accuracy 0.363  "
+                        "macro-F1 0.306")
+    assert lines[4] == "  model − char TF-IDF: accuracy +0.012, macro-F1 −0.004"
+    assert lines[5] == "  the model beats the character n-gram baseline on accuracy only"
+    assert len(lines) == 6 + len(LABELS)
+
+
+@pytest.mark.parametrize("char_accuracy, char_macro_f1, verdict", [
+    (0.5, 0.4, "  the model does not beat the character n-gram baseline"),
+    (0.375, 0.302, "  the model does not beat the character n-gram baseline"),  # a tie is no win
+    (0.3, 0.2, None),
+])
+def test_summary_says_plainly_when_the_model_loses(char_accuracy, char_macro_f1, verdict):
+    text = summary(summary_metrics(char_accuracy, char_macro_f1))
+    if verdict:
+        assert text.splitlines()[5] == verdict
+    else:
+        assert "beat" not in text
+
+
+def test_summary_of_metrics_without_the_char_baseline():
+    metrics = summary_metrics(0.0, 0.0)
+    del metrics["baselines"]["char_tfidf_logistic_regression"]
+    assert len(summary(metrics).splitlines()) == 3 + len(LABELS)

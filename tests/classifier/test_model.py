@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from helpers import CLASSES, DIMENSION, VOCABULARY, classifier, embedding_matrix, token_ids
 
+from pipeline.layers.attention import AttentionPooling
 from pipeline.layers.pooling import MaskedGlobalPooling
 from pipeline.models import trainable_parameters
 
@@ -84,7 +85,7 @@ def test_uniform_initializer_range_and_seeded_kernels():
 
 @pytest.mark.parametrize("kind, pooling", [
     ("lstm", "last"), ("gru", "last"), ("simple_rnn", "last"), ("bilstm", "last"), ("bigru", "last"),
-    ("lstm", "mean"), ("bilstm", "max"),
+    ("lstm", "mean"), ("bilstm", "max"), ("gru", "attention"), ("bilstm", "attention"),
 ])
 def test_padding_does_not_change_the_prediction(kind, pooling):
     model = classifier([{"type": kind, "units": 4}, {"type": kind, "units": 3}], pooling=pooling)
@@ -100,6 +101,26 @@ def test_padding_does_not_change_the_prediction(kind, pooling):
     assert np.abs(changed - expected).max() > 1e-6
 
 
+def test_embedding_dropout_drops_whole_words_in_training_only(tmp_path):
+    plain = classifier([{"type": "gru", "units": 4}], pooling="mean")
+    model = classifier([{"type": "gru", "units": 4}], pooling="mean", embedding_dropout=0.5)
+    layer = model.get_layer("embedding_dropout")
+    assert (layer.rate, layer.vocabulary_size, layer.per_sequence) == (0.5, VOCABULARY, True)
+    ids = token_ids()
+    for ours, theirs in zip(model.get_weights(), plain.get_weights(), strict=True):  # the same seeded weights
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(np.asarray(model(ids)), np.asarray(plain(ids)), atol=1e-6)  # inference: no-op
+    dropped = keras.Model(model.input, layer.output)(ids, training=True)
+    rows = np.abs(np.asarray(dropped)).sum(axis=-1) == 0  # (batch, timesteps): a zeroed word vector
+    assert rows.any() and not rows.all()
+    for sentence, zeroed in zip(ids, rows):  # each word is dropped everywhere in its sentence or nowhere
+        for word in set(sentence.tolist()):
+            assert len(set(zeroed[sentence == word].tolist())) == 1
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(restored(ids)), np.asarray(model(ids)), atol=1e-6)
+
+
 def test_a_pooled_classifier_survives_a_keras_file_round_trip(tmp_path):
     model = classifier([{"type": "bilstm", "units": 4}], pooling="mean")
     path = tmp_path / "model.keras"
@@ -108,3 +129,20 @@ def test_a_pooled_classifier_survives_a_keras_file_round_trip(tmp_path):
     assert isinstance(restored.get_layer("mean_pooling"), MaskedGlobalPooling)
     ids = np.array([[3, 4, 5, 0], [6, 7, 8, 9]], dtype=np.int32)
     np.testing.assert_allclose(np.asarray(restored(ids)), np.asarray(model(ids)), atol=1e-6)
+
+
+def test_attention_pooling_keeps_its_weights_in_the_graph_and_round_trips(tmp_path):
+    model = classifier([{"type": "bilstm", "units": 4}], pooling="attention", attention_units=5)
+    layer = model.get_layer("attention_pooling")
+    assert isinstance(layer, AttentionPooling) and layer.units == 5 and layer.return_attention
+    assert returns_sequences(model.get_layer("recurrent_0"))
+    assert [w.shape for w in layer.get_weights()] == [(8, 5), (5,), (5,)]  # kernel (2 x 4 units, 5), bias, context
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    ids = np.array([[3, 4, 5, 0], [6, 7, 8, 9]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(restored(ids)), np.asarray(model(ids)), atol=1e-6)
+    weights = keras.Model(restored.inputs, restored.get_layer("attention_pooling").output[1]).predict_on_batch(ids)
+    np.testing.assert_array_equal(weights[0, 3], 0.0)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+    same = classifier([{"type": "bilstm", "units": 4}], pooling="attention", attention_units=5)
+    np.testing.assert_array_equal(same.get_layer("attention_pooling").get_weights()[2], layer.get_weights()[2])

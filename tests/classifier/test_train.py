@@ -191,3 +191,38 @@ def test_copied_run_folder_is_self_contained(make_config, tmp_path):
     moved = shutil.copytree(Paths.from_config(config).run, tmp_path / "elsewhere" / "run")
     assert set(RUN_FILES) <= set(entries(moved))
     assert keras.saving.load_model(RunPaths(moved).model).output_shape == (None, len(KNB_LABELS))
+
+
+# ------------------------------------------------------------------ ULMFiT-style fine-tuning
+def test_gradual_unfreezing_first_epoch_trains_the_head_only(make_config, caplog):
+    """One epoch with gradual unfreezing, a slanted triangular schedule and whole-word dropout: the
+    embedding and the recurrent layer keep their initial weights exactly, the softmax layer learns."""
+    from pipeline import seeds
+    from pipeline.classifier.model import build_classifier
+
+    config = make_config("model.trainable_embeddings=true", "train.gradual_unfreezing=true", "train.epochs=1",
+                         'train.lr_schedule="slanted_triangular"', "model.embedding_dropout=0.2", "train.patience=0")
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        result = train(config)
+    assert "epoch 1: learning-rate factors embedding frozen, recurrent_0 frozen, head 1" in caplog.text
+    paths = Paths.from_config(config)
+    trained = keras.saving.load_model(RunPaths(paths.run).model, compile=False)
+    initial = build_classifier(config.model, np.load(paths.embeddings), len(KNB_LABELS),
+                               seeds.child_seed(config.seed, "model"))
+    for name in ("embedding", "recurrent_0"):
+        for ours, theirs in zip(trained.get_layer(name).get_weights(), initial.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(ours, theirs)
+    assert not np.array_equal(trained.get_layer("probabilities").get_weights()[0],
+                              initial.get_layer("probabilities").get_weights()[0])
+    assert result["epochs"] == 1 and np.isfinite(pd.read_csv(RunPaths(paths.run).history)["loss"]).all()
+
+
+def test_frozen_embedding_epochs_then_the_embedding_trains(make_config):
+    config = make_config("model.trainable_embeddings=true", "train.freeze_embeddings_epochs=1",
+                         "train.embedding_learning_rate_factor=0.1", "train.epochs=2", "train.patience=0")
+    train(config)
+    paths = Paths.from_config(config)
+    history = pd.read_csv(RunPaths(paths.run).history)
+    assert history["epoch"].tolist() == [0, 1]  # one fit: one continuous history
+    embedding = keras.saving.load_model(RunPaths(paths.run).model, compile=False).get_layer("embedding")
+    assert not np.array_equal(embedding.get_weights()[0], np.load(paths.embeddings))

@@ -167,3 +167,60 @@ def test_on_epoch_end_reshuffles_reproducibly():
         assert first == again
         assert first[0] != first[1] != first[2]
         assert sorted(sum(first[1], [])) == list(range(200))
+
+
+# ------------------------------------------------------------------ extra inputs (subword features)
+def test_pad_keeps_the_item_shape_and_a_fixed_width():
+    rows = [np.arange(1, 7, dtype=np.int32).reshape(3, 2), np.full((1, 2), 9, dtype=np.int32)]
+    batch = pad(rows, max_length=10, width=2)
+    assert batch.shape == (2, 2, 2)
+    np.testing.assert_array_equal(batch, [[[1, 2], [3, 4]], [[9, 9], [0, 0]]])
+    assert pad([np.zeros((0, 3), np.int32)], max_length=5).shape == (1, 1, 3)
+
+
+def subword_batches(rng=None, max_length=3):
+    lengths = [1, 2, 5, 2, 4, 1]
+    sequences = [np.full(n, i + 2, dtype=np.int32) for i, n in enumerate(lengths)]
+    chars = [np.full((n, 2), i + 2, dtype=np.int32) for i, n in enumerate(lengths)]
+    bags = [np.full(3 * i + 1, i + 2, dtype=np.int32) for i in range(len(lengths))]
+    return SequenceBatches(sequences, np.arange(6), 2, max_length, rng=rng, token_inputs={"char_ids": chars},
+                           bag_inputs={"ngram_ids": bags})
+
+
+def test_token_inputs_share_the_token_width_and_truncation():
+    batches = subword_batches()
+    for index in range(len(batches)):
+        inputs, targets = batches[index]
+        assert sorted(inputs) == ["char_ids", "ngram_ids", "token_ids"]
+        ids, chars = inputs["token_ids"], inputs["char_ids"]
+        assert chars.shape == (*ids.shape, 2) and ids.shape[1] <= 3
+        np.testing.assert_array_equal(chars[..., 0], ids)  # row i holds the value i + 2 in both, padding 0
+        np.testing.assert_array_equal(ids[:, 0], targets + 2)
+
+
+def test_bags_are_padded_to_their_batch_and_the_first_two_widths_differ():
+    for rng in (None, np.random.default_rng(3)):
+        batches = subword_batches(rng)
+        widths = []
+        for index in range(len(batches)):
+            inputs, targets = batches[index]
+            bags = inputs["ngram_ids"]
+            longest = int((3 * targets + 1).max())
+            assert bags.shape[1] in (longest, longest + 1)
+            for row, target in zip(bags, targets):
+                np.testing.assert_array_equal(row[:3 * target + 1], target + 2)
+                assert (row[3 * target + 1:] == 0).all()
+            widths.append(bags.shape[1])
+        assert widths[0] != widths[1], widths  # Keras infers shapes from the first two batches
+
+
+def test_extra_inputs_reach_a_dict_input_model_in_input_order():
+    import keras
+
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    char_ids = keras.Input(shape=(None, 2), dtype="int32", name="char_ids")
+    ngram_ids = keras.Input(shape=(None,), dtype="int32", name="ngram_ids")
+    total = keras.layers.Add()([keras.ops.max(token_ids, axis=1), keras.ops.max(char_ids, axis=(1, 2)),
+                                keras.ops.max(ngram_ids, axis=1)])
+    model = keras.Model({"token_ids": token_ids, "char_ids": char_ids, "ngram_ids": ngram_ids}, total)
+    np.testing.assert_array_equal(subword_batches().predict(model), 3 * (np.arange(6) + 2))

@@ -523,3 +523,148 @@ def test_missing_unlabeled_path_names_the_key(tmp_path):
     root = write_knb(tmp_path / "knb")
     with pytest.raises(PipelineError, match="corpus.unlabeled_path"):
         corpora.prepare_table(config_for(root, unlabeled_path=str(tmp_path / "nothing")))
+
+
+# --- a user's own split: a split column, or one table per split ------------------------------------
+
+
+def write_split_table(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """A CSV with text, label and split columns."""
+    path.write_text("text,label,split\n" + "".join(f"{t},{l},{s}\n" for t, l, s in rows), encoding="utf-8")
+    return path
+
+
+USER_ROWS = [("京都の寺に行った。", "Kyoto", "train"), ("電池が切れた。", "Keitai", "TRAIN"),
+             ("祇園祭を見た。", "Kyoto", "train"), ("嵐山を歩いた。", "Kyoto", "dev"),
+             ("機種変更した。", "Keitai", "valid"), ("画面が大きい。", "Keitai", "test"),
+             ("清水寺に登った。", "Kyoto", "Test")]
+
+
+def test_split_column_keeps_the_users_split(tmp_path):
+    path = write_split_table(tmp_path / "data.csv", USER_ROWS)
+    table = corpora.prepare_table(config_for(path, format="table", split_column="split"))
+    assert list(table.columns) == corpora.COLUMNS
+    assert dict(zip(table["text"], table["split"])) == {
+        "京都の寺に行った。": "train", "電池が切れた。": "train", "祇園祭を見た。": "train",
+        "嵐山を歩いた。": "validation", "機種変更した。": "validation",
+        "画面が大きい。": "test", "清水寺に登った。": "test"}
+    # the fractions and the seed draw nothing: another seed gives the same table
+    other = corpora.prepare_table(config_for(path, seed=7, format="table", split_column="split", test_fraction=0.5))
+    pd.testing.assert_frame_equal(table, other)
+
+
+def test_jsonl_split_column(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": l, "part": s}, ensure_ascii=False) + "\n"
+                            for t, l, s in USER_ROWS), encoding="utf-8")
+    table = corpora.prepare_table(config_for(path, format="table", split_column="part"))
+    assert table.groupby("split").size().to_dict() == {"test": 2, "train": 3, "validation": 2}
+
+
+def test_unknown_split_value_names_file_line_and_key(tmp_path):
+    path = write_split_table(tmp_path / "data.csv", USER_ROWS[:2] + [("三つ目。", "Kyoto", "holdout")])
+    with pytest.raises(PipelineError) as caught:
+        corpora.prepare_table(config_for(path, format="table", split_column="split"))
+    message = str(caught.value)
+    assert f"{path}:4: unknown split 'holdout' in column 'split' (corpus.split_column)" in message
+    assert "train, validation (or valid, dev) or test" in message and "\n" not in message
+
+
+def test_missing_split_column_lists_the_columns(tmp_path):
+    path = write_split_table(tmp_path / "data.csv", USER_ROWS)
+    with pytest.raises(PipelineError, match=r"no column 'fold' \(corpus.split_column\); available: text, label, split"):
+        corpora.prepare_table(config_for(path, format="table", split_column="fold"))
+
+
+@pytest.mark.parametrize("missing, fragment", [("train", "no training rows"), ("test", "no test rows")])
+def test_a_missing_train_or_test_split_is_an_error(tmp_path, missing, fragment):
+    rows = [(t, l, s) for t, l, s in USER_ROWS if corpora.split_name(s) != missing]
+    path = write_split_table(tmp_path / "data.csv", rows)
+    with pytest.raises(PipelineError) as caught:
+        corpora.prepare_table(config_for(path, format="table", split_column="split"))
+    assert str(caught.value).startswith(f"{path}: {fragment} (column 'split' (corpus.split_column))")
+    if missing == "test":
+        assert "`pipeline evaluate` scores exactly the test rows" in str(caught.value)
+
+
+def test_no_validation_rows_is_fine(tmp_path):
+    rows = [(t, l, s) for t, l, s in USER_ROWS if corpora.split_name(s) != "validation"]
+    table = corpora.prepare_table(config_for(write_split_table(tmp_path / "d.csv", rows), format="table",
+                                             split_column="split"))
+    assert set(table["split"]) == {"train", "test"}
+
+
+def test_a_test_label_unseen_in_training_names_the_row(tmp_path):
+    path = write_split_table(tmp_path / "data.csv", USER_ROWS + [("試合に勝った。", "Sports", "test"),
+                                                                 ("延長戦だった。", "Sports", "dev")])
+    with pytest.raises(PipelineError) as caught:
+        corpora.prepare_table(config_for(path, format="table", split_column="split"))
+    assert str(caught.value).startswith(f"{path}:9: label 'Sports' of this test row never occurs in the training "
+                                        "rows (2 such row(s))")
+
+
+def test_duplicates_are_dropped_within_a_split_and_kept_across_splits(tmp_path, caplog):
+    rows = USER_ROWS + [("京都の寺に行った。", "Kyoto", "train"), ("京都の寺に行った。", "Kyoto", "test"),
+                        ("ｷｮｳﾄの寺に行った。", "Kyoto", "test"), ("京都の寺に行った。", "Kyoto", "test")]
+    path = write_split_table(tmp_path / "data.csv", rows)
+    with caplog.at_level("WARNING"):
+        table = corpora.prepare_table(config_for(path, format="table", split_column="split"))
+    counts = table[table["text"] == "京都の寺に行った。"].groupby("split").size().to_dict()
+    assert counts == {"train": 1, "test": 1}  # one copy per split; the test row stays
+    assert "キョウトの寺に行った。" in set(table.loc[table["split"] == "test", "text"])
+    assert "1 test row(s) repeat a training sentence" in caplog.text
+    kept = corpora.prepare_table(config_for(path, format="table", split_column="split", deduplicate=False))
+    assert len(kept) == len(rows)
+
+
+def write_split_folder(root: Path) -> Path:
+    root.mkdir()
+    write_csv_rows = [(t, l) for t, l, s in USER_ROWS if corpora.split_name(s) == "train"]
+    (root / "corpus.train.csv").write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in write_csv_rows),
+                                           encoding="utf-8")
+    (root / "dev.tsv").write_text("text\tlabel\n嵐山を歩いた。\tKyoto\n機種変更した。\tKeitai\n", encoding="utf-8")
+    (root / "sub").mkdir()
+    (root / "sub" / "news_test.jsonl").write_text(
+        '{"text": "画面が大きい。", "label": "Keitai"}\n{"text": "清水寺に登った。", "label": "Kyoto"}\n',
+        encoding="utf-8")
+    (root / "notes.csv").write_text("not,a,split\n", encoding="utf-8")  # no split in its name: not read
+    return root
+
+
+def test_a_folder_with_one_table_per_split_keeps_those_splits(tmp_path):
+    root = write_split_folder(tmp_path / "tables")
+    config = config_for(root, format="table")
+    table = corpora.prepare_table(config)
+    assert table.groupby("split")["text"].apply(sorted).to_dict() == {
+        "train": sorted(["京都の寺に行った。", "電池が切れた。", "祇園祭を見た。"]),
+        "validation": ["嵐山を歩いた。", "機種変更した。"], "test": ["清水寺に登った。", "画面が大きい。"]}
+    assert table["doc_id"].is_unique  # row numbers of different files are different documents
+    assert corpora.input_files(config.corpus) == [root / "corpus.train.csv", root / "dev.tsv",
+                                                  root / "sub" / "news_test.jsonl"]
+
+
+def test_a_folder_of_tables_without_a_test_file_or_with_a_split_column(tmp_path):
+    root = write_split_folder(tmp_path / "tables")
+    with pytest.raises(PipelineError, match="takes each row's split from its file's name"):
+        corpora.prepare_table(config_for(root, format="table", split_column="split"))
+    (root / "sub" / "news_test.jsonl").unlink()
+    with pytest.raises(PipelineError, match=r"no test rows \(file names\)"):
+        corpora.prepare_table(config_for(root, format="table"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "data.csv").write_text("text,label\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="no table named for a split; name the files like train.csv"):
+        corpora.prepare_table(config_for(empty, format="table"))
+
+
+def test_split_column_needs_the_table_format():
+    with pytest.raises(PipelineError, match="config key 'corpus.split_column'"):
+        CorpusConfig(format="knb", split_column="split").validate()
+
+
+def test_a_text_folder_with_train_dev_test_files_keeps_its_splits_and_repeated_lines(tmp_path):
+    for name, lines in (("lm.train.txt", "a b\na b\nc d\n"), ("lm.dev.txt", "e f\n"), ("lm.test.txt", "a b\n")):
+        (tmp_path / name).write_text(lines, encoding="utf-8")
+    table = corpora.prepare_table(config_for(tmp_path, format="text"))
+    assert list(zip(table["text"], table["split"])) == [("e f", "validation"), ("a b", "test"), ("a b", "train"),
+                                                        ("a b", "train"), ("c d", "train")]

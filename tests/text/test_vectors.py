@@ -12,6 +12,7 @@ from pipeline.sections import ModelConfig, VectorizeConfig
 from pipeline.text.vectors import (
     DEFAULT_EMBEDDING_DIM,
     EncodedSplits,
+    character_vector,
     embedding_matrix,
     fallback_forms,
     ginza_lookup,
@@ -57,7 +58,8 @@ def test_embedding_matrix_surface_norm_lemma_fallback_and_coverage():
     assert coverage.entries == pytest.approx(4 / 5)  # 謎 has no vector; pad and unk not counted
     assert coverage.tokens == pytest.approx((5 + 3 + 2 + 1) / 15)
     assert coverage.to_dict() == {"entries": coverage.entries, "tokens": coverage.tokens,
-                                  "by_source": coverage.by_source}
+                                  "by_source": coverage.by_source, "from_characters": 0,
+                                  "characters_tokens": 0.0, "random": 2}  # <unk> and 謎
 
 
 def test_unknown_rows_are_seeded_random_with_a_scaled_spread():
@@ -95,6 +97,44 @@ def test_no_vectors_found_uses_a_default_spread():
     expected = np.random.default_rng(0).normal(0.0, 0.1, size=(3, 8)).astype(np.float32)
     np.testing.assert_allclose(matrix[1:], expected, rtol=1e-6)
     assert (coverage.entries, coverage.tokens, coverage.by_source) == (0.0, 0.0, {})
+
+
+# ------------------------------------------------------------------ words without a vector: from their characters
+PIECES = {"京都": np.array([2.0, 0.0]), "京": np.array([0.0, 4.0]), "都": np.array([4.0, 4.0]),
+          "駅": np.array([0.0, -2.0]), "湯": np.array([1.0, 1.0]), "豆腐": np.array([3.0, -1.0])}
+
+
+@pytest.mark.parametrize("word, pieces", [
+    ("京都駅", ["京都", "駅"]),  # the longest known piece first, not 京 + 都
+    ("湯豆腐", ["湯", "豆腐"]),
+    ("駅京都X", ["駅", "京都"]),  # a character without any vector is skipped
+    ("京都", ["京", "都"]),  # never the whole word itself
+])
+def test_character_vector_is_the_mean_of_the_longest_known_pieces(word, pieces):
+    np.testing.assert_array_equal(character_vector(word, PIECES.get), np.mean([PIECES[p] for p in pieces], axis=0))
+
+
+@pytest.mark.parametrize("word", ["X", "XY", "京", ""])
+def test_character_vector_without_a_known_piece_is_none(word):
+    assert character_vector(word, PIECES.get) is None
+
+
+def test_unknown_init_characters_starts_unknown_words_from_their_pieces_and_the_rest_random():
+    words = {"京都": 5, "京都駅": 3, "謎": 2, "湯豆腐": 1}
+    vocab = Vocabulary([PAD, UNK, "<s>", *words], words)  # <s>: a special token, no count
+    random_matrix, _ = embedding_matrix(vocab, {}, PIECES.get, 2, np.random.default_rng(0), 0.5)
+    matrix, coverage = embedding_matrix(vocab, {}, PIECES.get, 2, np.random.default_rng(0), 0.5, "characters")
+    np.testing.assert_array_equal(matrix[3], PIECES["京都"])  # its own vector, as before
+    np.testing.assert_allclose(matrix[4], (PIECES["京都"] + PIECES["駅"]) / 2)
+    np.testing.assert_allclose(matrix[6], (PIECES["湯"] + PIECES["豆腐"]) / 2)
+    # <unk>, <s> and 謎 stay random: the first three draws of the seeded generator, in id order
+    spread = 0.5 * float(np.std(PIECES["京都"]))
+    expected = np.random.default_rng(0).normal(0.0, spread, size=(3, 2)).astype(np.float32)
+    np.testing.assert_allclose(matrix[[1, 2, 5]], expected, rtol=1e-6)
+    np.testing.assert_array_equal(random_matrix[[0, 3]], matrix[[0, 3]])
+    assert (coverage.from_characters, coverage.random) == (2, 3)
+    assert coverage.characters_tokens == pytest.approx((3 + 1) / 11)
+    assert coverage.entries == pytest.approx(1 / 5)  # a found vector: only 京都 of <s> and the four words
 
 
 def test_fallback_forms_takes_the_most_frequent_pair():
@@ -195,9 +235,24 @@ def test_vectorize_with_ginza_vectors(tmp_path, ginza):
     vocab = Vocabulary.load(tmp_path / "v.json")
     np.testing.assert_array_equal(matrix[vocab.index["猫"]], lookup("猫"))
     assert result["coverage"]["entries"] == pytest.approx(1.0)
+    assert result["coverage"]["from_characters"] == 0
     with pytest.raises(PipelineError, match="model.embedding_dim = 64 but the ja_ginza vectors have 300"):
         vectorize(replace(config, model=ModelConfig(embedding_dim=64)), tokens_table(),
                   tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+
+
+def test_vectorize_with_ginza_vectors_and_character_init_logs_the_fallbacks(tmp_path, ginza, caplog):
+    table = tokens_table()
+    table.loc[0, "surface"] = table.loc[0, "norm"] = table.loc[0, "lemma"] = ["湯豆腐", "が", "鳴く"]
+    config = Config(vectorize=VectorizeConfig(unknown_init="characters"))
+    lookup, _ = ginza
+    assert lookup("湯豆腐") is None and lookup("湯") is not None and lookup("豆腐") is not None
+    with caplog.at_level("INFO", logger="pipeline.text.vectors"):
+        result = vectorize(config, table, tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    vocab = Vocabulary.load(tmp_path / "v.json")
+    np.testing.assert_allclose(np.load(tmp_path / "e.npy")[vocab.index["湯豆腐"]], (lookup("湯") + lookup("豆腐")) / 2)
+    assert result["coverage"]["from_characters"] == 1 and result["coverage"]["random"] == 1  # <unk>
+    assert "words without a vector: 1 start from their characters' vectors (11.1% of training tokens)" in caplog.text
 
 
 def test_vectorize_with_an_empty_training_vocabulary(tmp_path):

@@ -1,0 +1,130 @@
+"""Tests of pipeline.text.features: stable hashed ids for characters and n-grams, shapes and truncation."""
+
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.sections import ModelConfig
+from pipeline.text.features import (
+    char_ids,
+    char_ngrams,
+    ngram_ids,
+    sentence_inputs,
+    split_inputs,
+    stable_id,
+    uses_subword_features,
+    word_ngrams,
+)
+
+SUBWORD = ModelConfig(char_encoder="cnn", max_chars=4, char_buckets=100, ngram_features="both", ngram_buckets=1000)
+
+
+# ------------------------------------------------------------------ stable ids
+def test_stable_id_is_crc32_of_the_utf8_bytes_plus_one():
+    # Fixed expected values: a run folder trained today must encode the same text the same way tomorrow.
+    assert stable_id("京", 8192) == 2208
+    assert stable_id("ア", 8192) == 4071
+    assert stable_id("a", 8192) == 7748
+    assert stable_id("京", 100) == zlib.crc32("京".encode("utf-8")) % 100 + 1 == 76
+
+
+@pytest.mark.parametrize("hash_seed", ["0", "12345"])
+def test_stable_id_is_the_same_in_another_process_whatever_its_hash_seed(hash_seed):
+    code = "from pipeline.text.features import stable_id; print(stable_id('京', 8192), stable_id('w:スマホ', 97))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONHASHSEED": hash_seed, "PATH": ""})
+    assert result.stdout.split() == [str(stable_id("京", 8192)), str(stable_id("w:スマホ", 97))]
+
+
+def test_ids_stay_in_one_to_buckets():
+    ids = [stable_id(chr(code), 7) for code in range(0x3041, 0x3100)]
+    assert min(ids) == 1 and max(ids) == 7
+
+
+# ------------------------------------------------------------------ characters per token
+def test_char_ids_shape_padding_and_truncation():
+    ids = char_ids(["京都", "に", "イノベーション"], max_chars=4, buckets=100)
+    assert ids.shape == (3, 4) and ids.dtype == np.int32
+    np.testing.assert_array_equal(ids[0], [stable_id("京", 100), stable_id("都", 100), 0, 0])
+    np.testing.assert_array_equal(ids[1, 1:], [0, 0, 0])
+    np.testing.assert_array_equal(ids[2], [stable_id(c, 100) for c in "イノベー"])  # the first 4 characters
+    assert char_ids([], max_chars=4, buckets=100).shape == (0, 4)
+
+
+def test_unseen_words_get_non_zero_ids_for_every_character():
+    ids = char_ids(["ペロブスカイト", "Zyxwvut", "１２３"], max_chars=10, buckets=50)
+    lengths = [7, 7, 3]
+    for row, length in enumerate(lengths):
+        assert (ids[row, :length] >= 1).all() and (ids[row, length:] == 0).all()
+
+
+# ------------------------------------------------------------------ bags of n-grams
+def test_char_and_word_ngrams():
+    assert char_ngrams("京都へ") == ["京", "都", "へ", "京都", "都へ", "京都へ"]
+    assert char_ngrams("京", (2, 3)) == []
+    assert word_ngrams(["京都", "に", "行く"]) == ["京都", "に", "行く", "京都 に", "に 行く"]
+
+
+def test_ngram_ids_by_kind_count_repeats_and_separate_namespaces():
+    words = ["京都", "の", "京都"]
+    text_length = 5  # 京都の京都
+    char = ngram_ids(words, "char", 1000)
+    word = ngram_ids(words, "word", 1000)
+    assert len(char) == text_length + (text_length - 1) + (text_length - 2)
+    assert len(word) == 3 + 2
+    np.testing.assert_array_equal(ngram_ids(words, "both", 1000), np.concatenate([char, word]))
+    assert word[0] == word[2]  # a repeated word repeats its id: the mean weighs it by count
+    # the character 京 and the one-character word 京 are different features
+    assert ngram_ids(["京"], "char", 1000)[0] == stable_id("c:京", 1000) != stable_id("w:京", 1000)
+    assert ngram_ids(["京"], "word", 1000)[0] == stable_id("w:京", 1000)
+    assert ngram_ids([], "both", 1000).shape == (0,)
+
+
+# ------------------------------------------------------------------ inputs of a model
+def test_sentence_inputs_when_off_and_on():
+    assert not uses_subword_features(ModelConfig())
+    assert sentence_inputs(ModelConfig(), [["京都"]], 10) == {"token_inputs": {}, "bag_inputs": {}}
+    only_ngrams = sentence_inputs(ModelConfig(ngram_features="word"), [["京都"]], 10)
+    assert list(only_ngrams["token_inputs"]) == [] and list(only_ngrams["bag_inputs"]) == ["ngram_ids"]
+    inputs = sentence_inputs(SUBWORD, [["京都", "に"], ["雨"]], 10)
+    assert [ids.shape for ids in inputs["token_inputs"]["char_ids"]] == [(2, 4), (1, 4)]
+    assert [ids.shape for ids in inputs["bag_inputs"]["ngram_ids"]] == [(3 + 2 + 1 + 3,), (1 + 1,)]
+
+
+def test_sentence_inputs_keep_only_the_first_max_length_tokens():
+    words = ["京都", "に", "行っ", "た"]
+    inputs = sentence_inputs(SUBWORD, [words], max_length=2)
+    np.testing.assert_array_equal(inputs["token_inputs"]["char_ids"][0], char_ids(words[:2], 4, 100))
+    np.testing.assert_array_equal(inputs["bag_inputs"]["ngram_ids"][0], ngram_ids(words[:2], "both", 1000))
+
+
+def write_tokens(path, rows):
+    pd.DataFrame(rows, columns=["split", "surface"]).to_parquet(path)
+    return path
+
+
+def test_split_inputs_read_the_tokens_of_each_split_in_order(tmp_path):
+    tokens = write_tokens(tmp_path / "tokens.parquet", [("train", ["京都", "に"]), ("test", ["雨"]),
+                                                        ("train", ["スマホ"])])
+    ids = {"train": [np.array([2, 3]), np.array([4])], "test": [np.array([5])]}
+    inputs = split_inputs(SUBWORD, tokens, ids, 10)
+    np.testing.assert_array_equal(inputs["train"]["token_inputs"]["char_ids"][1], char_ids(["スマホ"], 4, 100))
+    np.testing.assert_array_equal(inputs["test"]["bag_inputs"]["ngram_ids"][0], ngram_ids(["雨"], "both", 1000))
+
+
+def test_split_inputs_do_not_read_the_tokens_when_off(tmp_path):
+    inputs = split_inputs(ModelConfig(), tmp_path / "missing.parquet", {"train": [np.array([2])]}, 10)
+    assert inputs == {"train": {"token_inputs": {}, "bag_inputs": {}}}
+
+
+def test_split_inputs_out_of_step_with_the_ids_is_a_user_error(tmp_path):
+    tokens = write_tokens(tmp_path / "tokens.parquet", [("train", ["京都", "に"])])
+    with pytest.raises(PipelineError, match="vectorize --force"):
+        split_inputs(SUBWORD, tokens, {"train": [np.array([2, 3, 4])]}, 10)
+    with pytest.raises(PipelineError, match="pipeline tokenize"):
+        split_inputs(SUBWORD, tmp_path / "missing.parquet", {"train": [np.array([2])]}, 10)
