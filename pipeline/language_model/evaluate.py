@@ -93,4 +93,9 @@ def summary(metrics: dict) -> str:
         if name in metrics.get("baselines", {}):
             lines.append(f"  Kneser-Ney {label} baseline: test perplexity "
                          f"{metrics['baselines'][name]['perplexity']:.1f}")
+    baselines = [b["perplexity"] for b in metrics.get("baselines", {}).values()]
+    if baselines and "test" in metrics["perplexity"]:
+        model, best = metrics["perplexity"]["test"], min(baselines)
+        lines.append(f"  model vs best Kneser-Ney: test perplexity {100 * (model / best - 1):+.1f}%"
+                     + ("" if model < best else ": the model does not beat the n-gram baseline"))
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from lm_helpers import (
 )
 
 from pipeline.language_model.data import teacher_forcing_pairs
-from pipeline.language_model.evaluate import reset_states, sentence_perplexity, stream_perplexity
+from pipeline.language_model.evaluate import reset_states, sentence_perplexity, stream_perplexity, summary
 from pipeline.language_model.model import (
     build_generator,
 )
@@ -146,3 +146,13 @@ def test_evaluate_tbptt_run_adds_the_stream_perplexity(tbptt_run):
     assert set(metrics["perplexity"]) == {"train", "validation", "test"}
     assert 1 < metrics["stream_perplexity_test"] < len(load_run(Paths.from_config(config).run).vocab)
     assert "kneser_ney_trigram" in metrics["baselines"]
+
+
+@pytest.mark.parametrize("test_perplexity, verdict", [(70.0, "-17.6%"), (91.2, "does not beat")])
+def test_summary_compares_the_model_with_the_best_kneser_ney_baseline(test_perplexity, verdict):
+    metrics = {"perplexity": {"validation": 80.0, "test": test_perplexity},
+               "baselines": {"kneser_ney_trigram": {"perplexity": 85.0}, "kneser_ney_4gram": {"perplexity": 84.9}}}
+    text = summary(metrics)
+    assert "Kneser-Ney 4-gram baseline: test perplexity 84.9" in text
+    assert verdict in text
+    assert ("does not beat" in text) == (test_perplexity > 84.9)
