@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from pipeline.layers.cell_layer import CellArgumentsConfig
 from pipeline.layers.checks import check_positive_integer, check_rate, check_seed
 
 ACTIVATIONS = ("tanh", "softsign", "relu", "sigmoid")
@@ -231,7 +232,7 @@ class ElmanCell(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class Elman(keras.layers.RNN):
+class Elman(CellArgumentsConfig, keras.layers.RNN):
     """Elman simple recurrent network over a sequence: ``h_t = phi(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``.
 
     A drop-in for ``keras.layers.SimpleRNN`` (same weights, same numbers) with the activation
@@ -268,6 +269,8 @@ class Elman(keras.layers.RNN):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
     ```
     """
+
+    cell_arguments = _CELL_ARGUMENTS
 
     def __init__(
         self,
@@ -362,12 +365,3 @@ class Elman(keras.layers.RNN):
     def seed(self):
         return self.cell.seed
 
-    def get_config(self):
-        base_config = super().get_config()
-        del base_config["cell"]
-        cell_config = self.cell.get_config()
-        return {**base_config, **{name: cell_config[name] for name in _CELL_ARGUMENTS}}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

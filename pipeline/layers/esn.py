@@ -16,6 +16,7 @@ import numpy as np
 import scipy.linalg
 
 from pipeline.errors import PipelineError
+from pipeline.layers.cell_layer import CellArgumentsConfig
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ _CELL_ARGUMENTS = ("units", "leak_rate", "spectral_radius", "input_scaling", "co
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class Reservoir(keras.layers.RNN):
+class Reservoir(CellArgumentsConfig, keras.layers.RNN):
     """Echo State Network reservoir over a sequence: ``keras.layers.RNN`` with a ``ReservoirCell``.
 
     Masking, ``return_sequences``, ``return_state``, ``stateful``, ``go_backwards`` and
@@ -218,6 +219,8 @@ class Reservoir(keras.layers.RNN):
         ...                    return_sequences=True)(inputs)
     """
 
+    cell_arguments = _CELL_ARGUMENTS
+
     def __init__(self, units: int, leak_rate: float = 1.0, spectral_radius: float = 0.9,
                  input_scaling: float = 1.0, connectivity: float = 0.1, input_connectivity: float = 1.0,
                  bias_scaling: float = 1.0, seed: int = 0, return_sequences: bool = False,
@@ -239,14 +242,6 @@ class Reservoir(keras.layers.RNN):
         finally:
             self.cell._drive_precomputed = False
 
-    def get_config(self):
-        config = super().get_config()
-        del config["cell"]
-        return {**config, **{name: getattr(self.cell, name) for name in _CELL_ARGUMENTS}}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 class RidgeAccumulator:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from pipeline.layers.cell_layer import CellArgumentsConfig
 from pipeline.layers.checks import check_positive_integer, check_rate, check_seed
 from pipeline.layers.regularization import dropout_mask
 
@@ -154,7 +155,7 @@ class WeightDropLSTMCell(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class WeightDropLSTM(keras.layers.RNN):
+class WeightDropLSTM(CellArgumentsConfig, keras.layers.RNN):
     """An LSTM with DropConnect on its recurrent kernel, one mask per forward call (AWD-LSTM's ``wdrop``).
 
     ``h_t`` follows ``WeightDropLSTMCell``'s equations with ``recurrent_kernel * M``; ``M``
@@ -196,6 +197,8 @@ class WeightDropLSTM(keras.layers.RNN):
     hidden = WeightDropLSTM(1150, recurrent_dropconnect=0.5, seed=0, return_sequences=True)(embedded)
     ```
     """
+
+    cell_arguments = _CELL_ARGUMENTS
 
     def __init__(self, units, recurrent_dropconnect=0.0, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", unit_forget_bias=True,
@@ -245,12 +248,3 @@ class WeightDropLSTM(keras.layers.RNN):
     def seed(self):
         return self.cell.seed
 
-    def get_config(self):
-        base_config = super().get_config()
-        del base_config["cell"]
-        cell_config = self.cell.get_config()
-        return {**base_config, **{name: cell_config[name] for name in _CELL_ARGUMENTS}}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
