@@ -27,8 +27,6 @@ from pipeline.errors import PipelineError
 from pipeline.sections import (
     ClassifyConfig,
     CorpusConfig,
-    DiagnoseConfig,
-    ForecastConfig,
     GenerateConfig,
     ModelConfig,
     PretrainConfig,
@@ -37,6 +35,7 @@ from pipeline.sections import (
     VectorizeConfig,
     _check,
 )
+from pipeline.tool_sections import DiagnoseConfig, ForecastConfig
 
 
 @dataclass(frozen=True)

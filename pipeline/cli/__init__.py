@@ -1,0 +1,62 @@
+"""The command line: the only place that parses arguments.
+
+One module a command group (``stages``, ``classify``, ``generate``, ``tools``, ...); each has
+``register(commands)``, which adds its subparsers and sets ``handler`` on them. Every user
+error is a :class:`PipelineError`, caught once in :func:`main`: one line on stderr, exit
+status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+# Command modules in help order; a new command is a new module here plus its name in this list.
+COMMAND_MODULES = ("stages", "classify", "generate", "tools")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="A Japanese NLP pipeline: corpus -> GiNZA tokens -> ja_ginza vectors -> recurrent models. "
+                    "Stages run in order and are skipped when their inputs, settings and code are unchanged.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="only warnings and results")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"pipeline.cli.{name}").register(commands)
+    return parser
+
+
+def configure_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.quiet)
+    try:
+        return args.handler(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return PipelineError.exit_status
+    except KeyboardInterrupt:
+        print("interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

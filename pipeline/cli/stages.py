@@ -1,0 +1,74 @@
+"""``pipeline run`` and one command per stage (prepare ... evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.cli.common import config_options, load_config
+
+STAGE_HELP = {
+    "prepare": "read the corpus, normalise (NFKC, URLs, whitespace), de-duplicate, split train/validation/test",
+    "tokenize": "tokenize with GiNZA (surface, lemma, norm, POS); cached, skipped when unchanged",
+    "vectorize": "build the vocabulary (training split) and the embedding matrix from the ja_ginza vectors",
+    "pretrain": "with [pretrain] enabled: train a language model on the corpus text (and corpus.unlabeled_path) "
+                "that the classifier's encoder starts from; cached by fingerprint",
+    "train": "train the configured recurrent model; writes saved_models/<run>/",
+    "evaluate": "score the run on the test split: metrics.json, confusion matrix, training curves",
+}
+
+
+def register(commands) -> None:
+    run = commands.add_parser("run", help="run every stage (prepare ... evaluate), then classify the config's examples",
+                              description="Run prepare, tokenize, vectorize, pretrain, train and evaluate in order "
+                                          "(unchanged stages are skipped), print the test metrics and classify "
+                                          "the sentences listed in [classify] examples.")
+    config_options(run, positional=True)
+    run.set_defaults(handler=command_run)
+    for name, text in STAGE_HELP.items():
+        stage = commands.add_parser(name, help=text, description=text + ". Out-of-date earlier stages run first.")
+        config_options(stage)
+        stage.set_defaults(handler=command_stage)
+
+
+def command_stage(args: argparse.Namespace) -> int:
+    from pipeline.stages import run_stage
+
+    config = load_config(args)
+    result = run_stage(args.command, config, force=args.force)
+    if args.command == "evaluate":
+        print_metrics(config)
+    elif result.get("skipped"):
+        print(f"{args.command}: up to date")
+    return 0
+
+
+def print_metrics(config) -> None:
+    from pipeline import io as artifact_io
+    from pipeline.paths import Paths, RunPaths
+    from pipeline.stages import task_part
+
+    run = RunPaths(Paths.from_config(config).run)
+    summary = task_part(config, "summary")
+    print(f"run {run.root}")
+    print(summary(artifact_io.read_json(run.metrics)))
+
+
+def command_run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    from pipeline.cli.classify import print_classifications
+    from pipeline.cli.generate import run_generate_examples
+    from pipeline.classifier.predict import classify
+    from pipeline.paths import Paths
+    from pipeline.runs import load_run
+    from pipeline.stages import PIPELINE, run_stage
+
+    for name in PIPELINE:
+        run_stage(name, config, force=args.force, upstream=False)
+    print_metrics(config)
+    if config.model.task == "generator":
+        return run_generate_examples(config)
+    if config.classify.examples:
+        print("examples:")
+        return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
+                                     as_json=False)
+    return 0

@@ -1,0 +1,79 @@
+"""The lecture tools that are not stages: ``pipeline diagnose`` and ``pipeline forecast``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.cli.common import config_options, load_config
+
+
+def register(commands) -> None:
+    diagnose = commands.add_parser(
+        "diagnose", help="measure vanishing gradients: ||dL/dh_t|| against distance from the loss",
+        description="On a long-sequence task whose target depends on the first inputs only, measure the norm "
+                    "of dL/dh_t at every step for each architecture in [diagnose] (elman, simple_rnn, lstm, gru), "
+                    "at initialisation and after training with and without global-norm clipping. Writes "
+                    "gradient_norms.csv and gradient_norms.png to saved_models/<run_name>/.")
+    diagnose.add_argument("what", choices=["gradients"], help="what to diagnose")
+    config_options(diagnose)
+
+    forecast = commands.add_parser(
+        "forecast", help="train an Echo State Network on a time series; one-step and free-running NRMSE",
+        description="Fit an ESN readout by ridge regression to predict a series one step ahead (the "
+                    "Mackey-Glass series with tau = 17, or a column of a CSV file, per [forecast]), then let it "
+                    "run free for N steps on its own predictions. Prints NRMSE (RMSE / std of the target) and "
+                    "writes metrics.json and forecast.png to saved_models/<run_name>/.")
+    config_options(forecast)
+    diagnose.set_defaults(handler=command_diagnose)
+    forecast.set_defaults(handler=command_forecast)
+
+
+def command_diagnose(args: argparse.Namespace) -> int:
+    from pipeline.diagnose import run_gradient_diagnostics
+    from pipeline.paths import Paths
+
+    config = load_config(args)
+    settings = config.diagnose
+    out_dir = Paths.from_config(config).run
+    written = run_gradient_diagnostics(
+        list(settings.architectures), out_dir, timesteps=settings.timesteps, features=settings.features,
+        units=settings.units, batch_size=settings.batch_size, memory_steps=settings.memory_steps,
+        train_steps=settings.train_steps, learning_rate=settings.learning_rate,
+        clipnorm=settings.clipnorm or None, seed=config.seed)
+    import pandas as pd
+
+    table = pd.read_csv(written["csv"])
+    initial = table[table["phase"] == "initial"]
+    print("||dL/dh_t|| at initialisation, by distance from the loss:")
+    distances = sorted({0, settings.timesteps // 4, settings.timesteps // 2, settings.timesteps - 1})
+    pivot = initial.pivot_table(index="architecture", columns="distance_from_loss", values="grad_norm")
+    print(pivot[distances].to_string(float_format=lambda value: f"{value:.2e}"))
+    print(f"wrote {written['csv']} and {written['png']}")
+    return 0
+
+
+def command_forecast(args: argparse.Namespace) -> int:
+    from pipeline import io as artifact_io
+    from pipeline.forecast import timeseries
+    from pipeline.paths import Paths, RunPaths
+    from pipeline.plots import plot_forecast
+
+    config = load_config(args)
+    settings = config.forecast
+    if settings.series == "csv":
+        series = timeseries.read_series_csv(Path(settings.csv_path), settings.column)
+    else:
+        series = timeseries.mackey_glass(settings.n_steps, tau=settings.tau)
+    options = {key: getattr(settings, key) for key in (
+        "units", "leak_rate", "spectral_radius", "input_scaling", "connectivity", "input_connectivity",
+        "bias_scaling", "ridge", "washout", "train_length", "test_length", "generative_steps")}
+    result = timeseries.forecast(series, seed=config.seed, **options)
+    run = RunPaths(Paths.from_config(config).run)
+    with artifact_io.atomic_directory(run.root) as folder:
+        artifact_io.write_json(RunPaths(folder).metrics, {**result["metrics"], "config": config.to_dict()["forecast"]})
+        plot_forecast(result, folder / "forecast.png")
+    for key, value in result["metrics"].items():
+        print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")
+    print(f"wrote {run.metrics} and {run.root / 'forecast.png'}")
+    return 0
