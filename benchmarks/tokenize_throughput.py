@@ -8,7 +8,9 @@ repeated to ``--sentences``):
 (b) reference: ``spacy.load("ja_ginza")`` with every pipeline component excluded, ``nlp.pipe`` over
     the sentences, iterating the docs and touching nothing;
 (c) floor: SudachiPy alone, ``sudachipy.Dictionary(dict="core").create()`` in split mode C,
-    ``tokenize`` per sentence.
+    ``tokenize`` per sentence;
+(d) ours with ``tokenize.processes = --processes`` (default 2): forked worker processes
+    started per call, as the ``tokenize`` stage does; the last line gives its speed-up over (a).
 
 Each variant is warmed up first; then the repeats alternate between the variants so machine noise
 hits all of them alike, and the best repeat of each counts. The table gives sentences per second
@@ -45,6 +47,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per variant; the best one counts")
     parser.add_argument("--warmup", type=int, default=500, help="sentences of the untimed warm-up pass")
     parser.add_argument("--batch-size", type=int, default=None, help="nlp.pipe batch size (default: the config's)")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes of variant (d)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of (a) and of (b)")
     parser.add_argument("--profile-lines", type=int, default=25, help="functions listed per profile")
     return parser.parse_args(argv)
@@ -80,6 +83,7 @@ def main(argv=None) -> int:
     warmup = sentences[: arguments.warmup]
 
     ours = Tokenizer(settings)
+    parallel = Tokenizer(TokenizeConfig(batch_size=settings.batch_size, processes=arguments.processes))
     meta = spacy.util.get_model_meta(spacy.util.get_package_path(settings.model))
     bare_nlp = spacy.load(settings.model, exclude=list(meta.get("pipeline", [])))
     sudachi = sudachipy.Dictionary(dict="core").create()
@@ -97,10 +101,14 @@ def main(argv=None) -> int:
         for text in texts:
             tokenize(text, mode)
 
+    def run_parallel(texts=sentences):
+        parallel.tokenize(texts)
+
     variants = {
         "(a) ours: Tokenizer.tokenize": run_ours,
         "(b) nlp.pipe, no components": run_bare_pipe,
         "(c) SudachiPy tokenize, mode C": run_sudachi,
+        f"(d) ours, processes={arguments.processes}": run_parallel,
     }
     for run in variants.values():  # warm-up: dictionary pages, spaCy vocab/string store, caches
         run(warmup)
@@ -127,6 +135,8 @@ def main(argv=None) -> int:
               f"{min(walls[reference]) / best:>7.2f} {best_cpu:>11.3f} {min(cpus[reference]) / best_cpu:>11.2f}")
     ratio = min(walls[reference]) / min(walls["(a) ours: Tokenizer.tokenize"])
     print(f"ours / bare nlp.pipe (best wall time) = {ratio:.2f}; target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'}")
+    speedup = min(walls["(a) ours: Tokenizer.tokenize"]) / min(walls[f"(d) ours, processes={arguments.processes}"])
+    print(f"{arguments.processes}-process speed-up over one process (best wall time, same tokens) = {speedup:.2f}")
 
     if arguments.profile:
         for name in ("(a) ours: Tokenizer.tokenize", "(b) nlp.pipe, no components"):

@@ -19,11 +19,18 @@ Usage::
     .venv/bin/python benchmarks/train_throughput.py --epochs 1            # quicker
     .venv/bin/python benchmarks/train_throughput.py --configs configs/gru.toml configs/lstm.toml
     .venv/bin/python benchmarks/train_throughput.py --set train.batch_size=64
+    .venv/bin/python benchmarks/train_throughput.py --backends tensorflow jax --configs configs/elman.toml
+
+``--backends``: the same configs in one fresh process per Keras backend (``KERAS_BACKEND``), one after
+the other on the same vectorized data; the table gives seconds per epoch per backend and each backend's
+speed as a ratio to the first one named (the reference, measured in the same run).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import os
 import statistics
 import sys
@@ -45,7 +52,44 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="override applied to every config, e.g. --set train.batch_size=64 (repeatable)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where the vectorized corpora go (default: a temporary folder, removed afterwards)")
+    parser.add_argument("--backends", nargs="+", default=None, metavar="BACKEND",
+                        help="compare Keras backends (tensorflow, jax, torch), one process each; the first is the "
+                             "reference")
+    parser.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)  # a --backends child's results
     return parser.parse_args(argv)
+
+
+def compare_backends(arguments: argparse.Namespace) -> int:
+    """Run this script once per backend on the same work folder; print seconds per epoch and ratios."""
+    with tempfile.TemporaryDirectory(prefix="train-throughput-") as scratch:
+        work_dir = arguments.work_dir or Path(scratch)
+        results: dict[str, dict[str, float]] = {}
+        for backend in arguments.backends:
+            output = Path(scratch) / f"{backend}.json"
+            command = [sys.executable, __file__, "--epochs", str(arguments.epochs), "--work-dir", str(work_dir),
+                       "--json", str(output), *(["--configs", *map(str, arguments.configs)] if arguments.configs
+                                                  else []), *[f"--set={item}" for item in arguments.overrides]]
+            print(f"backend {backend} ...", file=sys.stderr, flush=True)
+            done = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True)
+            if done.returncode != 0 or not output.is_file():
+                print(f"backend {backend}: failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+                continue
+            results[backend] = json.loads(output.read_text())
+    reference = arguments.backends[0]
+    names = sorted({name for measured in results.values() for name in measured})
+    print(f"seconds per training epoch (median of {arguments.epochs}, after 1 warm-up) per Keras backend; ratio = "
+          f"{reference} time / backend time (> 1: faster than {reference}); {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'config':<22}" + "".join(f" {backend + ' s':>14} {'ratio':>6}" for backend in results))
+    for name in names:
+        base = results.get(reference, {}).get(name)
+        cells = []
+        for backend, measured in results.items():
+            seconds = measured.get(name)
+            ratio = f"{base / seconds:>6.2f}" if seconds and base else f"{'-':>6}"
+            cells.append(f" {seconds:>14.3f} {ratio}" if seconds else f" {'failed':>14} {'-':>6}")
+        print(f"{name:<22}" + "".join(cells))
+    return 0 if results else 1
 
 
 @dataclass
@@ -167,6 +211,8 @@ def measure(name: str, config, epochs: int) -> Measurement:
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if arguments.backends:
+        return compare_backends(arguments)
     paths = arguments.configs or sorted((REPOSITORY / "configs").glob("*.toml"))
     temporary = None
     work_dir = arguments.work_dir
@@ -191,6 +237,8 @@ def main(argv=None) -> int:
         if temporary is not None:
             temporary.cleanup()
 
+    if arguments.json is not None:
+        arguments.json.write_text(json.dumps({m.name: m.median_seconds for m in measured}))
     import keras
 
     print(f"training throughput, {arguments.epochs} timed epoch(s) after 1 warm-up, training split only; "

@@ -3,7 +3,7 @@
 A config file has a few top-level keys (``seed``, ``run_name``, ``work_dir``,
 ``models_dir``) and one table per concern: ``[corpus]``, ``[tokenize]``,
 ``[vectorize]``, ``[model]``, ``[train]``, ``[pretrain]``, ``[classify]``, ``[generate]``,
-``[forecast]``, ``[diagnose]``. Every key is checked: an unknown key is an error that names the
+``[forecast]``, ``[diagnose]``, ``[reading]``, ``[hopfield]``, ``[lsm]``. Every key is checked: an unknown key is an error that names the
 nearest valid one, and every value is checked for type and range, so a typo
 never silently falls back to a default.
 
@@ -35,7 +35,7 @@ from pipeline.sections import (
     VectorizeConfig,
     _check,
 )
-from pipeline.tool_sections import DiagnoseConfig, ForecastConfig
+from pipeline.tool_sections import DiagnoseConfig, ForecastConfig, HopfieldConfig, LsmConfig, ReadingConfig
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Config:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    reading: ReadingConfig = field(default_factory=ReadingConfig)
+    hopfield: HopfieldConfig = field(default_factory=HopfieldConfig)
+    lsm: LsmConfig = field(default_factory=LsmConfig)
 
     def validate(self) -> None:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
@@ -66,6 +69,10 @@ class Config:
                "false for a language model (model.task = \"generator\" is trained directly)")
         _check(self.train.precision == "float32" or self.model.task == "generator", "train.precision",
                self.train.precision, "\"float32\" for a classifier (mixed precision is for language models)")
+        _check(self.train.distribute == "none" or self.model.task == "classifier", "train.distribute",
+               self.train.distribute, "\"none\" for a language model (data parallelism is for classifiers; README)")
+        _check(self.train.distribute == "none" or self.model.readout != "ridge", "train.distribute",
+               self.train.distribute, "\"none\" with model.readout = \"ridge\" (a closed-form fit in one process)")
         # the classifier's fine-tuning options (pipeline.classifier.finetune)
         _check(self.train.lr_schedule not in ("slanted_triangular", "one_cycle") or self.model.task == "classifier",
                "train.lr_schedule", self.train.lr_schedule, "constant, step or plateau for a language model")
@@ -83,7 +90,7 @@ class Config:
 
 
 SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "pretrain", "classify", "generate", "diagnose",
-            "forecast")
+            "forecast", "reading", "hopfield", "lsm")
 
 
 def _plain(value: Any) -> Any:

@@ -2,23 +2,37 @@
 
 Every artifact is written to a temporary sibling first and then renamed over the
 target (``os.replace`` is atomic on one filesystem), so an interrupted run leaves
-either the old file or the new one, never a mix.
+either the old file or the new one, never a mix. Temporary names carry the writer's
+process id (``.<name>.<pid>.<random>.tmp``, ``.building``, ``.old``): what a killed
+process left behind is recognisable, and :func:`remove_stale` deletes it later.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+log = logging.getLogger(__name__)
+
+# ".<target name>.<pid>.<mkstemp/mkdtemp's 8 random characters>.<kind>[.<suffix>]"
+TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?P<kind>tmp|building|old)(\..*)?$")
+
+
+def _prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}."
+
 
 def _temp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp" + suffix, dir=path.parent)
     os.close(handle)
     os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
     return Path(name)
@@ -79,17 +93,83 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".building", dir=target.parent))
+    building = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".building", dir=target.parent))
     os.chmod(building, 0o777 & ~_umask())
     try:
         yield building
-        previous = None
-        if target.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, previous / "run")
-        os.replace(building, target)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+        replace_directory(building, target)
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
+
+
+def replace_directory(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the complete directory ``source`` to ``target``, replacing what was there.
+
+    The old ``target`` is first moved aside into ``.<name>.<pid>.<random>.old/run``, then ``source``
+    is renamed onto ``target``, then the old one is deleted. A process killed between the two
+    renames leaves the old directory aside with no ``target``: :func:`remove_stale` moves it back.
+    When ``source`` is on another filesystem it is copied next to ``target`` first.
+    """
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copied = None
+    if source.stat().st_dev != target.parent.stat().st_dev:  # a rename cannot cross filesystems
+        copied = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".building", dir=target.parent))
+        shutil.copytree(source, copied, dirs_exist_ok=True)
+    previous = None
+    if target.exists():
+        previous = Path(tempfile.mkdtemp(prefix=_prefix(target), suffix=".old", dir=target.parent))
+        os.replace(target, previous / "run")
+    os.replace(copied or source, target)
+    if copied is not None:
+        shutil.rmtree(source, ignore_errors=True)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def copy_directory(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy directory ``source`` (file times kept) to ``target`` atomically: all of it or nothing."""
+    with atomic_directory(target) as building:
+        shutil.copytree(source, building, dirs_exist_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files and folders that dead processes left in ``folder``; return them.
+
+    A ``.old`` folder whose target is missing (a process killed between the two renames of
+    :func:`replace_directory`) is moved back to its target instead. Entries of living processes
+    (another run writing right now) are left alone.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    entries = root.rglob(".*") if recursive else root.glob(".*")
+    removed = []
+    for path in sorted(entries, key=lambda entry: len(entry.parts)):
+        match = TEMPORARY_NAME.match(path.name)
+        if match is None or not path.exists() or process_alive(int(match["pid"])):
+            continue
+        target = path.parent / match["target"]
+        if match["kind"] == "old" and (path / "run").is_dir() and not target.exists():
+            os.replace(path / "run", target)
+            log.warning("%s: restored from %s (left by killed process %s)", target, path.name, match["pid"])
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.info("removed %d temporary file(s) left by killed processes under %s", len(removed), root)
+    return removed

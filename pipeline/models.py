@@ -1,7 +1,7 @@
 """The model registry: a config picks an architecture by name, no if/else chains.
 
 A recurrent layer kind (``lstm``, ``gru``, ``simple_rnn``, ``bilstm``, ``bigru``,
-and our ``elman`` and ``esn``) is a builder function registered with
+and our ``elman``, ``esn``, ``jordan`` and ``deep_transition``) is a builder function registered with
 :func:`register`. Its keyword arguments *are* the options a
 ``[[model.layers]]`` table may hold, so the registry checks keys (with a "did
 you mean") and value types against the signature, and a new kind needs no
@@ -154,6 +154,40 @@ def weight_drop_lstm(units: int = 64, weight_drop: float = 0.5, *, context: Laye
     return WeightDropLSTM(units, recurrent_dropconnect=weight_drop, return_sequences=context.return_sequences,
                           stateful=context.stateful, kernel_initializer=context.kernel_initializer,
                           recurrent_initializer=context.recurrent_initializer, seed=context.seed, name=context.name)
+
+
+@register("jordan")
+def jordan(units: int = 256, activation: str = "tanh", state_decay: float = 0.0, *,
+           context: LayerContext) -> keras.layers.Layer:
+    """Jordan's output-to-hidden recurrence (``pipeline.layers.jordan.JordanHidden``), for language models.
+
+    The previous output of a language model is the current input token, so ``h_t = φ(s_t R + b)`` with
+    ``s_t = state_decay · s_{t-1} + e(w_t)``: teacher forcing in training, own samples fed back in
+    generation, and no loop at all (parallel over time). ``state_decay = 0``: a neural bigram model.
+    """
+    from pipeline.layers.jordan import JordanHidden
+
+    if context.stateful and state_decay:
+        raise PipelineError(f"config key 'train.regime' = \"tbptt\" needs state_decay = 0 in a jordan layer (got "
+                            f"{state_decay!r}): it carries no state between windows; use \"sentences\"")
+    return JordanHidden(units, activation=activation, state_decay=state_decay,
+                        return_sequences=context.return_sequences, kernel_initializer=context.kernel_initializer,
+                        name=context.name)
+
+
+@register("deep_transition")
+def deep_transition(units: int = 64, transition_depth: int = 2, input_depth: int = 0, output_depth: int = 0,
+                    activation: str = "tanh", *, context: LayerContext) -> keras.layers.Layer:
+    """A deep-transition RNN (Pascanu et al. 2014, ``pipeline.layers.deep_transition``): an MLP of
+    ``transition_depth`` layers from ``h_{t-1}`` to ``h_t``, optional MLPs before (``input_depth``) and after
+    (``output_depth``)."""
+    from pipeline.layers.deep_transition import DeepTransition
+
+    return DeepTransition(units, transition_depth=transition_depth, input_depth=input_depth,
+                          output_depth=output_depth, activation=activation,
+                          return_sequences=context.return_sequences, stateful=context.stateful,
+                          kernel_initializer=context.kernel_initializer,
+                          recurrent_initializer=context.recurrent_initializer, name=context.name)
 
 
 @register("esn")

@@ -51,6 +51,41 @@ class Paths:
     def lock(self) -> Path:
         return self.work / "pipeline.lock.json"
 
+    # a run under construction; a process lock per folder
+    @property
+    def staging(self) -> Path:
+        """Where ``train`` and ``evaluate`` build the run; it replaces ``run`` in one rename when complete."""
+        return self.work / "staging" / self.run.name
+
+    @property
+    def resume(self) -> Path:
+        """Training state saved after every epoch (:mod:`pipeline.resume`); a killed training continues from it."""
+        return self.work / "resume" / self.run.name
+
+    @property
+    def work_lock(self) -> Path:
+        """Held by the one ``pipeline`` process that runs stages on ``work`` (the ``filelock`` package)."""
+        return lock_file(self.work)
+
+    @property
+    def run_lock(self) -> Path:
+        """Held by the one ``pipeline`` process that writes the run folder ``run``."""
+        return lock_file(self.run)
+
+
+def lock_file(folder: Path) -> Path:
+    """The lock file of ``folder``: ``<temp dir>/pipeline-locks-<uid>/<name>-<digest of the absolute path>.lock``.
+
+    Outside the folder, so that work and run folders hold artifacts only; one per folder on this machine.
+    """
+    import os
+    import tempfile
+
+    absolute = str(Path(folder).resolve())
+    digest = hashlib.sha256(absolute.encode()).hexdigest()[:16]
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"pipeline-locks-{user}" / f"{Path(absolute).name}-{digest}.lock"
+
 
 def pretrain_settings(config: Config) -> dict:
     """What a pretrained encoder depends on besides the vectorized corpus: its section, the encoder, the seed."""

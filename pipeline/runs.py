@@ -4,7 +4,8 @@ A run folder is self-contained: ``model.keras`` (loaded with ``safe_mode``),
 the resolved ``config.json`` (how to tokenize, which task), ``vocab.json`` and
 ``labels.json``. Nothing from ``work/`` or ``corpora/`` is needed to reload it.
 Training writes it inside :func:`pipeline.io.atomic_directory`, so it appears
-complete or not at all.
+complete or not at all; ``pipeline run`` builds it (train, then evaluate) in a
+staging folder that replaces the old run folder in one rename (:mod:`pipeline.workarea`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pipeline.text.vocab import Vocabulary
 
 # Modules whose custom layers must be registered before a .keras file is deserialised.
 CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.layers.esn", "pipeline.layers.pooling",
-                         "pipeline.layers.attention",
-                         "pipeline.layers.char_encoder",
+                         "pipeline.layers.attention", "pipeline.layers.seq2seq_attention",
+                         "pipeline.layers.char_encoder", "pipeline.layers.jordan", "pipeline.layers.deep_transition",
                          "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization", "pipeline.layers.weight_drop",
                          "pipeline.language_model.model", "pipeline.language_model.data")
 
@@ -47,6 +48,7 @@ class Run:
     config: Config
     vocab: Vocabulary
     labels: list[str]
+    ensemble: Any = None  # (char n-gram member, weight of the recurrent model) with model.ensemble = "char_ngram"
 
 
 def load_run(folder: str | Path) -> Run:
@@ -81,7 +83,12 @@ def load_run(folder: str | Path) -> Run:
     if config.model.task == "classifier" and model.outputs[0].shape[-1] != len(labels):
         raise PipelineError(f"{run.labels}: {len(labels)} labels for a model with {model.outputs[0].shape[-1]} "
                             "outputs; the run folder is inconsistent, retrain with --force")
-    return Run(folder, model, config, vocab, labels)
+    ensemble = None
+    if config.model.task == "classifier" and config.model.ensemble == "char_ngram":
+        from pipeline.classifier.ensemble import CharNgramModel, ensemble_weight
+
+        ensemble = (CharNgramModel.load(folder), ensemble_weight(folder))
+    return Run(folder, model, config, vocab, labels, ensemble)
 
 
 def write_run_metadata(folder: Path, config: Config, vocab: Vocabulary, labels: list[str]) -> None:

@@ -80,10 +80,12 @@ class TokenizeConfig:
     drop_punct: bool = False  # drop punctuation tokens
     stop_pos: tuple[str, ...] = ()  # coarse POS tags to drop, e.g. ["ADP", "AUX"]
     lowercase: bool = False  # lower-case Latin letters in surface forms
+    processes: int = 1  # ginza: forked worker processes; same tokens as 1, faster on big corpora
 
     def validate(self) -> None:
         _check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
         _one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
+        _check(self.processes >= 1, "tokenize.processes", self.processes, ">= 1")
         _one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
 
 
@@ -115,7 +117,7 @@ class VectorizeConfig:
 class ModelConfig:
     """Architecture (the layer registry in ``pipeline.models``): embedding, recurrent stack, pooling, head."""
 
-    task: str = "classifier"  # classifier | generator
+    task: str = "classifier"  # classifier | generator | reading (sentence -> katakana, [reading])
     embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
     trainable_embeddings: bool = True
     layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
@@ -141,6 +143,8 @@ class ModelConfig:
     ngram_buckets: int = 65536  # 2**16 hashed n-gram ids: 2**18 trained 2x slower for the same accuracy (README)
     ngram_dim: int = 64
     ngram_dropout: float = 0.0  # dropout on the averaged n-gram vector
+    # classifier: none | char_ngram (mix with char 1-3-gram TF-IDF + logistic regression, weight on validation)
+    ensemble: str = "none"
     tie_weights: bool = False  # generator: the output layer reuses the input embedding (Press & Wolf 2017)
     conditioning: str = "none"  # generator: none | initial_state | concat (a learned label vector)
     # generator output layer: full softmax, or adaptive softmax (Grave et al. 2017): a frequent-word head and
@@ -157,7 +161,7 @@ class ModelConfig:
     temporal_activation_regularization: float = 0.0  # TAR: beta * mean((h_t - h_{t-1})^2) on the undropped output
 
     def validate(self) -> None:
-        _one_of("model.task", self.task, ("classifier", "generator"))
+        _one_of("model.task", self.task, ("classifier", "generator", "reading"))
         _check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
         _check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
         _one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
@@ -177,6 +181,9 @@ class ModelConfig:
                "even with model.char_encoder = \"bilstm\" (half per direction)")
         _one_of("model.ngram_features", self.ngram_features, ("none", "char", "word", "both"))
         _fraction("model.ngram_dropout", self.ngram_dropout)
+        _one_of("model.ensemble", self.ensemble, ("none", "char_ngram"))
+        _check(self.ensemble == "none" or self.task == "classifier", "model.ensemble", self.ensemble,
+               "\"none\" for a language model")
         _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
         _one_of("model.output", self.output, ("full", "adaptive"))
         _check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
@@ -224,6 +231,9 @@ class TrainConfig:
     time_limit_minutes: float = 0.0  # stop before an epoch would end past this budget (best weights kept); 0: off
     # generator: Keras dtype policy; mixed_bfloat16 computes in bfloat16 with float32 weights and outputs
     precision: str = "float32"  # float32 | mixed_bfloat16
+    # classifier data parallelism (tf.distribute, pipeline.training.distribution): none | mirrored (local devices) |
+    # multi_worker (processes named by TF_CONFIG); batch_size stays the global batch, learning_rate unchanged
+    distribute: str = "none"
 
     def validate(self) -> None:
         _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -254,6 +264,7 @@ class TrainConfig:
         _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
         _check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
         _one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
+        _one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
 """The stage registry and the fingerprint/skip logic (as DVC's ``dvc.lock``).
 
 Each stage declares what it reads and writes. Before it runs, the pipeline
-fingerprints its inputs (file contents), the config values it uses and its own
-source code; when the fingerprint matches the one recorded in
-``work/<corpus>/pipeline.lock.json`` and the outputs are still the ones it
-wrote (same size and modification time), the stage is skipped. ``--force``
-re-runs it. Running a stage first brings the stages it depends on up to date.
+fingerprints its inputs (file contents), the config values it uses, its own
+source code and the versions of the packages it relies on (``PACKAGES``); when
+the fingerprint matches the one recorded in ``work/<corpus>/pipeline.lock.json``
+and the outputs are still the ones it wrote (same size and modification time),
+the stage is skipped. ``--force`` re-runs it. Running a stage first brings the
+stages it depends on up to date.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import io as artifact_io
+from pipeline import workarea
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.paths import Paths, RunPaths, pretrain_settings
@@ -70,16 +73,42 @@ def code_files(stage: Stage) -> list[Path]:
     return sorted({path for pattern in stage.code for path in PACKAGE.glob(pattern) if path.is_file()})
 
 
-def fingerprint(stage: Stage, config: Config, paths: Paths) -> str:
+# The installed packages whose version changes a stage's result (distribution names): an upgrade re-runs
+# the stages it can change, e.g. a new SudachiDict splits words differently, a new Keras trains differently.
+_TRAINING_PACKAGES = ("keras", "tensorflow", "jax", "numpy")
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "tokenize": ("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core"),
+    "vectorize": ("ja-ginza", "spacy", "numpy"),
+    "pretrain": _TRAINING_PACKAGES,
+    "train": _TRAINING_PACKAGES,
+    "evaluate": (*_TRAINING_PACKAGES, "scikit-learn"),
+}
+
+
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name``; None when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def fingerprint(stage: Stage, config: Config, paths: Paths, where: Paths | None = None) -> str:
+    """``where``: read the files there (a run's staging folder) but name them by ``paths``, so that
+    publishing the run folder does not change the fingerprint."""
     inputs = stage.inputs(config, paths)
-    for path in inputs:
+    located = stage.inputs(config, where or paths)
+    for path in located:
         if not path.is_file():
             raise PipelineError(f"{path}: input of `{stage.name}` not found; run `pipeline {stage.after}` first")
     record = {
         "stage": stage.name,
         "settings": stage.settings(config),
-        "inputs": {str(path): file_digest(path) for path in inputs},
+        "inputs": {str(path): file_digest(actual) for path, actual in zip(inputs, located)},
         "code": {str(path.relative_to(PACKAGE)): file_digest(path) for path in code_files(stage)},
+        "packages": {name: package_version(name) for name in PACKAGES.get(stage.name, ())},
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -96,39 +125,58 @@ def read_lock(paths: Paths) -> dict:
         return {}
 
 
-def is_current(stage: Stage, config: Config, paths: Paths, digest: str) -> bool:
+def is_current(stage: Stage, config: Config, paths: Paths, digest: str, where: Paths | None = None) -> bool:
     entry = read_lock(paths).get(stage.lock_key(paths))
     if not entry or entry.get("fingerprint") != digest:
         return False
-    outputs = stage.outputs(config, paths)
-    return all(path.is_file() and entry["outputs"].get(str(path)) == _stamp(path) for path in outputs)
+    outputs = zip(stage.outputs(config, paths), stage.outputs(config, where or paths))
+    return all(actual.is_file() and entry["outputs"].get(str(path)) == _stamp(actual) for path, actual in outputs)
 
 
-def record(stage: Stage, config: Config, paths: Paths, digest: str) -> None:
+def record(stage: Stage, config: Config, paths: Paths, digest: str, where: Paths | None = None) -> None:
+    """Outputs are named by ``paths`` and stamped where they are (``where``); a rename keeps the stamps."""
     lock = read_lock(paths)
+    outputs = zip(stage.outputs(config, paths), stage.outputs(config, where or paths))
     lock[stage.lock_key(paths)] = {
         "fingerprint": digest,
-        "outputs": {str(path): _stamp(path) for path in stage.outputs(config, paths)},
+        "outputs": {str(path): _stamp(actual) for path, actual in outputs},
     }
     artifact_io.write_json(paths.lock, lock)
 
 
-def run_stage(name: str, config: Config, force: bool = False, upstream: bool = True) -> dict:
-    """Run stage ``name`` (after bringing its upstream stages up to date); skip it when unchanged."""
+def run_stage(name: str, config: Config, force: bool = False, upstream: bool = True, publish: bool = True) -> dict:
+    """Run stage ``name`` (after bringing its upstream stages up to date); skip it when unchanged.
+
+    The process holds the work and run folders' locks meanwhile (:func:`pipeline.workarea.hold`).
+    ``train`` and ``evaluate`` work in the run's staging folder; with ``publish`` it then replaces
+    the run folder (``pipeline run`` publishes after ``evaluate`` only).
+    """
     stage = STAGES[name]
-    paths = Paths.from_config(config)
-    if upstream and stage.after:
-        run_stage(stage.after, config, force=False)
-    digest = fingerprint(stage, config, paths)
-    if not force and is_current(stage, config, paths, digest):
-        log.info("%s: up to date, skipped (--force to re-run)", name)
-        return {"skipped": True}
-    log.info("%s: running", name)
-    started = time.perf_counter()
-    result = stage.action(config, paths) or {}
-    record(stage, config, paths, digest)
-    log.info("%s: done in %.1f s", name, time.perf_counter() - started)
-    return {"skipped": False, **result}
+    with workarea.hold(config) as paths:
+        if upstream and stage.after:
+            run_stage(stage.after, config, force=False, publish=False)
+        where = workarea.current(paths) if name in RUN_STAGES else paths
+        digest = fingerprint(stage, config, paths, where)
+        if not force and is_current(stage, config, paths, digest, where):
+            log.info("%s: up to date, skipped (--force to re-run)", name)
+            result = {"skipped": True}
+        else:
+            if name in RUN_STAGES:
+                where = workarea.stage_from_published(paths) if name == "evaluate" else \
+                    dataclasses.replace(paths, run=paths.staging)
+            if name == "train" or name == "pretrain" and config.pretrain.enabled:  # training state: this digest only
+                workarea.reset_resume(Paths(paths.work, paths.pretrained) if name == "pretrain" else paths, digest,
+                                      force)
+            log.info("%s: running", name)
+            started = time.perf_counter()
+            result = stage.action(config, where) or {}
+            if result.pop("outputs_written", True):  # False: a multi-worker non-chief, whose outputs the chief writes
+                record(stage, config, paths, digest, where)
+            log.info("%s: done in %.1f s", name, time.perf_counter() - started)
+            result = {"skipped": False, **result}
+        if publish and name in RUN_STAGES:
+            workarea.publish(config, paths)
+        return result
 
 
 @dataclass(frozen=True)
@@ -151,6 +199,8 @@ TASKS: dict[str, Task] = {
     "generator": Task("pipeline.language_model.train:train_generator",
                       "pipeline.language_model.evaluate:evaluate_generator",
                       "pipeline.language_model.evaluate:summary", "pipeline.language_model.model:SPECIALS"),
+    "reading": Task("pipeline.seq2seq.train:train_reader", "pipeline.seq2seq.evaluate:evaluate_reader",
+                    "pipeline.seq2seq.evaluate:summary"),
 }
 
 
@@ -206,10 +256,14 @@ def _pretrained_files(config: Config, paths: Paths) -> list[Path]:
 
 
 def _subword_files(config: Config, paths: Paths) -> list[Path]:
-    """The classifier's subword features (``model.char_encoder``, ``model.ngram_features``) read the tokens."""
+    """The classifier's subword features (``model.char_encoder``, ``model.ngram_features``) and its n-gram
+    ensemble member (``model.ensemble``) read the tokens."""
     from pipeline.text.features import uses_subword_features
 
-    return [paths.tokens] if config.model.task == "classifier" and uses_subword_features(config.model) else []
+    reads_text = uses_subword_features(config.model) or config.model.ensemble != "none"
+    if config.model.task == "reading":  # the reading model learns from the text itself (pipeline.seq2seq.data)
+        return [paths.tokens]
+    return [paths.tokens] if config.model.task == "classifier" and reads_text else []
 
 
 def _train(config: Config, paths: Paths) -> dict:
@@ -242,7 +296,8 @@ def register(stage: Stage) -> Stage:
 
 register(Stage("prepare", None, lambda c: {"seed": c.seed, "corpus": c.to_dict()["corpus"]},
                _corpus_files, lambda c, p: [p.prepared], ("text/corpora.py", "text/splits.py"), _prepare))
-register(Stage("tokenize", "prepare", lambda c: c.to_dict()["tokenize"],
+register(Stage("tokenize", "prepare",  # tokenize.processes changes the speed, not the tokens
+               lambda c: {k: v for k, v in c.to_dict()["tokenize"].items() if k != "processes"},
                lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("text/tokenize.py",), _tokenize))
 register(Stage("vectorize", "tokenize",
                lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
@@ -260,11 +315,11 @@ register(Stage("train", "pretrain",
                lambda c, p: _run_files(p.run),
                ("training.py", "runs.py", "models.py", "text/batches.py", "text/features.py", "classifier/*.py",
                 "language_model/model.py",
-                "language_model/data.py", "language_model/train.py", "layers/*.py"), _train))
+                "language_model/data.py", "language_model/train.py", "layers/*.py", "seq2seq/*.py"), _train))
 register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
                lambda c, p: [*_run_files(p.run), p.ids, p.tokens],
                lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py",
-                                                        "text/features.py"),
+                                                        "text/features.py", "seq2seq/*.py"),
                _evaluate))
 
 PIPELINE = ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")

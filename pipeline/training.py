@@ -265,14 +265,15 @@ class TimeLimit(keras.callbacks.Callback):
 
 
 def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: bool = True,
-              first: tuple[keras.callbacks.Callback, ...] = ()) -> list[keras.callbacks.Callback]:
+              first: tuple[keras.callbacks.Callback, ...] = (), resume: Any = None) -> list[keras.callbacks.Callback]:
     """Callbacks in order: ``first`` (they may add logs, e.g. a validation perplexity), schedule,
-    best-model checkpoint, history CSV, early stopping, TensorBoard."""
+    best-model checkpoint, history CSV, early stopping, TensorBoard, and last ``resume``'s
+    (a :class:`pipeline.resume.Resume`: it saves the others' state after every epoch)."""
     run = RunPaths(folder)
     result = [*first, *schedule_callbacks(settings, monitor)]
     if checkpoint:
         result.append(keras.callbacks.ModelCheckpoint(run.model, monitor=monitor, save_best_only=True, mode="min"))
-    result.append(keras.callbacks.CSVLogger(str(run.history)))
+    result.append(keras.callbacks.CSVLogger(str(run.history), append=True))  # a resumed run continues it
     if settings.time_limit_minutes:
         result.append(TimeLimit(settings.time_limit_minutes))
     if settings.patience:
@@ -280,4 +281,7 @@ def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: boo
                                                     restore_best_weights=True))
     if settings.tensorboard:
         result.append(keras.callbacks.TensorBoard(log_dir=str(run.tensorboard), write_graph=False))
+    if resume is not None:
+        resume.callback.callbacks = list(result)
+        result.append(resume.callback)
     return result

@@ -28,7 +28,8 @@ def test_defaults_validate_and_an_empty_file_gives_the_defaults(tmp_path):
 def test_shipped_default_config_loads():
     config = load(REPOSITORY / "configs" / "default.toml")
     assert config.corpus.format == "knb"
-    assert [layer["type"] for layer in config.model.layers] == ["bilstm", "bilstm"]
+    assert [layer["type"] for layer in config.model.layers] == ["bilstm"]
+    assert (config.model.pooling, config.model.char_encoder, config.model.ensemble) == ("attention", "cnn", "char_ngram")
     for position, spec in enumerate(config.model.layers):
         check_layer_spec(spec, position)
 
@@ -114,6 +115,11 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"discriminative_factor": 0.5}}, "train.discriminative_factor"),
         ({"train": {"discriminative_factor": 2.6}, "model": {"task": "generator"}}, "train.discriminative_factor"),
         ({"train": {"gradual_unfreezing": True}, "model": {"task": "generator"}}, "train.gradual_unfreezing"),
+        # data parallelism (pipeline.distribution), tokenizer processes
+        ({"train": {"distribute": "horovod"}}, "train.distribute"),
+        ({"train": {"distribute": "mirrored"}, "model": {"task": "generator"}}, "train.distribute"),
+        ({"train": {"distribute": "multi_worker"}, "model": {"readout": "ridge"}}, "train.distribute"),
+        ({"tokenize": {"processes": 0}}, "tokenize.processes"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

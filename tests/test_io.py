@@ -137,3 +137,62 @@ def test_save_figure_writes_a_png(tmp_path):
     plt.close(figure)
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+# ------------------------------------------------------------------ temporaries of killed processes
+DEAD_PID = 2**22 + 12345  # above Linux's pid_max default: no such process
+
+
+def test_temporary_names_carry_the_process_id(tmp_path):
+    import os
+
+    with artifact_io.atomic_path(tmp_path / "out.txt") as temporary:
+        match = artifact_io.TEMPORARY_NAME.match(temporary.name)
+        assert match and match["target"] == "out.txt" and int(match["pid"]) == os.getpid()
+        temporary.write_text("x", encoding="utf-8")
+    with artifact_io.atomic_directory(tmp_path / "run") as building:
+        assert artifact_io.TEMPORARY_NAME.match(building.name)["kind"] == "building"
+
+
+def test_remove_stale_deletes_what_dead_processes_left_and_keeps_live_ones(tmp_path):
+    import os
+
+    (tmp_path / "tokens.parquet").write_text("done", encoding="utf-8")
+    dead_file = tmp_path / f".tokens.parquet.{DEAD_PID}.abcd_123.tmp.parquet"
+    dead_file.write_text("half", encoding="utf-8")
+    dead_folder = tmp_path / "staging" / f".run.{DEAD_PID}.k2j3h4g5.building"
+    (dead_folder / "plots").mkdir(parents=True)
+    live_file = tmp_path / f".vocab.json.{os.getpid()}.qwertyui.tmp"
+    live_file.write_text("being written", encoding="utf-8")
+    removed = artifact_io.remove_stale(tmp_path, recursive=True)
+    assert sorted(removed) == sorted([dead_file, dead_folder])
+    assert not dead_file.exists() and not dead_folder.exists() and live_file.exists()
+    assert (tmp_path / "tokens.parquet").read_text(encoding="utf-8") == "done"
+    assert artifact_io.remove_stale(tmp_path / "missing") == []
+
+
+def test_remove_stale_puts_back_a_run_folder_moved_aside_by_a_killed_replace(tmp_path):
+    aside = tmp_path / f".run.{DEAD_PID}.aaaabbbb.old"
+    (aside / "run").mkdir(parents=True)
+    (aside / "run" / "metrics.json").write_text("{}", encoding="utf-8")
+    artifact_io.remove_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (tmp_path / "run" / "metrics.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_replace_directory_and_copy_directory_keep_file_times(tmp_path):
+    import os
+
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "model.keras").write_text("new", encoding="utf-8")
+    os.utime(source / "model.keras", ns=(1_000_000_123, 1_000_000_123))
+    artifact_io.copy_directory(source, tmp_path / "copy")
+    assert (tmp_path / "copy" / "model.keras").stat().st_mtime_ns == 1_000_000_123
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "old.txt").write_text("old", encoding="utf-8")
+    artifact_io.replace_directory(source, target)
+    assert [p.name for p in target.iterdir()] == ["model.keras"]
+    assert (target / "model.keras").stat().st_mtime_ns == 1_000_000_123
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "run"]

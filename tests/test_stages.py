@@ -202,3 +202,20 @@ def test_train_reads_the_tokens_only_with_subword_features(config):
     for model in (ModelConfig(char_encoder="cnn"), ModelConfig(ngram_features="char")):
         assert paths.tokens in train.inputs(replace(config, model=model), paths)
     assert "text/features.py" in train.code and "text/features.py" in stages.STAGES["evaluate"].code
+
+
+def test_an_upgraded_package_reruns_the_stages_it_changes(config, monkeypatch):
+    """tokenize follows GiNZA/SudachiPy, train Keras/TensorFlow; prepare follows neither."""
+    stages.run_stage("prepare", config)
+    paths = Paths.from_config(config)
+    tokenize, prepare = stages.STAGES["tokenize"], stages.STAGES["prepare"]
+    before = {stage.name: stages.fingerprint(stage, config, paths) for stage in (tokenize, prepare)}
+    installed = stages.package_version
+    for name in ("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core"):
+        monkeypatch.setattr(stages, "package_version", lambda n, name=name: "99.0" if n == name else installed(n))
+        assert stages.fingerprint(tokenize, config, paths) != before["tokenize"], name
+        assert stages.fingerprint(prepare, config, paths) == before["prepare"], name
+    for name in ("keras", "tensorflow"):
+        assert all(name in stages.PACKAGES[stage] for stage in ("pretrain", "train", "evaluate")), name
+    assert "ja-ginza" in stages.PACKAGES["vectorize"]
+    assert installed("keras") and installed("ja-ginza") and installed("no-such-package-here") is None

@@ -12,13 +12,13 @@ confusion matrix and the training curves.
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
+from pipeline.classifier.ensemble import C_GRID, FIXED_C, CharNgramModel, ensemble_weight, fit_char_ngram, mix
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
 from pipeline.plots import plot_confusion, plot_history
@@ -62,42 +62,22 @@ def majority_baseline(train_targets: np.ndarray, test_targets: np.ndarray, label
     return {"label": labels[majority], "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
-C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)  # char TF-IDF: inverse regularisation strengths tried on validation
-FIXED_C = 10.0  # the token TF-IDF baseline, and the char one without a validation split
-
-
-def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, labels: list[str], seed: int,
-                                 choose_c: bool = False) -> dict:
-    """``vectorizer`` fitted on the training rows of ``tokens[column]``, logistic regression, scored on the test rows.
-
-    C is ``FIXED_C``, or with ``choose_c`` the value of ``C_GRID`` with the best validation macro-F1 (the
-    smallest on ties; ``FIXED_C`` without a validation split). Each fit of the grid starts from the previous
-    one (warm start, smallest C first: 1.5x faster than cold fits, to the same tolerance), and the test rows
-    are scored by the training-split fit with the chosen C. ``saga`` is the fastest multinomial solver on
-    these sparse features: on the char n-grams of 23k sentences with 11 labels it ran the grid in 75 s where
-    lbfgs had not finished after 13 min (liblinear has no multiclass), and it fits the token baseline of the
-    shipped corpus in under a second where lbfgs took 17 s.
+def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, labels: list[str],
+                                 seed: int) -> dict:
+    """``vectorizer`` fitted on the training rows of ``tokens[column]``, logistic regression (C = ``FIXED_C``),
+    scored on the test rows. ``saga`` is the fastest multinomial solver on these sparse features: it fits the
+    token baseline of the shipped corpus in under a second where lbfgs took 17 s.
     """
     from sklearn.linear_model import LogisticRegression
 
     label_index = {label: i for i, label in enumerate(labels)}
-    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation", "test")}
+    parts = {split: tokens[tokens["split"] == split] for split in ("train", "test")}
     targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
-    choose = choose_c and len(targets["validation"]) > 0
-    train_features = vectorizer.fit_transform(parts["train"][column])
-    test_features = vectorizer.transform(parts["test"][column])
-    validation_features = vectorizer.transform(parts["validation"][column]) if choose else None
-    classifier = LogisticRegression(solver="saga", max_iter=1000, warm_start=True, random_state=seed)
-    best = None  # (validation macro-F1, C, test predictions)
-    for inverse_regularization in C_GRID if choose else (FIXED_C,):
-        classifier.set_params(C=inverse_regularization).fit(train_features, targets["train"])
-        validation_f1 = classification_metrics(targets["validation"], classifier.predict(validation_features),
-                                               labels)["macro_f1"] if choose else 0.0
-        if best is None or validation_f1 > best[0]:
-            best = (validation_f1, inverse_regularization, classifier.predict(test_features))
-    scores = classification_metrics(targets["test"], best[2], labels)
-    chosen_on = "validation" if choose else "fixed (no validation split)" if choose_c else "fixed"
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "C": best[1], "C_chosen_on": chosen_on}
+    classifier = LogisticRegression(solver="saga", max_iter=1000, C=FIXED_C, random_state=seed)
+    classifier.fit(vectorizer.fit_transform(parts["train"][column]), targets["train"])
+    scores = classification_metrics(targets["test"], classifier.predict(vectorizer.transform(parts["test"][column])),
+                                    labels)
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
 def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int) -> dict:
@@ -110,22 +90,25 @@ def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: in
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
-def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int) -> dict:
+def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
+                        member: CharNgramModel | None = None) -> dict:
     """TF-IDF of character 1-3-grams of the normalised sentence text (``tokens["text"]``), logistic regression
-    with C chosen on the validation split from ``C_GRID``; scored on the test split.
+    with C chosen on the validation split from ``C_GRID`` (:func:`pipeline.classifier.ensemble.fit_char_ngram`);
+    scored on the test split. ``member``: the run's own fit of this model (``model.ensemble = "char_ngram"``),
+    scored instead of fitting again.
 
     The bar for a recurrent classifier on real Japanese text: it needs no tokenizer, and names, katakana
     loanwords and numbers outside any word vocabulary still give it features.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    started = time.perf_counter()
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
-    scores = logistic_regression_baseline(tokens, "text", vectorizer, labels, seeds.child_seed(seed, "char_tfidf"),
-                                          choose_c=True)
-    log.info("char TF-IDF baseline: %d features, C = %g (%s), %.1f s", len(vectorizer.vocabulary_), scores["C"],
-             scores["C_chosen_on"], time.perf_counter() - started)
-    return scores
+    label_index = {label: i for i, label in enumerate(labels)}
+    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation", "test")}
+    texts = {split: part["text"].tolist() for split, part in parts.items()}
+    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
+    if member is None:
+        member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
+    scores = classification_metrics(targets["test"], member.probabilities(texts["test"]).argmax(axis=1), labels)
+    chosen_on = "validation" if len(texts["validation"]) else "fixed (no validation split)"
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "C": member.C, "C_chosen_on": chosen_on}
 
 
 def evaluate_classifier(config: Config, paths: Paths) -> dict:
@@ -139,13 +122,24 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     batches = SequenceBatches(splits.sequences["test"], None, config.train.batch_size, config.train.max_length,
                               **extra["test"])
     probabilities = batches.predict(model)
-    predicted = probabilities.argmax(axis=1)
-    metrics = classification_metrics(test_targets, predicted, labels)
     tokens = pd.read_parquet(paths.tokens)
+    member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
+    char = char_tfidf_baseline(tokens, labels, config.seed, member)
+    members = None
+    if member is not None:  # the run classifies with the mixture; each member is scored alone too
+        weight = ensemble_weight(paths.run)
+        recurrent = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
+        members = {"weight": weight, "recurrent": {key: recurrent[key] for key in ("accuracy", "macro_f1")},
+                   "char_ngram": {key: char[key] for key in ("accuracy", "macro_f1")}}
+        test_texts = tokens.loc[tokens["split"] == "test", "text"].tolist()
+        probabilities = mix(probabilities, member.probabilities(test_texts), weight)
+    metrics = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
+    if members is not None:
+        metrics["ensemble"] = members
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
         "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed),
-        "char_tfidf_logistic_regression": char_tfidf_baseline(tokens, labels, config.seed),
+        "char_tfidf_logistic_regression": char,
     }
     metrics["test_size"] = int(len(test_targets))
     metrics["labels"] = labels
@@ -170,6 +164,11 @@ def summary(metrics: dict) -> str:
         f"  TF-IDF + logistic regression: accuracy {baselines['tfidf_logistic_regression']['accuracy']:.3f}"
         f"  macro-F1 {baselines['tfidf_logistic_regression']['macro_f1']:.3f}",
     ]
+    if "ensemble" in metrics:
+        members = metrics["ensemble"]
+        lines.append(f"  ensemble = {members['weight']:.2f} · recurrent + {1 - members['weight']:.2f} · char n-gram "
+                     f"(weight chosen on validation); alone: recurrent accuracy "
+                     f"{members['recurrent']['accuracy']:.3f} macro-F1 {members['recurrent']['macro_f1']:.3f}")
     lines += char_baseline_lines(metrics)
     for label, scores in metrics["per_class"].items():
         lines.append(f"  {label:<12} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.classifier.ensemble import mix
 from pipeline.classifier.predict import encode_texts, labelled, surface_forms, text_batches, tokenize_texts
 from pipeline.layers.attention import AttentionPooling
 from pipeline.runs import Run
@@ -51,12 +52,15 @@ def explain(run: Run, texts: list[str]) -> list[dict]:
     method = "attention" if attention is not None else "occlusion"
     weigh = attention_weigher(run, attention) if attention is not None else occlusion_weigher(run)
     results = []
-    for text, ids, words, error in zip(texts, sequences, surface_forms(*tokenized), errors):
+    for text, cleaned, ids, words, error in zip(texts, tokenized[0], sequences, surface_forms(*tokenized), errors):
         if error:
             results.append({"text": text, "error": error})
             continue
         seen, words = ids[:max_length], words[:max_length]
-        probabilities, weights = weigh(seen, words)
+        probabilities, weights = weigh(seen, words)  # the weights explain the recurrent model
+        if run.ensemble is not None:  # the label is the ensemble's, as `classify` gives it
+            member, weight = run.ensemble
+            probabilities = mix(probabilities, member.probabilities([cleaned])[0], weight)
         results.append({**labelled(run, text, probabilities, ids), "method": method,
                         "tokens": [[word, float(weight)] for word, weight in zip(words, weights)],
                         "truncated": len(ids) - len(seen)})

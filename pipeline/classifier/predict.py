@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.classifier.ensemble import mix
 from pipeline.runs import Run
 from pipeline.text.batches import SequenceBatches
 from pipeline.text.corpora import normalize
@@ -68,6 +69,9 @@ def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
     if valid:
         batches = text_batches(run, [sequences[i] for i in valid], [words[i] for i in valid], batch_size)
         probabilities = batches.predict(run.model)
+        if run.ensemble is not None:  # model.ensemble = "char_ngram": mix with the n-gram member
+            member, weight = run.ensemble
+            probabilities = mix(probabilities, member.probabilities([tokenized[0][i] for i in valid]), weight)
         for index, row in zip(valid, probabilities):
             results[index] = labelled(run, texts[index], row, sequences[index])
     return results

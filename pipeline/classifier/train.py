@@ -18,14 +18,15 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.classifier.finetune import fine_tuning_rates
 from pipeline.classifier.model import build_classifier
 from pipeline.config import Config
+from pipeline.distribution import make_distribution
 from pipeline.errors import PipelineError
 from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
+from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
 from pipeline.text.batches import SequenceBatches, balanced_class_weights
 from pipeline.text.features import split_inputs
@@ -90,15 +91,19 @@ def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
 
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
-    make_deterministic(config.seed)
     settings = config.train
+    # train.distribute: variables made and compiled in the strategy's scope are mirrored (pipeline.distribution);
+    # created first, since TensorFlow configures the collective ops of several workers before any other op
+    distribution = make_distribution(settings.distribute, settings.batch_size)
+    make_deterministic(config.seed)
     splits = EncodedSplits.load(paths.ids)
     embedding_matrix = np.load(paths.embeddings)
     vocab = Vocabulary.load(paths.vocab)
     num_classes = len(splits.labels)
     if num_classes < 2:
         raise PipelineError(f"{config.corpus.path}: only one label ({splits.labels}); a classifier needs two or more")
-    model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
+    with distribution.scope():
+        model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
     if config.pretrain.enabled:
         copied = start_from_pretrained(model, paths.pretrained)
         log.info("encoder starts from the pretrained language model (%s): %s", paths.pretrained, ", ".join(copied))
@@ -126,10 +131,12 @@ def train_classifier(config: Config, paths: Paths) -> dict:
              100 * train_batches.padding_share())
     # ULMFiT-style options (pipeline.classifier.finetune): rates per layer group and epoch, a per-batch schedule
     group_rates = fine_tuning_rates(settings, model)
-    optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
-    with artifact_io.atomic_directory(paths.run) as folder:
+    with distribution.scope():
+        optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
+    resume = None
+    with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":
             fit_ridge(model, train_batches, config.model.ridge, num_classes)
             model.save(RunPaths(folder).model)
@@ -138,13 +145,31 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             history.to_csv(RunPaths(folder).history, index=False)
         else:
             monitor = "val_loss" if has_validation else "loss"
-            fitted = model.fit(train_batches, validation_data=validation_batches, epochs=settings.epochs,
-                               callbacks=callbacks(settings, folder, monitor,
-                                                   first=(GroupRateSchedule(),) if group_rates else ()),
-                               verbose=progress_verbosity())
+            # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
+            resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs) \
+                if distribution.kind != "multi_worker" else None
+            if resume is not None:
+                resume.fast_forward(train_batches)
+            with distribution.fitting(model):  # the strategy's scope (pipeline.distribution)
+                fitted = model.fit(train_batches, validation_data=validation_batches, epochs=settings.epochs,
+                                   initial_epoch=resume.initial_epoch if resume else 0,
+                                   callbacks=callbacks(settings, folder, monitor, resume=resume,
+                                                       first=(GroupRateSchedule(),) if group_rates else ()),
+                                   verbose=progress_verbosity())
             history = pd.DataFrame(fitted.history)
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)
+        if config.model.ensemble == "char_ngram":
+            from pipeline.classifier.ensemble import fit_ensemble
+
+            validation_probabilities = validation_batches.predict(model) if has_validation else \
+                np.zeros((0, num_classes))
+            fit_ensemble(paths.tokens, splits.labels, validation_probabilities, splits.targets["validation"],
+                         config.seed, folder)
         write_run_metadata(folder, config, vocab, splits.labels)
+    if resume is not None:
+        resume.finish()
+    if not distribution.is_chief:  # the chief writes the run folder and records the stage
+        return {"epochs": len(history), "parameters": parameters, "outputs_written": False}
     log.info("saved run folder %s", paths.run)
     return {"epochs": len(history), "parameters": parameters}

@@ -19,7 +19,7 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 # Command modules in help order; a new command is a new module here plus its name in this list.
-COMMAND_MODULES = ("stages", "classify", "generate", "tools")
+COMMAND_MODULES = ("stages", "classify", "generate", "tools", "hopfield", "lsm", "similar", "read")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,10 @@ def configure_logging(quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a real command line (not a test calling main([...])): hide TensorFlow's native chatter
+        from pipeline.cli.native_stderr import filter_native_stderr
+
+        filter_native_stderr()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -54,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return PipelineError.exit_status
     except KeyboardInterrupt:
-        print("interrupted; no partial output was kept", file=sys.stderr)
+        print("interrupted; finished artifacts and the previous run folder are kept, run the same command again "
+              "to continue (training resumes after its last finished epoch)", file=sys.stderr)
         return 130
 
 

@@ -60,17 +60,22 @@ def print_classifications(results: list[dict], as_json: bool, color: bool = Fals
 
 
 def command_classify(args: argparse.Namespace) -> int:
-    from pipeline.classifier.predict import classify
+    # user errors first, then Keras (load_run), then the classifier code: a mistake costs no Keras import
     from pipeline.runs import load_run
 
     if args.html is not None and args.html.is_dir():
         raise PipelineError(f"{args.html}: a folder; pass a file name to --html, e.g. --html explain.html")
+    if not args.model.is_dir():
+        load_run(args.model)  # its one-line error, before reading stdin
+    texts = read_texts(args)
     run = load_run(args.model)
     if run.config.model.task != "classifier":
         raise PipelineError(f"{args.model}: a {run.config.model.task} run, not a classifier; use `pipeline generate`")
     if args.explain or args.html is not None:
-        return explain_classifications(run, read_texts(args), args)
-    return print_classifications(classify(run, read_texts(args)), args.json)
+        return explain_classifications(run, texts, args)
+    from pipeline.classifier.predict import classify
+
+    return print_classifications(classify(run, texts), args.json)
 
 
 def explain_classifications(run, texts: list[str], args: argparse.Namespace) -> int:

@@ -26,6 +26,10 @@ def load_config(args: argparse.Namespace):
     from pipeline import config
 
     loaded = config.load(args.config, args.overrides)
+    if args.command in ("run", "train") and loaded.train.distribute != "none":
+        from pipeline.distribution import make_distribution
+
+        make_distribution(loaded.train.distribute, loaded.train.batch_size)  # before TensorFlow's first op
     if args.command in ("run", "train", "evaluate"):
         from pipeline.models import check_layers
 

@@ -61,12 +61,18 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.paths import Paths
     from pipeline.runs import load_run
     from pipeline.stages import PIPELINE, run_stage
+    from pipeline.workarea import hold
 
-    for name in PIPELINE:
-        run_stage(name, config, force=args.force, upstream=False)
+    with hold(config):  # one process at a time on this work folder and run folder, for every stage
+        for name in PIPELINE:  # the run folder is replaced once, when evaluate is done
+            run_stage(name, config, force=args.force, upstream=False, publish=name == PIPELINE[-1])
     print_metrics(config)
     if config.model.task == "generator":
         return run_generate_examples(config)
+    if config.model.task == "reading":
+        from pipeline.cli.read import run_read_examples
+
+        return run_read_examples(config)
     if config.classify.examples:
         print("examples:")
         return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),

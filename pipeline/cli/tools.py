@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from pipeline.cli.common import config_options, load_config
 
@@ -19,11 +18,14 @@ def register(commands) -> None:
     config_options(diagnose)
 
     forecast = commands.add_parser(
-        "forecast", help="train an Echo State Network on a time series; one-step and free-running NRMSE",
-        description="Fit an ESN readout by ridge regression to predict a series one step ahead (the "
-                    "Mackey-Glass series with tau = 17, or a column of a CSV file, per [forecast]), then let it "
-                    "run free for N steps on its own predictions. Prints NRMSE (RMSE / std of the target) and "
-                    "writes metrics.json and forecast.png to saved_models/<run_name>/.")
+        "forecast", help="forecast a time series with an ESN or any recurrent kind; compare with baselines",
+        description="method = \"reservoir\": fit an ESN readout by ridge regression to predict a series one "
+                    "step ahead, then let it run free for N steps on its own predictions; prints NRMSE. "
+                    "method = \"windowed\": train forecast.kind (lstm, gru, simple_rnn, elman, esn, ...) on "
+                    "sliding windows, forecast the test part one step and horizon steps ahead (recursive), and "
+                    "print RMSE / MAE / NRMSE against the persistence and seasonal-naive baselines. The series "
+                    "is Mackey-Glass, a CSV column or a data set shipped with statsmodels (co2, sunspots, "
+                    "elnino, nile). Writes metrics.json and forecast.png to saved_models/<run_name>/.")
     config_options(forecast)
     diagnose.set_defaults(handler=command_diagnose)
     forecast.set_defaults(handler=command_forecast)
@@ -56,20 +58,23 @@ def command_diagnose(args: argparse.Namespace) -> int:
 def command_forecast(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
     from pipeline.forecast import timeseries
+    from pipeline.forecast.run import load_series, run_windowed, summary_lines
     from pipeline.paths import Paths, RunPaths
     from pipeline.plots import plot_forecast
 
     config = load_config(args)
     settings = config.forecast
-    if settings.series == "csv":
-        series = timeseries.read_series_csv(Path(settings.csv_path), settings.column)
-    else:
-        series = timeseries.mackey_glass(settings.n_steps, tau=settings.tau)
+    run = RunPaths(Paths.from_config(config).run)
+    if settings.method == "windowed":
+        result = run_windowed(settings, config.seed, run.root, config.to_dict()["forecast"])
+        print("\n".join(summary_lines(result)))
+        print(f"wrote {run.metrics}, {run.root / 'predictions.csv'} and {run.root / 'forecast.png'}")
+        return 0
+    series = load_series(settings)
     options = {key: getattr(settings, key) for key in (
         "units", "leak_rate", "spectral_radius", "input_scaling", "connectivity", "input_connectivity",
         "bias_scaling", "ridge", "washout", "train_length", "test_length", "generative_steps")}
     result = timeseries.forecast(series, seed=config.seed, **options)
-    run = RunPaths(Paths.from_config(config).run)
     with artifact_io.atomic_directory(run.root) as folder:
         artifact_io.write_json(RunPaths(folder).metrics, {**result["metrics"], "config": config.to_dict()["forecast"]})
         plot_forecast(result, folder / "forecast.png")

@@ -153,6 +153,9 @@ def check_generator(settings: ModelConfig, regime: str) -> None:
         if str(spec.get("type", "")).startswith("bi"):
             raise PipelineError(f"config key 'model.layers[{position}].type' = {spec['type']!r}: a language model "
                                 "reads left to right; use lstm, gru, simple_rnn or elman")
+        if spec.get("type") == "jordan" and position == 0 and settings.conditioning == "initial_state":
+            raise PipelineError("config key 'model.conditioning' = \"initial_state\": a jordan layer has no recurrent "
+                                "state to start from a label; use \"concat\"")
     if regime == "tbptt" and settings.conditioning != "none":
         raise PipelineError("config key 'model.conditioning' must be \"none\" with train.regime = \"tbptt\" "
                             "(a stream has no per-sentence label)")

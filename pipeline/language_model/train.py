@@ -48,6 +48,7 @@ from pipeline.language_model.model import (
 )
 from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
+from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
@@ -150,12 +151,18 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
     # The best-epoch checkpoint is the inference model itself only when it is the model being fitted.
     checkpoint = not tbptt and trainee is model
     with artifact_io.atomic_directory(paths.run) as folder:
+        # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
+        resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs)
+        resume.fast_forward(train_data)
         fitted = trainee.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
-                             callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint, first=tuple(first)),
+                             initial_epoch=resume.initial_epoch,
+                             callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint, first=tuple(first),
+                                                 resume=resume),
                              verbose=progress_verbosity())
         if not checkpoint or settings.patience:
             twin = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
             twin.set_weights(model.get_weights())
             twin.save(RunPaths(folder).model)
         write_run_metadata(folder, config, vocab, splits.labels)
+    resume.finish()
     return {"epochs": len(pd.DataFrame(fitted.history)), "parameters": trainable_parameters(model)}

@@ -1,4 +1,5 @@
-"""What our recurrent layers over ``keras.layers.RNN`` share: a config made of their cell's arguments."""
+"""What our recurrent layers over ``keras.layers.RNN`` share: a config made of their cell's arguments, and
+inputs projected once for the whole sequence before the time loop (the reservoirs)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,20 @@ class CellArgumentsConfig:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class PrecomputedDrive:
+    """Mixin for a ``keras.layers.RNN`` subclass whose cell has ``project_inputs(sequences)``.
+
+    The input projection ``u(n) W_in`` does not depend on the state, so it is computed once for
+    ``(batch, timesteps, features)`` as one matrix product, and the time loop then only adds the
+    recurrent term (the cell reads its ``_drive_precomputed`` flag). Put it before ``keras.layers.RNN``.
+    """
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        drive = self.cell.project_inputs(sequences)
+        self.cell._drive_precomputed = True
+        try:
+            return super().call(drive, initial_state=initial_state, mask=mask, training=training)
+        finally:
+            self.cell._drive_precomputed = False

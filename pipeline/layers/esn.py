@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 
 from pipeline.errors import PipelineError
-from pipeline.layers.cell_layer import CellArgumentsConfig
+from pipeline.layers.cell_layer import CellArgumentsConfig, PrecomputedDrive
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ _CELL_ARGUMENTS = ("units", "leak_rate", "spectral_radius", "input_scaling", "co
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
-class Reservoir(CellArgumentsConfig, keras.layers.RNN):
+class Reservoir(PrecomputedDrive, CellArgumentsConfig, keras.layers.RNN):
     """Echo State Network reservoir over a sequence: ``keras.layers.RNN`` with a ``ReservoirCell``.
 
     Masking, ``return_sequences``, ``return_state``, ``stateful``, ``go_backwards`` and
@@ -233,15 +233,6 @@ class Reservoir(CellArgumentsConfig, keras.layers.RNN):
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll, **kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
-
-    def call(self, sequences, initial_state=None, mask=None, training=False):
-        drive = self.cell.project_inputs(sequences)
-        self.cell._drive_precomputed = True
-        try:
-            return super().call(drive, initial_state=initial_state, mask=mask, training=training)
-        finally:
-            self.cell._drive_precomputed = False
-
 
 
 class RidgeAccumulator:

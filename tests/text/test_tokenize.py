@@ -150,3 +150,11 @@ def test_entities_adds_an_entity_list():
     [tokens] = tokenizer.tokenize(["昨日、山田さんと京都に行った。"])
     assert set(tokens) == {*FIELDS, "entities"}
     assert "京都\tProvince" in tokens["entities"]
+
+
+def test_two_processes_give_the_tokens_of_one(tokenizer):
+    """tokenize.processes = 2 (forked workers): the same tokens, in the same order, as one process."""
+    texts = [f"{n}番目の文です。京都に行った！" if n % 3 else f"スマホを{n}台買いました。" for n in range(40)]
+    texts.insert(7, "")  # an empty text keeps its place
+    two = Tokenizer(TokenizeConfig(processes=2, batch_size=8))
+    assert two.tokenize(texts) == tokenizer.tokenize(texts)

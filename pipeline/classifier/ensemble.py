@@ -1,0 +1,186 @@
+"""An ensemble of the recurrent classifier and the character n-gram linear model, in one run folder.
+
+With ``model.ensemble = "char_ngram"`` a run also holds TF-IDF of character 1-3-grams with logistic
+regression (the char baseline of :mod:`pipeline.classifier.evaluate`, C chosen on the validation
+split), and classifies with the mixture
+
+    p(y | x) = w · p_recurrent(y | x) + (1 − w) · p_char(y | x)
+
+where w is the value of ``WEIGHT_GRID`` with the lowest negative log-likelihood on the validation
+split. Recurrent and n-gram models make different errors (the recurrent one reads word order and
+meaning, the n-gram one spelling: names, katakana loanwords, numbers), so the mixture is usually
+better than either; both members are still scored alone in ``metrics.json``.
+
+The linear member is stored without pickle, as arrays in ``char_ngram.npz`` and its n-grams in
+``char_ngram.json``; :class:`CharNgramModel` recomputes sklearn's features and probabilities from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import io as artifact_io
+from pipeline import seeds
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+ARRAYS_FILE = "char_ngram.npz"
+NGRAMS_FILE = "char_ngram.json"
+WEIGHT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))  # w of the recurrent model, steps of 0.05
+NGRAM_RANGE = (1, 3)
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # char TF-IDF: inverse regularisation strengths tried on validation
+FIXED_C = 10.0  # the token TF-IDF baseline, and the char one without a validation split
+
+
+def char_vectorizer(vocabulary: dict[str, int] | None = None):
+    """The one definition of the char features: TF-IDF of 1-3-grams, sublinear term frequency, l2 rows."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char", ngram_range=NGRAM_RANGE, sublinear_tf=True, vocabulary=vocabulary)
+
+
+@dataclass
+class CharNgramModel:
+    """A fitted char TF-IDF + logistic regression, as plain arrays.
+
+    ``ngrams`` (features,) in column order, ``idf`` (features,), ``coef`` (classes or 1, features),
+    ``intercept`` (classes or 1,): one row for a two-class problem, as sklearn stores it.
+    """
+
+    ngrams: list[str]
+    idf: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    C: float
+
+    @classmethod
+    def from_fitted(cls, vectorizer, classifier, inverse_regularization: float) -> "CharNgramModel":
+        ngrams = [None] * len(vectorizer.vocabulary_)
+        for ngram, column in vectorizer.vocabulary_.items():
+            ngrams[column] = ngram
+        return cls(ngrams, vectorizer.idf_.astype(np.float64), classifier.coef_.astype(np.float64),
+                   classifier.intercept_.astype(np.float64), float(inverse_regularization))
+
+    def features(self, texts: list[str]):
+        """Sparse TF-IDF rows ``(texts, features)``, exactly as the fitted vectorizer gives them."""
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize
+
+        counts = CountVectorizer(analyzer="char", ngram_range=NGRAM_RANGE,
+                                 vocabulary={ngram: i for i, ngram in enumerate(self.ngrams)}).transform(texts)
+        counts = counts.astype(np.float64)
+        counts.data = 1.0 + np.log(counts.data)  # sublinear term frequency
+        return normalize(counts.multiply(self.idf).tocsr())
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities ``(texts, classes)``: softmax of the decision values (sigmoid for two classes)."""
+        decision = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        if self.coef.shape[0] == 1:
+            positive = 1.0 / (1.0 + np.exp(-decision[:, 0]))
+            return np.stack([1.0 - positive, positive], axis=1)
+        decision -= decision.max(axis=1, keepdims=True)
+        exponentials = np.exp(decision)
+        return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+    def save(self, folder: Path) -> None:
+        artifact_io.write_json(folder / NGRAMS_FILE, {"ngrams": self.ngrams, "C": self.C})
+        with artifact_io.atomic_path(folder / ARRAYS_FILE, suffix=".npz") as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, idf=self.idf, coef=self.coef, intercept=self.intercept)
+
+    @classmethod
+    def load(cls, folder: Path) -> "CharNgramModel":
+        for name in (ARRAYS_FILE, NGRAMS_FILE):
+            if not (folder / name).is_file():
+                raise PipelineError(f"{folder}: incomplete run folder, {name} (the char n-gram ensemble member) is "
+                                    "missing; retrain with --force")
+        try:
+            meta = artifact_io.read_json(folder / NGRAMS_FILE)
+            with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+                model = cls(list(meta["ngrams"]), arrays["idf"], arrays["coef"], arrays["intercept"], float(meta["C"]))
+        except (ValueError, KeyError, OSError) as error:
+            raise PipelineError(f"{folder}: corrupt char n-gram ensemble member ({error}); retrain with --force") \
+                from None
+        if not (len(model.ngrams) == len(model.idf) == model.coef.shape[1]):
+            raise PipelineError(f"{folder}: inconsistent char n-gram ensemble member; retrain with --force")
+        return model
+
+
+def fit_char_ngram(texts: dict[str, list[str]], targets: dict[str, np.ndarray], labels: list[str], seed: int,
+                   c_grid: tuple[float, ...], fixed_c: float) -> CharNgramModel:
+    """Fit on ``texts["train"]``; C from ``c_grid`` by validation macro-F1 (``fixed_c`` without validation rows).
+
+    Warm starts from the smallest C up, as the char baseline does; the returned arrays are those of the best C.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    started = time.perf_counter()
+    vectorizer = char_vectorizer()
+    train_features = vectorizer.fit_transform(texts["train"])
+    has_validation = len(texts["validation"]) > 0
+    validation_features = vectorizer.transform(texts["validation"]) if has_validation else None
+    classifier = LogisticRegression(solver="saga", max_iter=1000, warm_start=True, random_state=seed)
+    best: tuple[float, CharNgramModel] | None = None
+    for inverse_regularization in c_grid if has_validation else (fixed_c,):
+        classifier.set_params(C=inverse_regularization).fit(train_features, targets["train"])
+        score = f1_score(targets["validation"], classifier.predict(validation_features), average="macro",
+                         labels=range(len(labels)), zero_division=0) if has_validation else 0.0
+        if best is None or score > best[0]:
+            best = (score, CharNgramModel.from_fitted(vectorizer, classifier, inverse_regularization))
+    log.info("char n-gram member: %d features, C = %g, %.1f s", len(vectorizer.vocabulary_), best[1].C,
+             time.perf_counter() - started)
+    return best[1]
+
+
+def mixture_weight(recurrent: np.ndarray, char: np.ndarray, targets: np.ndarray) -> float:
+    """The w of ``WEIGHT_GRID`` with the lowest mean negative log-likelihood of ``targets`` under the mixture
+    (probabilities ``(examples, classes)`` each); 1.0 (the recurrent model alone) without examples.
+
+    Ties go to the larger w, so the recurrent model is kept whenever the n-grams add nothing.
+    """
+    if len(targets) == 0:
+        return 1.0
+    rows = np.arange(len(targets))
+    losses = [-np.mean(np.log(w * recurrent[rows, targets] + (1 - w) * char[rows, targets] + 1e-12))
+              for w in WEIGHT_GRID]
+    best = min(losses)
+    return float(max(w for w, loss in zip(WEIGHT_GRID, losses) if loss <= best + 1e-9))
+
+
+def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
+    return weight * recurrent + (1.0 - weight) * char
+
+
+def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities: np.ndarray,
+                 validation_targets: np.ndarray, seed: int, folder: Path) -> float:
+    """Fit the char member on the prepared text of the training split, choose w on validation, save both to
+    the run ``folder``; returns w. ``validation_probabilities`` ``(validation, classes)`` are the recurrent
+    model's, in the order of the validation rows of the token table."""
+    tokens = pd.read_parquet(tokens_path, columns=["text", "label", "split"])
+    label_index = {label: i for i, label in enumerate(labels)}
+    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
+    texts = {split: part["text"].tolist() for split, part in parts.items()}
+    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
+    member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
+    weight = mixture_weight(validation_probabilities, member.probabilities(texts["validation"]),
+                            targets["validation"])
+    member.save(folder)
+    artifact_io.write_json(folder / "ensemble.json", {"members": ["recurrent", "char_ngram"], "weight": weight,
+                                                      "weight_chosen_on": "validation negative log-likelihood"})
+    log.info("ensemble: p = %.2f · recurrent + %.2f · char n-gram (chosen on validation)", weight, 1 - weight)
+    return weight
+
+
+def ensemble_weight(folder: Path) -> float:
+    try:
+        return float(artifact_io.read_json(folder / "ensemble.json")["weight"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PipelineError(f"{folder}: ensemble.json is missing or corrupt; retrain with --force") from None

@@ -1,0 +1,156 @@
+"""Resumable training: the state after every finished epoch, so a killed ``train`` continues where it was.
+
+After each epoch :class:`Resume`'s callback (placed last, after the callbacks whose state it
+saves) replaces ``work/<corpus>/resume/<run>/`` as a whole (:func:`pipeline.io.atomic_directory`)
+with everything the next epoch depends on:
+
+* every model variable (weights, and the states of Keras' seed generators, so dropout draws the
+  same masks) and every optimizer variable (iteration count, learning rate, moments);
+* the state of the early-stopping, plateau and checkpoint callbacks, early stopping's best weights;
+* the run folder's ``history.csv`` and best-epoch ``model.keras`` written so far;
+* Python's global random state, from which Keras shuffles the order of the batches each epoch.
+
+A rerun with the same config (``identity``) restores them, fits from the next epoch
+(``initial_epoch``), and replays the per-epoch shuffles of the training batches
+(:meth:`Resume.fast_forward`): with deterministic kernels its final weights and metrics equal those
+of an uninterrupted run. Keras' ``BackupAndRestore`` restores only the weights, optimizer and epoch,
+and our callbacks' state would start over. The time limit (``train.time_limit_minutes``) restarts
+with the rerun. The state is deleted when training ends (:meth:`Resume.finish`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipeline import io as artifact_io
+from pipeline.paths import RunPaths
+
+log = logging.getLogger(__name__)
+
+# The attributes that carry a callback's state from one epoch to the next.
+CALLBACK_STATE = {
+    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
+    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
+    keras.callbacks.ModelCheckpoint: ("best",),
+}
+STATE, VARIABLES, BEST_WEIGHTS = "state.json", "variables.npz", "best_weights.npz"
+
+
+def identity_of(settings: Any) -> str:
+    """A digest of what must not change between the killed run and its resumption (the resolved config)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _callback_state(callback: keras.callbacks.Callback) -> dict:
+    names = next((names for kind, names in CALLBACK_STATE.items() if isinstance(callback, kind)), ())
+    return {name: _plain(getattr(callback, name)) for name in names if hasattr(callback, name)}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class Resume:
+    """The resumable state of one training, in ``directory``; the run is built in ``folder``.
+
+    Args:
+        directory: where the state lives between processes (``Paths.resume``).
+        folder: the run folder being written (its ``history.csv`` and ``model.keras`` are saved too).
+        identity: :func:`identity_of` the config; a state saved under another identity is discarded.
+        epochs: the configured number of epochs.
+
+    Example:
+        >>> resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs)  # doctest: +SKIP
+        >>> resume.fast_forward(train_batches)  # the shuffles of the epochs already done   # doctest: +SKIP
+        >>> model.fit(..., initial_epoch=resume.initial_epoch, callbacks=[..., resume.callback])  # doctest: +SKIP
+        >>> resume.finish()  # after the run folder is written                              # doctest: +SKIP
+    """
+
+    def __init__(self, directory: Path, folder: Path, identity: str, epochs: int) -> None:
+        self.directory, self.folder, self.identity = Path(directory), Path(folder), identity
+        self.state = self._read_state()
+        if self.state.get("identity") != identity:
+            if self.state:
+                log.info("%s: saved training state is for other settings; starting over", self.directory)
+            self.state = {}
+        stopped = self.state.get("stopped", False)  # early stopping or the time limit had ended it
+        self.initial_epoch = epochs if stopped else int(self.state.get("epoch", 0))
+        if self.initial_epoch:
+            for path in (RunPaths(self.directory).history, RunPaths(self.directory).model):
+                if path.is_file():
+                    shutil.copy2(path, self.folder / path.name)
+            log.info("resuming training after epoch %d from %s", self.state["epoch"], self.directory)
+        self.callback = _SaveAndRestore(self)
+
+    def _read_state(self) -> dict:
+        try:
+            state = artifact_io.read_json(self.directory / STATE)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def fast_forward(self, dataset: Any) -> None:
+        """Replay ``dataset.on_epoch_end()`` once per finished epoch: its shuffles continue where they were."""
+        for _ in range(int(self.state.get("epoch", 0))):
+            dataset.on_epoch_end()
+
+    def finish(self) -> None:
+        """Training is over and its run folder written: the saved state is no longer needed."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _SaveAndRestore(keras.callbacks.Callback):
+    """Restores the state at the start of ``fit`` (after the other callbacks reset theirs) and saves
+    it after every epoch (after they updated it): put it last."""
+
+    def __init__(self, resume: Resume) -> None:
+        super().__init__()
+        self.resume = resume
+        self.callbacks: list[keras.callbacks.Callback] = []  # the others, set by pipeline.training.callbacks
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state = self.resume.state
+        if not state.get("epoch"):
+            return
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        with np.load(self.resume.directory / VARIABLES) as saved:
+            for prefix, variables in (("model", self.model.variables), ("optimizer", optimizer.variables)):
+                for index, variable in enumerate(variables):
+                    variable.assign(saved[f"{prefix}_{index}"])
+        version, internal, gauss = state["python_random"]
+        random.setstate((version, tuple(internal), gauss))
+        for callback, saved_state in zip(self.callbacks, state["callbacks"]):
+            for name, value in saved_state.items():
+                setattr(callback, name, value)
+            if isinstance(callback, keras.callbacks.EarlyStopping) and (self.resume.directory / BEST_WEIGHTS).is_file():
+                with np.load(self.resume.directory / BEST_WEIGHTS) as best:
+                    callback.best_weights = [best[f"weight_{i}"] for i in range(len(best.files))]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(self.model.variables)}
+        arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+        state = {"identity": self.resume.identity, "epoch": epoch + 1, "stopped": bool(self.model.stop_training),
+                 "callbacks": [_callback_state(callback) for callback in self.callbacks],
+                 "python_random": random.getstate()}
+        with artifact_io.atomic_directory(self.resume.directory) as building:
+            np.savez(building / VARIABLES, **arrays)
+            stopping = next((c for c in self.callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+            if stopping is not None and stopping.best_weights is not None:
+                np.savez(building / BEST_WEIGHTS, **{f"weight_{i}": np.asarray(w)
+                                                     for i, w in enumerate(stopping.best_weights)})
+            for path in (RunPaths(self.resume.folder).history, RunPaths(self.resume.folder).model):
+                if path.is_file():
+                    shutil.copy2(path, building / path.name)
+            artifact_io.write_json(building / STATE, state)

@@ -1,0 +1,109 @@
+"""Who may write a work folder, and how a run folder is replaced: what makes a killed run lose nothing.
+
+* One ``pipeline`` process at a time runs stages on a work folder ``work/<corpus>/`` and writes a
+  run folder ``saved_models/<run>/``: :func:`hold` takes a lock on each (the ``filelock`` package, lock
+  files in the temp folder: :func:`pipeline.paths.lock_file`; the kernel releases them when the process
+  dies, even by ``kill -9``). A second process waits
+  ``LOCK_WAIT_SECONDS``, then stops with one line naming the busy folder.
+* Whoever takes the lock first removes the temporary files and folders that killed processes left
+  (:func:`pipeline.io.remove_stale`).
+* ``train`` and ``evaluate`` build the run in ``work/<corpus>/staging/<run>/``; :func:`publish`
+  moves it onto ``saved_models/<run>/`` in one rename when the command's last run stage is done.
+  Until then the previous run folder is untouched, and a killed run's staging folder is where the
+  next one continues (a finished ``train`` is not repeated).
+* The training state saved after each epoch (:mod:`pipeline.resume`) belongs to one train
+  fingerprint: :func:`reset_resume` discards it on ``--force`` or when the fingerprint changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import shutil
+from collections.abc import Iterator
+
+from filelock import FileLock, Timeout
+
+from pipeline import io as artifact_io
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.paths import Paths
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_SECONDS = 10.0  # a second process waits this long for the first one, then stops
+_held: dict[str, FileLock] = {}  # lock file -> lock held by this process (hold() nests)
+
+
+def _is_worker(config: Config) -> bool:
+    """A multi-worker process other than the chief: it shares the chief's folders and writes none of them."""
+    if config.train.distribute != "multi_worker":
+        return False
+    from pipeline.distribution import cluster_task, is_chief_task
+
+    return not is_chief_task(*cluster_task())
+
+
+@contextlib.contextmanager
+def hold(config: Config) -> Iterator[Paths]:
+    """Lock the config's work folder and run folder for this process (nested calls are free); yield its paths."""
+    paths = Paths.from_config(config)
+    wanted = [] if _is_worker(config) else [(paths.work_lock, paths.work), (paths.run_lock, paths.run)]
+    taken = []
+    try:
+        for lock_path, folder in wanted:
+            if str(lock_path) in _held:
+                continue
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(lock_path, timeout=LOCK_WAIT_SECONDS)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                log.warning("%s: another pipeline process is using it; waiting up to %.0f s", folder,
+                            LOCK_WAIT_SECONDS)
+                try:
+                    lock.acquire()
+                except Timeout:
+                    raise PipelineError(f"{folder}: another `pipeline` process is working on this folder (it holds "
+                                        f"{lock_path}); wait for it to finish, or stop it and rerun") from None
+            _held[str(lock_path)] = lock
+            taken.append(str(lock_path))
+        if taken:
+            for folder, recursive in ((paths.work, True), (paths.run.parent, False)):
+                artifact_io.remove_stale(folder, recursive)
+        yield paths
+    finally:
+        for key in reversed(taken):
+            _held.pop(key).release()
+
+
+def current(paths: Paths) -> Paths:
+    """The paths the run stages read now: the staging folder while a run is under construction."""
+    return dataclasses.replace(paths, run=paths.staging) if paths.staging.is_dir() else paths
+
+
+def stage_from_published(paths: Paths) -> Paths:
+    """Make sure a staging folder exists (a copy of the published run when there is none); return its paths."""
+    if not paths.staging.is_dir() and paths.run.is_dir():
+        artifact_io.copy_directory(paths.run, paths.staging)
+    return dataclasses.replace(paths, run=paths.staging)
+
+
+def publish(config: Config, paths: Paths) -> None:
+    """Replace the run folder with the staging folder, in one rename (by the chief of several workers)."""
+    if paths.staging.is_dir() and not _is_worker(config):
+        artifact_io.replace_directory(paths.staging, paths.run)
+        log.info("run folder %s is complete", paths.run)
+
+
+def reset_resume(paths: Paths, digest: str, force: bool) -> None:
+    """Keep the saved training state only for the same train fingerprint and without ``--force``."""
+    marker = paths.resume.parent / f"{paths.resume.name}.fingerprint"  # beside the state, which is replaced whole
+    kept = not force and marker.is_file() and marker.read_text(encoding="utf-8").strip() == digest
+    if not kept:
+        if paths.resume.exists():
+            log.info("%s: discarding saved training state (%s)", paths.resume,
+                     "--force" if force else "the inputs, settings or code changed")
+        shutil.rmtree(paths.resume, ignore_errors=True)
+        artifact_io.write_text(marker, digest + "\n")

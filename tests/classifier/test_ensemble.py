@@ -1,0 +1,140 @@
+"""Tests of pipeline.classifier.ensemble: the char n-gram member against scikit-learn, its files, the
+mixture weight, and a run with ``model.ensemble = "char_ngram"`` through the real CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import TEST_CONFIGS, assert_success, cli
+
+from pipeline.classifier.ensemble import (
+    ARRAYS_FILE,
+    WEIGHT_GRID,
+    CharNgramModel,
+    char_vectorizer,
+    fit_char_ngram,
+    mix,
+    mixture_weight,
+)
+from pipeline.errors import PipelineError
+
+TEXTS = ["京都の寺で紅葉を見た", "スマホの電池が切れた", "野球の試合に勝った", "嵐山で湯豆腐", "新しいケータイ",
+         "サッカーの決勝戦", "清水寺へ行きました", "充電器を買った", "延長戦でサヨナラ勝ち"] * 3
+UNSEEN = ["ｽﾏﾎ", "見たことのない固有名詞ＡＢＣ", "😀", "", "寺"]
+
+
+def fitted(classes: int):
+    from sklearn.linear_model import LogisticRegression
+
+    targets = np.arange(len(TEXTS)) % classes
+    vectorizer = char_vectorizer()
+    classifier = LogisticRegression(solver="saga", max_iter=5000, C=3.0, random_state=0)
+    classifier.fit(vectorizer.fit_transform(TEXTS), targets)
+    return vectorizer, classifier
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_member_probabilities_are_scikit_learns(classes):
+    vectorizer, classifier = fitted(classes)
+    member = CharNgramModel.from_fitted(vectorizer, classifier, 3.0)
+    for texts in (TEXTS, UNSEEN):
+        np.testing.assert_allclose(member.probabilities(texts), classifier.predict_proba(vectorizer.transform(texts)),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_member_files_round_trip_exactly(tmp_path):
+    member = CharNgramModel.from_fitted(*fitted(3), 3.0)
+    member.save(tmp_path)
+    loaded = CharNgramModel.load(tmp_path)
+    assert loaded.ngrams == member.ngrams and loaded.C == 3.0
+    np.testing.assert_array_equal(loaded.probabilities(TEXTS + UNSEEN), member.probabilities(TEXTS + UNSEEN))
+
+
+def test_missing_or_corrupt_member_is_a_one_line_error(tmp_path):
+    with pytest.raises(PipelineError, match="char_ngram.npz.*missing"):
+        CharNgramModel.load(tmp_path)
+    CharNgramModel.from_fitted(*fitted(2), 3.0).save(tmp_path)
+    (tmp_path / ARRAYS_FILE).write_bytes(b"not an npz")
+    with pytest.raises(PipelineError, match="corrupt char n-gram"):
+        CharNgramModel.load(tmp_path)
+
+
+def test_fit_chooses_c_on_validation_and_falls_back_without_it():
+    targets = np.arange(len(TEXTS)) % 3
+    texts = {"train": TEXTS[:18], "validation": TEXTS[18:]}
+    split_targets = {"train": targets[:18], "validation": targets[18:]}
+    member = fit_char_ngram(texts, split_targets, ["a", "b", "c"], 0, (0.1, 100.0), 7.0)
+    assert member.C in (0.1, 100.0)
+    no_validation = fit_char_ngram({"train": TEXTS, "validation": []}, {"train": targets, "validation": targets[:0]},
+                                   ["a", "b", "c"], 0, (0.1, 100.0), 7.0)
+    assert no_validation.C == 7.0
+
+
+def test_mixture_weight_minimises_validation_nll():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 3, 200)
+    sure = np.full((200, 3), 0.05)
+    sure[np.arange(200), targets] = 0.9
+    uniform = np.full((200, 3), 1 / 3)
+    assert mixture_weight(sure, uniform, targets) == 1.0  # the char member adds nothing: recurrent alone
+    assert mixture_weight(uniform, sure, targets) == 0.0
+    # two members right on different halves: the mixture beats either alone
+    left, right = uniform.copy(), uniform.copy()
+    left[:100], right[100:] = sure[:100], sure[100:]
+    weight = mixture_weight(left, right, targets)
+    assert 0 < weight < 1 and weight in WEIGHT_GRID
+    nll = [-np.log(mix(left, right, w)[np.arange(200), targets]).mean() for w in (0.0, weight, 1.0)]
+    assert nll[1] < min(nll[0], nll[2])
+    assert mixture_weight(sure[:0], uniform[:0], targets[:0]) == 1.0  # no validation split
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    result = cli("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
+                 "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
+                 "--set", "train.epochs=2")
+    assert_success(result)
+    return root / "models" / "e2e", result.stdout
+
+
+def test_run_reports_the_ensemble_and_each_member(ensemble_run):
+    folder, stdout = ensemble_run
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    members = metrics["ensemble"]
+    assert 0.0 <= members["weight"] <= 1.0
+    assert set(members) == {"weight", "recurrent", "char_ngram"}
+    # the char member is the char TF-IDF baseline itself, fitted once
+    assert members["char_ngram"]["accuracy"] == metrics["baselines"]["char_tfidf_logistic_regression"]["accuracy"]
+    assert "ensemble = " in stdout and "alone: recurrent accuracy" in stdout
+    assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()
+
+
+def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run):
+    folder, _ = ensemble_run
+    text = "新しいスマホのバッテリーがすぐ切れて困っています。"
+    result = cli("classify", "--model", str(folder), "--json", text)
+    assert_success(result)
+    probabilities = json.loads(result.stdout.splitlines()[0])["probabilities"]
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    member = CharNgramModel.load(folder)
+    weight = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["weight"]
+    char = member.probabilities([text])[0]
+    if weight < 1.0:  # the mixture moves every class towards the char member's probability
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        recurrent = (np.array([probabilities[label] for label in labels]) - (1 - weight) * char) / weight \
+            if weight > 0 else None
+        if recurrent is not None:
+            assert np.all(recurrent >= -1e-5) and recurrent.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_explain_gives_the_ensemble_label(ensemble_run):
+    folder, _ = ensemble_run
+    text = "週末は嵐山で紅葉を見てから湯豆腐を食べました。"
+    classified = json.loads(cli("classify", "--model", str(folder), "--json", text).stdout.splitlines()[0])
+    explained = cli("classify", "--model", str(folder), "--json", "--explain", text)
+    assert_success(explained)
+    result = json.loads(explained.stdout.splitlines()[0])
+    assert result["label"] == classified["label"]
+    assert result["probability"] == pytest.approx(classified["probability"], abs=1e-5)
+    assert [token for token, _ in result["tokens"]]

@@ -1,0 +1,65 @@
+"""Every config shipped in configs/ loads, and the cheap ones train for one epoch.
+
+The list is read from the folder, so a config added later is tested without touching this file.
+Configs for ``pipeline run`` (those with a ``[corpus]`` or ``[model]`` table) also pass the layer
+checks the CLI makes before any stage; the tools' configs (``diagnose``, ``forecast``, ``hopfield``,
+``lsm``) are loaded only. :data:`ONE_EPOCH` runs every stage of a few configs in this process, one
+epoch each, in a shared work folder (about 25 s of CPU): the default job of ``make run`` and the
+default language model.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from helpers import REPOSITORY
+
+from pipeline import config
+from pipeline.models import check_layers
+
+SHIPPED = sorted((REPOSITORY / "configs").glob("*.toml"))
+ONE_EPOCH = ("default", "generator")
+
+
+def is_for_run(path: Path) -> bool:
+    """Whether ``path`` is a config for ``pipeline run`` (a corpus and a model), not for a tool."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return "corpus" in data or "model" in data
+
+
+def test_the_shipped_configs_are_found():
+    names = {path.stem for path in SHIPPED}
+    assert {"default", *ONE_EPOCH} <= names
+    assert len(names) >= 10
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
+def test_every_shipped_config_loads(path):
+    loaded = config.load(path)
+    assert loaded.seed >= 0 and loaded.run_name
+    if is_for_run(path):
+        check_layers(loaded.model)
+        if loaded.corpus.path.startswith("corpora/"):  # a shipped corpus, not the user's own
+            assert (REPOSITORY / loaded.corpus.path).exists(), f"{path.name}: {loaded.corpus.path} is not shipped"
+
+
+@pytest.fixture(scope="module")
+def shared_folders(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("shipped")
+    return [f'work_dir="{root / "work"}"', f'models_dir="{root / "models"}"',
+            f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ONE_EPOCH)
+def test_cheap_shipped_configs_run_every_stage_for_one_epoch(name, shared_folders):
+    from pipeline.paths import Paths, RunPaths
+    from pipeline.stages import PIPELINE, run_stage
+
+    path = REPOSITORY / "configs" / f"{name}.toml"
+    assert is_for_run(path)
+    loaded = config.load(path, [*shared_folders, "train.epochs=1", "train.tensorboard=false"])
+    for stage in PIPELINE:
+        run_stage(stage, loaded, upstream=False)
+    run = RunPaths(Paths.from_config(loaded).run)
+    assert run.model.is_file() and run.metrics.is_file()
