@@ -102,6 +102,11 @@ class RunPaths:
     root: Path
 
     @property
+    def info(self) -> Path:
+        """``run.json``: the run's kind (classifier, generator, forecast, ...), pipeline version, creation time."""
+        return self.root / "run.json"
+
+    @property
     def model(self) -> Path:
         return self.root / "model.keras"
 

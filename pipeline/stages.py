@@ -153,6 +153,8 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
     """
     stage = STAGES[name]
     with workarea.hold(config) as paths:
+        if name in RUN_STAGES:  # a run of another kind under this name is replaced only with --force
+            workarea.check_replace(paths.run, config.model.task, force)
         if upstream and stage.after:
             run_stage(stage.after, config, force=False, publish=False)
         where = workarea.current(paths) if name in RUN_STAGES else paths
@@ -175,7 +177,7 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
             log.info("%s: done in %.1f s", name, time.perf_counter() - started)
             result = {"skipped": False, **result}
         if publish and name in RUN_STAGES:
-            workarea.publish(config, paths)
+            workarea.publish(config, paths, kind=config.model.task)
         return result
 
 

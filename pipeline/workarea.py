@@ -13,22 +13,29 @@
   next one continues (a finished ``train`` is not repeated).
 * The training state saved after each epoch (:mod:`pipeline.resume`) belongs to one train
   fingerprint: :func:`reset_resume` discards it on ``--force`` or when the fingerprint changed.
+* Every run folder records its kind in ``run.json`` (``classifier``, ``generator``, ``forecast``,
+  ``lsm``, ...): :func:`check_replace` refuses to replace a run of another kind without ``--force``,
+  so a tool run under the same name cannot destroy a trained model.
+* Commands that are not stages (the tools) write their run folder through :func:`new_run`: the same
+  lock, kind check and one-rename publication, the old folder kept until the new one is complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.paths import Paths
+from pipeline.paths import Paths, RunPaths, lock_file
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,20 @@ def _is_worker(config: Config) -> bool:
 def hold(config: Config) -> Iterator[Paths]:
     """Lock the config's work folder and run folder for this process (nested calls are free); yield its paths."""
     paths = Paths.from_config(config)
-    wanted = [] if _is_worker(config) else [(paths.work_lock, paths.work), (paths.run_lock, paths.run)]
+    with hold_folders([] if _is_worker(config) else [paths.work, paths.run]) as taken:
+        if taken:
+            for folder, recursive in ((paths.work, True), (paths.run.parent, False)):
+                artifact_io.remove_stale(folder, recursive)
+        yield paths
+
+
+@contextlib.contextmanager
+def hold_folders(folders: Sequence[Path]) -> Iterator[list[str]]:
+    """Take the process lock of each folder (waiting ``LOCK_WAIT_SECONDS``); yield the locks taken now."""
     taken = []
     try:
-        for lock_path, folder in wanted:
+        for folder in folders:
+            lock_path = lock_file(folder)
             if str(lock_path) in _held:
                 continue
             lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,13 +86,79 @@ def hold(config: Config) -> Iterator[Paths]:
                                         f"{lock_path}); wait for it to finish, or stop it and rerun") from None
             _held[str(lock_path)] = lock
             taken.append(str(lock_path))
-        if taken:
-            for folder, recursive in ((paths.work, True), (paths.run.parent, False)):
-                artifact_io.remove_stale(folder, recursive)
-        yield paths
+        yield taken
     finally:
         for key in reversed(taken):
             _held.pop(key).release()
+
+
+def run_kind(folder: Path) -> str | None:
+    """The kind of the run in ``folder``: ``run.json``'s ``kind``; None when there is no folder.
+
+    A folder written before ``run.json`` existed is a model run when it has a ``config.json`` (its
+    ``model.task``); anything else there is ``"unknown"``, which only ``--force`` replaces.
+    """
+    run = RunPaths(Path(folder))
+    if not run.root.is_dir():
+        return None
+    for path, read in ((run.info, lambda data: data["kind"]), (run.config, lambda data: data["model"]["task"])):
+        if path.is_file():
+            try:
+                kind = read(artifact_io.read_json(path))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(kind, str) and kind:
+                return kind
+    return "unknown" if any(run.root.iterdir()) else None
+
+
+def check_replace(folder: Path, kind: str, force: bool) -> None:
+    """Refuse to replace a run of another kind than ``kind`` in ``folder`` unless ``force``."""
+    existing = run_kind(folder)
+    if existing is None or existing == kind:
+        return
+    if force:
+        log.warning("%s: replacing a %s run with a %s run (--force); the old one is kept until the new one is "
+                    "complete", folder, existing, kind)
+        return
+    raise PipelineError(f"{folder}: holds a {existing} run, not a {kind} run; give this run another name "
+                        f"(--set run_name=...) or pass --force to replace it")
+
+
+def mark_run(folder: Path, kind: str) -> None:
+    """Record the run's kind, the pipeline version and the time in ``<folder>/run.json``."""
+    from pipeline import __version__
+
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    artifact_io.write_json(RunPaths(folder).info, {"kind": kind, "pipeline_version": __version__,
+                                                   "created": created})
+
+
+@contextlib.contextmanager
+def new_run(folder: Path, kind: str, force: bool = False) -> Iterator[Path]:
+    """Build a complete run folder of ``kind`` and publish it onto ``folder``: the path for tool commands.
+
+    Takes ``folder``'s process lock, removes what killed writers left beside it, refuses to replace a
+    run of another kind (:func:`check_replace`), and yields an empty folder next to ``folder``. When the
+    block ends without an exception, ``run.json`` is written there and the folder replaces ``folder`` in
+    one rename (:func:`pipeline.io.atomic_directory`); the old folder stays whole until then, and an
+    exception or a kill leaves it as it was.
+    """
+    folder = Path(folder)
+    parent_existed = folder.parent.is_dir()
+    with hold_folders([folder]):
+        artifact_io.remove_stale(folder.parent)
+        check_replace(folder, kind, force)
+        try:
+            with artifact_io.atomic_directory(folder) as building:
+                yield building
+                mark_run(building, kind)
+        except BaseException:
+            if not parent_existed:  # a failed first run leaves no empty models folder behind
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()
+            raise
+        log.info("run folder %s is complete", folder)
 
 
 def current(paths: Paths) -> Paths:
@@ -90,9 +173,14 @@ def stage_from_published(paths: Paths) -> Paths:
     return dataclasses.replace(paths, run=paths.staging)
 
 
-def publish(config: Config, paths: Paths) -> None:
-    """Replace the run folder with the staging folder, in one rename (by the chief of several workers)."""
+def publish(config: Config, paths: Paths, kind: str | None = None) -> None:
+    """Replace the run folder with the staging folder, in one rename (by the chief of several workers).
+
+    ``kind`` (the task's name) is recorded in the staged ``run.json`` first.
+    """
     if paths.staging.is_dir() and not _is_worker(config):
+        if kind is not None:
+            mark_run(paths.staging, kind)
         artifact_io.replace_directory(paths.staging, paths.run)
         log.info("run folder %s is complete", paths.run)
 

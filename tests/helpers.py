@@ -25,10 +25,11 @@ TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::Initial
 
 
 def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the CLI (``python -m pipeline`` or the ``script``) in a fresh process from the repository root."""
+        timeout: float = 600, cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:
+    """Run the CLI (``python -m pipeline`` or the ``script``) in a fresh process, from the repository root or
+    ``cwd``."""
     command = [str(script)] if script else [sys.executable, "-m", "pipeline"]
-    return subprocess.run([*command, *arguments], cwd=REPOSITORY, input=stdin,
+    return subprocess.run([*command, *arguments], cwd=cwd, input=stdin,
                           stdin=None if stdin is not None else subprocess.DEVNULL,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
@@ -126,3 +127,24 @@ def token_ids(batch: int = 5, timesteps: int = 6, seed: int = 1):
     import numpy as np
 
     return np.random.default_rng(seed).integers(1, VOCABULARY, size=(batch, timesteps)).astype(np.int32)
+
+
+# Every command that is not a stage, as a user types it with its defaults (small sizes, but no --config,
+# run_name or models_dir): each writes saved_models/<its own name>/, never the trained saved_models/default.
+TOOL_COMMANDS = {
+    "forecast": ["forecast", "--set", "forecast.units=100", "--set", "forecast.n_steps=1200",
+                 "--set", "forecast.train_length=600", "--set", "forecast.test_length=200",
+                 "--set", "forecast.generative_steps=100"],
+    "lsm": ["lsm", "--set", "lsm.units=30", "--set", "lsm.train_patterns=24", "--set", "lsm.test_patterns=16",
+            "--set", "lsm.pattern_duration=60.0", "--set", "lsm.train_length=120", "--set", "lsm.test_length=40",
+            "--set", "lsm.washout=10", "--set", "lsm.steps_per_value=3"],
+    "diagnose": ["diagnose", "gradients", "--set", "diagnose.timesteps=12", "--set", "diagnose.train_steps=1",
+                 "--set", 'diagnose.architectures=["elman", "lstm"]'],
+    "hopfield": ["hopfield", "--set", "hopfield.glyph_size=12"],
+}
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (and every temporary dot-entry) with its bytes."""
+    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
+            for path in sorted(folder.rglob("*"))}

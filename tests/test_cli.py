@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import KNB_LABELS, REPOSITORY, assert_user_error, cli, folders, write_csv
+from helpers import KNB_LABELS, REPOSITORY, TOOL_COMMANDS, assert_user_error, cli, folders, tree_bytes, write_csv
 
 E2E_CONFIG = "tests/configs/e2e.toml"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pipeline"
@@ -152,6 +152,34 @@ def test_second_unchanged_run_skips_every_stage(e2e):
     assert "test accuracy" in result.stdout
     assert (e2e.run_folder / "model.keras").stat().st_mtime_ns == model_stamp
     assert tokens.stat().st_mtime_ns == tokens_stamp
+
+
+@pytest.mark.slow
+def test_tool_commands_with_their_defaults_leave_the_trained_run_byte_identical(e2e, tmp_path):
+    models = tmp_path / "saved_models"
+    shutil.copytree(e2e.run_folder, models / "default")
+    trained = tree_bytes(models / "default")
+    assert json.loads(trained["run.json"])["kind"] == "classifier"
+    for name, command in TOOL_COMMANDS.items():
+        result = cli(*command, cwd=tmp_path)
+        assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
+        assert json.loads((models / name / "run.json").read_text(encoding="utf-8"))["kind"] == name
+    assert tree_bytes(models / "default") == trained
+    assert sorted(path.name for path in models.iterdir()) == ["default", *sorted(TOOL_COMMANDS)]
+
+    # A tool pointed at the classifier's run name is refused, naming both kinds and the way out ...
+    error = assert_user_error(cli(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", cwd=tmp_path),
+                              "holds a classifier run", "--force")
+    assert str(Path("saved_models") / "default") in error
+    assert tree_bytes(models / "default") == trained
+    # ... and --force replaces it whole, with a complete hopfield run and nothing of the classifier left.
+    result = cli(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(tree_bytes(models / "default")) == ["hopfield.json", "hopfield_recall.png", "run.json"]
+    assert [path.name for path in models.glob(".*")] == []
+    # A stage refuses in turn to train over a tool's run.
+    assert_user_error(cli("train", "--config", E2E_CONFIG, "--set", "run_name=hopfield", *folders(tmp_path),
+                          "--set", f'models_dir="{models}"'), "holds a hopfield run, not a classifier run")
 
 
 def parse_label_lines(stdout: str, texts: list[str]) -> None:

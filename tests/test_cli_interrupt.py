@@ -9,7 +9,9 @@ a GRU over several short epochs) keeps every process at a few seconds. The check
 * SIGKILL and SIGINT mid-training of ``run --force`` over a complete run: the run folder is byte for
   byte the one before and the lock file still records it;
 * SIGKILL mid-tokenize: the prepared table stays, nothing else appears;
-* a second process on a locked work folder stops with one line.
+* a second process on a locked work folder stops with one line;
+* SIGKILL of every tool command (forecast, lsm, diagnose, hopfield) while it imports and while it
+  writes its run folder: every existing run folder stays byte for byte as it was.
 """
 
 import json
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import REPOSITORY, assert_success, assert_user_error, cli, explain, folders, write_csv
+from helpers import (REPOSITORY, TOOL_COMMANDS, assert_success, assert_user_error, cli, explain, folders,
+                     tree_bytes, write_csv)
 
 from pipeline import io as artifact_io
 from pipeline.paths import lock_file
@@ -160,3 +163,28 @@ def test_a_second_process_on_a_locked_work_folder_stops_with_one_line(corpus, tm
         result = cli("prepare", "--config", CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
     assert_user_error(result, str(work), "another `pipeline` process")
     assert not (work / "prepared.parquet").exists()
+
+
+@pytest.mark.parametrize("tool, moment", [("forecast", 1.0), ("forecast", "building"), ("lsm", "building"),
+                                          ("diagnose", "building"), ("hopfield", "building")])
+def test_a_tool_killed_at_any_moment_leaves_every_run_intact(uninterrupted, tmp_path, tool, moment):
+    """``moment``: seconds after the start, or "building": as soon as its new run folder appears beside the
+    others (the files are being written)."""
+    models = tmp_path / "saved_models"
+    shutil.copytree(uninterrupted / "models" / "interrupt", models / "default")
+    assert_success(cli(*TOOL_COMMANDS["hopfield"], "--set", f"run_name={tool}", "--set", "hopfield.glyph_size=8",
+                       "--force", cwd=tmp_path))  # an older run under the tool's name, of another kind
+    before = {folder.name: tree_bytes(folder) for folder in models.iterdir()}
+    process = subprocess.Popen([sys.executable, "-m", "pipeline", *TOOL_COMMANDS[tool], "--force"], cwd=tmp_path,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if moment == "building":
+        wait_until(process, lambda: any(models.glob(f".{tool}.*.building")), "the tool's new run folder")
+    else:
+        time.sleep(moment)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert {folder.name: tree_bytes(folder) for folder in models.iterdir() if not folder.name.startswith(".")} \
+        == before
+    assert_success(cli(*TOOL_COMMANDS[tool], "--force", cwd=tmp_path))  # the next run cleans up and publishes
+    assert json.loads((models / tool / "run.json").read_text(encoding="utf-8"))["kind"] == tool
+    assert tree_bytes(models / "default") == before["default"] and temporaries(tmp_path) == []

@@ -79,3 +79,75 @@ def test_saved_training_state_is_kept_only_for_the_same_fingerprint_without_forc
     paths.resume.mkdir()
     workarea.reset_resume(paths, "digest-b", force=False)
     assert not paths.resume.exists()
+
+
+def test_a_run_of_another_kind_is_replaced_only_with_force(tmp_path):
+    folder = tmp_path / "models" / "default"
+    assert workarea.run_kind(folder) is None
+    workarea.check_replace(folder, "forecast", force=False)  # nothing there: anything may be written
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model": {"task": "classifier"}}', encoding="utf-8")
+    assert workarea.run_kind(folder) == "classifier"  # a run folder from before run.json
+    workarea.check_replace(folder, "classifier", force=False)
+    with pytest.raises(PipelineError, match=r"holds a classifier run, not a forecast run; .*--force") as raised:
+        workarea.check_replace(folder, "forecast", force=False)
+    assert str(folder) in str(raised.value) and "\n" not in str(raised.value)
+    workarea.check_replace(folder, "forecast", force=True)
+    workarea.mark_run(folder, "lsm")
+    assert workarea.run_kind(folder) == "lsm"  # run.json wins over config.json
+    other = tmp_path / "models" / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    assert workarea.run_kind(other) == "unknown"
+    with pytest.raises(PipelineError, match="holds a unknown run"):
+        workarea.check_replace(other, "lsm", force=False)
+
+
+def test_new_run_publishes_a_complete_folder_and_an_error_keeps_the_old_one(tmp_path):
+    folder = tmp_path / "models" / "forecast"
+    with workarea.new_run(folder, "forecast") as building:
+        assert building.parent == folder.parent and building != folder
+        (building / "metrics.json").write_text("{}", encoding="utf-8")
+    assert sorted(path.name for path in folder.iterdir()) == ["metrics.json", "run.json"]
+    assert workarea.run_kind(folder) == "forecast"
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(RuntimeError):
+        with workarea.new_run(folder, "forecast") as building:
+            (building / "metrics.json").write_text('{"half": true}', encoding="utf-8")
+            raise RuntimeError("the tool failed half way")
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert [path.name for path in folder.parent.iterdir()] == ["forecast"]  # no temporary folder left
+    with pytest.raises(PipelineError, match="holds a forecast run, not a lsm run"):
+        with workarea.new_run(folder, "lsm"):
+            raise AssertionError("must not be reached")
+    assert workarea._held == {}
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from pipeline import workarea
+with workarea.new_run(Path(sys.argv[1]), "forecast") as building:
+    (building / "metrics.json").write_text("{}", encoding="utf-8")
+    print("building", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_tool_killed_while_it_builds_its_run_leaves_the_old_run_and_the_next_one_cleans_up(tmp_path):
+    folder = tmp_path / "models" / "forecast"
+    with workarea.new_run(folder, "forecast") as building:
+        (building / "metrics.json").write_text('{"old": true}', encoding="utf-8")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "building"
+    finally:
+        writer.kill()  # SIGKILL inside the block: the folder it built is left beside the run
+        writer.wait()
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert len(list(folder.parent.glob(".forecast.*.building"))) == 1
+    with workarea.new_run(folder, "forecast") as building:  # the next writer removes the dead one's folder
+        (building / "metrics.json").write_text('{"new": true}', encoding="utf-8")
+    assert sorted(path.name for path in folder.parent.iterdir()) == ["forecast"]
+    assert (folder / "metrics.json").read_text(encoding="utf-8") == '{"new": true}'

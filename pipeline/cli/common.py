@@ -10,22 +10,35 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 
-def config_options(parser: argparse.ArgumentParser, positional: bool = False) -> None:
-    """Add the config file (positional or ``--config``), ``--set KEY=VALUE`` and ``--force``."""
+def config_options(parser: argparse.ArgumentParser, positional: bool = False, tool: str | None = None) -> None:
+    """Add the config file (positional or ``--config``), ``--set KEY=VALUE`` and ``--force``.
+
+    A ``tool`` command (not a stage) runs on the built-in settings when no ``--config`` is given, with
+    ``run_name = tool``: its run folder never lands on a model run such as ``saved_models/default``.
+    """
     if positional:
         parser.add_argument("config", type=Path, help="TOML config file, e.g. configs/default.toml")
+    elif tool is not None:
+        parser.add_argument("--config", "-c", type=Path, default=None,
+                            help=f"TOML config file (default: the built-in settings, run_name = \"{tool}\")")
+        parser.set_defaults(default_run_name=tool)
     else:
         parser.add_argument("--config", "-c", type=Path, default=Path("configs/default.toml"),
                             help="TOML config file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.epochs=3 (repeatable)")
-    parser.add_argument("--force", action="store_true", help="re-run even when inputs are unchanged")
+    parser.add_argument("--force", action="store_true",
+                        help="re-run even when inputs are unchanged; replace a run folder of another kind")
 
 
 def load_config(args: argparse.Namespace):
     from pipeline import config
 
-    loaded = config.load(args.config, args.overrides)
+    if args.config is None:  # a tool on its built-in settings
+        defaults = {"run_name": args.default_run_name}
+        loaded = config.from_dict(config.apply_overrides(defaults, args.overrides), where="--set")
+    else:
+        loaded = config.load(args.config, args.overrides)
     if args.command in ("run", "train") and loaded.train.distribute != "none":
         from pipeline.distribution import make_distribution
 

@@ -16,11 +16,11 @@ def register(commands) -> None:
                     "with Hebb's rule W = (1/N) Σ ξξᵀ (or rule = \"projection\"), corrupt one (its lower half "
                     "replaced by noise, as the lecture's 'T') and let the network relax. Prints the overlap "
                     "m = ξ·s/N with every stored glyph and the energy E = -½ sᵀWs after each sweep, and writes "
-                    "hopfield_recall.png and hopfield.json to saved_models/<run_name>/. --capacity also measures, "
+                    "hopfield_recall.png and hopfield.json to saved_models/<run_name>/ (default run name: hopfield). "
+                    "--capacity also measures, "
                     "for random patterns, the largest load P/N still recalled with capacity_threshold of the "
                     "bits correct (theory: 0.138).")
-    config_options(hopfield)
-    hopfield.set_defaults(config=Path("configs/hopfield.toml"))
+    config_options(hopfield, tool="hopfield")
     hopfield.add_argument("--capacity", action="store_true",
                           help="also measure the capacity on random patterns (N = hopfield.capacity_units)")
     hopfield.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -31,13 +31,16 @@ def command_hopfield(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
     from pipeline.glyph_memory import capacity, recall_glyph
     from pipeline.paths import Paths
+    from pipeline.workarea import new_run
 
     config = load_config(args)
     out_dir = Paths.from_config(config).run
-    result = recall_glyph(config, out_dir)
-    if args.capacity:
-        result["capacity"] = capacity(config)
-    artifact_io.write_json(out_dir / "hopfield.json", result)
+    with new_run(out_dir, "hopfield", args.force) as folder:
+        result = recall_glyph(config, folder)
+        if args.capacity:
+            result["capacity"] = capacity(config)
+        result["png"] = str(out_dir / Path(result["png"]).name)
+        artifact_io.write_json(folder / "hopfield.json", result)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0

@@ -14,8 +14,8 @@ def register(commands) -> None:
                     "([lsm] units), train ridge readouts on both and print: the test accuracy on a generated "
                     "jittered spike-pattern classification task, and the one-step NRMSE on the Mackey-Glass "
                     "series (rate coded for the liquid) beside the persistence baseline. Writes metrics.json "
-                    "and raster.png to saved_models/<run_name>/.")
-    config_options(lsm)
+                    "and raster.png to saved_models/<run_name>/ (default run name: lsm).")
+    config_options(lsm, tool="lsm")
     lsm.set_defaults(handler=command_lsm)
 
 
@@ -24,12 +24,13 @@ def command_lsm(args: argparse.Namespace) -> int:
     from pipeline.paths import Paths, RunPaths
     from pipeline.plots import plot_spike_raster
     from pipeline.spiking.compare import compare
+    from pipeline.workarea import new_run
 
     config = load_config(args)
     result = compare(config.lsm, config.seed)
     metrics = result["metrics"]
     run = RunPaths(Paths.from_config(config).run)
-    with artifact_io.atomic_directory(run.root) as folder:
+    with new_run(run.root, "lsm", args.force) as folder:
         artifact_io.write_json(RunPaths(folder).metrics, {**metrics, "seed": config.seed,
                                                           "config": config.to_dict()["lsm"]})
         plot_spike_raster(result["raster"], folder / "raster.png")

@@ -61,9 +61,10 @@ def command_run(args: argparse.Namespace) -> int:
     from pipeline.paths import Paths
     from pipeline.runs import load_run
     from pipeline.stages import PIPELINE, run_stage
-    from pipeline.workarea import hold
+    from pipeline.workarea import check_replace, hold
 
-    with hold(config):  # one process at a time on this work folder and run folder, for every stage
+    with hold(config) as paths:  # one process at a time on this work folder and run folder, for every stage
+        check_replace(paths.run, config.model.task, args.force)  # before prepare, not after hours of training
         for name in PIPELINE:  # the run folder is replaced once, when evaluate is done
             run_stage(name, config, force=args.force, upstream=False, publish=name == PIPELINE[-1])
     print_metrics(config)

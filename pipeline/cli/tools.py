@@ -13,9 +13,10 @@ def register(commands) -> None:
         description="On a long-sequence task whose target depends on the first inputs only, measure the norm "
                     "of dL/dh_t at every step for each architecture in [diagnose] (elman, simple_rnn, lstm, gru), "
                     "at initialisation and after training with and without global-norm clipping. Writes "
-                    "gradient_norms.csv and gradient_norms.png to saved_models/<run_name>/.")
+                    "gradient_norms.csv and gradient_norms.png to saved_models/<run_name>/ (default run name: "
+                    "diagnose).")
     diagnose.add_argument("what", choices=["gradients"], help="what to diagnose")
-    config_options(diagnose)
+    config_options(diagnose, tool="diagnose")
 
     forecast = commands.add_parser(
         "forecast", help="forecast a time series with an ESN or any recurrent kind; compare with baselines",
@@ -25,8 +26,9 @@ def register(commands) -> None:
                     "sliding windows, forecast the test part one step and horizon steps ahead (recursive), and "
                     "print RMSE / MAE / NRMSE against the persistence and seasonal-naive baselines. The series "
                     "is Mackey-Glass, a CSV column or a data set shipped with statsmodels (co2, sunspots, "
-                    "elnino, nile). Writes metrics.json and forecast.png to saved_models/<run_name>/.")
-    config_options(forecast)
+                    "elnino, nile). Writes metrics.json and forecast.png to saved_models/<run_name>/ (default run "
+                    "name: forecast).")
+    config_options(forecast, tool="forecast")
     diagnose.set_defaults(handler=command_diagnose)
     forecast.set_defaults(handler=command_forecast)
 
@@ -34,39 +36,44 @@ def register(commands) -> None:
 def command_diagnose(args: argparse.Namespace) -> int:
     from pipeline.diagnose import run_gradient_diagnostics
     from pipeline.paths import Paths
+    from pipeline.workarea import new_run
 
     config = load_config(args)
     settings = config.diagnose
-    out_dir = Paths.from_config(config).run
-    written = run_gradient_diagnostics(
-        list(settings.architectures), out_dir, timesteps=settings.timesteps, features=settings.features,
-        units=settings.units, batch_size=settings.batch_size, memory_steps=settings.memory_steps,
-        train_steps=settings.train_steps, learning_rate=settings.learning_rate,
-        clipnorm=settings.clipnorm or None, seed=config.seed)
-    import pandas as pd
+    run_folder = Paths.from_config(config).run
+    with new_run(run_folder, "diagnose", args.force) as folder:
+        written = run_gradient_diagnostics(
+            list(settings.architectures), folder, timesteps=settings.timesteps, features=settings.features,
+            units=settings.units, batch_size=settings.batch_size, memory_steps=settings.memory_steps,
+            train_steps=settings.train_steps, learning_rate=settings.learning_rate,
+            clipnorm=settings.clipnorm or None, seed=config.seed)
+        import pandas as pd
 
-    table = pd.read_csv(written["csv"])
+        table = pd.read_csv(written["csv"])
     initial = table[table["phase"] == "initial"]
     print("||dL/dh_t|| at initialisation, by distance from the loss:")
     distances = sorted({0, settings.timesteps // 4, settings.timesteps // 2, settings.timesteps - 1})
     pivot = initial.pivot_table(index="architecture", columns="distance_from_loss", values="grad_norm")
     print(pivot[distances].to_string(float_format=lambda value: f"{value:.2e}"))
-    print(f"wrote {written['csv']} and {written['png']}")
+    print(f"wrote {run_folder / written['csv'].name} and {run_folder / written['png'].name}")
     return 0
 
 
 def command_forecast(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
     from pipeline.forecast import timeseries
-    from pipeline.forecast.run import load_series, run_windowed, summary_lines
+    from pipeline.forecast.run import check_windowed, load_series, run_windowed, summary_lines
     from pipeline.paths import Paths, RunPaths
     from pipeline.plots import plot_forecast
+    from pipeline.workarea import new_run
 
     config = load_config(args)
     settings = config.forecast
     run = RunPaths(Paths.from_config(config).run)
     if settings.method == "windowed":
-        result = run_windowed(settings, config.seed, run.root, config.to_dict()["forecast"])
+        series = check_windowed(settings)  # a user error leaves no folder behind
+        with new_run(run.root, "forecast", args.force) as folder:
+            result = run_windowed(settings, series, config.seed, folder, config.to_dict()["forecast"])
         print("\n".join(summary_lines(result)))
         print(f"wrote {run.metrics}, {run.root / 'predictions.csv'} and {run.root / 'forecast.png'}")
         return 0
@@ -75,7 +82,7 @@ def command_forecast(args: argparse.Namespace) -> int:
         "units", "leak_rate", "spectral_radius", "input_scaling", "connectivity", "input_connectivity",
         "bias_scaling", "ridge", "washout", "train_length", "test_length", "generative_steps")}
     result = timeseries.forecast(series, seed=config.seed, **options)
-    with artifact_io.atomic_directory(run.root) as folder:
+    with new_run(run.root, "forecast", args.force) as folder:
         artifact_io.write_json(RunPaths(folder).metrics, {**result["metrics"], "config": config.to_dict()["forecast"]})
         plot_forecast(result, folder / "forecast.png")
     for key, value in result["metrics"].items():

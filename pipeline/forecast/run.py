@@ -30,26 +30,24 @@ def load_series(settings: ForecastConfig) -> np.ndarray:
     return timeseries.mackey_glass(settings.n_steps, tau=settings.tau)
 
 
-def run_windowed(settings: ForecastConfig, seed: int, run_root: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """Forecast with ``settings.kind`` over sliding windows; write every artifact into ``run_root`` at once.
-
-    The kind and the series are checked before anything is written, so a user error leaves no folder.
-    """
-    from pipeline import io as artifact_io
+def check_windowed(settings: ForecastConfig) -> np.ndarray:
+    """Check the kind and the series' length for the windows before anything is written; the series."""
     from pipeline.forecast.windowed import check_kind
-
     from pipeline.forecast.windows import time_split
 
     check_kind(settings.kind)
     series = load_series(settings)
     time_split(series.size, settings.window, settings.train_fraction, settings.validation_fraction,
                difference=settings.difference, horizon=settings.horizon)
-    with artifact_io.atomic_directory(run_root) as folder:
-        return _forecast_into(settings, series, seed, folder, config)
+    return series
 
 
-def _forecast_into(settings: ForecastConfig, series: np.ndarray, seed: int, folder: Path,
-                   config: dict[str, Any]) -> dict[str, Any]:
+def run_windowed(settings: ForecastConfig, series: np.ndarray, seed: int, folder: Path,
+                 config: dict[str, Any]) -> dict[str, Any]:
+    """Forecast ``series`` with ``settings.kind`` over sliding windows; write every artifact into ``folder``.
+
+    ``folder`` is the run folder under construction (:func:`pipeline.workarea.new_run`).
+    """
     import pandas as pd
 
     from pipeline import io as artifact_io
