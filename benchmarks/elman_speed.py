@@ -57,7 +57,8 @@ def make_data(arguments):
 def build_model(recurrent_class, arguments):
     keras.utils.set_random_seed(arguments.seed)  # same initial weights for both models
     inputs = keras.Input((arguments.timesteps,), dtype="int32")
-    embedded = keras.layers.Embedding(arguments.vocabulary, arguments.embedding_dim, mask_zero=arguments.mask_zero)(inputs)
+    embedding = keras.layers.Embedding(arguments.vocabulary, arguments.embedding_dim, mask_zero=arguments.mask_zero)
+    embedded = embedding(inputs)
     hidden = recurrent_class(arguments.units)(embedded)
     outputs = keras.layers.Dense(arguments.classes, activation="softmax")(hidden)
     model = keras.Model(inputs, outputs)
@@ -92,7 +93,8 @@ def main(argv=None):
         print(f"{name:<20}{statistics.median(values):>16.3f}{min(values):>14.3f}")
     reference, ours = seconds.values()
     print(f"ratio Elman / SimpleRNN, median epoch time: {statistics.median(ours) / statistics.median(reference):.2f}")
-    print(f"ratio Elman / SimpleRNN, fastest epoch:     {min(ours) / min(reference):.2f}  (least disturbed by other load)")
+    print(f"ratio Elman / SimpleRNN, fastest epoch:     {min(ours) / min(reference):.2f}  "
+          "(least disturbed by other load)")
 
 
 if __name__ == "__main__":

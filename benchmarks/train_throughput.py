@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,7 +84,7 @@ def compare_backends(arguments: argparse.Namespace) -> int:
     for name in names:
         base = results.get(reference, {}).get(name)
         cells = []
-        for backend, measured in results.items():
+        for measured in results.values():
             seconds = measured.get(name)
             ratio = f"{base / seconds:>6.2f}" if seconds and base else f"{'-':>6}"
             cells.append(f" {seconds:>14.3f} {ratio}" if seconds else f" {'failed':>14} {'-':>6}")

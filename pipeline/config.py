@@ -1,11 +1,14 @@
 """Typed, frozen configuration loaded from ``configs/*.toml``.
 
-A config file has a few top-level keys (``seed``, ``run_name``, ``work_dir``,
-``models_dir``) and one table per concern: ``[corpus]``, ``[tokenize]``,
-``[vectorize]``, ``[model]``, ``[train]``, ``[pretrain]``, ``[classify]``, ``[generate]``,
-``[forecast]``, ``[diagnose]``, ``[reading]``, ``[hopfield]``, ``[lsm]``. Every key is checked: an unknown key is an error that names the
-nearest valid one, and every value is checked for type and range, so a typo
-never silently falls back to a default.
+A config file has a few top-level keys (``seed``, ``run_name``, ``work_dir``, ``models_dir``), the
+frame's tables (``[corpus]``, ``[tokenize]``, ``[vectorize]``, ``[model]``, ``[train]``:
+:mod:`pipeline.sections`) and the tables of the one task or tool it is for, its *owner*: the task
+``model.task`` names (``[classify]`` and ``[pretrain]`` for the classifier, ``[generate]`` for the
+generator, ...), or the tool whose command reads it (``[lsm]`` for ``pipeline lsm``). Each task and
+tool owns its sections next to its code and registers them (:mod:`pipeline.registry`). Every key is
+checked: an unknown key or table is an error that names the nearest valid one (a table another task
+owns says whose it is), and every value is checked for type and range, so a typo never silently
+falls back to a default.
 
 Recurrent layers (``[[model.layers]]``) are plain tables whose keys are checked
 by the model registry (``pipeline.models``), because each layer kind accepts
@@ -19,28 +22,31 @@ import difflib
 import math
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import registry
 from pipeline.errors import PipelineError
 from pipeline.sections import (
-    ClassifyConfig,
     CorpusConfig,
-    GenerateConfig,
     ModelConfig,
-    PretrainConfig,
     TokenizeConfig,
     TrainConfig,
     VectorizeConfig,
-    _check,
+    check,
 )
-from pipeline.tool_sections import DiagnoseConfig, ForecastConfig, HopfieldConfig, LsmConfig, ReadingConfig
 
 
 @dataclass(frozen=True)
 class Config:
-    """The whole resolved configuration of one run."""
+    """The whole resolved configuration of one run: the frame's sections and its owner's.
+
+    ``owner`` is the task or tool the config is for ("" at construction: the task ``model.task``
+    names); ``sections`` holds the owner's sections by name, each filled with its defaults when the
+    file has none. They read as attributes: ``config.classify``, ``config.lsm``.
+    """
 
     seed: int = 42  # drives every random choice (split, init, dropout, batching)
     run_name: str = "default"  # saved_models/<run_name>/
@@ -51,46 +57,61 @@ class Config:
     vectorize: VectorizeConfig = field(default_factory=VectorizeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
-    forecast: ForecastConfig = field(default_factory=ForecastConfig)
-    reading: ReadingConfig = field(default_factory=ReadingConfig)
-    hopfield: HopfieldConfig = field(default_factory=HopfieldConfig)
-    lsm: LsmConfig = field(default_factory=LsmConfig)
+    owner: str = ""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        owner = self.owner or self.model.task
+        object.__setattr__(self, "owner", owner)
+        registered = registry.sections()
+        try:
+            wanted = registry.owner(owner).sections
+        except KeyError:  # an unknown task: validate() says so
+            wanted = ()
+        filled = {name: self.sections.get(name) or registered[name].config_class() for name in wanted}
+        filled.update({name: value for name, value in self.sections.items() if name not in filled})
+        object.__setattr__(self, "sections", filled)
+
+    def __getattr__(self, name: str) -> Any:  # only called for what is not a field: the owner's sections
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        if name.startswith("__") or name not in registry.sections():
+            raise AttributeError(name)
+        raise AttributeError(f"a {self.__dict__.get('owner')} config has no [{name}] section")
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with fields (``model=...``) or the owner's sections (``pretrain=...``) replaced."""
+        names = {item.name for item in dataclasses.fields(self)}
+        section_changes = {key: value for key, value in changes.items() if key not in names}
+        unknown = set(section_changes) - set(self.sections)
+        if unknown:
+            raise TypeError(f"a {self.owner} config has no section {sorted(unknown)}")
+        fields_changed = {key: value for key, value in changes.items() if key in names}
+        return dataclasses.replace(self, **fields_changed, sections={**self.sections, **section_changes})
 
     def validate(self) -> None:
-        _check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
-        _check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name, "a folder name")
-        for section in SECTIONS:
-            getattr(self, section).validate()
-        _check(not (self.pretrain.enabled and self.model.task != "classifier"), "pretrain.enabled", True,
-               "false for a language model (model.task = \"generator\" is trained directly)")
-        _check(self.train.precision == "float32" or self.model.task == "generator", "train.precision",
-               self.train.precision, "\"float32\" for a classifier (mixed precision is for language models)")
-        _check(self.train.distribute == "none" or self.model.task == "classifier", "train.distribute",
-               self.train.distribute, "\"none\" for a language model (data parallelism is for classifiers; README)")
-        _check(self.train.distribute == "none" or self.model.readout != "ridge", "train.distribute",
-               self.train.distribute, "\"none\" with model.readout = \"ridge\" (a closed-form fit in one process)")
-        # the classifier's fine-tuning options (pipeline.classifier.finetune)
-        _check(self.train.lr_schedule not in ("slanted_triangular", "one_cycle") or self.model.task == "classifier",
-               "train.lr_schedule", self.train.lr_schedule, "constant, step or plateau for a language model")
-        for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor", "discriminative_factor",
-                    "gradual_unfreezing"):
-            value, off = getattr(self.train, key), getattr(TrainConfig, key)  # the defaults are off
-            _check(value == off or self.model.task == "classifier", f"train.{key}", value,
-                   f"{str(off).lower()} (off) for a language model")
-            _check(value == off or self.model.trainable_embeddings or not key.startswith(("freeze", "embedding")),
-                   f"train.{key}", value, f"{str(off).lower()} (off) with model.trainable_embeddings = false")
+        check(0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
+        check(bool(self.run_name) and "/" not in self.run_name, "run_name", self.run_name, "a folder name")
+        task = registry.task(self.model.task)
+        for name in FRAME_SECTIONS:
+            getattr(self, name).validate()
+        for section in self.sections.values():
+            section.validate()
+        if self.owner == task.name:
+            task.validate(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))
+        """A JSON-ready dict (tuples become lists) that :func:`from_dict` reads back: top-level keys, the
+        frame's sections and the owner's."""
+        data = {item.name: getattr(self, item.name) for item in dataclasses.fields(self)
+                if item.name not in ("owner", "sections")}
+        data.update(self.sections)
+        return _plain({key: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+                       for key, value in data.items()})
 
 
-SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train", "pretrain", "classify", "generate", "diagnose",
-            "forecast", "reading", "hopfield", "lsm")
+FRAME_SECTIONS = ("corpus", "tokenize", "vectorize", "model", "train")
 
 
 def _plain(value: Any) -> Any:
@@ -118,24 +139,24 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against a dataclass field type; ints are accepted for floats."""
     origin = typing.get_origin(annotation)
     if annotation is bool:
-        _check(isinstance(value, bool), key, value, "true or false")
+        check(isinstance(value, bool), key, value, "true or false")
         return value
     if annotation is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+        check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
         return value
     if annotation is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        _check(ok, key, value, "a number")
+        check(ok, key, value, "a number")
         return float(value)
     if annotation is str:
-        _check(isinstance(value, str), key, value, "a string")
+        check(isinstance(value, str), key, value, "a string")
         return value
     if origin is tuple:
-        _check(isinstance(value, (list, tuple)), key, value, "a list")
+        check(isinstance(value, (list, tuple)), key, value, "a list")
         item_type = typing.get_args(annotation)[0]
         if item_type is dict:
             for item in value:
-                _check(isinstance(item, dict), key, item, "a table")
+                check(isinstance(item, dict), key, item, "a table")
             return tuple(dict(item) for item in value)
         return tuple(_coerce(f"{key}[]", item, item_type) for item in value)
     raise TypeError(f"unsupported config annotation {annotation!r} for {key}")
@@ -151,16 +172,52 @@ def _build(cls: type, data: dict[str, Any], prefix: str, where: str) -> Any:
             raise unknown_key_error(full_key, names, where)
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
-            _check(isinstance(value, dict), full_key, value, f"a table [{full_key}]")
+            check(isinstance(value, dict), full_key, value, f"a table [{full_key}]")
             values[key] = _build(annotation, value, f"{full_key}.", where)
         else:
             values[key] = _coerce(full_key, value, annotation)
     return cls(**values)
 
 
-def from_dict(data: dict[str, Any], where: str = "config") -> Config:
-    """Build and validate a :class:`Config` from nested dicts (a parsed TOML or JSON file)."""
-    config = _build(Config, data, "", where)
+def _owner_of(data: dict[str, Any], owner: str | None) -> str:
+    """The task or tool a parsed config is for: ``owner`` (a tool's command), else its ``model.task``."""
+    if owner:
+        return owner
+    model = data.get("model")
+    task = model.get("task") if isinstance(model, dict) else None
+    return task if isinstance(task, str) else ModelConfig.task
+
+
+def from_dict(data: dict[str, Any], where: str = "config", owner: str | None = None) -> Config:
+    """Build and validate a :class:`Config` from nested dicts (a parsed TOML or JSON file).
+
+    ``owner``: the tool whose command reads the config; None for a task's config (``model.task``).
+    Tables that the owner does not use are errors, with the name of the task or tool that owns them.
+    """
+    owner = _owner_of(data, owner)
+    registered = registry.sections()
+    try:
+        allowed = registry.owner(owner).sections
+    except KeyError:
+        registry.task(owner)  # raises the one-line "model.task must be one of ..."
+        raise
+    top_level = {item.name for item in dataclasses.fields(Config)} - {"owner", "sections"}
+    frame_data, section_data = {}, {}
+    for key, value in data.items():
+        if key in top_level:
+            frame_data[key] = value
+        elif key in allowed:
+            check(isinstance(value, dict), key, value, f"a table [{key}]")
+            section_data[key] = _build(registered[key].config_class, value, f"{key}.", where)
+        elif key in registered:
+            readers = [f"model.task = \"{name}\"" for name, task in registry.tasks().items() if key in task.sections]
+            readers += [f"`pipeline {name}`" for name, tool in registry.tools().items() if key in tool.sections]
+            raise PipelineError(f"{where}: [{key}] is read by {' and '.join(readers)}, not by a {owner} config; "
+                                "remove it, or put it in a config of its own")
+        else:
+            raise unknown_key_error(key, top_level | set(allowed), where)
+    config = _build(Config, frame_data, "", where)
+    config = dataclasses.replace(config, owner=owner, sections=section_data)
     try:
         config.validate()
     except PipelineError as error:
@@ -200,8 +257,10 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
     return result
 
 
-def load(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
-    """Read a TOML config file, apply ``--set`` overrides, validate; errors name the file."""
+def load(path: str | Path, overrides: typing.Sequence[str] = (), owner: str | None = None) -> Config:
+    """Read a TOML config file, apply ``--set`` overrides, validate; errors name the file.
+
+    ``owner``: the tool whose command reads it (None: the task ``model.task`` names)."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: config file not found; pass an existing .toml file, e.g. configs/default.toml")
@@ -211,4 +270,4 @@ def load(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
         raise PipelineError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise PipelineError(f"{path}: invalid TOML ({error}); fix the syntax at that line") from None
-    return from_dict(apply_overrides(data, overrides), where=str(path))
+    return from_dict(apply_overrides(data, overrides), where=str(path), owner=owner)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,19 +11,18 @@ from pipeline.config import Config
 
 @dataclass(frozen=True)
 class Paths:
-    """Artifact locations of one config: ``work/<corpus>/`` for data, ``saved_models/<run>/`` for a run,
-    and ``work/<corpus>/pretrained/<fingerprint>/`` for the pretrained language model it starts from."""
+    """Artifact locations of one config: ``work/<corpus>/`` for data, ``saved_models/<run>/`` for a run.
+
+    A stage that writes elsewhere declares its folder (:attr:`pipeline.stages.Stage.folder`).
+    """
 
     work: Path
     run: Path
-    pretrained: Path | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> "Paths":
+    def from_config(cls, config: Config) -> Paths:
         corpus_name = config.corpus.name or Path(config.corpus.path).stem or "corpus"
-        work = Path(config.work_dir) / corpus_name
-        digest = hashlib.sha256(json.dumps(pretrain_settings(config), sort_keys=True).encode()).hexdigest()[:12]
-        return cls(work=work, run=Path(config.models_dir) / config.run_name, pretrained=work / "pretrained" / digest)
+        return cls(work=Path(config.work_dir) / corpus_name, run=Path(config.models_dir) / config.run_name)
 
     # work/<corpus>/
     @property
@@ -85,14 +83,6 @@ def lock_file(folder: Path) -> Path:
     digest = hashlib.sha256(absolute.encode()).hexdigest()[:16]
     user = os.getuid() if hasattr(os, "getuid") else "user"
     return Path(tempfile.gettempdir()) / f"pipeline-locks-{user}" / f"{Path(absolute).name}-{digest}.lock"
-
-
-def pretrain_settings(config: Config) -> dict:
-    """What a pretrained encoder depends on besides the vectorized corpus: its section, the encoder, the seed."""
-    model = config.to_dict()["model"]
-    encoder = {key: model[key] for key in ("embedding_dim", "trainable_embeddings", "layers", "initializer",
-                                           "init_scale")}
-    return {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
 
 
 @dataclass(frozen=True)

@@ -11,27 +11,30 @@ staging folder that replaces the old run folder in one rename (:mod:`pipeline.wo
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_module
 from pipeline import io as artifact_io
+from pipeline import registry
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.paths import RunPaths
 from pipeline.text.vocab import Vocabulary
 
-# Modules whose custom layers must be registered before a .keras file is deserialised.
+# The frame's modules whose custom layers must be registered before a .keras file is deserialised; each task
+# adds its own (registry.Task.custom_objects).
 CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.layers.esn", "pipeline.layers.pooling",
                          "pipeline.layers.attention", "pipeline.layers.seq2seq_attention",
                          "pipeline.layers.char_encoder", "pipeline.layers.jordan", "pipeline.layers.deep_transition",
-                         "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization", "pipeline.layers.weight_drop",
-                         "pipeline.language_model.model", "pipeline.language_model.data")
+                         "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization",
+                         "pipeline.layers.weight_drop")
 
 
 def register_custom_objects() -> None:
-    for name in CUSTOM_OBJECT_MODULES:
+    task_modules = [name for task in registry.tasks().values() for name in task.custom_objects]
+    for name in (*CUSTOM_OBJECT_MODULES, *task_modules):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as error:
@@ -48,7 +51,7 @@ class Run:
     config: Config
     vocab: Vocabulary
     labels: list[str]
-    ensemble: Any = None  # (char n-gram member, weight of the recurrent model) with model.ensemble = "char_ngram"
+    extras: dict[str, Any] = field(default_factory=dict)  # what the task loads besides (registry.Task.load_extras)
 
 
 def load_run(folder: str | Path) -> Run:
@@ -80,15 +83,9 @@ def load_run(folder: str | Path) -> Run:
     except Exception as error:  # Keras raises many types for a damaged archive
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"{run.model}: cannot load the model ({first_line[:200]}); retrain with --force") from None
-    if config.model.task == "classifier" and model.outputs[0].shape[-1] != len(labels):
-        raise PipelineError(f"{run.labels}: {len(labels)} labels for a model with {model.outputs[0].shape[-1]} "
-                            "outputs; the run folder is inconsistent, retrain with --force")
-    ensemble = None
-    if config.model.task == "classifier" and config.model.ensemble == "char_ngram":
-        from pipeline.classifier.ensemble import CharNgramModel, ensemble_weight
-
-        ensemble = (CharNgramModel.load(folder), ensemble_weight(folder))
-    return Run(folder, model, config, vocab, labels, ensemble)
+    task = registry.task(config.model.task)
+    extras = registry.resolve(task.load_extras)(folder, config, model, labels) if task.load_extras else {}
+    return Run(folder, model, config, vocab, labels, extras)
 
 
 def write_run_metadata(folder: Path, config: Config, vocab: Vocabulary, labels: list[str]) -> None:

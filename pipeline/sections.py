@@ -1,9 +1,12 @@
-"""The config sections: one typed, frozen dataclass per table of a config file, with its checks.
+"""The frame's config sections and the checks every section uses.
 
-Each field has a default and a comment saying why; ``validate()`` checks ranges and
-choices and raises a one-line :class:`PipelineError` naming the key
-(``config key 'train.dropout' = 1.5 is invalid: it must be in [0, 1)``).
-:mod:`pipeline.config` assembles them into :class:`pipeline.config.Config` and loads TOML.
+The frame owns the sections of the text front end and the training core: ``[corpus]``,
+``[tokenize]``, ``[vectorize]``, ``[model]`` and ``[train]``. Tasks and tools own theirs
+(``classifier/sections.py``, ``tools/lsm/sections.py``, ...) and register them
+(:mod:`pipeline.registry`). Each is a typed, frozen dataclass whose fields have a default and a
+comment saying why; ``validate()`` checks ranges and choices and raises a one-line
+:class:`PipelineError` naming the key (``config key 'train.dropout' = 1.5 is invalid: it must be in
+[0, 1)``). :mod:`pipeline.config` assembles them into :class:`pipeline.config.Config` and loads TOML.
 """
 
 from __future__ import annotations
@@ -14,20 +17,20 @@ from typing import Any
 from pipeline.errors import PipelineError
 
 
-def _check(condition: bool, key: str, value: Any, requirement: str) -> None:
+def check(condition: bool, key: str, value: Any, requirement: str) -> None:
     if not condition:
         raise PipelineError(f"config key '{key}' = {value!r} is invalid: it must be {requirement}")
 
 
-def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, key, value, "one of " + ", ".join(repr(c) for c in choices))
+def one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    check(value in choices, key, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
-def _fraction(key: str, value: float, low_open: bool = False, high_open: bool = True) -> None:
+def fraction(key: str, value: float, low_open: bool = False, high_open: bool = True) -> None:
     above = value > 0 if low_open else value >= 0
     below = value < 1 if high_open else value <= 1
     interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-    _check(above and below, key, value, f"in {interval}")
+    check(above and below, key, value, f"in {interval}")
 
 
 @dataclass(frozen=True)
@@ -55,16 +58,16 @@ class CorpusConfig:
     unlabeled_path: str = ""
 
     def validate(self) -> None:
-        _one_of("corpus.format", self.format, ("knb", "table", "folders", "text"))
-        _check(bool(self.path), "corpus.path", self.path, "a path to the corpus")
-        _fraction("corpus.validation_fraction", self.validation_fraction)
-        _fraction("corpus.test_fraction", self.test_fraction)
+        one_of("corpus.format", self.format, ("knb", "table", "folders", "text"))
+        check(bool(self.path), "corpus.path", self.path, "a path to the corpus")
+        fraction("corpus.validation_fraction", self.validation_fraction)
+        fraction("corpus.test_fraction", self.test_fraction)
         total = self.validation_fraction + self.test_fraction
-        _check(total < 1, "corpus.test_fraction", self.test_fraction, "such that validation + test < 1")
-        _check(self.header_lines >= 0, "corpus.header_lines", self.header_lines, ">= 0")
-        _check(self.min_examples_per_label >= 1, "corpus.min_examples_per_label", self.min_examples_per_label, ">= 1")
-        _one_of("corpus.encoding", self.encoding, ("auto", "utf-8", "euc-jp", "shift_jis", "cp932"))
-        _check(not self.split_column or self.format == "table", "corpus.split_column", self.split_column,
+        check(total < 1, "corpus.test_fraction", self.test_fraction, "such that validation + test < 1")
+        check(self.header_lines >= 0, "corpus.header_lines", self.header_lines, ">= 0")
+        check(self.min_examples_per_label >= 1, "corpus.min_examples_per_label", self.min_examples_per_label, ">= 1")
+        one_of("corpus.encoding", self.encoding, ("auto", "utf-8", "euc-jp", "shift_jis", "cp932"))
+        check(not self.split_column or self.format == "table", "corpus.split_column", self.split_column,
                '"" unless corpus.format = "table"')
 
 
@@ -83,10 +86,10 @@ class TokenizeConfig:
     processes: int = 1  # ginza: forked worker processes; same tokens as 1, faster on big corpora
 
     def validate(self) -> None:
-        _check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
-        _one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
-        _check(self.processes >= 1, "tokenize.processes", self.processes, ">= 1")
-        _one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
+        check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
+        one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
+        check(self.processes >= 1, "tokenize.processes", self.processes, ">= 1")
+        one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,13 @@ class VectorizeConfig:
     unknown_init: str = "random"  # random | characters
 
     def validate(self) -> None:
-        _one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
-        _check(self.min_count >= 1, "vectorize.min_count", self.min_count, ">= 1")
-        _check(self.max_size >= 3, "vectorize.max_size", self.max_size, ">= 3 (pad, unknown and one word)")
-        _one_of("vectorize.vectors", self.vectors, ("ja_ginza", "none"))
-        _check(self.unknown_vector_scale > 0, "vectorize.unknown_vector_scale", self.unknown_vector_scale, "> 0")
-        _one_of("vectorize.unknown_init", self.unknown_init, ("random", "characters"))
-        _check(self.unknown_init == "random" or self.vectors != "none", "vectorize.unknown_init", self.unknown_init,
+        one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
+        check(self.min_count >= 1, "vectorize.min_count", self.min_count, ">= 1")
+        check(self.max_size >= 3, "vectorize.max_size", self.max_size, ">= 3 (pad, unknown and one word)")
+        one_of("vectorize.vectors", self.vectors, ("ja_ginza", "none"))
+        check(self.unknown_vector_scale > 0, "vectorize.unknown_vector_scale", self.unknown_vector_scale, "> 0")
+        one_of("vectorize.unknown_init", self.unknown_init, ("random", "characters"))
+        check(self.unknown_init == "random" or self.vectors != "none", "vectorize.unknown_init", self.unknown_init,
                '"random" with vectorize.vectors = "none" (there are no vectors to build from)')
 
 
@@ -117,7 +120,7 @@ class VectorizeConfig:
 class ModelConfig:
     """Architecture (the layer registry in ``pipeline.models``): embedding, recurrent stack, pooling, head."""
 
-    task: str = "classifier"  # classifier | generator | reading (sentence -> katakana, [reading])
+    task: str = "classifier"  # a registered task: classifier | generator | reading (sentence -> katakana)
     embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
     trainable_embeddings: bool = True
     layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
@@ -161,40 +164,37 @@ class ModelConfig:
     temporal_activation_regularization: float = 0.0  # TAR: beta * mean((h_t - h_{t-1})^2) on the undropped output
 
     def validate(self) -> None:
-        _one_of("model.task", self.task, ("classifier", "generator", "reading"))
-        _check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
-        _check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
-        _one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
-        _check(self.attention_units >= 1, "model.attention_units", self.attention_units, ">= 1")
-        _check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
-        _fraction("model.dense_dropout", self.dense_dropout)
-        _one_of("model.readout", self.readout, ("softmax", "ridge"))
-        _check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
-        _one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
-        _check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
-        _one_of("model.char_encoder", self.char_encoder, ("none", "cnn", "bilstm"))
+        check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
+        check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
+        one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
+        check(self.attention_units >= 1, "model.attention_units", self.attention_units, ">= 1")
+        check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
+        fraction("model.dense_dropout", self.dense_dropout)
+        one_of("model.readout", self.readout, ("softmax", "ridge"))
+        check(self.ridge >= 0, "model.ridge", self.ridge, ">= 0")
+        one_of("model.initializer", self.initializer, ("glorot_uniform", "uniform", "orthogonal", "he_uniform"))
+        check(self.init_scale > 0, "model.init_scale", self.init_scale, "> 0")
+        one_of("model.char_encoder", self.char_encoder, ("none", "cnn", "bilstm"))
         for key in ("char_dim", "char_units", "max_chars", "char_buckets", "ngram_buckets", "ngram_dim"):
-            _check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
-        _check(self.char_encoder != "cnn" or self.char_units >= 2, "model.char_units", self.char_units,
+            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        check(self.char_encoder != "cnn" or self.char_units >= 2, "model.char_units", self.char_units,
                ">= 2 with model.char_encoder = \"cnn\" (one filter per width at least)")
-        _check(self.char_encoder != "bilstm" or self.char_units % 2 == 0, "model.char_units", self.char_units,
+        check(self.char_encoder != "bilstm" or self.char_units % 2 == 0, "model.char_units", self.char_units,
                "even with model.char_encoder = \"bilstm\" (half per direction)")
-        _one_of("model.ngram_features", self.ngram_features, ("none", "char", "word", "both"))
-        _fraction("model.ngram_dropout", self.ngram_dropout)
-        _one_of("model.ensemble", self.ensemble, ("none", "char_ngram"))
-        _check(self.ensemble == "none" or self.task == "classifier", "model.ensemble", self.ensemble,
-               "\"none\" for a language model")
-        _one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
-        _one_of("model.output", self.output, ("full", "adaptive"))
-        _check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
+        one_of("model.ngram_features", self.ngram_features, ("none", "char", "word", "both"))
+        fraction("model.ngram_dropout", self.ngram_dropout)
+        one_of("model.ensemble", self.ensemble, ("none", "char_ngram"))
+        one_of("model.conditioning", self.conditioning, ("none", "initial_state", "concat"))
+        one_of("model.output", self.output, ("full", "adaptive"))
+        check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
                "strictly increasing positive ids")
-        _check(self.projection_factor >= 1, "model.projection_factor", self.projection_factor, ">= 1")
-        _check(not (self.output == "adaptive" and self.tie_weights), "model.tie_weights", self.tie_weights,
+        check(self.projection_factor >= 1, "model.projection_factor", self.projection_factor, ">= 1")
+        check(not (self.output == "adaptive" and self.tie_weights), "model.tie_weights", self.tie_weights,
                "false with model.output = \"adaptive\" (the clusters have their own projections)")
         for key in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout"):
-            _fraction(f"model.{key}", getattr(self, key))
+            fraction(f"model.{key}", getattr(self, key))
         for key in ("activation_regularization", "temporal_activation_regularization"):
-            _check(getattr(self, key) >= 0, f"model.{key}", getattr(self, key), ">= 0")
+            check(getattr(self, key) >= 0, f"model.{key}", getattr(self, key), ">= 0")
 
 
 @dataclass(frozen=True)
@@ -236,105 +236,49 @@ class TrainConfig:
     distribute: str = "none"
 
     def validate(self) -> None:
-        _one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
-        _check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "> 0")
-        _fraction("train.momentum", self.momentum)
-        _check(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, ">= 0")
-        _check(self.clipvalue >= 0, "train.clipvalue", self.clipvalue, ">= 0")
-        _check(not (self.clipnorm and self.clipvalue), "train.clipvalue", self.clipvalue,
+        one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
+        check(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "> 0")
+        fraction("train.momentum", self.momentum)
+        check(self.clipnorm >= 0, "train.clipnorm", self.clipnorm, ">= 0")
+        check(self.clipvalue >= 0, "train.clipvalue", self.clipvalue, ">= 0")
+        check(not (self.clipnorm and self.clipvalue), "train.clipvalue", self.clipvalue,
                "0 when train.clipnorm is set (clip by global norm or by value, not both)")
-        _check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
-        _check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
-        _check(self.patience >= 0, "train.patience", self.patience, ">= 0")
-        _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
-        _check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
-        _one_of("train.lr_schedule", self.lr_schedule,
+        check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        check(self.patience >= 0, "train.patience", self.patience, ">= 0")
+        one_of("train.class_weights", self.class_weights, ("none", "balanced"))
+        check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")
+        one_of("train.lr_schedule", self.lr_schedule,
                 ("constant", "step", "plateau", "slanted_triangular", "one_cycle"))
-        _check(self.decay_start >= 0, "train.decay_start", self.decay_start, ">= 0")
-        _fraction("train.decay_factor", self.decay_factor, low_open=True)
-        _check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
-        _check(self.freeze_embeddings_epochs >= 0, "train.freeze_embeddings_epochs", self.freeze_embeddings_epochs,
+        check(self.decay_start >= 0, "train.decay_start", self.decay_start, ">= 0")
+        fraction("train.decay_factor", self.decay_factor, low_open=True)
+        check(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        check(self.freeze_embeddings_epochs >= 0, "train.freeze_embeddings_epochs", self.freeze_embeddings_epochs,
                ">= 0")
-        _check(self.embedding_learning_rate_factor >= 0, "train.embedding_learning_rate_factor",
+        check(self.embedding_learning_rate_factor >= 0, "train.embedding_learning_rate_factor",
                self.embedding_learning_rate_factor, ">= 0 (0: never train the embedding)")
-        _check(self.discriminative_factor >= 1, "train.discriminative_factor", self.discriminative_factor,
+        check(self.discriminative_factor >= 1, "train.discriminative_factor", self.discriminative_factor,
                ">= 1 (1: the same rate for every layer)")
-        _one_of("train.regime", self.regime, ("sentences", "tbptt"))
-        _check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
-        _one_of("train.loss", self.loss, ("mean", "sum_over_time"))
-        _check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
-        _one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
-        _one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
+        one_of("train.regime", self.regime, ("sentences", "tbptt"))
+        check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
+        one_of("train.loss", self.loss, ("mean", "sum_over_time"))
+        check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
+        one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
+        one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Language-model pretraining of a classifier's encoder (Dai & Le 2015; Howard & Ruder 2018).
-
-    With ``enabled``, the ``pretrain`` stage trains a left-to-right language model with the
-    classifier's own embedding and ``[[model.layers]]`` on the training split plus
-    ``corpus.unlabeled_path``, and the classifier starts from its weights. The run is cached
-    under ``work/<corpus>/pretrained/`` by a fingerprint of these settings, so every classifier
-    config with the same encoder and corpus reuses it.
-    """
-
-    enabled: bool = False
-    epochs: int = 8
-    patience: int = 2  # early stopping on validation perplexity
-    batch_size: int = 64
-    learning_rate: float = 2e-3  # Adam
-    clipnorm: float = 0.25  # global-norm clipping, as AWD-LSTM
-    max_length: int = 60  # tokens per sentence predicted
-    output: str = "adaptive"  # full | adaptive softmax (see model.output)
-    embedding_dropout: float = 0.1  # AWD-LSTM regularisers for the language model only (see [model])
-    input_dropout: float = 0.3
-    hidden_dropout: float = 0.25
-    output_dropout: float = 0.4
-    weight_drop: float = 0.5  # DropConnect on the recurrent weights of lstm layers while pretraining (0: off)
-
-    def validate(self) -> None:
-        _check(self.epochs >= 1, "pretrain.epochs", self.epochs, ">= 1")
-        _check(self.patience >= 0, "pretrain.patience", self.patience, ">= 0")
-        _check(self.batch_size >= 1, "pretrain.batch_size", self.batch_size, ">= 1")
-        _check(self.learning_rate > 0, "pretrain.learning_rate", self.learning_rate, "> 0")
-        _check(self.clipnorm >= 0, "pretrain.clipnorm", self.clipnorm, ">= 0")
-        _check(self.max_length >= 2, "pretrain.max_length", self.max_length, ">= 2")
-        _one_of("pretrain.output", self.output, ("full", "adaptive"))
-        for key in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
-            _fraction(f"pretrain.{key}", getattr(self, key))
+# [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off
+FINE_TUNING_KEYS = ("train.freeze_embeddings_epochs", "train.embedding_learning_rate_factor",
+                    "train.discriminative_factor", "train.gradual_unfreezing")
 
 
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """Sentences ``pipeline run`` classifies after training, to show the model at work."""
+def check_off(config: Any, keys: tuple[str, ...], what: str) -> None:
+    """Each dotted ``section.key`` must keep its default (off): options that ``what`` does not support."""
+    import dataclasses
 
-    examples: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """Sampling defaults for ``pipeline generate`` and the prompts ``pipeline run`` samples from."""
-
-    prompts: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()  # conditional models: one label per prompt ("" for none)
-    temperature: float = 0.8  # < 1 sharper and safer, > 1 flatter and more surprising
-    top_k: int = 0  # sample among the k most probable tokens; 0: all
-    top_p: float = 1.0  # sample from the smallest set with this much probability; 1: all
-    repetition_penalty: float = 1.0  # >= 1: p -> p ** P for tokens already in the text (CTRL); 1: off
-    no_repeat_ngram: int = 0  # never repeat an n-gram of this many tokens, prompt included; 0: off
-    max_tokens: int = 40
-    num: int = 3  # samples per prompt
-
-    def validate(self) -> None:
-        _check(self.temperature > 0, "generate.temperature", self.temperature, "> 0")
-        _check(self.top_k >= 0, "generate.top_k", self.top_k, ">= 0")
-        _fraction("generate.top_p", self.top_p, low_open=True, high_open=False)
-        _check(self.repetition_penalty >= 1, "generate.repetition_penalty", self.repetition_penalty, ">= 1 (1: off)")
-        _check(self.no_repeat_ngram >= 0, "generate.no_repeat_ngram", self.no_repeat_ngram, ">= 0 (0: off)")
-        _check(self.max_tokens >= 1, "generate.max_tokens", self.max_tokens, ">= 1")
-        _check(self.num >= 1, "generate.num", self.num, ">= 1")
-        _check(not self.labels or len(self.labels) == len(self.prompts), "generate.labels", self.labels,
-               "empty or one label per prompt")
+    for dotted in keys:
+        section, key = dotted.split(".")
+        value = getattr(getattr(config, section), key)
+        default = next(field.default for field in dataclasses.fields(getattr(config, section)) if field.name == key)
+        shown = str(default).lower() if isinstance(default, bool) else repr(default)
+        check(value == default, dotted, value, f"{shown} (off) for {what}")

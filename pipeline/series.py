@@ -1,7 +1,7 @@
 """Time series every task may use: the Mackey-Glass benchmark series and NRMSE.
 
 Shared by ``pipeline forecast`` (:mod:`pipeline.forecast`) and the spiking reservoir's comparison
-(:mod:`pipeline.spiking`), so that neither task folder imports the other.
+(:mod:`pipeline.tools.lsm`), so that neither task folder imports the other.
 """
 
 from __future__ import annotations

@@ -1,17 +1,25 @@
 """The stage registry and the fingerprint/skip logic (as DVC's ``dvc.lock``).
 
-Each stage declares what it reads and writes. Before it runs, the pipeline
-fingerprints its inputs (file contents), the config values it uses, its own
-source code and the versions of the packages it relies on (``PACKAGES``); when
-the fingerprint matches the one recorded in ``work/<corpus>/pipeline.lock.json``
-and the outputs are still the ones it wrote (same size and modification time),
-the stage is skipped. ``--force`` re-runs it. Running a stage first brings the
-stages it depends on up to date.
+A config runs the text front end (``prepare``, ``tokenize``, ``vectorize``), then the stages its
+task declares (:class:`pipeline.registry.Task`: ``train`` and ``evaluate``, with ``pretrain``
+before them for a classifier). Each stage declares what it reads and writes. Before it runs, the
+pipeline fingerprints its inputs (file contents), the config values it reads (its declared
+settings: nothing else of the config), the source of the modules it runs (the package modules
+its action imports, followed transitively) and the versions of the packages it relies on; when the
+fingerprint matches the one recorded in ``work/<corpus>/pipeline.lock.json`` and the outputs are
+still the ones it wrote (same size and modification time), the stage is skipped. ``--force``
+re-runs it. Running a stage first brings the stages before it up to date.
+
+The frame names no task: the ``train`` and ``evaluate`` stages ask the registry for the task that
+``model.task`` names, and a task's extra stages (the language model's ``pretrain``) register here
+from its plugin module.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -22,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import io as artifact_io
-from pipeline import workarea
+from pipeline import registry, workarea
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.paths import Paths, RunPaths, pretrain_settings
+from pipeline.paths import Paths, RunPaths
 
 log = logging.getLogger(__name__)
 
 PACKAGE = Path(__file__).resolve().parent
+FRONT_END = ("prepare", "tokenize", "vectorize")
 
 
 @dataclass(frozen=True)
@@ -38,26 +47,72 @@ class Stage:
 
     Attributes:
         name: the CLI subcommand.
-        after: the stage whose outputs this one reads (None for the first).
-        settings: the config values that change the result.
+        settings: the config values that change the result (and nothing else).
         inputs: files read; their contents go into the fingerprint.
         outputs: files written; a missing or changed one forces a re-run.
-        code: source files or glob patterns (relative to the package) whose text goes into the fingerprint.
+        modules: the modules it runs (``pipeline.x.y``): their source, and that of every package module they
+            import, goes into the fingerprint. A function of the config (a task's stage runs the task's code).
         action: ``action(config, paths) -> dict`` does the work.
+        packages: installed distributions whose version changes the result.
+        folder: where the stage writes, when that is neither the work folder nor the run folder (the
+            pretrained language model's ``work/<corpus>/pretrained/<fingerprint>/``); its lock entry and
+            training state are keyed by it.
+        run_folder: the stage builds the run folder in the run's staging folder, which replaces the run folder
+            when the command's last stage is done: ``"new"`` starts an empty one (``train``), ``"amend"`` adds to
+            the run as it is (``evaluate``); ``""``: the stage does not write the run folder.
+        resumable: the stage saves training state after each epoch (kept only for the same fingerprint).
     """
 
     name: str
-    after: str | None
     settings: Callable[[Config], Any]
     inputs: Callable[[Config, Paths], list[Path]]
     outputs: Callable[[Config, Paths], list[Path]]
-    code: tuple[str, ...]
+    modules: Callable[[Config], tuple[str, ...]]
     action: Callable[[Config, Paths], dict]
+    packages: tuple[str, ...] = ()
+    folder: Callable[[Config, Paths], Path | None] = lambda config, paths: None
+    run_folder: str = ""  # "" | new | amend
+    resumable: Callable[[Config], bool] = lambda config: False
 
-    def lock_key(self, paths: Paths) -> str:
-        if self.name == "pretrain":
-            return f"pretrain:{paths.pretrained}"
-        return f"{self.name}:{paths.run}" if self.name in RUN_STAGES else self.name
+    def lock_key(self, config: Config, paths: Paths) -> str:
+        folder = paths.run if self.run_folder else self.folder(config, paths)
+        return self.name if folder is None else f"{self.name}:{folder}"
+
+
+STAGES: dict[str, Stage] = {}
+
+
+def register(stage: Stage) -> Stage:
+    STAGES[stage.name] = stage
+    return stage
+
+
+def pipeline_of(config: Config) -> tuple[str, ...]:
+    """Every stage of ``config``'s run, in order: the front end, then its task's stages."""
+    registry.load_plugins()
+    return (*FRONT_END, *registry.task(config.model.task).stages)
+
+
+def stage(name: str) -> Stage:
+    registry.load_plugins()
+    return STAGES[name]
+
+
+def before(name: str, config: Config) -> str | None:
+    """The stage whose outputs ``name`` reads in ``config``'s pipeline (None for the first)."""
+    order = pipeline_of(config)
+    return order[order.index(name) - 1] if name in order and order.index(name) > 0 else None
+
+
+def folder_of(name: str, config: Config, paths: Paths) -> Path | None:
+    """Where stage ``name`` writes for ``config`` (:attr:`Stage.folder`): e.g. the pretrained model a classifier
+    starts from."""
+    return stage(name).folder(config, paths)
+
+
+def settings_read(name: str, config: Config) -> Any:
+    """The config values stage ``name`` reads: what its fingerprint, and a training's resume identity, cover."""
+    return stage(name).settings(config)
 
 
 def file_digest(path: Path) -> str:
@@ -68,21 +123,63 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def code_files(stage: Stage) -> list[Path]:
-    """The package files named by ``stage.code``: paths or glob patterns relative to the package."""
-    return sorted({path for pattern in stage.code for path in PACKAGE.glob(pattern) if path.is_file()})
+def module_file(name: str) -> Path | None:
+    """The source file of package module ``name`` (``pipeline.x.y``) under :data:`PACKAGE`; None when there is
+    none (a name imported from a module, not a module)."""
+    parts = name.split(".")[1:]
+    if not parts:
+        return PACKAGE / "__init__.py"
+    for candidate in (PACKAGE.joinpath(*parts[:-1], parts[-1] + ".py"), PACKAGE.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.cache
+def _imported_modules(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
+    """The ``pipeline.*`` modules that the source at ``path`` imports anywhere (function-level imports too)."""
+    found = set()
+    package = ".".join(("pipeline", *path.relative_to(PACKAGE).with_suffix("").parts[:-1]))
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # a relative import
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pipeline.x import module`
+    return frozenset(name for name in found if name == "pipeline" or name.startswith("pipeline."))
+
+
+# The frame's modules that move results around without computing them (running stages, locks, paths, atomic
+# writes, config parsing, the registry): a change to them re-runs nothing, and their imports are not followed.
+ORCHESTRATION = frozenset({"pipeline.stages", "pipeline.workarea", "pipeline.registry", "pipeline.config",
+                           "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline"})
+
+
+def code_files(modules: tuple[str, ...]) -> list[Path]:
+    """The source files of ``modules`` and of every package module they import, transitively (but for
+    :data:`ORCHESTRATION`)."""
+    seen: dict[str, Path] = {}
+    pending = list(modules)
+    while pending:
+        name = pending.pop()
+        if name in seen or name in ORCHESTRATION:
+            continue
+        path = module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        status = path.stat()
+        pending.extend(_imported_modules(path, (status.st_size, status.st_mtime_ns)))
+    return sorted(set(seen.values()))
 
 
 # The installed packages whose version changes a stage's result (distribution names): an upgrade re-runs
 # the stages it can change, e.g. a new SudachiDict splits words differently, a new Keras trains differently.
-_TRAINING_PACKAGES = ("keras", "tensorflow", "jax", "numpy")
-PACKAGES: dict[str, tuple[str, ...]] = {
-    "tokenize": ("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core"),
-    "vectorize": ("ja-ginza", "spacy", "numpy"),
-    "pretrain": _TRAINING_PACKAGES,
-    "train": _TRAINING_PACKAGES,
-    "evaluate": (*_TRAINING_PACKAGES, "scikit-learn"),
-}
+TRAINING_PACKAGES = ("keras", "tensorflow", "jax", "numpy")
 
 
 def package_version(name: str) -> str | None:
@@ -102,13 +199,14 @@ def fingerprint(stage: Stage, config: Config, paths: Paths, where: Paths | None 
     located = stage.inputs(config, where or paths)
     for path in located:
         if not path.is_file():
-            raise PipelineError(f"{path}: input of `{stage.name}` not found; run `pipeline {stage.after}` first")
+            earlier = before(stage.name, config)
+            raise PipelineError(f"{path}: input of `{stage.name}` not found; run `pipeline {earlier}` first")
     record = {
         "stage": stage.name,
         "settings": stage.settings(config),
         "inputs": {str(path): file_digest(actual) for path, actual in zip(inputs, located)},
-        "code": {str(path.relative_to(PACKAGE)): file_digest(path) for path in code_files(stage)},
-        "packages": {name: package_version(name) for name in PACKAGES.get(stage.name, ())},
+        "code": {str(path.relative_to(PACKAGE)): file_digest(path) for path in code_files(stage.modules(config))},
+        "packages": {name: package_version(name) for name in stage.packages},
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -126,7 +224,7 @@ def read_lock(paths: Paths) -> dict:
 
 
 def is_current(stage: Stage, config: Config, paths: Paths, digest: str, where: Paths | None = None) -> bool:
-    entry = read_lock(paths).get(stage.lock_key(paths))
+    entry = read_lock(paths).get(stage.lock_key(config, paths))
     if not entry or entry.get("fingerprint") != digest:
         return False
     outputs = zip(stage.outputs(config, paths), stage.outputs(config, where or paths))
@@ -137,7 +235,7 @@ def record(stage: Stage, config: Config, paths: Paths, digest: str, where: Paths
     """Outputs are named by ``paths`` and stamped where they are (``where``); a rename keeps the stamps."""
     lock = read_lock(paths)
     outputs = zip(stage.outputs(config, paths), stage.outputs(config, where or paths))
-    lock[stage.lock_key(paths)] = {
+    lock[stage.lock_key(config, paths)] = {
         "fingerprint": digest,
         "outputs": {str(path): _stamp(actual) for path, actual in outputs},
     }
@@ -145,30 +243,34 @@ def record(stage: Stage, config: Config, paths: Paths, digest: str, where: Paths
 
 
 def run_stage(name: str, config: Config, force: bool = False, upstream: bool = True, publish: bool = True) -> dict:
-    """Run stage ``name`` (after bringing its upstream stages up to date); skip it when unchanged.
+    """Run stage ``name`` (after bringing the stages before it up to date); skip it when unchanged.
 
     The process holds the work and run folders' locks meanwhile (:func:`pipeline.workarea.hold`).
-    ``train`` and ``evaluate`` work in the run's staging folder; with ``publish`` it then replaces
-    the run folder (``pipeline run`` publishes after ``evaluate`` only).
+    Run-folder stages work in the run's staging folder; with ``publish`` it then replaces the run
+    folder (``pipeline run`` publishes after its last stage only).
     """
+    if name not in pipeline_of(config):
+        raise PipelineError(f"a {config.model.task} run has no `{name}` stage; its stages are "
+                            + ", ".join(pipeline_of(config)))
     stage = STAGES[name]
     with workarea.hold(config) as paths:
-        if name in RUN_STAGES:  # a run of another kind under this name is replaced only with --force
+        if stage.run_folder:  # a run of another kind under this name is replaced only with --force
             workarea.check_replace(paths.run, config.model.task, force)
-        if upstream and stage.after:
-            run_stage(stage.after, config, force=False, publish=False)
-        where = workarea.current(paths) if name in RUN_STAGES else paths
+        earlier = before(name, config)
+        if upstream and earlier:
+            run_stage(earlier, config, force=False, publish=False)
+        where = workarea.current(paths) if stage.run_folder else paths
         digest = fingerprint(stage, config, paths, where)
         if not force and is_current(stage, config, paths, digest, where):
             log.info("%s: up to date, skipped (--force to re-run)", name)
             result = {"skipped": True}
         else:
-            if name in RUN_STAGES:
-                where = workarea.stage_from_published(paths) if name == "evaluate" else \
+            if stage.run_folder:
+                where = workarea.stage_from_published(paths) if stage.run_folder == "amend" else \
                     dataclasses.replace(paths, run=paths.staging)
-            if name == "train" or name == "pretrain" and config.pretrain.enabled:  # training state: this digest only
-                workarea.reset_resume(Paths(paths.work, paths.pretrained) if name == "pretrain" else paths, digest,
-                                      force)
+            if stage.resumable(config):  # training state: this digest only
+                folder = stage.folder(config, paths)
+                workarea.reset_resume(Paths(paths.work, folder) if folder else paths, digest, force)
             log.info("%s: running", name)
             started = time.perf_counter()
             result = stage.action(config, where) or {}
@@ -176,48 +278,18 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
                 record(stage, config, paths, digest, where)
             log.info("%s: done in %.1f s", name, time.perf_counter() - started)
             result = {"skipped": False, **result}
-        if publish and name in RUN_STAGES:
+        if publish and stage.run_folder:
             workarea.publish(config, paths, kind=config.model.task)
         return result
 
 
-@dataclass(frozen=True)
-class Task:
-    """What ``model.task`` selects: where its train and evaluate actions and its summary live.
-
-    Names are ``"module:attribute"`` strings, imported on first use, so the frame
-    imports no task folder and a command pays only for the task it runs.
-    """
-
-    train: str
-    evaluate: str
-    summary: str
-    specials: str | None = None  # vocabulary entries the task adds, e.g. <s> and </s>
-
-
-TASKS: dict[str, Task] = {
-    "classifier": Task("pipeline.classifier.train:train_classifier", "pipeline.classifier.evaluate:evaluate_classifier",
-                       "pipeline.classifier.evaluate:summary"),
-    "generator": Task("pipeline.language_model.train:train_generator",
-                      "pipeline.language_model.evaluate:evaluate_generator",
-                      "pipeline.language_model.evaluate:summary", "pipeline.language_model.model:SPECIALS"),
-    "reading": Task("pipeline.seq2seq.train:train_reader", "pipeline.seq2seq.evaluate:evaluate_reader",
-                    "pipeline.seq2seq.evaluate:summary"),
-}
-
-
 def task_part(config: Config, part: str) -> Any:
-    """The object named by ``TASKS[config.model.task].<part>``, imported now."""
-    return _imported(getattr(TASKS[config.model.task], part))
+    """The object named by the task's ``part`` (``summary``, ``after_run``), imported now; None when unset."""
+    reference = getattr(registry.task(config.model.task), part)
+    return registry.resolve(reference) if reference else None
 
 
-def _imported(name: str) -> Any:
-    import importlib
-
-    module, attribute = name.split(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
+# ------------------------------------------------------------------ the front end
 def _prepare(config: Config, paths: Paths) -> dict:
     from pipeline.text import corpora
 
@@ -240,40 +312,8 @@ def _vectorize(config: Config, paths: Paths) -> dict:
 
     from pipeline.text.vectors import vectorize
 
-    task = TASKS["generator" if config.pretrain.enabled else config.model.task]  # pretraining needs <s>, </s>
-    specials = _imported(task.specials) if task.specials else ()
+    specials = registry.task(config.model.task).specials(config)
     return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
-
-
-def _pretrain(config: Config, paths: Paths) -> dict:
-    if not config.pretrain.enabled:
-        return {}
-    from pipeline.language_model.pretrain import pretrain_encoder
-
-    return pretrain_encoder(config, paths)
-
-
-def _pretrained_files(config: Config, paths: Paths) -> list[Path]:
-    return _run_files(paths.pretrained) if config.pretrain.enabled else []
-
-
-def _subword_files(config: Config, paths: Paths) -> list[Path]:
-    """The classifier's subword features (``model.char_encoder``, ``model.ngram_features``) and its n-gram
-    ensemble member (``model.ensemble``) read the tokens."""
-    from pipeline.text.features import uses_subword_features
-
-    reads_text = uses_subword_features(config.model) or config.model.ensemble != "none"
-    if config.model.task == "reading":  # the reading model learns from the text itself (pipeline.seq2seq.data)
-        return [paths.tokens]
-    return [paths.tokens] if config.model.task == "classifier" and reads_text else []
-
-
-def _train(config: Config, paths: Paths) -> dict:
-    return task_part(config, "train")(config, paths)
-
-
-def _evaluate(config: Config, paths: Paths) -> dict:
-    return task_part(config, "evaluate")(config, paths)
 
 
 def _corpus_files(config: Config, paths: Paths) -> list[Path]:
@@ -282,46 +322,49 @@ def _corpus_files(config: Config, paths: Paths) -> list[Path]:
     return input_files(config.corpus)
 
 
-def _run_files(folder: Path) -> list[Path]:
+def _section(config: Config, name: str) -> dict:
+    return config.to_dict()[name]
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The files every trained run folder holds (:class:`pipeline.paths.RunPaths`)."""
     run = RunPaths(folder)
     return [run.model, run.config, run.vocab, run.labels, run.history]
 
 
-RUN_STAGES = ("train", "evaluate")
-STAGES: dict[str, Stage] = {}
-
-
-def register(stage: Stage) -> Stage:
-    STAGES[stage.name] = stage
-    return stage
-
-
-register(Stage("prepare", None, lambda c: {"seed": c.seed, "corpus": c.to_dict()["corpus"]},
-               _corpus_files, lambda c, p: [p.prepared], ("text/corpora.py", "text/splits.py"), _prepare))
-register(Stage("tokenize", "prepare",  # tokenize.processes changes the speed, not the tokens
-               lambda c: {k: v for k, v in c.to_dict()["tokenize"].items() if k != "processes"},
-               lambda c, p: [p.prepared], lambda c, p: [p.tokens], ("text/tokenize.py",), _tokenize))
-register(Stage("vectorize", "tokenize",
-               lambda c: {"seed": c.seed, "vectorize": c.to_dict()["vectorize"], "model": c.tokenize.model,
-                          "embedding_dim": c.model.embedding_dim, "task": c.model.task,
-                          "pretrain": c.pretrain.enabled},
+register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": _section(c, "corpus")},
+               _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.corpora",), _prepare))
+register(Stage("tokenize",  # tokenize.processes changes the speed, not the tokens
+               lambda c: {k: v for k, v in _section(c, "tokenize").items() if k != "processes"},
+               lambda c, p: [p.prepared], lambda c, p: [p.tokens], lambda c: ("pipeline.text.tokenize",), _tokenize,
+               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core")))
+register(Stage("vectorize",
+               lambda c: {"seed": c.seed, "vectorize": _section(c, "vectorize"), "model": c.tokenize.model,
+                          "embedding_dim": c.model.embedding_dim,
+                          "specials": list(registry.task(c.model.task).specials(c))},
                lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
-               ("text/vectors.py", "text/vocab.py"), _vectorize))
-register(Stage("pretrain", "vectorize", lambda c: pretrain_settings(c) if c.pretrain.enabled else {"enabled": False},
-               lambda c, p: [p.vocab, p.embeddings, p.ids] if c.pretrain.enabled else [], _pretrained_files,
-               ("training.py", "runs.py", "models.py", "text/batches.py", "language_model/*.py", "layers/*.py"),
-               _pretrain))
-register(Stage("train", "pretrain",
-               lambda c: {k: v for k, v in c.to_dict().items() if k not in ("classify", "generate")},
-               lambda c, p: [p.vocab, p.embeddings, p.ids, *_pretrained_files(c, p)[:1], *_subword_files(c, p)],
-               lambda c, p: _run_files(p.run),
-               ("training.py", "runs.py", "models.py", "text/batches.py", "text/features.py", "classifier/*.py",
-                "language_model/model.py",
-                "language_model/data.py", "language_model/train.py", "layers/*.py", "seq2seq/*.py"), _train))
-register(Stage("evaluate", "train", lambda c: {"seed": c.seed, "field": c.vectorize.token_field},
-               lambda c, p: [*_run_files(p.run), p.ids, p.tokens],
-               lambda c, p: [RunPaths(p.run).metrics], ("classifier/evaluate.py", "language_model/evaluate.py", "language_model/ngram.py", "plots.py",
-                                                        "text/features.py", "seq2seq/*.py"),
-               _evaluate))
+               lambda c: ("pipeline.text.vectors",), _vectorize, packages=("ja-ginza", "spacy", "numpy")))
 
-PIPELINE = ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")
+
+# ------------------------------------------------------------------ the task's train and evaluate
+def _train_settings(config: Config) -> dict:
+    """What every trained model reads: the seed, ``[model]`` and ``[train]``; and what its task declares."""
+    task = registry.task(config.model.task)
+    return {"seed": config.seed, "model": _section(config, "model"), "train": _section(config, "train"),
+            "task": task.train.settings(config)}
+
+
+register(Stage("train", _train_settings,
+               lambda c, p: [p.vocab, p.embeddings, p.ids, *registry.task(c.model.task).train.inputs(c, p)],
+               lambda c, p: run_files(p.run),
+               lambda c: (registry.task(c.model.task).train.action.split(":")[0],),
+               lambda c, p: registry.resolve(registry.task(c.model.task).train.action)(c, p),
+               packages=TRAINING_PACKAGES, run_folder="new", resumable=lambda c: True))
+register(Stage("evaluate",
+               lambda c: {"seed": c.seed, "field": c.vectorize.token_field,
+                          "task": registry.task(c.model.task).evaluate.settings(c)},
+               lambda c, p: [*run_files(p.run), p.ids, p.tokens, *registry.task(c.model.task).evaluate.inputs(c, p)],
+               lambda c, p: [RunPaths(p.run).metrics],
+               lambda c: (registry.task(c.model.task).evaluate.action.split(":")[0],),
+               lambda c, p: registry.resolve(registry.task(c.model.task).evaluate.action)(c, p),
+               packages=(*TRAINING_PACKAGES, "scikit-learn"), run_folder="amend"))

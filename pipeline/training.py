@@ -11,17 +11,17 @@ import contextlib
 import functools
 import logging
 import math
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import keras
 from keras import ops
 
-from pipeline import seeds
+from pipeline import progress, seeds
+from pipeline.keras_compat import optimizer_variable_index
 from pipeline.paths import RunPaths
 from pipeline.sections import TrainConfig
 
@@ -92,7 +92,7 @@ class _GroupRatesMixin:
         self.variable_groups = tuple(self.group_rates.group_of(variable) for variable in variables)
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        group = self.variable_groups[self._get_variable_index(variable)]
+        group = self.variable_groups[optimizer_variable_index(self, variable)]
         factor = ops.cast(self.group_factors[group], learning_rate.dtype)
         super().update_step(gradient, variable, learning_rate * factor)
 
@@ -213,10 +213,9 @@ def learning_rate_schedule(settings: TrainConfig, steps_per_epoch: int):
 
 
 def progress_verbosity() -> int:
-    """A progress bar on a terminal, one line per epoch in logs and CI, nothing with ``--quiet``."""
-    if logging.getLogger("pipeline").getEffectiveLevel() > logging.INFO:
-        return 0
-    return 1 if sys.stderr.isatty() else 2
+    """Keras' ``verbose`` under :func:`pipeline.progress.mode`'s rule: a progress bar on a terminal, one line per
+    epoch in logs and CI, nothing with ``--quiet``."""
+    return {"quiet": 0, "bar": 1, "log": 2}[progress.mode(logging.getLogger("pipeline"))]
 
 
 def schedule_callbacks(settings: TrainConfig, monitor: str) -> list[keras.callbacks.Callback]:

@@ -129,7 +129,7 @@ def mark_run(folder: Path, kind: str) -> None:
     """Record the run's kind, the pipeline version and the time in ``<folder>/run.json``."""
     from pipeline import __version__
 
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     artifact_io.write_json(RunPaths(folder).info, {"kind": kind, "pipeline_version": __version__,
                                                    "created": created})
 

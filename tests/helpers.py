@@ -1,6 +1,6 @@
 """What many test modules share: the repository root, running the real CLI, and checking what a user sees.
 
-Importable as ``helpers`` (``pythonpath = tests`` in setup.cfg); fixtures live in ``conftest.py``.
+Importable as ``helpers`` (``pythonpath = tests`` in pyproject.toml); fixtures live in ``conftest.py``.
 """
 
 from __future__ import annotations

@@ -189,7 +189,8 @@ def test_classify_with_a_generator_run_points_to_generate(run_folder):
 
 
 def test_missing_run_folder_is_a_user_error(tmp_path):
-    assert_user_error(generate(tmp_path / "no-such-run", "--prompt", PROMPT), "not found", "no-such-run", stdout_empty=True)
+    assert_user_error(generate(tmp_path / "no-such-run", "--prompt", PROMPT), "not found", "no-such-run",
+                      stdout_empty=True)
 
 
 # ------------------------------------------------------------------ plain text, whitespace tokens

@@ -24,8 +24,17 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import (REPOSITORY, TOOL_COMMANDS, assert_success, assert_user_error, cli, explain, folders,
-                     tree_bytes, write_csv)
+from helpers import (
+    REPOSITORY,
+    TOOL_COMMANDS,
+    assert_success,
+    assert_user_error,
+    cli,
+    explain,
+    folders,
+    tree_bytes,
+    write_csv,
+)
 
 from pipeline import io as artifact_io
 from pipeline.paths import lock_file
@@ -165,11 +174,11 @@ def test_a_second_process_on_a_locked_work_folder_stops_with_one_line(corpus, tm
     assert not (work / "prepared.parquet").exists()
 
 
-@pytest.mark.parametrize("tool, moment", [("forecast", 1.0), ("forecast", "building"), ("lsm", "building"),
+@pytest.mark.parametrize("tool, moment", [("forecast", "start"), ("forecast", "building"), ("lsm", "building"),
                                           ("diagnose", "building"), ("hopfield", "building")])
 def test_a_tool_killed_at_any_moment_leaves_every_run_intact(uninterrupted, tmp_path, tool, moment):
-    """``moment``: seconds after the start, or "building": as soon as its new run folder appears beside the
-    others (the files are being written)."""
+    """``moment``: "start", as soon as the process exists (it is starting Python and importing), or "building",
+    as soon as its new run folder appears beside the others (the files are being written)."""
     models = tmp_path / "saved_models"
     shutil.copytree(uninterrupted / "models" / "interrupt", models / "default")
     assert_success(cli(*TOOL_COMMANDS["hopfield"], "--set", f"run_name={tool}", "--set", "hopfield.glyph_size=8",
@@ -179,8 +188,6 @@ def test_a_tool_killed_at_any_moment_leaves_every_run_intact(uninterrupted, tmp_
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if moment == "building":
         wait_until(process, lambda: any(models.glob(f".{tool}.*.building")), "the tool's new run folder")
-    else:
-        time.sleep(moment)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert {folder.name: tree_bytes(folder) for folder in models.iterdir() if not folder.name.startswith(".")} \

@@ -29,7 +29,8 @@ def test_shipped_default_config_loads():
     config = load(REPOSITORY / "configs" / "default.toml")
     assert config.corpus.format == "knb"
     assert [layer["type"] for layer in config.model.layers] == ["bilstm"]
-    assert (config.model.pooling, config.model.char_encoder, config.model.ensemble) == ("attention", "cnn", "char_ngram")
+    model = config.model
+    assert (model.pooling, model.char_encoder, model.ensemble) == ("attention", "cnn", "char_ngram")
     for position, spec in enumerate(config.model.layers):
         check_layer_spec(spec, position)
 
@@ -99,7 +100,6 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"model": {"task": "generator", "output": "adaptive", "tie_weights": True}}, "model.tie_weights"),
         ({"model": {"task": "generator", "cutoffs": [10, 5]}}, "model.cutoffs"),
         ({"model": {"task": "generator", "input_dropout": 1.0}}, "model.input_dropout"),
-        ({"pretrain": {"enabled": True}, "model": {"task": "generator"}}, "pretrain.enabled"),
         ({"pretrain": {"output": "x"}}, "pretrain.output"),
         # words without a vector, fine-tuning (pipeline.classifier.finetune)
         ({"vectorize": {"unknown_init": "chars"}}, "vectorize.unknown_init"),
@@ -127,6 +127,35 @@ def test_invalid_value_names_the_key(data, key):
         from_dict(data)
     assert f"'{key}'" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("data, owner, fragments", [
+    ({"pretrain": {"enabled": True}, "model": {"task": "generator"}}, None,
+     ['[pretrain] is read by model.task = "classifier"', "not by a generator config"]),
+    ({"lsm": {"units": 10}}, None, ["[lsm] is read by `pipeline lsm`", "not by a classifier config"]),
+    ({"classify": {"examples": ["x"]}}, "forecast", ['[classify] is read by model.task = "classifier"']),
+    ({"lsmm": {"units": 10}}, "lsm", ["unknown config key 'lsmm'", "did you mean 'lsm'"]),
+    ({"model": {"task": "translator"}}, None, ["'model.task'", "'classifier', 'generator', 'reading'"]),
+])
+def test_a_config_holds_the_sections_of_its_task_or_tool_only(data, owner, fragments):
+    with pytest.raises(PipelineError) as caught:
+        from_dict(data, owner=owner)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_each_config_reads_its_owners_sections_with_their_defaults():
+    classifier, generator, tool = from_dict({}), from_dict({"model": {"task": "generator"}}), from_dict({}, owner="lsm")
+    assert (classifier.owner, sorted(classifier.sections)) == ("classifier", ["classify", "pretrain"])
+    assert (generator.owner, sorted(generator.sections)) == ("generator", ["generate"])
+    assert (tool.owner, sorted(tool.sections), tool.lsm.units) == ("lsm", ["lsm"], 200)
+    assert "lsm" not in classifier.to_dict() and "generate" in generator.to_dict()
+    with pytest.raises(AttributeError, match=r"a classifier config has no \[lsm\] section"):
+        _ = classifier.lsm
+    assert from_dict(generator.to_dict()) == generator
+    changed = classifier.replace(pretrain=classifier.pretrain.__class__(enabled=True), run_name="other")
+    assert changed.pretrain.enabled and changed.run_name == "other" and not classifier.pretrain.enabled
 
 
 def test_integers_are_accepted_for_floats():

@@ -33,9 +33,20 @@ def test_the_shipped_configs_are_found():
     assert len(names) >= 10
 
 
+def tool_of(path: Path) -> str | None:
+    """The tool whose section a tool's config holds (``[lsm]``: ``pipeline lsm``); None for a run's config."""
+    from pipeline import registry
+
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    owners = [name for name, tool in registry.tools().items() if set(tool.sections) & set(data)]
+    assert len(owners) <= 1, f"{path.name} mixes the sections of {owners}"
+    return owners[0] if owners else None
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda path: path.stem)
 def test_every_shipped_config_loads(path):
-    loaded = config.load(path)
+    loaded = config.load(path, owner=tool_of(path))
+    assert (tool_of(path) is None) == is_for_run(path)
     assert loaded.seed >= 0 and loaded.run_name
     if is_for_run(path):
         check_layers(loaded.model)
@@ -54,12 +65,12 @@ def shared_folders(tmp_path_factory) -> list[str]:
 @pytest.mark.parametrize("name", ONE_EPOCH)
 def test_cheap_shipped_configs_run_every_stage_for_one_epoch(name, shared_folders):
     from pipeline.paths import Paths, RunPaths
-    from pipeline.stages import PIPELINE, run_stage
+    from pipeline.stages import pipeline_of, run_stage
 
     path = REPOSITORY / "configs" / f"{name}.toml"
     assert is_for_run(path)
     loaded = config.load(path, [*shared_folders, "train.epochs=1", "train.tensorboard=false"])
-    for stage in PIPELINE:
+    for stage in pipeline_of(loaded):
         run_stage(stage, loaded, upstream=False)
     run = RunPaths(Paths.from_config(loaded).run)
     assert run.model.is_file() and run.metrics.is_file()

@@ -84,7 +84,7 @@ def test_write_json_failure_keeps_the_old_file(tmp_path):
 
 def test_write_text_is_utf8(tmp_path):
     artifact_io.write_text(tmp_path / "a.txt", "京都に行った。\n")
-    assert (tmp_path / "a.txt").read_bytes() == "京都に行った。\n".encode("utf-8")
+    assert (tmp_path / "a.txt").read_bytes() == "京都に行った。\n".encode()
 
 
 def test_atomic_directory_replaces_a_directory_as_a_whole(tmp_path):

@@ -168,8 +168,10 @@ def test_esn_reservoir_depends_on_the_seed_only():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"type": "esn", "leak_rat": 0.3}, r"unknown config key 'model.layers\[0\].leak_rat' \(did you mean 'leak_rate'\?\)"),
-    ({"type": "esn", "spectral_raduis": 1.2}, r"'model.layers\[0\].spectral_raduis' \(did you mean 'spectral_radius'\?\)"),
+    ({"type": "esn", "leak_rat": 0.3},
+     r"unknown config key 'model.layers\[0\].leak_rat' \(did you mean 'leak_rate'\?\)"),
+    ({"type": "esn", "spectral_raduis": 1.2},
+     r"'model.layers\[0\].spectral_raduis' \(did you mean 'spectral_radius'\?\)"),
     ({"type": "esn", "input_scale": 0.5}, r"did you mean 'input_scaling'\?"),
     ({"type": "esn", "sr": 1.2}, r"'model.layers\[0\].sr' \(valid keys for esn: bias_scaling, connectivity, "
                                  r"input_connectivity, input_scaling, leak_rate, spectral_radius, units\)"),

@@ -22,9 +22,9 @@ def test_japanese_labels_find_a_font_with_their_glyphs(tmp_path):
 
     from matplotlib import font_manager
 
-    from pipeline.plots import _pyplot, _save
+    from pipeline.plots import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     font_path = font_manager.findfont(font_manager.FontProperties(family=plt.rcParams["font.family"]))
     assert "ipaexg" in font_path.lower() and "dejavu" not in font_path.lower()
     figure, axes = plt.subplots(figsize=(3, 2))
@@ -32,5 +32,5 @@ def test_japanese_labels_find_a_font_with_their_glyphs(tmp_path):
     axes.set_xlabel("京都・携帯")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph 26085 (\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from font(s) ..."
-        _save(figure, tmp_path / "japanese.png")
+        save(figure, tmp_path / "japanese.png")
     assert (tmp_path / "japanese.png").read_bytes()[:4] == b"\x89PNG"

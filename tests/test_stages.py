@@ -37,9 +37,15 @@ def prepare_fingerprint(config: Config) -> str:
     return stages.fingerprint(stages.STAGES["prepare"], config, Paths.from_config(config))
 
 
-def test_pipeline_order_and_dependencies():
-    assert stages.PIPELINE == ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")
-    assert [stages.STAGES[name].after for name in stages.PIPELINE] == [None, *stages.PIPELINE[:-1]]
+def test_each_task_declares_its_stages_after_the_front_end(config):
+    order = stages.pipeline_of(config)
+    assert order == ("prepare", "tokenize", "vectorize", "pretrain", "train", "evaluate")  # a classifier
+    assert [stages.before(name, config) for name in order] == [None, *order[:-1]]
+    generator = Config(model=replace(config.model, task="generator"))
+    assert stages.pipeline_of(generator) == ("prepare", "tokenize", "vectorize", "train", "evaluate")
+    assert stages.before("train", generator) == "vectorize"
+    with pytest.raises(PipelineError, match="a generator run has no `pretrain` stage"):
+        stages.run_stage("pretrain", generator)
 
 
 def test_fingerprint_is_stable(config):
@@ -83,12 +89,10 @@ def test_fingerprint_ignores_an_irrelevant_setting(config, change):
 
 
 def test_fingerprint_changes_with_the_stage_code(config, tmp_path, monkeypatch):
-    package = tmp_path / "package"
-    (package / "text").mkdir(parents=True)
-    shutil.copy(stages.PACKAGE / "text" / "corpora.py", package / "text" / "corpora.py")
+    package = Path(shutil.copytree(stages.PACKAGE, tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__")))
     monkeypatch.setattr(stages, "PACKAGE", package)
     before = prepare_fingerprint(config)
-    with open(package / "text" / "corpora.py", "a", encoding="utf-8") as handle:
+    with open(package / "text" / "splits.py", "a", encoding="utf-8") as handle:  # imported by text/corpora.py
         handle.write("\n# a change\n")
     assert prepare_fingerprint(config) != before
 
@@ -168,10 +172,11 @@ def test_run_stage_reruns_after_a_corrupt_lock_file(config):
 
 def test_run_stages_are_locked_per_run_folder(config):
     paths = Paths.from_config(config)
-    assert stages.STAGES["prepare"].lock_key(paths) == "prepare"
-    assert stages.STAGES["train"].lock_key(paths) == f"train:{paths.run}"
-    other = Paths.from_config(replace(config, run_name="other"))
-    assert stages.STAGES["train"].lock_key(other) != stages.STAGES["train"].lock_key(paths)
+    assert stages.STAGES["prepare"].lock_key(config, paths) == "prepare"
+    assert stages.STAGES["train"].lock_key(config, paths) == f"train:{paths.run}"
+    other_config = replace(config, run_name="other")
+    other = Paths.from_config(other_config)
+    assert stages.STAGES["train"].lock_key(other_config, other) != stages.STAGES["train"].lock_key(config, paths)
 
 
 def test_pretrain_is_a_no_op_without_pretrain_enabled(config):
@@ -181,16 +186,20 @@ def test_pretrain_is_a_no_op_without_pretrain_enabled(config):
     assert pretrain.action(config, paths) == {}
 
 
+def pretrained(config: Config) -> Path:
+    return stages.folder_of("pretrain", config, Paths.from_config(config))
+
+
 def test_pretrained_folder_depends_on_the_encoder_and_pretrain_settings(config):
-    enabled = replace(config, pretrain=replace(config.pretrain, enabled=True))
-    folder = Paths.from_config(enabled).pretrained
+    enabled = config.replace(pretrain=replace(config.pretrain, enabled=True))
+    folder = pretrained(enabled)
     assert folder.parent == Paths.from_config(enabled).work / "pretrained"
-    assert Paths.from_config(replace(enabled, run_name="other", train=replace(config.train, epochs=3))).pretrained \
-        == folder  # another classifier on the same encoder shares it
-    assert Paths.from_config(replace(enabled, pretrain=replace(enabled.pretrain, epochs=2))).pretrained != folder
+    assert pretrained(enabled.replace(run_name="other", train=replace(config.train, epochs=3))) == folder  # shared
+    assert pretrained(enabled.replace(pretrain=replace(enabled.pretrain, epochs=2))) != folder
     layers = ({"type": "lstm", "units": 16},)
-    assert Paths.from_config(replace(enabled, model=replace(config.model, layers=layers))).pretrained != folder
-    assert stages.STAGES["pretrain"].lock_key(Paths.from_config(enabled)) == f"pretrain:{folder}"
+    assert pretrained(enabled.replace(model=replace(config.model, layers=layers))) != folder
+    assert stages.STAGES["pretrain"].lock_key(enabled, Paths.from_config(enabled)) == f"pretrain:{folder}"
+    assert pretrained(config) is None
 
 
 def test_train_reads_the_tokens_only_with_subword_features(config):
@@ -201,7 +210,26 @@ def test_train_reads_the_tokens_only_with_subword_features(config):
     assert paths.tokens not in train.inputs(config, paths)
     for model in (ModelConfig(char_encoder="cnn"), ModelConfig(ngram_features="char")):
         assert paths.tokens in train.inputs(replace(config, model=model), paths)
-    assert "text/features.py" in train.code and "text/features.py" in stages.STAGES["evaluate"].code
+
+
+def code_of(name: str, config: Config) -> set[str]:
+    stage = stages.STAGES[name]
+    return {str(path.relative_to(stages.PACKAGE)) for path in stages.code_files(stage.modules(config))}
+
+
+def test_a_stage_fingerprints_the_code_it_runs_and_nothing_else(config):
+    train, evaluate = code_of("train", config), code_of("evaluate", config)
+    assert {"classifier/train.py", "classifier/model.py", "text/features.py", "layers/attention.py",
+            "training.py", "models.py"} <= train  # followed through the imports, function-level ones too
+    assert "text/features.py" in evaluate and "classifier/evaluate.py" in evaluate
+    for name in ("train", "evaluate"):  # explaining, the CLI, other tasks and tools change no trained run
+        assert not {"classifier/explain.py", "cli/classify.py", "language_model/train.py", "tools/lsm/compare.py",
+                    "stages.py", "workarea.py"} & code_of(name, config), name
+    generator = Config(model=replace(config.model, task="generator"))
+    assert "language_model/train.py" in code_of("train", generator) and "classifier/train.py" not in \
+        code_of("train", generator)
+    assert code_of("prepare", config) == {"text/corpora.py", "text/splits.py", "seeds.py", "sections.py"} | \
+        (code_of("prepare", config) & {"text/__init__.py", "progress.py"})
 
 
 def test_an_upgraded_package_reruns_the_stages_it_changes(config, monkeypatch):
@@ -216,6 +244,6 @@ def test_an_upgraded_package_reruns_the_stages_it_changes(config, monkeypatch):
         assert stages.fingerprint(tokenize, config, paths) != before["tokenize"], name
         assert stages.fingerprint(prepare, config, paths) == before["prepare"], name
     for name in ("keras", "tensorflow"):
-        assert all(name in stages.PACKAGES[stage] for stage in ("pretrain", "train", "evaluate")), name
-    assert "ja-ginza" in stages.PACKAGES["vectorize"]
+        assert all(name in stages.STAGES[stage].packages for stage in ("pretrain", "train", "evaluate")), name
+    assert "ja-ginza" in stages.STAGES["vectorize"].packages
     assert installed("keras") and installed("ja-ginza") and installed("no-such-package-here") is None

@@ -61,7 +61,7 @@ class CharNgramModel:
     C: float
 
     @classmethod
-    def from_fitted(cls, vectorizer, classifier, inverse_regularization: float) -> "CharNgramModel":
+    def from_fitted(cls, vectorizer, classifier, inverse_regularization: float) -> CharNgramModel:
         ngrams = [None] * len(vectorizer.vocabulary_)
         for ngram, column in vectorizer.vocabulary_.items():
             ngrams[column] = ngram
@@ -96,7 +96,7 @@ class CharNgramModel:
                 np.savez(handle, idf=self.idf, coef=self.coef, intercept=self.intercept)
 
     @classmethod
-    def load(cls, folder: Path) -> "CharNgramModel":
+    def load(cls, folder: Path) -> CharNgramModel:
         for name in (ARRAYS_FILE, NGRAMS_FILE):
             if not (folder / name).is_file():
                 raise PipelineError(f"{folder}: incomplete run folder, {name} (the char n-gram ensemble member) is "

@@ -58,8 +58,8 @@ def explain(run: Run, texts: list[str]) -> list[dict]:
             continue
         seen, words = ids[:max_length], words[:max_length]
         probabilities, weights = weigh(seen, words)  # the weights explain the recurrent model
-        if run.ensemble is not None:  # the label is the ensemble's, as `classify` gives it
-            member, weight = run.ensemble
+        if "ensemble" in run.extras:  # the label is the ensemble's, as `classify` gives it
+            member, weight = run.extras["ensemble"]
             probabilities = mix(probabilities, member.probabilities([cleaned])[0], weight)
         results.append({**labelled(run, text, probabilities, ids), "method": method,
                         "tokens": [[word, float(weight)] for word, weight in zip(words, weights)],

@@ -6,14 +6,34 @@ vocabulary how to encode, its labels what the outputs mean.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from pipeline.classifier.ensemble import mix
+from pipeline.config import Config
+from pipeline.errors import PipelineError
+from pipeline.paths import RunPaths
 from pipeline.runs import Run
 from pipeline.text.batches import SequenceBatches
 from pipeline.text.corpora import normalize
 from pipeline.text.features import WORD_FIELD, sentence_inputs
 from pipeline.text.vocab import UNK_ID
+
+
+def load_extras(folder: Path, config: Config, model, labels: list[str]) -> dict:
+    """What :func:`pipeline.runs.load_run` loads for a classifier besides the model: the n-gram ensemble
+    member and the weight of the recurrent model (``model.ensemble = "char_ngram"``), as ``{"ensemble":
+    (member, weight)}``; a label list that does not fit the model's outputs is an error."""
+    if model.outputs[0].shape[-1] != len(labels):
+        raise PipelineError(f"{RunPaths(folder).labels}: {len(labels)} labels for a model with "
+                            f"{model.outputs[0].shape[-1]} outputs; the run folder is inconsistent, "
+                            "retrain with --force")
+    if config.model.ensemble != "char_ngram":
+        return {}
+    from pipeline.classifier.ensemble import CharNgramModel, ensemble_weight
+
+    return {"ensemble": (CharNgramModel.load(folder), ensemble_weight(folder))}
 
 
 def tokenize_texts(run: Run, texts: list[str]) -> tuple[list[str], list[dict[str, list[str]]]]:
@@ -69,8 +89,8 @@ def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
     if valid:
         batches = text_batches(run, [sequences[i] for i in valid], [words[i] for i in valid], batch_size)
         probabilities = batches.predict(run.model)
-        if run.ensemble is not None:  # model.ensemble = "char_ngram": mix with the n-gram member
-            member, weight = run.ensemble
+        if "ensemble" in run.extras:  # model.ensemble = "char_ngram": mix with the n-gram member
+            member, weight = run.extras["ensemble"]
             probabilities = mix(probabilities, member.probabilities([tokenized[0][i] for i in valid]), weight)
         for index, row in zip(valid, probabilities):
             results[index] = labelled(run, texts[index], row, sequences[index])

@@ -28,6 +28,7 @@ from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
+from pipeline.stages import folder_of, settings_read
 from pipeline.text.batches import SequenceBatches, balanced_class_weights
 from pipeline.text.features import split_inputs
 from pipeline.text.vectors import EncodedSplits
@@ -105,8 +106,9 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     with distribution.scope():
         model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
     if config.pretrain.enabled:
-        copied = start_from_pretrained(model, paths.pretrained)
-        log.info("encoder starts from the pretrained language model (%s): %s", paths.pretrained, ", ".join(copied))
+        pretrained = folder_of("pretrain", config, paths)
+        copied = start_from_pretrained(model, pretrained)
+        log.info("encoder starts from the pretrained language model (%s): %s", pretrained, ", ".join(copied))
     train_count = len(splits.sequences["train"])
     parameters = trainable_parameters(model)
     if parameters > train_count:
@@ -146,7 +148,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         else:
             monitor = "val_loss" if has_validation else "loss"
             # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
-            resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs) \
+            resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs) \
                 if distribution.kind != "multi_worker" else None
             if resume is not None:
                 resume.fast_forward(train_batches)

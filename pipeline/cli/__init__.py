@@ -1,6 +1,6 @@
 """The command line: the only place that parses arguments.
 
-One module a command group (``stages``, ``classify``, ``generate``, ``tools``, ...); each has
+One module a command or command group (``stages``, ``classify``, ``generate``, ``forecast``, ...); each has
 ``register(commands)``, which adds its subparsers and sets ``handler`` on them. Every user
 error is a :class:`PipelineError`, caught once in :func:`main`: one line on stderr, exit
 status 2, no traceback.
@@ -19,7 +19,7 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 # Command modules in help order; a new command is a new module here plus its name in this list.
-COMMAND_MODULES = ("stages", "classify", "generate", "tools", "hopfield", "lsm", "similar", "read")
+COMMAND_MODULES = ("stages", "classify", "generate", "diagnose", "forecast", "hopfield", "lsm", "similar", "read")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return PipelineError.exit_status
     except KeyboardInterrupt:
+        from pipeline.resume import unfinished_training
+
+        saved = unfinished_training()  # None: no training saved an epoch (reading runs save no state)
+        resumes = f" (training resumes after epoch {saved[1]}, the last one it finished)" if saved else ""
         print("interrupted; finished artifacts and the previous run folder are kept, run the same command again "
-              "to continue (training resumes after its last finished epoch)", file=sys.stderr)
+              f"to continue{resumes}", file=sys.stderr)
         return 130
 
 

@@ -23,7 +23,8 @@ def register(commands) -> None:
                     "(exit status 2 when any line failed).")
     classify.add_argument("--model", "-m", type=Path, required=True, help="run folder, e.g. saved_models/default")
     classify.add_argument("texts", nargs="*", help="sentences to classify")
-    classify.add_argument("--file", "-f", type=Path, help="read sentences from this UTF-8 file, one a line ('-': stdin)")
+    classify.add_argument("--file", "-f", type=Path,
+                          help="read sentences from this UTF-8 file, one a line ('-': stdin)")
     classify.add_argument("--json", action="store_true", help="print JSON lines with all class probabilities")
     classify.add_argument("--explain", action="store_true",
                           help="a weight per token: the attention weights of a model with model.pooling = "
@@ -44,7 +45,8 @@ def print_classifications(results: list[dict], as_json: bool, color: bool = Fals
         if "error" in result and result["error"]:
             failures += 1
             if as_json:
-                print(json.dumps({"line": number, "text": result["text"], "error": result["error"]}, ensure_ascii=False))
+                failed = {"line": number, "text": result["text"], "error": result["error"]}
+                print(json.dumps(failed, ensure_ascii=False))
             else:
                 print(f"error: line {number}: {result['error']}", file=sys.stderr)
             continue
@@ -92,3 +94,16 @@ def explain_classifications(run, texts: list[str], args: argparse.Namespace) -> 
         log.info("wrote %s", args.html)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     return print_classifications(results, args.json, color)
+
+
+def run_classify_examples(config) -> int:
+    """``pipeline run`` with a classifier config: classify ``[classify] examples`` with the new run."""
+    if not config.classify.examples:
+        return 0
+    from pipeline.classifier.predict import classify
+    from pipeline.paths import Paths
+    from pipeline.runs import load_run
+
+    print("examples:")
+    return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
+                                 as_json=False)

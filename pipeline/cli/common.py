@@ -21,7 +21,7 @@ def config_options(parser: argparse.ArgumentParser, positional: bool = False, to
     elif tool is not None:
         parser.add_argument("--config", "-c", type=Path, default=None,
                             help=f"TOML config file (default: the built-in settings, run_name = \"{tool}\")")
-        parser.set_defaults(default_run_name=tool)
+        parser.set_defaults(default_run_name=tool)  # the tool's name: its default run name and its config's owner
     else:
         parser.add_argument("--config", "-c", type=Path, default=Path("configs/default.toml"),
                             help="TOML config file (default: %(default)s)")
@@ -34,11 +34,12 @@ def config_options(parser: argparse.ArgumentParser, positional: bool = False, to
 def load_config(args: argparse.Namespace):
     from pipeline import config
 
+    tool = getattr(args, "default_run_name", None)  # a tool's config holds its sections, not a task's
     if args.config is None:  # a tool on its built-in settings
-        defaults = {"run_name": args.default_run_name}
-        loaded = config.from_dict(config.apply_overrides(defaults, args.overrides), where="--set")
+        defaults = {"run_name": tool}
+        loaded = config.from_dict(config.apply_overrides(defaults, args.overrides), where="--set", owner=tool)
     else:
-        loaded = config.load(args.config, args.overrides)
+        loaded = config.load(args.config, args.overrides, owner=tool)
     if args.command in ("run", "train") and loaded.train.distribute != "none":
         from pipeline.distribution import make_distribution
 

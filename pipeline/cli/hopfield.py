@@ -29,8 +29,8 @@ def register(commands) -> None:
 
 def command_hopfield(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
-    from pipeline.glyph_memory import capacity, recall_glyph
     from pipeline.paths import Paths
+    from pipeline.tools.hopfield.glyph_memory import capacity, recall_glyph
     from pipeline.workarea import new_run
 
     config = load_config(args)

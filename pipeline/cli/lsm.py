@@ -22,8 +22,8 @@ def register(commands) -> None:
 def command_lsm(args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
     from pipeline.paths import Paths, RunPaths
-    from pipeline.plots import plot_spike_raster
-    from pipeline.spiking.compare import compare
+    from pipeline.tools.lsm.compare import compare
+    from pipeline.tools.lsm.plots import plot_spike_raster
     from pipeline.workarea import new_run
 
     config = load_config(args)

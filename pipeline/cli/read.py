@@ -87,7 +87,7 @@ def command_read(args: argparse.Namespace) -> int:
 
 
 def _plot(result: dict, path: Path) -> None:
-    from pipeline.plots import plot_attention
+    from pipeline.seq2seq.plots import plot_attention
 
     try:
         plot_attention(result["attention"], result["source"], result["output"], path)

@@ -26,7 +26,7 @@ def register(commands) -> None:
 
 
 def command_similar(args: argparse.Namespace) -> int:
-    from pipeline.text import neighbours
+    from pipeline.tools.neighbours import similar as neighbours
 
     if args.top < 1:
         raise PipelineError(f"--top {args.top}: must be at least 1")

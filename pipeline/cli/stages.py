@@ -55,27 +55,14 @@ def print_metrics(config) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     config = load_config(args)
-    from pipeline.cli.classify import print_classifications
-    from pipeline.cli.generate import run_generate_examples
-    from pipeline.classifier.predict import classify
-    from pipeline.paths import Paths
-    from pipeline.runs import load_run
-    from pipeline.stages import PIPELINE, run_stage
+    from pipeline.stages import pipeline_of, run_stage, task_part
     from pipeline.workarea import check_replace, hold
 
+    order = pipeline_of(config)
     with hold(config) as paths:  # one process at a time on this work folder and run folder, for every stage
         check_replace(paths.run, config.model.task, args.force)  # before prepare, not after hours of training
-        for name in PIPELINE:  # the run folder is replaced once, when evaluate is done
-            run_stage(name, config, force=args.force, upstream=False, publish=name == PIPELINE[-1])
+        for name in order:  # the run folder is replaced once, when the last stage is done
+            run_stage(name, config, force=args.force, upstream=False, publish=name == order[-1])
     print_metrics(config)
-    if config.model.task == "generator":
-        return run_generate_examples(config)
-    if config.model.task == "reading":
-        from pipeline.cli.read import run_read_examples
-
-        return run_read_examples(config)
-    if config.classify.examples:
-        print("examples:")
-        return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
-                                     as_json=False)
-    return 0
+    after_run = task_part(config, "after_run")  # classify the examples, sample from the prompts, ...
+    return after_run(config) if after_run is not None else 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.tool_sections import ForecastConfig
+from pipeline.forecast.sections import ForecastConfig
 
 FORECASTERS = ("model", "persistence", "seasonal_naive")
 
@@ -51,8 +51,8 @@ def run_windowed(settings: ForecastConfig, series: np.ndarray, seed: int, folder
     import pandas as pd
 
     from pipeline import io as artifact_io
+    from pipeline.forecast.plots import plot_window_forecast
     from pipeline.forecast.windowed import LAYER_OPTIONS, forecast_windowed
-    from pipeline.plots import plot_window_forecast
 
     result = forecast_windowed(
         series, kind=settings.kind, window=settings.window, horizon=settings.horizon, season=settings.season,

@@ -70,7 +70,7 @@ class Standardiser:
     scale: float
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "Standardiser":
+    def fit(cls, values: np.ndarray) -> Standardiser:
         scale = float(np.std(values))
         return cls(float(np.mean(values)), scale if scale > 0 else 1.0)
 

@@ -88,7 +88,8 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
 def summary(metrics: dict) -> str:
     lines = ["perplexity " + "  ".join(f"{split} {value:.1f}" for split, value in metrics["perplexity"].items())]
     if "stream_perplexity_test" in metrics:
-        lines.append(f"  test stream perplexity (state carried across sentences): {metrics['stream_perplexity_test']:.1f}")
+        stream = metrics["stream_perplexity_test"]
+        lines.append(f"  test stream perplexity (state carried across sentences): {stream:.1f}")
     for name, label in (("kneser_ney_trigram", "trigram"), ("kneser_ney_4gram", "4-gram")):
         if name in metrics.get("baselines", {}):
             lines.append(f"  Kneser-Ney {label} baseline: test perplexity "

@@ -17,10 +17,9 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.models import embedding, kernel_initializer, recurrent_stack
 from pipeline.sections import ModelConfig
-from pipeline.text.vocab import PAD_ID, Vocabulary
+from pipeline.text.vocab import BOS, EOS, PAD_ID, SENTENCE_MARKERS, Vocabulary
 
-BOS, EOS = "<s>", "</s>"
-SPECIALS = (BOS, EOS)
+SPECIALS = SENTENCE_MARKERS
 LABEL_DIM = 32  # size of the learned label vector for concat conditioning
 
 
@@ -223,7 +222,9 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
     training_inputs, training_outputs = None, None
     if settings.tie_weights:
         if x.shape[-1] != dimension:
-            x = keras.layers.Dense(dimension, name="projection", kernel_initializer=kernel_initializer(settings, seed))(x)
+            projection = keras.layers.Dense(dimension, name="projection",
+                                            kernel_initializer=kernel_initializer(settings, seed))
+            x = projection(x)
         outputs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(embed(x))
     elif settings.output == "adaptive":
         from pipeline.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs

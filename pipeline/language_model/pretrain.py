@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.language_model.plugin import pretrained_folder
 from pipeline.language_model.train import train_generator
 from pipeline.paths import Paths, RunPaths
 from pipeline.text.corpora import UNLABELED
@@ -43,7 +44,8 @@ def language_model_config(config: Config) -> Config:
     layers = tuple({"type": "weight_drop_lstm", "units": spec.get("units", 64), "weight_drop": settings.weight_drop}
                    if spec.get("type") == "lstm" and settings.weight_drop else spec for spec in config.model.layers)
     model = dataclasses.replace(
-        config.model, task="generator", layers=layers, tie_weights=False, conditioning="none", output=settings.output, cutoffs=(),
+        config.model, task="generator", layers=layers, tie_weights=False, conditioning="none",
+        output=settings.output, cutoffs=(),
         embedding_dropout=settings.embedding_dropout, input_dropout=settings.input_dropout,
         hidden_dropout=settings.hidden_dropout, output_dropout=settings.output_dropout)
     train = dataclasses.replace(
@@ -54,16 +56,17 @@ def language_model_config(config: Config) -> Config:
         # the classifier's fine-tuning options do not apply to its language model
         freeze_embeddings_epochs=0, embedding_learning_rate_factor=1.0, discriminative_factor=1.0,
         gradual_unfreezing=False)
-    return dataclasses.replace(config, model=model, train=train, pretrain=dataclasses.replace(settings, enabled=False),
-                               run_name="pretrained")
+    # a language model's own config: its sections (defaults), not the classifier's
+    return dataclasses.replace(config, model=model, train=train, run_name="pretrained", owner="generator", sections={})
 
 
 def pretrain_encoder(config: Config, paths: Paths) -> dict:
-    """Train the encoder's language model into ``paths.pretrained``; its best validation perplexity."""
+    """Train the encoder's language model into the pretrain stage's folder; its best validation perplexity."""
+    folder = pretrained_folder(config, paths)
     lm_config = language_model_config(config)
-    result = train_generator(lm_config, Paths(work=paths.work, run=paths.pretrained), train_splits=("train", UNLABELED))
-    history = pd.read_csv(RunPaths(paths.pretrained).history)
+    result = train_generator(lm_config, Paths(work=paths.work, run=folder), train_splits=("train", UNLABELED))
+    history = pd.read_csv(RunPaths(folder).history)
     column = "val_perplexity" if "val_perplexity" in history else "perplexity"
     best = float(history[column].min())
-    log.info("pretrained encoder: %s %.1f after %d epochs (%s)", column, best, len(history), paths.pretrained)
+    log.info("pretrained encoder: %s %.1f after %d epochs (%s)", column, best, len(history), folder)
     return {**result, column: best}

@@ -50,6 +50,7 @@ from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
+from pipeline.stages import settings_read
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
 from pipeline.training import callbacks, dtype_policy, make_deterministic, make_optimizer, progress_verbosity
@@ -152,7 +153,7 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
     checkpoint = not tbptt and trainee is model
     with artifact_io.atomic_directory(paths.run) as folder:
         # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
-        resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs)
+        resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs)
         resume.fast_forward(train_data)
         fitted = trainee.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
                              initial_epoch=resume.initial_epoch,

@@ -9,7 +9,8 @@ the two can be compared like for like: Gaussian recurrent weights, ±1 input and
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np

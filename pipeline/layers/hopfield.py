@@ -78,7 +78,7 @@ class HopfieldNetwork:
         self.units = int(units)
         self.weights = np.zeros((self.units, self.units))
 
-    def store(self, patterns: np.ndarray, rule: str = HEBBIAN) -> "HopfieldNetwork":
+    def store(self, patterns: np.ndarray, rule: str = HEBBIAN) -> HopfieldNetwork:
         """Write ``patterns`` ``(P, N)`` of ±1 into W (replacing it), then set ``W_ii = 0``.
 
         ``rule = "hebbian"``: ``W = (1/N) Σ ξ ξᵀ`` (Hopfield 1982); good for nearly uncorrelated

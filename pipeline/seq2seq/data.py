@@ -20,11 +20,10 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.sections import TokenizeConfig
-from pipeline.text.vocab import PAD_ID, Vocabulary
+from pipeline.text.vocab import BOS, EOS, PAD_ID, Vocabulary
 
 log = logging.getLogger(__name__)
 
-BOS, EOS = "<s>", "</s>"
 HIRAGANA_START, HIRAGANA_END, KATAKANA_OFFSET = 0x3041, 0x3096, 0x60
 
 

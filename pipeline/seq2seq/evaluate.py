@@ -16,10 +16,11 @@ import pandas as pd
 from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
-from pipeline.plots import plot_attention, plot_history
+from pipeline.plots import plot_history
 from pipeline.runs import load_run
 from pipeline.seq2seq.data import kana_copy, reading_scores, split_pairs
 from pipeline.seq2seq.decode import Reader
+from pipeline.seq2seq.plots import plot_attention
 
 log = logging.getLogger(__name__)
 EXAMPLES = 5  # test sentences kept in metrics.json with their readings

@@ -367,10 +367,12 @@ def prepare_table(config: Config) -> pd.DataFrame:
     # a language model's own text files keep repeated lines (they are part of PTB-style corpora)
     table = clean(raw, corpus.deduplicate and not (predefined and corpus.format == "text"))
     if table.empty:
-        raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format and the files")
+        raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format "
+                            "and the files")
     if corpus.format != "text" and (table["label"] == "").any():
         number = int((table["label"] == "").sum())
-        raise PipelineError(f"{corpus.path}: {number} row(s) have an empty label; fill them in or set corpus.format = \"text\"")
+        raise PipelineError(f"{corpus.path}: {number} row(s) have an empty label; fill them in or set "
+                            "corpus.format = \"text\"")
     if predefined:
         how = f"column '{corpus.split_column}' (corpus.split_column)" if corpus.split_column else "file names"
         check_splits(table, corpus.path, how)
@@ -382,7 +384,8 @@ def prepare_table(config: Config) -> pd.DataFrame:
         unlabeled = unlabeled[~unlabeled["text"].isin(set(table["text"]))]
         table = pd.concat([table, unlabeled], ignore_index=True)
     counts = table.groupby(["split"]).size().to_dict()
-    log.info("prepared %d sentences, %d labels: %s", len(table), table.loc[table["split"] != UNLABELED, "label"].nunique(),
+    labels = table.loc[table["split"] != UNLABELED, "label"].nunique()
+    log.info("prepared %d sentences, %d labels: %s", len(table), labels,
              counts)
     return table[COLUMNS]
 

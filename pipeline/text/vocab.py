@@ -17,6 +17,8 @@ from pipeline.errors import PipelineError
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
+BOS, EOS = "<s>", "</s>"  # sentence boundaries: what language models start from and predict last
+SENTENCE_MARKERS = (BOS, EOS)
 
 
 class Vocabulary:
@@ -38,7 +40,7 @@ class Vocabulary:
 
     @classmethod
     def build(cls, sequences: Iterable[Sequence[str]], min_count: int = 1, max_size: int = 20000,
-              specials: Sequence[str] = ()) -> "Vocabulary":
+              specials: Sequence[str] = ()) -> Vocabulary:
         """Count tokens of ``sequences``; keep those seen ``min_count`` times, at most ``max_size`` entries."""
         counts = Counter(token for sequence in sequences for token in sequence)
         reserved = [PAD, UNK, *specials]
@@ -65,7 +67,7 @@ class Vocabulary:
         artifact_io.write_json(path, {"tokens": self.tokens, "counts": self.counts})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         path = Path(path)
         try:
             data = artifact_io.read_json(path)
@@ -73,4 +75,5 @@ class Vocabulary:
         except FileNotFoundError:
             raise PipelineError(f"{path}: vocabulary not found; run `pipeline vectorize` first") from None
         except (ValueError, KeyError, TypeError) as error:
-            raise PipelineError(f"{path}: not a valid vocabulary file ({error}); re-run `pipeline vectorize --force`") from None
+            raise PipelineError(f"{path}: not a valid vocabulary file ({error}); "
+                                "re-run `pipeline vectorize --force`") from None

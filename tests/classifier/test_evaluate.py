@@ -117,7 +117,8 @@ def test_char_tfidf_baseline_picks_the_c_with_the_best_validation_macro_f1():
     alphabet = list("あいうえおかきくけこさしすせそ")
     texts = ["".join(rng.choice(alphabet, 8)) for _ in range(240)]
     labels = ["x" if ("あ" in text) != (rng.random() < 0.2) else "y" for text in texts]  # noisy rule
-    table = pd.DataFrame({"text": texts, "label": labels, "split": ["train"] * 160 + ["validation"] * 40 + ["test"] * 40})
+    splits = ["train"] * 160 + ["validation"] * 40 + ["test"] * 40
+    table = pd.DataFrame({"text": texts, "label": labels, "split": splits})
     scores = char_tfidf_baseline(table, ["x", "y"], seed=0)
     # the same grid fitted cold, one C at a time, with scikit-learn alone
     parts = {split: table[table["split"] == split] for split in ("train", "validation", "test")}

@@ -62,7 +62,7 @@ def test_attention_sees_only_the_first_max_length_tokens(attention_run):
     assert result["truncated"] == len(words) - 4
     assert sum(weight for _, weight in result["tokens"]) == pytest.approx(1.0, abs=1e-5)
     assert_like_classify(short, [result], SENTENCES[:1])
-    assert "(+%d tokens past train.max_length)" % (len(words) - 4) in terminal_line(result, color=False)
+    assert f"(+{len(words) - 4} tokens past train.max_length)" in terminal_line(result, color=False)
 
 
 def test_occlusion_is_the_drop_of_the_label_probability_with_the_token_as_unk(small_run):

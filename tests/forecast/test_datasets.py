@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.forecast.datasets import DATASETS, load_dataset
-from pipeline.tool_sections import ForecastConfig
+from pipeline.forecast.sections import ForecastConfig
 
 
 @pytest.mark.parametrize("name, length, low, high", [

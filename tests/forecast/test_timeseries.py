@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.forecast.plots import plot_forecast
 from pipeline.forecast.timeseries import forecast, mackey_glass, nrmse, read_series_csv
-from pipeline.plots import plot_forecast
 
 
 @pytest.fixture(scope="module")

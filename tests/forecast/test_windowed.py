@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.forecast.plots import plot_window_forecast
 from pipeline.forecast.windowed import check_kind, forecast_windowed
-from pipeline.plots import plot_window_forecast
 
 
 def noisy_sine(length: int = 300, period: float = 12.0, trend: float = 0.0) -> np.ndarray:

@@ -125,7 +125,7 @@ def test_knb_missing_folder_and_folder_without_files(tmp_path):
 
 def test_undecodable_bytes_with_an_explicit_encoding_name_file_and_line(tmp_path):
     path = tmp_path / "bad.txt"
-    path.write_bytes("一行目\n二行目\n".encode("utf-8") + b"abc\xff\n")
+    path.write_bytes("一行目\n二行目\n".encode() + b"abc\xff\n")
     with pytest.raises(PipelineError) as caught:
         corpora.read_text_file(path, "utf-8")
     message = str(caught.value)
@@ -137,7 +137,7 @@ def test_undecodable_bytes_with_auto_detection_name_the_line_of_the_bad_byte(tmp
     # Two clean UTF-8 lines, then a byte that is invalid in UTF-8: the error must point at line 3,
     # where the file stops being UTF-8, not where a later guess (EUC-JP, cp932) gave up.
     path = tmp_path / "bad.txt"
-    path.write_bytes("京都に行きました。\n金閣寺を見ました。\n".encode("utf-8") + b"abc\x85\x40\xff\n")
+    path.write_bytes("京都に行きました。\n金閣寺を見ました。\n".encode() + b"abc\x85\x40\xff\n")
     with pytest.raises(PipelineError) as caught:
         corpora.read_text_file(path)
     assert str(caught.value).startswith(f"{path}:3:")
@@ -165,7 +165,8 @@ def test_csv_reader_with_configured_columns(tmp_path):
     corpus = CorpusConfig(format="table", path=str(path), text_column="本文", label_column="カテゴリ",
                           doc_column="記事")
     table = corpora.read_table(path, corpus)
-    assert rows_of(table) == [("美味しい, 安い", "グルメ", "a1"), ("速い", "携帯", "row3"), ("改行\nあり", "グルメ", "a1")]
+    assert rows_of(table) == [("美味しい, 安い", "グルメ", "a1"), ("速い", "携帯", "row3"),
+                              ("改行\nあり", "グルメ", "a1")]
 
 
 def test_tsv_reader_with_default_columns_and_no_doc_column(tmp_path):
@@ -530,7 +531,7 @@ def test_missing_unlabeled_path_names_the_key(tmp_path):
 
 def write_split_table(path: Path, rows: list[tuple[str, str, str]]) -> Path:
     """A CSV with text, label and split columns."""
-    path.write_text("text,label,split\n" + "".join(f"{t},{l},{s}\n" for t, l, s in rows), encoding="utf-8")
+    path.write_text("text,label,split\n" + "".join(f"{t},{label},{s}\n" for t, label, s in rows), encoding="utf-8")
     return path
 
 
@@ -555,8 +556,8 @@ def test_split_column_keeps_the_users_split(tmp_path):
 
 def test_jsonl_split_column(tmp_path):
     path = tmp_path / "data.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": l, "part": s}, ensure_ascii=False) + "\n"
-                            for t, l, s in USER_ROWS), encoding="utf-8")
+    path.write_text("".join(json.dumps({"text": t, "label": label, "part": s}, ensure_ascii=False) + "\n"
+                            for t, label, s in USER_ROWS), encoding="utf-8")
     table = corpora.prepare_table(config_for(path, format="table", split_column="part"))
     assert table.groupby("split").size().to_dict() == {"test": 2, "train": 3, "validation": 2}
 
@@ -578,7 +579,7 @@ def test_missing_split_column_lists_the_columns(tmp_path):
 
 @pytest.mark.parametrize("missing, fragment", [("train", "no training rows"), ("test", "no test rows")])
 def test_a_missing_train_or_test_split_is_an_error(tmp_path, missing, fragment):
-    rows = [(t, l, s) for t, l, s in USER_ROWS if corpora.split_name(s) != missing]
+    rows = [(t, label, s) for t, label, s in USER_ROWS if corpora.split_name(s) != missing]
     path = write_split_table(tmp_path / "data.csv", rows)
     with pytest.raises(PipelineError) as caught:
         corpora.prepare_table(config_for(path, format="table", split_column="split"))
@@ -588,7 +589,7 @@ def test_a_missing_train_or_test_split_is_an_error(tmp_path, missing, fragment):
 
 
 def test_no_validation_rows_is_fine(tmp_path):
-    rows = [(t, l, s) for t, l, s in USER_ROWS if corpora.split_name(s) != "validation"]
+    rows = [(t, label, s) for t, label, s in USER_ROWS if corpora.split_name(s) != "validation"]
     table = corpora.prepare_table(config_for(write_split_table(tmp_path / "d.csv", rows), format="table",
                                              split_column="split"))
     assert set(table["split"]) == {"train", "test"}
@@ -619,8 +620,8 @@ def test_duplicates_are_dropped_within_a_split_and_kept_across_splits(tmp_path, 
 
 def write_split_folder(root: Path) -> Path:
     root.mkdir()
-    write_csv_rows = [(t, l) for t, l, s in USER_ROWS if corpora.split_name(s) == "train"]
-    (root / "corpus.train.csv").write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in write_csv_rows),
+    write_csv_rows = [(t, label) for t, label, s in USER_ROWS if corpora.split_name(s) == "train"]
+    (root / "corpus.train.csv").write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in write_csv_rows),
                                            encoding="utf-8")
     (root / "dev.tsv").write_text("text\tlabel\n嵐山を歩いた。\tKyoto\n機種変更した。\tKeitai\n", encoding="utf-8")
     (root / "sub").mkdir()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.spiking.tasks import choose_ridge, jittered_patterns, rate_code, ridge_classifier_accuracy
+from pipeline.tools.lsm.tasks import choose_ridge, jittered_patterns, rate_code, ridge_classifier_accuracy
 
 
 def patterns(seed=0, jitter=2.0, count=40):

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.diagnose import (
+from pipeline.errors import PipelineError
+from pipeline.tools.bptt.reference import ElmanWeights, bptt
+from pipeline.tools.diagnose.gradients import (
     COLUMNS,
     build_model,
     gradient_norms,
@@ -12,8 +14,6 @@ from pipeline.diagnose import (
     memory_task,
     run_gradient_diagnostics,
 )
-from pipeline.errors import PipelineError
-from pipeline.layers.bptt import ElmanWeights, bptt
 
 
 def test_hidden_gradients_are_the_total_derivative_through_the_recurrence():

@@ -1,10 +1,15 @@
-"""Tests of ``pipeline.glyph_memory`` (and the glyph bitmaps of ``pipeline.plots``): store kana, recall one."""
+"""Tests of ``pipeline.tools.hopfield.glyph_memory`` and its glyph bitmaps (``glyphs``): store kana, recall one."""
 
 import numpy as np
 
 from pipeline import config as config_module
-from pipeline.glyph_memory import capacity, recall_glyph
-from pipeline.plots import render_glyphs
+from pipeline.tools.hopfield.glyph_memory import capacity, recall_glyph
+from pipeline.tools.hopfield.glyphs import render_glyphs
+
+
+def hopfield_config(data: dict):
+    """A config for ``pipeline hopfield`` (its owner), from parsed TOML."""
+    return config_module.from_dict(data, owner="hopfield")
 
 
 def test_glyphs_are_distinct_pm1_bitmaps_with_ink():
@@ -16,7 +21,7 @@ def test_glyphs_are_distinct_pm1_bitmaps_with_ink():
 
 
 def test_a_half_corrupted_glyph_is_recalled_and_the_steps_are_drawn(tmp_path):
-    config = config_module.from_dict({"seed": 0, "hopfield": {"characters": "カナ", "cue_character": "ナ"}})
+    config = hopfield_config({"seed": 0, "hopfield": {"characters": "カナ", "cue_character": "ナ"}})
     result = recall_glyph(config, tmp_path)
     first, last = result["steps"][0], result["steps"][-1]
     assert first["overlaps"]["ナ"] < 0.8 and last["overlaps"]["ナ"] == 1.0
@@ -29,16 +34,16 @@ def test_a_half_corrupted_glyph_is_recalled_and_the_steps_are_drawn(tmp_path):
 def test_correlated_glyphs_need_the_projection_rule(tmp_path):
     """Five kana overlap too much for Hebb's rule (a mixture state); the projection rule recalls the glyph."""
     settings = {"characters": "アイウエオ", "cue_character": "ア"}
-    hebbian = recall_glyph(config_module.from_dict({"seed": 0, "hopfield": settings}), tmp_path)
-    projection = recall_glyph(config_module.from_dict({"seed": 0, "hopfield": {**settings, "rule": "projection"}}),
+    hebbian = recall_glyph(hopfield_config({"seed": 0, "hopfield": settings}), tmp_path)
+    projection = recall_glyph(hopfield_config({"seed": 0, "hopfield": {**settings, "rule": "projection"}}),
                               tmp_path)
     assert hebbian["final_overlap"] < 0.9
     assert projection["final_overlap"] == 1.0
 
 
 def test_capacity_follows_the_config():
-    config = config_module.from_dict({"hopfield": {"capacity_units": 60, "capacity_max_load": 0.1,
-                                                   "capacity_load_step": 0.05, "capacity_trials": 2}})
+    config = hopfield_config({"hopfield": {"capacity_units": 60, "capacity_max_load": 0.1,
+                                           "capacity_load_step": 0.05, "capacity_trials": 2}})
     result = capacity(config)
     assert result["units"] == 60 and result["loads"] == [0.05, 0.1]
     assert result["capacity"] == 0.1  # both loads are far below 0.138

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from helpers import assert_success, assert_user_error, cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.layers.bptt import ElmanWeights, bptt, forward
 from pipeline.layers.elman import ACTIVATIONS, Elman
+from pipeline.tools.bptt.reference import ElmanWeights, bptt, forward
 
 FLOAT64 = dict(atol=1e-9, rtol=1e-7)
 

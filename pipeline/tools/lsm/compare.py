@@ -61,7 +61,7 @@ def _negative_nrmse(targets: np.ndarray, predictions: np.ndarray) -> float:
 
 def _fit_and_predict(train_features, train_targets, test_features, settings, score) -> tuple[np.ndarray, float]:
     from pipeline.layers.esn import RidgeAccumulator
-    from pipeline.spiking.tasks import choose_ridge
+    from pipeline.tools.lsm.tasks import choose_ridge
 
     ridge = choose_ridge(train_features, train_targets, tuple(settings.ridges), settings.validation_fraction, score)
     accumulator = RidgeAccumulator(ridge)
@@ -73,7 +73,7 @@ def _fit_and_predict(train_features, train_targets, test_features, settings, sco
 def classify_patterns(settings: Any, seed: int) -> dict[str, Any]:
     """Task 1: test accuracy of the LSM and ESN readouts (and the chance level) on jittered spike patterns."""
     from pipeline.layers.lsm import run_reservoir
-    from pipeline.spiking.tasks import jittered_patterns
+    from pipeline.tools.lsm.tasks import jittered_patterns
 
     count = settings.train_patterns + settings.test_patterns
     spikes, labels = jittered_patterns(
@@ -110,9 +110,9 @@ def classify_patterns(settings: Any, seed: int) -> dict[str, Any]:
 
 def forecast_mackey_glass(settings: Any, seed: int) -> dict[str, float]:
     """Task 2: one-step NRMSE of the LSM (rate coded input), the ESN (analog input) and persistence."""
-    from pipeline.series import mackey_glass, nrmse
     from pipeline.layers.lsm import run_reservoir
-    from pipeline.spiking.tasks import rate_code
+    from pipeline.series import mackey_glass, nrmse
+    from pipeline.tools.lsm.tasks import rate_code
 
     train, test, washout = settings.train_length, settings.test_length, settings.washout
     series = mackey_glass(train + test + 1, tau=settings.tau, sample_interval=settings.sample_interval)

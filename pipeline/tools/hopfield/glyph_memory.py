@@ -1,7 +1,7 @@
 """``pipeline hopfield``: glyphs stored in a Hopfield network and recalled from a corrupted cue (lecture 001).
 
 Each character of ``[hopfield] characters`` is drawn in the Japanese font as a
-``glyph_size x glyph_size`` bitmap of ±1 (:func:`pipeline.plots.render_glyphs`), flattened to a
+``glyph_size x glyph_size`` bitmap of ±1 (:func:`pipeline.tools.hopfield.glyphs.render_glyphs`), flattened to a
 pattern of ``N = glyph_size²`` units and stored (:class:`pipeline.layers.hopfield.HopfieldNetwork`).
 One glyph is corrupted (its lower half replaced by random pixels, as the lecture's 'T', or a share
 of random pixels) and the network relaxes from it; after every sweep the overlap
@@ -28,7 +28,7 @@ def recall_glyph(config: Config, out_dir: Path) -> dict:
     Returns ``{"characters", "cue_character", "units", "steps": [{"step", "overlaps", "energy"}],
     "recalled", "final_overlap", "cycle", "png"}``; ``overlaps`` maps each character to its ``m``.
     """
-    from pipeline.plots import plot_hopfield_recall, render_glyphs
+    from pipeline.tools.hopfield.glyphs import plot_hopfield_recall, render_glyphs
 
     settings = config.hopfield
     glyphs = render_glyphs(settings.characters, settings.glyph_size, settings.stroke_width)

@@ -64,7 +64,7 @@ class ElmanWeights:
     output_bias: np.ndarray  # c (outputs,)
 
     @classmethod
-    def from_list(cls, weights) -> "ElmanWeights":
+    def from_list(cls, weights) -> ElmanWeights:
         """From ``elman.get_weights() + dense.get_weights()``, as float64 arrays."""
         return cls(*(np.asarray(weight, dtype=np.float64) for weight in weights))
 
@@ -93,7 +93,8 @@ class BPTTResult:
 
 
 def activation_and_derivative(name: str):
-    """``(phi, phi')`` as NumPy functions of the pre-activation ``a``, for ``tanh``, ``softsign``, ``relu``, ``sigmoid``."""
+    """``(phi, phi')`` as NumPy functions of the pre-activation ``a``: ``tanh``, ``softsign``, ``relu``,
+    ``sigmoid``."""
     if name == "tanh":
         return np.tanh, lambda a: 1.0 - np.tanh(a) ** 2
     if name == "softsign":
@@ -210,7 +211,8 @@ def bptt(
     ```
     """
     if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, int) or truncation < 1):
-        raise ValueError(f"Argument `truncation` must be a positive integer or None; received truncation={truncation!r}.")
+        raise ValueError("Argument `truncation` must be a positive integer or None; "
+                         f"received truncation={truncation!r}.")
     _, phi_derivative = activation_and_derivative(activation)
     inputs = np.asarray(inputs, dtype=np.float64)
     passed = forward(inputs, weights, activation=activation, initial_state=initial_state)

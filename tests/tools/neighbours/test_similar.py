@@ -1,10 +1,10 @@
-"""Tests of ``pipeline.text.neighbours``: cosine neighbours by one matrix product, forms, excluded rows."""
+"""Tests of ``pipeline.tools.neighbours.similar``: cosine neighbours by one matrix product, forms, excluded rows."""
 
 import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.text.neighbours import VectorTable, nearest, similar
+from pipeline.tools.neighbours.similar import VectorTable, nearest, similar
 
 
 def table() -> VectorTable:

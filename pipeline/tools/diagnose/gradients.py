@@ -34,16 +34,16 @@ import difflib
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
-from pipeline.layers.elman import Elman
-from pipeline.plots import plot_gradient_norms
+
+if TYPE_CHECKING:  # TensorFlow and Keras load when a measurement runs, not on import
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,13 @@ def _check_architecture(architecture: str) -> str:
 
 def build_model(architecture: str, *, timesteps: int, features: int, units: int, seed: int) -> keras.Model:
     """``Input((timesteps, features)) -> recurrent layer(units) -> Dense(1)``, seeded initializers."""
+    import keras
+
+    from pipeline.layers.elman import Elman
+
     _check_architecture(architecture)
-    kernel_seed, recurrent_seed, head_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))
+    children = np.random.SeedSequence(seed).spawn(3)
+    kernel_seed, recurrent_seed, head_seed = (int(child.generate_state(1)[0]) for child in children)
     layer_arguments = dict(
         kernel_initializer=keras.initializers.GlorotUniform(seed=kernel_seed),
         recurrent_initializer=keras.initializers.Orthogonal(seed=recurrent_seed),
@@ -87,7 +92,8 @@ def build_model(architecture: str, *, timesteps: int, features: int, units: int,
 
 
 def memory_task(batch_size: int, timesteps: int, features: int, *, memory_steps: int = 3, rng: np.random.Generator):
-    """Inputs ``(batch, timesteps, features)`` of N(0, 1) noise; target ``(batch, 1)`` = scaled sum of the first ``memory_steps`` values of feature 0."""
+    """Inputs ``(batch, timesteps, features)`` of N(0, 1) noise; target ``(batch, 1)`` = scaled sum of the
+    first ``memory_steps`` values of feature 0."""
     inputs = rng.standard_normal((batch_size, timesteps, features)).astype("float32")
     targets = inputs[:, :memory_steps, 0].sum(axis=1, keepdims=True) / math.sqrt(memory_steps)
     return inputs, targets.astype("float32")
@@ -106,6 +112,8 @@ def hidden_state_gradients(model: keras.Model, inputs, targets):
         and the global norm of the gradient of the training loss ``mean((y - z)^2)`` w.r.t. all
         trainable weights on this batch.
     """
+    import tensorflow as tf
+
     cell = model.get_layer("recurrent").cell
     head = model.get_layer("head")
     inputs = tf.convert_to_tensor(inputs)
@@ -159,6 +167,8 @@ def gradient_norms(
         ``distance_from_loss`` (``timesteps - 1 - step``), ``grad_norm`` (mean over the batch),
         ``parameter_grad_norm`` and ``clip_scale`` (``min(1, clipnorm / parameter_grad_norm)``).
     """
+    import keras
+
     _check_architecture(architecture)
     for name, value, minimum in (
         ("timesteps", timesteps, 1), ("features", features, 1), ("units", units, 1),
@@ -167,7 +177,8 @@ def gradient_norms(
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise PipelineError(f"gradient diagnostics: `{name}` must be an integer >= {minimum}, got {value!r}.")
     if not 1 <= memory_steps <= timesteps:
-        raise PipelineError(f"gradient diagnostics: `memory_steps` must be in [1, timesteps={timesteps}], got {memory_steps!r}.")
+        raise PipelineError(f"gradient diagnostics: `memory_steps` must be in [1, timesteps={timesteps}], "
+                            f"got {memory_steps!r}.")
     if clipnorm is not None and not clipnorm > 0:
         raise PipelineError(f"gradient diagnostics: `clipnorm` must be positive or None, got {clipnorm!r}.")
     model_seed, data_seed, probe_seed = np.random.SeedSequence(seed).spawn(3)
@@ -197,7 +208,8 @@ def _measure(model, inputs, targets, architecture, phase, training_steps, *, cli
     norms = np.linalg.norm(hidden_gradients, axis=-1).mean(axis=0)  # (timesteps,)
     timesteps = norms.shape[0]
     clip_scale = 1.0 if clipnorm is None or parameter_norm == 0 else min(1.0, clipnorm / parameter_norm)
-    logger.info("%s %s: |dL/dh| at distance 0 = %.3g, at %d = %.3g", architecture, phase, norms[-1], timesteps - 1, norms[0])
+    logger.info("%s %s: |dL/dh| at distance 0 = %.3g, at %d = %.3g", architecture, phase, norms[-1],
+                timesteps - 1, norms[0])
     return pd.DataFrame({
         "architecture": architecture,
         "phase": phase,
@@ -239,9 +251,12 @@ def run_gradient_diagnostics(
     Returns:
         ``{"csv": path, "png": path}``.
     """
+    from pipeline.tools.diagnose.plots import plot_gradient_norms
+
     architectures = [architectures] if isinstance(architectures, str) else list(architectures)
     if not architectures:
-        raise PipelineError("gradient diagnostics: no architectures given; choose from " + ", ".join(ARCHITECTURES) + ".")
+        raise PipelineError("gradient diagnostics: no architectures given; choose from "
+                            + ", ".join(ARCHITECTURES) + ".")
     for architecture in architectures:
         _check_architecture(architecture)
     options = dict(

@@ -39,7 +39,7 @@ class VectorTable:
 
     @classmethod
     def from_matrix(cls, row_words: list[str], matrix: np.ndarray, index: dict[str, int], source: str,
-                    excluded_rows=(), tokenizer_model: str = "ja_ginza") -> "VectorTable":
+                    excluded_rows=(), tokenizer_model: str = "ja_ginza") -> VectorTable:
         matrix = np.asarray(matrix, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)

@@ -1,4 +1,4 @@
-"""Tests of pipeline.tool_sections: the [reading] section's checks name the key (other sections: test_config.py)."""
+"""Tests of pipeline.seq2seq.sections: the [reading] section's checks name the key (other sections: test_config.py)."""
 
 import pytest
 
@@ -15,4 +15,4 @@ def test_reading_defaults_and_task():
                                         ("beam_size", 0), ("length_penalty", -0.5)])
 def test_invalid_reading_values_name_the_key(key, value):
     with pytest.raises(PipelineError, match=f"reading.{key}"):
-        from_dict({"reading": {key: value}})
+        from_dict({"model": {"task": "reading"}, "reading": {key: value}})

@@ -1,0 +1,75 @@
+"""The language-model task declares itself to the frame (:mod:`pipeline.registry`): ``model.task = "generator"``.
+
+It owns ``[generate]`` (sampling) and ``[pretrain]``, and registers the ``pretrain`` stage: the
+language model a classifier's encoder starts from (ULMFiT), cached under
+``work/<corpus>/pretrained/<fingerprint of its settings>/`` so that every config with the same
+encoder and corpus reuses it. Light on purpose: names and dataclasses only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pipeline import registry, stages
+from pipeline.language_model.sections import GenerateConfig, PretrainConfig
+from pipeline.sections import FINE_TUNING_KEYS, check, check_off
+from pipeline.text.vocab import SENTENCE_MARKERS
+
+registry.register_section("generate", GenerateConfig, owner="language_model")
+registry.register_section("pretrain", PretrainConfig, owner="language_model")
+
+# What a language model does not take: an ensemble member, data parallelism, fine-tuning options.
+UNSUPPORTED = ("model.ensemble", "train.distribute", *FINE_TUNING_KEYS)
+
+
+def validate(config) -> None:
+    check_off(config, UNSUPPORTED, "a language model")
+    check(config.train.lr_schedule not in ("slanted_triangular", "one_cycle"), "train.lr_schedule",
+          config.train.lr_schedule, "constant, step or plateau for a language model")
+
+
+TASK = registry.register_task(registry.Task(
+    name="generator",
+    sections=("generate",),
+    train=registry.TaskStage("pipeline.language_model.train:train_generator"),
+    evaluate=registry.TaskStage("pipeline.language_model.evaluate:evaluate_generator"),
+    summary="pipeline.language_model.evaluate:summary",
+    after_run="pipeline.cli.generate:run_generate_examples",
+    specials=lambda config: SENTENCE_MARKERS,
+    validate=validate,
+    custom_objects=("pipeline.language_model.model", "pipeline.language_model.data"),
+))
+
+
+# ------------------------------------------------------------------ the pretrain stage
+def pretrain_settings(config) -> dict:
+    """What a pretrained encoder depends on besides the vectorized corpus: its section, the encoder, the seed."""
+    if not config.pretrain.enabled:
+        return {"enabled": False}
+    model = config.to_dict()["model"]
+    encoder = {key: model[key] for key in ("embedding_dim", "trainable_embeddings", "layers", "initializer",
+                                           "init_scale")}
+    return {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
+
+
+def pretrained_folder(config, paths):
+    """``work/<corpus>/pretrained/<digest of pretrain_settings>/``; None when pretraining is off."""
+    if not config.pretrain.enabled:
+        return None
+    digest = hashlib.sha256(json.dumps(pretrain_settings(config), sort_keys=True).encode()).hexdigest()[:12]
+    return paths.work / "pretrained" / digest
+
+
+def _pretrain(config, paths) -> dict:
+    if not config.pretrain.enabled:
+        return {}
+    return registry.resolve("pipeline.language_model.pretrain:pretrain_encoder")(config, paths)
+
+
+stages.register(stages.Stage(
+    "pretrain", pretrain_settings,
+    lambda config, paths: [paths.vocab, paths.embeddings, paths.ids] if config.pretrain.enabled else [],
+    lambda config, paths: stages.run_files(pretrained_folder(config, paths)) if config.pretrain.enabled else [],
+    lambda config: ("pipeline.language_model.pretrain",), _pretrain, packages=stages.TRAINING_PACKAGES,
+    folder=pretrained_folder, resumable=lambda config: config.pretrain.enabled))

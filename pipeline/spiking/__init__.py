@@ -1,1 +1,0 @@
-"""Liquid State Machine tasks: spike-timing classification and rate-coded forecasting, beside the ESN."""
