@@ -66,7 +66,8 @@ class Distribution:
     def fitting(self, model: Any) -> Iterator[None]:
         """Call ``model.fit`` inside this (the strategy's scope).
 
-        Two workarounds for Keras 3.15 with ``MultiWorkerMirroredStrategy``, both for several workers only:
+        Two workarounds for Keras 3.15 with ``MultiWorkerMirroredStrategy``, both for several workers only
+        (the Keras internals they use are in :mod:`pipeline.keras_compat`):
 
         * a fit under a strategy starts by reducing the first batch over the replicas to build the
           model symbolically, which fails for a nested ``(inputs, targets)`` batch; our model is
@@ -83,9 +84,10 @@ class Distribution:
             return
         with self.strategy.scope():
             if self.kind == "multi_worker":
-                model._distribute_strategy = None
-                for name in ("train_step", "test_step"):
-                    setattr(model, name, _logs_as_vectors(getattr(model, name)))
+                from pipeline.keras_compat import take_strategy_from_scope, wrap_steps
+
+                take_strategy_from_scope(model)
+                wrap_steps(model, _logs_as_vectors)
             yield
 
     @contextlib.contextmanager

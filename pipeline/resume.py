@@ -16,6 +16,7 @@ A rerun with the same config (``identity``) restores them, fits from the next ep
 of an uninterrupted run. Keras' ``BackupAndRestore`` restores only the weights, optimizer and epoch,
 and our callbacks' state would start over. The time limit (``train.time_limit_minutes``) restarts
 with the rerun. The state is deleted when training ends (:meth:`Resume.finish`).
+:func:`unfinished_training` tells an interrupted command whether a rerun resumes, and after which epoch.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ import keras
 import numpy as np
 
 from pipeline import io as artifact_io
+from pipeline.keras_compat import (
+    callback_state,
+    early_stopping_best_weights,
+    restore_callback_state,
+    set_early_stopping_best_weights,
+    training_variables,
+)
 from pipeline.paths import RunPaths
 
 log = logging.getLogger(__name__)
 
-# The attributes that carry a callback's state from one epoch to the next.
-CALLBACK_STATE = {
-    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
-    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
-    keras.callbacks.ModelCheckpoint: ("best",),
-}
 STATE, VARIABLES, BEST_WEIGHTS = "state.json", "variables.npz", "best_weights.npz"
+
+# The saved states of this process's trainings that have not finished: directory -> epochs saved there.
+_unfinished: dict[Path, int] = {}
 
 
 def identity_of(settings: Any) -> str:
@@ -50,13 +55,14 @@ def identity_of(settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _callback_state(callback: keras.callbacks.Callback) -> dict:
-    names = next((names for kind, names in CALLBACK_STATE.items() if isinstance(callback, kind)), ())
-    return {name: _plain(getattr(callback, name)) for name in names if hasattr(callback, name)}
+def unfinished_training() -> tuple[Path, int] | None:
+    """``(directory, epochs)`` of the last training state this process saved and did not finish, or None.
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+    What an interrupted command can promise: rerun, and training resumes after that many epochs. None
+    when no training in this process finished an epoch yet (the rerun starts it over), when every one
+    finished, and for a task that does not resume (the reading model's training saves no state).
+    """
+    return next(reversed(_unfinished.items()), None)
 
 
 class Resume:
@@ -85,6 +91,7 @@ class Resume:
         stopped = self.state.get("stopped", False)  # early stopping or the time limit had ended it
         self.initial_epoch = epochs if stopped else int(self.state.get("epoch", 0))
         if self.initial_epoch:
+            _unfinished[self.directory] = int(self.state["epoch"])
             for path in (RunPaths(self.directory).history, RunPaths(self.directory).model):
                 if path.is_file():
                     shutil.copy2(path, self.folder / path.name)
@@ -106,6 +113,7 @@ class Resume:
     def finish(self) -> None:
         """Training is over and its run folder written: the saved state is no longer needed."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        _unfinished.pop(self.directory, None)
 
 
 class _SaveAndRestore(keras.callbacks.Callback):
@@ -121,36 +129,35 @@ class _SaveAndRestore(keras.callbacks.Callback):
         state = self.resume.state
         if not state.get("epoch"):
             return
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+        model_variables, optimizer_variables = training_variables(self.model)
         with np.load(self.resume.directory / VARIABLES) as saved:
-            for prefix, variables in (("model", self.model.variables), ("optimizer", optimizer.variables)):
+            for prefix, variables in (("model", model_variables), ("optimizer", optimizer_variables)):
                 for index, variable in enumerate(variables):
                     variable.assign(saved[f"{prefix}_{index}"])
         version, internal, gauss = state["python_random"]
         random.setstate((version, tuple(internal), gauss))
         for callback, saved_state in zip(self.callbacks, state["callbacks"]):
-            for name, value in saved_state.items():
-                setattr(callback, name, value)
+            restore_callback_state(callback, saved_state)
             if isinstance(callback, keras.callbacks.EarlyStopping) and (self.resume.directory / BEST_WEIGHTS).is_file():
                 with np.load(self.resume.directory / BEST_WEIGHTS) as best:
-                    callback.best_weights = [best[f"weight_{i}"] for i in range(len(best.files))]
+                    set_early_stopping_best_weights(callback, [best[f"weight_{i}"] for i in range(len(best.files))])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        optimizer = self.model.optimizer
-        arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(self.model.variables)}
-        arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
+        model_variables, optimizer_variables = training_variables(self.model)
+        arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model_variables)}
+        arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer_variables)})
         state = {"identity": self.resume.identity, "epoch": epoch + 1, "stopped": bool(self.model.stop_training),
-                 "callbacks": [_callback_state(callback) for callback in self.callbacks],
+                 "callbacks": [callback_state(callback) for callback in self.callbacks],
                  "python_random": random.getstate()}
         with artifact_io.atomic_directory(self.resume.directory) as building:
             np.savez(building / VARIABLES, **arrays)
-            stopping = next((c for c in self.callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
-            if stopping is not None and stopping.best_weights is not None:
-                np.savez(building / BEST_WEIGHTS, **{f"weight_{i}": np.asarray(w)
-                                                     for i, w in enumerate(stopping.best_weights)})
+            best_weights = next((weights for weights in map(early_stopping_best_weights, self.callbacks)
+                                 if weights is not None), None)
+            if best_weights is not None:
+                np.savez(building / BEST_WEIGHTS, **{f"weight_{i}": np.asarray(w) for i, w in enumerate(best_weights)})
             for path in (RunPaths(self.resume.folder).history, RunPaths(self.resume.folder).model):
                 if path.is_file():
                     shutil.copy2(path, building / path.name)
             artifact_io.write_json(building / STATE, state)
+        _unfinished.pop(self.resume.directory, None)  # now the latest
+        _unfinished[self.resume.directory] = epoch + 1

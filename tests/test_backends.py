@@ -1,8 +1,13 @@
-"""Our layers and a classifier on the other Keras backends: train, save, reload under ``KERAS_BACKEND=jax``.
+"""Our layers and models on the other Keras backends: JAX against TensorFlow's numbers, train, save, reload.
 
-Keras fixes its backend when first imported, so each check runs in a fresh process with
-``KERAS_BACKEND`` set. The jax check needs ``jax[cpu]`` (in the ``dev`` extra, so CI runs it);
-it is skipped, saying so, when jax is not installed.
+Keras fixes its backend when first imported, so the JAX side runs in one fresh process with
+``KERAS_BACKEND=jax`` that computes every check of ``tests/backend_checks.py`` at once (a JAX process
+start costs seconds); this TensorFlow process computes the deterministic ones too, and the tests
+compare them. Covered: the adaptive softmax (on JAX its every-row path, which no TensorFlow test
+runs), the weight-dropped LSTM, the AWD-LSTM regularisers, the character encoder, the spiking liquid,
+a language model (build, distribution, SGD steps) and a classifier over our recurrent kinds (train,
+save, reload). The jax checks need ``jax[cpu]`` (in the ``dev`` extra, so CI runs them); they are
+skipped, saying so, when jax is not installed.
 """
 
 import importlib.util
@@ -11,44 +16,14 @@ import os
 import subprocess
 import sys
 
+import backend_checks
+import keras
+import numpy as np
 import pytest
 from helpers import REPOSITORY, TEST_CONFIGS, explain
 
-# Runs in the child process: a classifier over every recurrent kind of ours plus a Keras GRU, attention
-# pooling on top; two epochs on random ids, saved as .keras, reloaded with safe_mode: same outputs.
-LAYERS_SCRIPT = r"""
-import json, sys, tempfile
-import keras, numpy as np
-from pipeline.classifier.model import build_classifier
-from pipeline.runs import register_custom_objects
-from pipeline.sections import ModelConfig
-from pipeline.text.batches import SequenceBatches
-from pipeline.training import make_deterministic, make_optimizer
-from pipeline.sections import TrainConfig
-
-make_deterministic(7)
-rng = np.random.default_rng(7)
-matrix = rng.normal(0, 0.5, (30, 8)).astype("float32")
-kinds = [{"type": "elman", "units": 6}, {"type": "esn", "units": 12}, {"type": "jordan", "units": 6},
-         {"type": "deep_transition", "units": 6}, {"type": "gru", "units": 6}]
-settings = ModelConfig(layers=tuple(kinds), pooling="attention", attention_units=4)
-model = build_classifier(settings, matrix, 3, seed=7)
-model.compile(optimizer=make_optimizer(TrainConfig(learning_rate=0.01)), loss="sparse_categorical_crossentropy",
-              metrics=["accuracy"])
-sequences = [rng.integers(1, 30, size=rng.integers(2, 9)) for _ in range(48)]
-targets = np.array([int(s[0]) % 3 for s in sequences])
-batches = SequenceBatches(sequences, targets, 16, 10, np.random.default_rng(1))
-history = model.fit(batches, epochs=2, verbose=0).history
-path = tempfile.mkdtemp() + "/model.keras"
-model.save(path)
-register_custom_objects()
-reloaded = keras.saving.load_model(path, compile=False, safe_mode=True)
-fixed = SequenceBatches(sequences, targets, 16, 10)
-before, after = fixed.predict(model), fixed.predict(reloaded)
-print(json.dumps({"backend": keras.backend.backend(), "loss": history["loss"],
-                  "layers": sorted({type(layer).__name__ for layer in model.layers}),
-                  "max_difference": float(np.abs(before - after).max())}))
-"""
+JAX_CHECKS = "import sys; sys.path[:0] = ['.', 'tests']; import backend_checks; backend_checks.main()"
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # float32 results of two backends' kernels
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason="jax is not installed (pip install -e '.[dev]' or '.[jax]')")
@@ -59,15 +34,130 @@ def in_backend(backend: str, *command: str, timeout: float = 300) -> subprocess.
                           stdin=subprocess.DEVNULL, env={**os.environ, "KERAS_BACKEND": backend})
 
 
-@needs_jax
-def test_our_layers_train_save_and_reload_on_jax():
-    result = in_backend("jax", sys.executable, "-c", LAYERS_SCRIPT)
+def array(value) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def jax_report() -> dict:
+    """Every check of tests/backend_checks.py, computed in one process under KERAS_BACKEND=jax."""
+    result = in_backend("jax", sys.executable, "-c", JAX_CHECKS)
     assert result.returncode == 0, explain(result)
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["backend"] == "jax"
+    return report
+
+
+@pytest.fixture(scope="module")
+def tensorflow_report() -> dict:
+    """The deterministic checks, computed in this process on TensorFlow."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip(f"the reference numbers come from the tensorflow backend; this process runs "
+                    f"{keras.backend.backend()!r}")
+    return backend_checks.results(backend_checks.DETERMINISTIC)
+
+
+@needs_jax
+def test_our_layers_train_save_and_reload_on_jax(jax_report):
+    report = jax_report["classifier"]
     assert {"Elman", "Reservoir", "AttentionPooling", "GRU"} <= set(report["layers"]), report["layers"]
-    assert all(loss == loss for loss in report["loss"]) and len(report["loss"]) == 2  # finite, two epochs
+    losses = array(report["loss"])
+    assert losses.shape == (2,) and np.isfinite(losses).all()  # two epochs, finite losses
     assert report["max_difference"] < 1e-5
+
+
+@needs_jax
+def test_adaptive_softmax_on_jax_picks_the_targets_of_its_distribution_as_tensorflow_does(jax_report,
+                                                                                         tensorflow_report):
+    ours, theirs = jax_report["adaptive_softmax"], tensorflow_report["adaptive_softmax"]
+    log_probabilities, targets = array(ours["log_probabilities"]), np.array(ours["targets"])
+    assert log_probabilities.shape == (3, 7, 50) and np.isfinite(log_probabilities).all()
+    np.testing.assert_allclose(np.exp(log_probabilities).sum(axis=-1), 1.0, atol=1e-5)
+    # the every-row path: log p(target) is the target's entry of the whole distribution, eager and compiled
+    picked = np.take_along_axis(log_probabilities, targets[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(array(ours["target_log_probabilities"]), picked, **TOLERANCE)
+    np.testing.assert_allclose(array(ours["compiled_target_log_probabilities"]), picked, **TOLERANCE)
+    for key in ("log_probabilities", "target_log_probabilities", "compiled_target_log_probabilities"):
+        np.testing.assert_allclose(array(ours[key]), array(theirs[key]), **TOLERANCE)  # TF gathers rows instead
+
+
+@needs_jax
+def test_weight_dropped_lstm_on_jax_is_keras_lstm_at_inference_and_applies_its_mask_as_on_tensorflow(
+        jax_report, tensorflow_report):
+    ours, theirs = jax_report["weight_drop"], tensorflow_report["weight_drop"]
+    np.testing.assert_allclose(array(ours["inference"]), array(ours["keras_lstm"]), atol=1e-6)
+    for key in ("inference", "given_mask"):
+        np.testing.assert_allclose(array(ours[key]), array(theirs[key]), **TOLERANCE)
+    assert not np.allclose(array(ours["given_mask"]), array(ours["inference"]), atol=1e-3)  # the mask acts
+    drawn = array(ours["drawn"])
+    assert np.isfinite(drawn).all() and not np.allclose(drawn, array(ours["inference"]), atol=1e-3)
+    masks = array(ours["sampled_masks"])  # (2, units, 4 units): zeros and 1 / (1 - rate)
+    assert (np.isclose(masks, 0.0) | np.isclose(masks, 1 / (1 - ours["rate"]))).all()
+    assert 0 < np.isclose(masks, 0.0).mean() < 1 and not np.array_equal(masks[0], masks[1])  # a new mask per draw
+
+
+@needs_jax
+def test_awd_regularisers_on_jax_draw_their_masks_per_sequence_and_word_and_penalise_as_on_tensorflow(
+        jax_report, tensorflow_report):
+    ours, theirs = jax_report["regularization"], tensorflow_report["regularization"]
+    locked = array(ours["locked_training"])  # dropout of ones (3, 6, 4) at rate 0.5
+    assert np.array_equal(locked, np.broadcast_to(locked[:, :1], locked.shape))  # one mask over time
+    assert set(np.unique(locked)) == {0.0, 2.0}
+    assert not np.array_equal(locked[0, 0], locked[1, 0]) or not np.array_equal(locked[1, 0], locked[2, 0])
+    assert np.array_equal(array(ours["locked_inference"]), np.ones((3, 6, 4)))
+    embedded, token_ids = array(ours["embedding_training"]), np.array(ours["token_ids"])
+    for word in np.unique(token_ids):  # every occurrence of a word type, every feature: one factor
+        assert len(np.unique(embedded[token_ids == word])) == 1
+    assert set(np.unique(embedded)) <= {0.0, 2.0} and np.array_equal(array(ours["embedding_inference"]),
+                                                                     np.ones((2, 7, 3)))
+    np.testing.assert_allclose(array(ours["penalties"]), array(theirs["penalties"]), rtol=1e-6)
+    assert np.isfinite(array(ours["penalties"])).all() and (array(ours["penalties"]) > 0).all()
+    np.testing.assert_allclose(array(ours["added_losses"]), array(ours["penalties"]), rtol=1e-6)  # add_loss
+
+
+@needs_jax
+@pytest.mark.parametrize("mode", ["cnn", "bilstm"])
+def test_character_encoder_on_jax_matches_tensorflow(jax_report, tensorflow_report, mode):
+    ours, theirs = jax_report["char_encoder"][mode], tensorflow_report["char_encoder"][mode]
+    vectors = array(ours["vectors"])
+    assert vectors.shape == (2, 4, 8) and np.isfinite(vectors).all()
+    np.testing.assert_allclose(vectors, array(theirs["vectors"]), **TOLERANCE)
+    np.testing.assert_allclose(array(ours["compiled"]), vectors, **TOLERANCE)
+    assert ours["mask"] == theirs["mask"] == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert not vectors[1, 3].any()  # the padding token
+
+
+@needs_jax
+def test_spiking_liquid_on_jax_fires_the_same_spikes_as_on_tensorflow(jax_report, tensorflow_report):
+    ours, theirs = jax_report["lsm"], tensorflow_report["lsm"]
+    spikes, traces = array(ours["spikes"]), array(ours["traces"])
+    assert set(np.unique(spikes)) == {0.0, 1.0}  # it fires, in whole spikes
+    np.testing.assert_array_equal(spikes, array(theirs["spikes"]))
+    assert np.isfinite(traces).all()
+    np.testing.assert_allclose(traces, array(theirs["traces"]), **TOLERANCE)
+
+
+@needs_jax
+def test_language_model_builds_and_trains_on_jax_as_on_tensorflow(jax_report, tensorflow_report):
+    ours, theirs = jax_report["generator"]["deterministic"], tensorflow_report["generator"]["deterministic"]
+    probabilities = array(ours["probabilities"])
+    assert probabilities.shape == (4, 7, 30) and np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities, array(theirs["probabilities"]), **TOLERANCE)
+    losses = array(ours["losses"])  # target NLL through the adaptive softmax + AR + TAR, one SGD step
+    assert np.isfinite(losses).all()
+    np.testing.assert_allclose(losses, array(theirs["losses"]), **TOLERANCE)
+    moved = 0
+    for after, reference, before in zip(ours["weights"], theirs["weights"], ours["initial_weights"], strict=True):
+        assert np.isfinite(array(after)).all()
+        np.testing.assert_allclose(array(after), array(reference), **TOLERANCE)
+        moved += not np.allclose(array(after), array(before))
+    assert moved >= len(ours["weights"]) - 2  # the step reached (nearly) every weight
+    regularised = jax_report["generator"]["regularised"]  # every AWD regulariser on: random masks
+    assert np.isfinite(array(regularised["losses"])).all() and len(regularised["losses"]) == 2
+    assert all(np.isfinite(array(weights)).all() for weights in regularised["weights"])
+    np.testing.assert_allclose(array(regularised["probabilities"]),  # inference: no dropout
+                               array(tensorflow_report["generator"]["regularised"]["probabilities"]), **TOLERANCE)
 
 
 @needs_jax

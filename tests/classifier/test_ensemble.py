@@ -2,6 +2,8 @@
 mixture weight, and a run with ``model.ensemble = "char_ngram"`` through the real CLI."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,22 +112,62 @@ def test_run_reports_the_ensemble_and_each_member(ensemble_run):
     assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()
 
 
-def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run):
-    folder, _ = ensemble_run
-    text = "新しいスマホのバッテリーがすぐ切れて困っています。"
-    result = cli("classify", "--model", str(folder), "--json", text)
+MIXED_WEIGHT = 0.35  # a value of WEIGHT_GRID strictly inside (0, 1): both members count
+CLASSIFIED = ["新しいスマホのバッテリーがすぐ切れて困っています。", "週末は嵐山で紅葉を見てから湯豆腐を食べました。",
+              "ｻｯｶｰの試合で延長戦になった"]  # half-width katakana: the member reads the normalised text
+
+
+def char_member_predict_proba(member: CharNgramModel, labels: list[str], texts: list[str]) -> np.ndarray:
+    """scikit-learn's own ``predict_proba`` with the member's stored arrays (its vectorizer's vocabulary and
+    idf, its logistic regression's coefficients), on ``texts``."""
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = char_vectorizer({ngram: column for column, ngram in enumerate(member.ngrams)})
+    vectorizer.idf_ = member.idf
+    classifier = LogisticRegression(solver="saga")
+    classifier.coef_, classifier.intercept_ = member.coef, member.intercept
+    classifier.classes_ = np.arange(len(labels))
+    return classifier.predict_proba(vectorizer.transform(texts))
+
+
+def recurrent_predict(folder, texts: list[str]) -> np.ndarray:
+    """The run's Keras model's ``predict`` on ``texts``, tokenized and encoded as ``classify`` does."""
+    from pipeline.classifier.predict import encode_texts, surface_forms, text_batches, tokenize_texts
+    from pipeline.runs import load_run
+
+    run = load_run(folder)
+    tokenized = tokenize_texts(run, texts)
+    sequences, errors = encode_texts(run, texts, tokenized)
+    assert errors == [None] * len(texts)
+    batches = text_batches(run, sequences, surface_forms(*tokenized), batch_size=len(texts))
+    assert len(batches) == 1  # one batch, rows in input order
+    return np.asarray(run.model.predict(batches.inputs(0), verbose=0), dtype=np.float64)
+
+
+def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run, tmp_path):
+    """p = w · p_recurrent + (1 − w) · p_char for every class, with w strictly inside (0, 1): the trained run
+    folder with ``ensemble.json`` set to ``MIXED_WEIGHT`` (whatever w training chose), members computed here by
+    the Keras model's ``predict`` and scikit-learn's ``predict_proba``."""
+    from pipeline.text.corpora import normalize
+
+    folder = Path(shutil.copytree(ensemble_run[0], tmp_path / "mixed"))
+    settings = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))
+    (folder / "ensemble.json").write_text(json.dumps({**settings, "weight": MIXED_WEIGHT}), encoding="utf-8")
+    assert MIXED_WEIGHT in WEIGHT_GRID and 0 < MIXED_WEIGHT < 1
+    result = cli("classify", "--model", str(folder), "--json", *CLASSIFIED)
     assert_success(result)
-    probabilities = json.loads(result.stdout.splitlines()[0])["probabilities"]
-    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    member = CharNgramModel.load(folder)
-    weight = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["weight"]
-    char = member.probabilities([text])[0]
-    if weight < 1.0:  # the mixture moves every class towards the char member's probability
-        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
-        recurrent = (np.array([probabilities[label] for label in labels]) - (1 - weight) * char) / weight \
-            if weight > 0 else None
-        if recurrent is not None:
-            assert np.all(recurrent >= -1e-5) and recurrent.sum() == pytest.approx(1.0, abs=1e-4)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["text"] for line in lines] == CLASSIFIED
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+    mixed = np.array([[line["probabilities"][label] for label in labels] for line in lines])
+    recurrent = recurrent_predict(folder, CLASSIFIED)
+    char = char_member_predict_proba(CharNgramModel.load(folder), labels, [normalize(text) for text in CLASSIFIED])
+    assert recurrent.shape == char.shape == mixed.shape == (len(CLASSIFIED), len(labels))
+    np.testing.assert_allclose(mixed, MIXED_WEIGHT * recurrent + (1 - MIXED_WEIGHT) * char, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-6)
+    assert [line["label"] for line in lines] == [labels[i] for i in mixed.argmax(axis=1)]
+    # both members count: the mixture is neither of them alone
+    assert np.abs(mixed - recurrent).max() > 1e-3 and np.abs(mixed - char).max() > 1e-3
 
 
 def test_explain_gives_the_ensemble_label(ensemble_run):
