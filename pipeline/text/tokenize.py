@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.progress import Progress
 from pipeline.sections import TokenizeConfig
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,13 @@ class Tokenizer:
         self.nlp = load_nlp(settings.model, components_for(settings))
         self.stop_pos = frozenset(settings.stop_pos)
 
-    def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
+    def tokenize(self, texts: Iterable[str], progress: Progress | None = None) -> list[dict[str, list[str]]]:
         """Tokens of each text: ``{"surface", "lemma", "norm", "pos"[, "entities"]}`` lists.
 
         Texts longer than SudachiPy's input limit are piped in chunks whose tokens are joined.
         Attributes are read in one ``Doc.to_array`` call per text (string hashes, decoded
         through a cache), which costs a fraction of creating a Python ``Token`` per token.
+        ``progress`` (the stage's, see :func:`tokenize_table`) counts every text once it is done.
         """
         from spacy.attrs import IS_PUNCT, IS_SPACE, LEMMA, NORM, ORTH, POS
         from spacy.parts_of_speech import NAMES as POS_NAMES
@@ -122,7 +124,7 @@ class Tokenizer:
         # tokenize.processes: no more workers than batches (a few sentences never pay for starting them)
         workers = min(self.settings.processes, -(-len(texts) // self.settings.batch_size))
         if workers > 1:
-            return _tokenize_in_processes(self.settings, texts, workers)
+            return _tokenize_in_processes(self.settings, texts, workers, progress)
         chunks, owners = [], []
         for index, text in enumerate(texts):
             for piece in chunk_text(text):
@@ -140,7 +142,11 @@ class Tokenizer:
 
         drop_punct, stop_pos, lowercase = self.settings.drop_punct, self.stop_pos, self.settings.lowercase
         attributes = [ORTH, LEMMA, NORM, POS, IS_SPACE, IS_PUNCT]
-        for owner, doc in zip(owners, self.nlp.pipe(chunks, batch_size=self.settings.batch_size)):
+        done = 0  # texts whose every chunk is tokenized: those before the current chunk's owner
+        for owner, doc in zip(owners, self.nlp.pipe(chunks, batch_size=self.settings.batch_size), strict=False):
+            if progress is not None and owner != done:
+                progress.update(owner - done)
+                done = owner
             result = results[owner]
             surface, lemma, norm, pos = result["surface"], result["lemma"], result["norm"], result["pos"]
             for orth, lemma_key, norm_key, pos_id, is_space, is_punct in doc.to_array(attributes).tolist():
@@ -154,6 +160,8 @@ class Tokenizer:
                 pos.append(tag)
             if self.settings.entities:
                 result["entities"].extend(f"{ent.text}\t{ent.label_}" for ent in doc.ents)
+        if progress is not None and len(results) > done:
+            progress.update(len(results) - done)
         return results
 
 
@@ -161,12 +169,14 @@ def _tokenize_part(settings: TokenizeConfig, texts: list[str]) -> list[dict[str,
     return Tokenizer(dataclasses.replace(settings, processes=1)).tokenize(texts)
 
 
-def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: int) -> list[dict[str, list[str]]]:
+def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: int,
+                           progress: Progress | None = None) -> list[dict[str, list[str]]]:
     """``tokenize.processes``: batches of texts tokenized in forked workers, their token lists returned in order.
 
     Workers send back the four string lists, not spaCy ``Doc`` objects: spaCy's own ``n_process``
     serialises every Doc with GiNZA's per-token user data and ran 4-6 times *slower* than one process
     here. Forked workers inherit the GiNZA model already loaded (:func:`load_nlp` is cached).
+    ``progress`` counts the texts of each batch when its worker returns it (in whatever order they finish).
     """
     import concurrent.futures
     import multiprocessing
@@ -174,7 +184,12 @@ def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: 
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     parts = [texts[start:start + settings.batch_size] for start in range(0, len(texts), settings.batch_size)]
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return [tokens for part in pool.map(_tokenize_part, [settings] * len(parts), parts) for tokens in part]
+        futures = [pool.submit(_tokenize_part, settings, part) for part in parts]
+        if progress is not None:
+            sizes = {future: len(part) for future, part in zip(futures, parts, strict=True)}
+            for future in concurrent.futures.as_completed(futures):
+                progress.update(sizes[future])
+        return [tokens for future in futures for tokens in future.result()]
 
 
 class SimpleTokenizer:
@@ -188,13 +203,15 @@ class SimpleTokenizer:
     def __init__(self, settings: TokenizeConfig) -> None:
         self.settings = settings
 
-    def tokenize(self, texts: Iterable[str]) -> list[dict[str, list[str]]]:
+    def tokenize(self, texts: Iterable[str], progress: Progress | None = None) -> list[dict[str, list[str]]]:
         results = []
         for text in texts:
             if self.settings.lowercase:
                 text = text.lower()
             words = [c for c in text if not c.isspace()] if self.settings.method == "char" else text.split()
             results.append({"surface": words, "lemma": list(words), "norm": list(words), "pos": ["X"] * len(words)})
+            if progress is not None:
+                progress.update(1)
         return results
 
 
@@ -207,7 +224,10 @@ def tokenize_table(table: Any, settings: TokenizeConfig) -> Any:
     """Add token list columns (surface, lemma, norm, pos) to a prepared table."""
     import pandas as pd
 
-    tokens = make_tokenizer(settings).tokenize(table["text"].tolist())
+    texts = table["text"].tolist()
+    tokenizer = make_tokenizer(settings)
+    with Progress(len(texts), "tokenize", "sentences", log) as progress:
+        tokens = tokenizer.tokenize(texts, progress)
     columns = {field: [t[field] for t in tokens] for field in tokens[0]} if tokens else {f: [] for f in FIELDS}
     result = table.reset_index(drop=True).copy()
     for field, values in columns.items():

@@ -26,6 +26,7 @@ from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
+from pipeline.progress import Progress
 from pipeline.text.corpora import UNLABELED
 from pipeline.text.tokenize import load_nlp
 from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
@@ -54,12 +55,14 @@ class Coverage:
                 "random": self.random}
 
 
-def fallback_forms(table: pd.DataFrame, field: str) -> dict[str, tuple[str, str]]:
-    """For each word of ``field``, its most frequent (norm, lemma) pair in ``table``."""
+def fallback_forms(table: pd.DataFrame, field: str, progress: Progress | None = None) -> dict[str, tuple[str, str]]:
+    """For each word of ``field``, its most frequent (norm, lemma) pair in ``table``; ``progress`` counts rows."""
     pairs: dict[str, Counter] = defaultdict(Counter)
-    for words, norms, lemmas in zip(table[field], table["norm"], table["lemma"]):
-        for word, norm, lemma in zip(words, norms, lemmas):
+    for words, norms, lemmas in zip(table[field], table["norm"], table["lemma"], strict=False):
+        for word, norm, lemma in zip(words, norms, lemmas, strict=False):
             pairs[word][(norm, lemma)] += 1
+        if progress is not None:
+            progress.update(1)
     return {word: counter.most_common(1)[0][0] for word, counter in pairs.items()}
 
 
@@ -86,33 +89,39 @@ def character_vector(word: str, lookup) -> np.ndarray | None:
 
 def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], lookup, dimension: int,
                      rng: np.random.Generator, unknown_scale: float,
-                     unknown_init: str = "random") -> tuple[np.ndarray, Coverage]:
+                     unknown_init: str = "random", progress: Progress | None = None) -> tuple[np.ndarray, Coverage]:
     """Build the ``(len(vocab), dimension)`` float32 matrix; ``lookup(word)`` returns a vector or None.
 
     ``unknown_init = "characters"``: a word found under none of its forms starts from
     :func:`character_vector`; special tokens (no training count, e.g. ``<s>``) stay random.
+    ``progress`` counts the vocabulary entries done (with ``"characters"``, an entry without a vector
+    once its pieces were tried), ``len(vocab)`` in all.
     """
     matrix = np.zeros((len(vocab), dimension), dtype=np.float32)
     found = np.zeros(len(vocab), dtype=bool)
     sources: Counter = Counter()
+    characters = unknown_init == "characters"
     for index, word in enumerate(vocab.tokens):
-        if index in (PAD_ID, UNK_ID):
-            continue
-        norm, lemma = forms.get(word, (word, word))
-        for source, key in (("surface", word), ("norm", norm), ("lemma", lemma)):
-            vector = lookup(key)
-            if vector is not None:
-                matrix[index], found[index] = vector, True
-                sources[source] += 1
-                break
+        if index not in (PAD_ID, UNK_ID):
+            norm, lemma = forms.get(word, (word, word))
+            for source, key in (("surface", word), ("norm", norm), ("lemma", lemma)):
+                vector = lookup(key)
+                if vector is not None:
+                    matrix[index], found[index] = vector, True
+                    sources[source] += 1
+                    break
+        if progress is not None and (found[index] or not characters):
+            progress.update(1)
     spread = float(matrix[found].std()) if found.any() else 0.1
     from_characters = np.zeros(len(vocab), dtype=bool)
-    if unknown_init == "characters":
+    if characters:
         for index in np.flatnonzero(~found):
             word = vocab.tokens[index]  # <pad>, <unk> and special tokens have no count: they stay as they are
             vector = character_vector(word, lookup) if vocab.counts.get(word) else None
             if vector is not None:
                 matrix[index], from_characters[index] = vector, True
+            if progress is not None:
+                progress.update(1)
     missing = ~(found | from_characters)
     missing[PAD_ID] = False
     matrix[missing] = rng.normal(0.0, unknown_scale * spread, size=(int(missing.sum()), dimension))
@@ -175,9 +184,11 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
                                 f"{dimension} dimensions; set it to 0 or {dimension}, or vectorize.vectors = \"none\"")
     else:
         lookup, dimension = (lambda word: None), config.model.embedding_dim or DEFAULT_EMBEDDING_DIM
-    matrix, coverage = embedding_matrix(vocab, fallback_forms(train, field), lookup, dimension,
-                                        seeds.rng(config.seed, "unknown_vectors"), settings.unknown_vector_scale,
-                                        settings.unknown_init)
+    with Progress(len(train), "vectorize: word forms", "sentences", log) as progress:
+        forms = fallback_forms(train, field, progress)
+    with Progress(len(vocab), "vectorize: word vectors", "words", log) as progress:
+        matrix, coverage = embedding_matrix(vocab, forms, lookup, dimension, seeds.rng(config.seed, "unknown_vectors"),
+                                            settings.unknown_vector_scale, settings.unknown_init, progress)
     if settings.vectors == "ja_ginza":
         log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
                  100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
@@ -188,10 +199,15 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
     labels = sorted(label for label in tokens.loc[tokens["split"] != UNLABELED, "label"].unique())
     label_index = {label: i for i, label in enumerate(labels)}
     arrays = {"labels": np.array(labels, dtype=str)}
-    for split in SPLITS:
-        part = tokens[tokens["split"] == split]
-        arrays[f"{split}_ids"], arrays[f"{split}_offsets"] = pack([vocab.encode(t) for t in part[field]])
-        arrays[f"{split}_labels"] = part["label"].map(label_index).fillna(-1).to_numpy(dtype=np.int32)
+    with Progress(int(tokens["split"].isin(SPLITS).sum()), "vectorize: ids", "sentences", log) as progress:
+        for split in SPLITS:
+            part = tokens[tokens["split"] == split]
+            sequences = []
+            for words in part[field]:
+                sequences.append(vocab.encode(words))
+                progress.update(1)
+            arrays[f"{split}_ids"], arrays[f"{split}_offsets"] = pack(sequences)
+            arrays[f"{split}_labels"] = part["label"].map(label_index).fillna(-1).to_numpy(dtype=np.int32)
     vocab.save(vocab_path)
     with artifact_io.atomic_path(embeddings_path, suffix=".npy") as temporary:
         np.save(temporary, matrix)
@@ -209,7 +225,7 @@ class EncodedSplits:
     targets: dict[str, np.ndarray]
 
     @classmethod
-    def load(cls, path: Path) -> "EncodedSplits":
+    def load(cls, path: Path) -> EncodedSplits:
         if not path.is_file():
             raise PipelineError(f"{path}: not found; run `pipeline vectorize` first")
         with np.load(path, allow_pickle=False) as data:

@@ -1,8 +1,13 @@
 """Tests of pipeline.text.tokenize with the real ja_ginza model (loaded once per process, lru_cached)."""
 
+import io
+import re
+import sys
+
 import pandas as pd
 import pytest
 
+from pipeline import progress
 from pipeline.errors import PipelineError
 from pipeline.sections import TokenizeConfig
 from pipeline.text.tokenize import (
@@ -158,3 +163,53 @@ def test_two_processes_give_the_tokens_of_one(tokenizer):
     texts.insert(7, "")  # an empty text keeps its place
     two = Tokenizer(TokenizeConfig(processes=2, batch_size=8))
     assert two.tokenize(texts) == tokenizer.tokenize(texts)
+
+
+@pytest.fixture
+def progress_log(monkeypatch, caplog):
+    """Progress as in a log file or CI: stderr no terminal, a line at every update (not every 10% and 5 s)."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "LOG_SHARE_STEP", 0.0)
+    caplog.set_level("INFO", logger="pipeline")
+    return caplog
+
+
+def progress_counts(caplog) -> list[tuple[int, int]]:
+    """(done, total) of each ``tokenize: done/total sentences`` progress line."""
+    found = [re.match(r"tokenize: (\d+)/(\d+) sentences \(\d+%\)", record.getMessage()) for record in caplog.records]
+    return [(int(match[1]), int(match[2])) for match in found if match]
+
+
+def test_tokenize_table_logs_progress_per_sentence(tokenizer, progress_log):
+    """Off a terminal, progress lines count sentences: a text cut into two chunks for SudachiPy counts once."""
+    long_text = "京都の寺に友達と行きました。" * 1200  # 50,400 bytes: two chunks
+    table = pd.DataFrame({"text": ["京都に行った。", long_text, "", "電池が切れた。"], "label": ["a"] * 4})
+    tokenize_table(table, TokenizeConfig())
+    assert progress_counts(progress_log) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_tokenize_in_processes_logs_progress_per_batch(tokenizer, progress_log):
+    """tokenize.processes = 2: a line when each worker's batch comes back, the sentences of all batches summed."""
+    table = pd.DataFrame({"text": [f"{n}番目の文です。" for n in range(10)], "label": ["a"] * 10})
+    tokenize_table(table, TokenizeConfig(processes=2, batch_size=4))
+    counts = progress_counts(progress_log)
+    done = [count for count, _ in counts]
+    assert {total for _, total in counts} == {10} and done[-1] == 10
+    batches = [after - before for before, after in zip([0, *done[:-1]], done, strict=True)]
+    assert sorted(batches) == [2, 4, 4]  # batches of 4, 4 and 2 sentences
+
+
+def test_tokenize_table_quiet_shows_no_progress(tokenizer, monkeypatch, caplog):
+    """pipeline --quiet (level WARNING): no progress lines and no bar, even on a terminal."""
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
+    caplog.set_level("WARNING", logger="pipeline")
+    tokenize_table(pd.DataFrame({"text": ["京都に行った。", "電池が切れた。"], "label": ["a", "b"]}), TokenizeConfig())
+    assert progress_counts(caplog) == [] and terminal.getvalue() == ""

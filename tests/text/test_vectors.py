@@ -1,11 +1,15 @@
 """Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, packing, vectorize."""
 
+import io
+import re
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import progress
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig, VectorizeConfig
@@ -279,5 +283,63 @@ def test_unlabeled_text_adds_words_and_its_own_id_split_but_no_label(tmp_path):
     assert "飛ぶ" not in vocab.index  # never from the test split
     splits = EncodedSplits.load(paths[2])
     assert splits.labels == ["animal", "vehicle"]
-    assert [vocab.decode(s.tolist()) for s in splits.sequences["unlabeled"]] == [["鳥", "が", "鳴く"], ["鳥", "と", "猫"]]
+    unlabeled_words = [vocab.decode(s.tolist()) for s in splits.sequences["unlabeled"]]
+    assert unlabeled_words == [["鳥", "が", "鳴く"], ["鳥", "と", "猫"]]
     assert splits.targets["unlabeled"].tolist() == [-1, -1]
+
+
+@pytest.fixture
+def progress_log(monkeypatch, caplog):
+    """Progress as in a log file or CI: stderr no terminal, a line at every update (not every 10% and 5 s)."""
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "LOG_SHARE_STEP", 0.0)
+    caplog.set_level("INFO", logger="pipeline")
+    return caplog
+
+
+def progress_counts(caplog, description: str, unit: str) -> list[tuple[int, int]]:
+    """(done, total) of each ``<description>: done/total <unit>`` progress line."""
+    line = re.compile(rf"{re.escape(description)}: (\d+)/(\d+) {unit} \(\d+%\)")
+    found = [line.match(record.getMessage()) for record in caplog.records]
+    return [(int(match[1]), int(match[2])) for match in found if match]
+
+
+@pytest.mark.parametrize("unknown_init", ["random", "characters"])
+def test_vectorize_logs_progress_of_each_step(tmp_path, progress_log, unknown_init):
+    """Off a terminal: word forms over the 3 training sentences, vectors over the 8 entries, ids over all 5."""
+    config = Config(vectorize=VectorizeConfig(vectors="none", unknown_init=unknown_init))
+    vectorize(config, tokens_table(), tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    assert progress_counts(progress_log, "vectorize: word forms", "sentences") == [(n, 3) for n in range(1, 4)]
+    assert progress_counts(progress_log, "vectorize: word vectors", "words") == [(n, 8) for n in range(1, 9)]
+    assert progress_counts(progress_log, "vectorize: ids", "sentences") == [(n, 5) for n in range(1, 6)]
+
+
+def test_embedding_matrix_counts_every_entry_once():
+    counted = []
+
+    class Counting:
+        def update(self, count):
+            counted.append(count)
+
+    for unknown_init in ("random", "characters"):
+        counted.clear()
+        embedding_matrix(small_vocab(), FORMS, fake_lookup, 4, np.random.default_rng(0), 0.5, unknown_init,
+                         Counting())
+        assert sum(counted) == len(small_vocab())
+
+
+def test_vectorize_quiet_shows_no_progress(tmp_path, monkeypatch, caplog):
+    """pipeline --quiet (level WARNING): no progress lines and no bar, even on a terminal."""
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
+    caplog.set_level("WARNING", logger="pipeline")
+    vectorize(Config(vectorize=VectorizeConfig(vectors="none")), tokens_table(),
+              tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    assert caplog.records == [] and terminal.getvalue() == ""
