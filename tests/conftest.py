@@ -1,6 +1,8 @@
 """Fixtures shared across test folders; plain helper functions are in ``helpers.py``."""
 
+import io
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,21 @@ def small_run(small_trained):
 def small_run_copy(small_trained, tmp_path) -> Path:
     """A copy of the trained run folder that a test may damage."""
     return Path(shutil.copytree(small_trained[1], tmp_path / "run"))
+
+
+@pytest.fixture
+def quiet_terminal(monkeypatch, caplog) -> io.StringIO:
+    """As ``pipeline --quiet`` on a terminal: stderr a TTY (returned, to read what was drawn), the ``pipeline``
+    loggers at WARNING, and progress that would report at once (no delay before a bar or a log line)."""
+    from pipeline import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
+    caplog.set_level("WARNING", logger="pipeline")
+    return terminal

@@ -385,8 +385,7 @@ def prepare_table(config: Config) -> pd.DataFrame:
         table = pd.concat([table, unlabeled], ignore_index=True)
     counts = table.groupby(["split"]).size().to_dict()
     labels = table.loc[table["split"] != UNLABELED, "label"].nunique()
-    log.info("prepared %d sentences, %d labels: %s", len(table), labels,
-             counts)
+    log.info("prepared %d sentences, %d labels: %s", len(table), labels, counts)
     return table[COLUMNS]
 
 

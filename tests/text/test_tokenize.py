@@ -200,16 +200,7 @@ def test_tokenize_in_processes_logs_progress_per_batch(tokenizer, progress_log):
     assert sorted(batches) == [2, 4, 4]  # batches of 4, 4 and 2 sentences
 
 
-def test_tokenize_table_quiet_shows_no_progress(tokenizer, monkeypatch, caplog):
+def test_tokenize_table_quiet_shows_no_progress(tokenizer, quiet_terminal, caplog):
     """pipeline --quiet (level WARNING): no progress lines and no bar, even on a terminal."""
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
-    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
-    caplog.set_level("WARNING", logger="pipeline")
     tokenize_table(pd.DataFrame({"text": ["京都に行った。", "電池が切れた。"], "label": ["a", "b"]}), TokenizeConfig())
-    assert progress_counts(caplog) == [] and terminal.getvalue() == ""
+    assert progress_counts(caplog) == [] and quiet_terminal.getvalue() == ""

@@ -329,17 +329,8 @@ def test_embedding_matrix_counts_every_entry_once():
         assert sum(counted) == len(small_vocab())
 
 
-def test_vectorize_quiet_shows_no_progress(tmp_path, monkeypatch, caplog):
+def test_vectorize_quiet_shows_no_progress(tmp_path, quiet_terminal, caplog):
     """pipeline --quiet (level WARNING): no progress lines and no bar, even on a terminal."""
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
-    monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
-    caplog.set_level("WARNING", logger="pipeline")
     vectorize(Config(vectorize=VectorizeConfig(vectors="none")), tokens_table(),
               tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
-    assert caplog.records == [] and terminal.getvalue() == ""
+    assert caplog.records == [] and quiet_terminal.getvalue() == ""
