@@ -73,6 +73,8 @@ class Task:
         custom_objects: modules whose Keras layers must be registered before one of its models is loaded.
         load_extras: ``"module:function"``: ``function(folder, config, model, labels) -> dict``: what else
             :func:`pipeline.runs.load_run` loads and checks (an ensemble member, ...); None for nothing.
+        api: what a loaded run of this task does from Python (:class:`pipeline.runs.Run`): ``{"classify":
+            "module:function", ...}``, each called as ``function(run, ...)``.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Task:
     validate: Callable[[Any], None] = lambda config: None
     custom_objects: tuple[str, ...] = ()
     load_extras: str | None = None
+    api: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

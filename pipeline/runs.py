@@ -11,6 +11,7 @@ staging folder that replaces the old run folder in one rename (:mod:`pipeline.wo
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,19 @@ def register_custom_objects() -> None:
 
 @dataclass
 class Run:
-    """Everything a saved run holds."""
+    """Everything a saved run holds, and what it does: the one entry point for Python code, the CLI, the
+    service, the spaCy component and the export.
+
+    Example:
+        >>> from pipeline import load_run
+        >>> run = load_run("saved_models/default")  # doctest: +SKIP
+        >>> run.classify(["週末は嵐山で紅葉を見ました。"])[0]["label"]  # doctest: +SKIP
+        'Kyoto'
+
+    Each method belongs to a task (:attr:`pipeline.registry.Task.api`): ``classify`` and ``explain`` to a
+    classifier, ``generate`` to a language model, ``read`` to a reading model; calling another task's
+    method is a :class:`PipelineError` that says which run to use.
+    """
 
     folder: Path
     model: Any
@@ -52,6 +65,40 @@ class Run:
     vocab: Vocabulary
     labels: list[str]
     extras: dict[str, Any] = field(default_factory=dict)  # what the task loads besides (registry.Task.load_extras)
+
+    @property
+    def task(self) -> str:
+        """The run's kind: ``classifier``, ``generator``, ``reading``."""
+        return self.config.model.task
+
+    def classify(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+        """One result per text, in order: ``{"text", "label", "probability", "probabilities" (every label),
+        "unknown_token_share"}``, or ``{"text", "error"}`` for a text with no tokens."""
+        return self._task_function("classify")(self, list(texts), batch_size=batch_size)
+
+    def explain(self, texts: Sequence[str]) -> list[dict]:
+        """:meth:`classify` plus ``"tokens": [[token, weight], ...]`` and ``"method"`` (attention or occlusion)."""
+        return self._task_function("explain")(self, list(texts))
+
+    def generate(self, prompt: str, *, num: int = 1, seed: int = 0, label: str | None = None,
+                 **sampling: Any) -> list[dict]:
+        """``num`` samples continuing ``prompt``: ``{"text", "tokens", "probabilities", ...}`` each. ``sampling``:
+        the fields of :class:`pipeline.language_model.generate.Sampling` (temperature, top_k, top_p, greedy,
+        max_tokens, repetition_penalty, no_repeat_ngram)."""
+        return self._task_function("generate")(self, prompt, num=num, seed=seed, label=label, **sampling)
+
+    def read(self, texts: Sequence[str], beam_size: int | None = None,
+             length_penalty: float | None = None) -> list[dict]:
+        """The katakana reading of each text: ``{"text", "reading", "log_probability", "source", "output",
+        "attention"}``; beam size and length penalty default to the run's ``[reading]``."""
+        return self._task_function("read")(self, list(texts), beam_size=beam_size, length_penalty=length_penalty)
+
+    def _task_function(self, name: str) -> Any:
+        task = registry.task(self.task)
+        if name not in task.api:
+            doers = sorted(other.name for other in registry.tasks().values() if name in other.api)
+            raise PipelineError(f"{self.folder}: a {self.task} run cannot {name}; use a {' or '.join(doers)} run")
+        return registry.resolve(task.api[name])
 
 
 def load_run(folder: str | Path) -> Run:

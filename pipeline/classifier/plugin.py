@@ -59,4 +59,5 @@ TASK = registry.register_task(registry.Task(
     specials=lambda config: SENTENCE_MARKERS if config.pretrain.enabled else (),
     validate=validate,
     load_extras="pipeline.classifier.predict:load_extras",
+    api={"classify": "pipeline.classifier.predict:classify", "explain": "pipeline.classifier.explain:explain"},
 ))

@@ -75,16 +75,14 @@ def command_classify(args: argparse.Namespace) -> int:
         raise PipelineError(f"{args.model}: a {run.config.model.task} run, not a classifier; use `pipeline generate`")
     if args.explain or args.html is not None:
         return explain_classifications(run, texts, args)
-    from pipeline.classifier.predict import classify
-
-    return print_classifications(classify(run, texts), args.json)
+    return print_classifications(run.classify(texts), args.json)
 
 
 def explain_classifications(run, texts: list[str], args: argparse.Namespace) -> int:
     from pipeline import io as artifact_io
-    from pipeline.classifier.explain import explain, html_page
+    from pipeline.classifier.explain import html_page
 
-    results = explain(run, texts)
+    results = run.explain(texts)
     if args.html is not None:
         try:
             artifact_io.write_text(args.html, html_page(results, f"pipeline classify --explain: {run.folder.name}"))
@@ -100,10 +98,9 @@ def run_classify_examples(config) -> int:
     """``pipeline run`` with a classifier config: classify ``[classify] examples`` with the new run."""
     if not config.classify.examples:
         return 0
-    from pipeline.classifier.predict import classify
     from pipeline.paths import Paths
     from pipeline.runs import load_run
 
     print("examples:")
-    return print_classifications(classify(load_run(Paths.from_config(config).run), list(config.classify.examples)),
+    return print_classifications(load_run(Paths.from_config(config).run).classify(config.classify.examples),
                                  as_json=False)

@@ -45,20 +45,21 @@ def register(commands) -> None:
 
 
 def run_generate_examples(config) -> int:
-    from pipeline.language_model.generate import Sampling, generate
+    """``pipeline run`` with a generator config: samples from ``[generate] prompts`` with the new run."""
     from pipeline.paths import Paths
     from pipeline.runs import load_run
 
     settings = config.generate
     run = load_run(Paths.from_config(config).run)
-    sampling = Sampling(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                        max_tokens=settings.max_tokens, repetition_penalty=settings.repetition_penalty,
-                        no_repeat_ngram=settings.no_repeat_ngram)
+    sampling = {"temperature": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p,
+                "max_tokens": settings.max_tokens, "repetition_penalty": settings.repetition_penalty,
+                "no_repeat_ngram": settings.no_repeat_ngram}
     labels = settings.labels or ("",) * len(settings.prompts)
     if settings.prompts:
         print("samples:")
     for prompt, label in zip(settings.prompts, labels):
-        print_samples(generate(run, prompt, sampling, settings.num, config.seed, label or None), as_json=False)
+        print_samples(run.generate(prompt, num=settings.num, seed=config.seed, label=label or None, **sampling),
+                      as_json=False)
     return 0
 
 
@@ -74,12 +75,12 @@ def command_generate(args: argparse.Namespace) -> int:
     from pipeline.language_model.sampling import check_settings
 
     check_settings(args.temperature, args.top_k, args.top_p)
-    from pipeline.language_model.generate import Sampling, generate
     from pipeline.runs import load_run
 
-    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
-                        max_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty,
-                        no_repeat_ngram=args.no_repeat_ngram)
     run = load_run(args.model)
-    print_samples(generate(run, args.prompt, sampling, args.num, args.seed, args.label), args.json)
+    samples = run.generate(args.prompt, num=args.num, seed=args.seed, label=args.label,
+                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
+                           max_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty,
+                           no_repeat_ngram=args.no_repeat_ngram)
+    print_samples(samples, args.json)
     return 0

@@ -50,17 +50,17 @@ def command_read(args: argparse.Namespace) -> int:
         raise PipelineError(f"{args.plot}: a folder; pass a file name to --plot, e.g. --plot attention.png")
     texts = read_texts(args, "read")
     from pipeline.runs import load_run
-    from pipeline.seq2seq.decode import Reader
 
-    reader = Reader(load_run(args.model))
-    if args.plot is not None and not reader.has_attention:
+    run = load_run(args.model)
+    if run.task != "reading":
+        raise PipelineError(f"{args.model}: a {run.task} run, not a reading model; train one with "
+                            "`pipeline run configs/reading.toml`")
+    if args.plot is not None and run.config.reading.attention == "none":
         raise PipelineError(f"{args.model}: a model without attention (reading.attention = \"none\"), nothing to "
                             "plot; drop --plot or use a run with attention")
-    settings = reader.config.reading
-    beam = 1 if args.greedy else args.beam or settings.beam_size
-    penalty = settings.length_penalty if args.length_penalty is None else args.length_penalty
+    beam = 1 if args.greedy else args.beam
     good = [i for i, text in enumerate(texts) if text.strip()]
-    results = dict(zip(good, reader.read([texts[i].strip() for i in good], beam, penalty)))
+    results = dict(zip(good, run.read([texts[i].strip() for i in good], beam, args.length_penalty)))
     plotted = good if args.plot is not None else []
     for number in plotted:
         _plot(results[number], args.plot if len(texts) == 1 else
@@ -101,12 +101,10 @@ def run_read_examples(config) -> int:
     """``pipeline run`` with a reading config: read ``[reading] examples`` aloud with the new run."""
     from pipeline.paths import Paths
     from pipeline.runs import load_run
-    from pipeline.seq2seq.decode import Reader
 
     examples = list(config.reading.examples)
     if examples:
         print("examples:")
-        reader = Reader(load_run(Paths.from_config(config).run))
-        for result in reader.read(examples, config.reading.beam_size, config.reading.length_penalty):
+        for result in load_run(Paths.from_config(config).run).read(examples):
             print(f"{result['reading']}\t{result['text']}")
     return 0

@@ -11,8 +11,10 @@ whitespace-tokenized corpora (see :func:`text_language`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -123,3 +125,17 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
                         "tokens": tokens, "probabilities": [float(p) for p in probabilities],
                         "ended": len(ids) < sampling.max_tokens})
     return samples
+
+
+def sample(run: Run, prompt: str, *, num: int = 1, seed: int = 0, label: str | None = None,
+           **sampling: Any) -> list[dict]:
+    """:meth:`pipeline.runs.Run.generate`: ``num`` samples continuing ``prompt`` with the :class:`Sampling`
+    settings given by name (the others keep their defaults)."""
+    known = {item.name for item in dataclasses.fields(Sampling)}
+    unknown = sorted(set(sampling) - known)
+    if unknown:
+        raise PipelineError(f"unknown sampling setting {unknown[0]!r}; use {', '.join(sorted(known))}")
+    settings = Sampling(**sampling)
+    if settings.max_tokens < 1 or num < 1:
+        raise PipelineError("max_tokens and num must be >= 1")
+    return generate(run, prompt, settings, num, seed, label)

@@ -137,3 +137,18 @@ class Reader:
             states = [np.asarray(state)[rows.reshape(-1)] for state in states]
             scores, previous = new_scores, tokens.reshape(-1, 1).astype(np.int32)
         return [max(hypotheses, key=lambda pair: pair[0])[1] for hypotheses in finished]
+
+
+def read(run: Any, texts: list[str], beam_size: int | None = None, length_penalty: float | None = None) -> list[dict]:
+    """:meth:`pipeline.runs.Run.read`: the reading of each text with the run's :class:`Reader` (built once per
+    loaded run); ``beam_size`` and ``length_penalty`` default to the run's ``[reading]``."""
+    reader = run.extras.get("reader")
+    if reader is None:
+        reader = run.extras["reader"] = Reader(run)
+    settings = run.config.reading
+    if beam_size is not None and beam_size < 1:
+        raise PipelineError(f"beam size must be an integer >= 1, got {beam_size}")
+    if length_penalty is not None and not 0 <= length_penalty <= 2:
+        raise PipelineError(f"length penalty must be in [0, 2], got {length_penalty}")
+    return reader.read(texts, settings.beam_size if beam_size is None else beam_size,
+                       settings.length_penalty if length_penalty is None else length_penalty)

@@ -37,4 +37,5 @@ TASK = registry.register_task(registry.Task(
     summary="pipeline.seq2seq.evaluate:summary",
     after_run="pipeline.cli.read:run_read_examples",
     validate=validate,
+    api={"read": "pipeline.seq2seq.decode:read"},
 ))
