@@ -85,3 +85,32 @@ def test_load_run_leaves_a_corrupt_folder_untouched(small_run_copy):
     assert {path.name: path.read_bytes() for path in small_run_copy.iterdir() if path.is_file()} == before
 
 
+
+
+# ------------------------------------------------------------------ the Python API
+def test_the_package_entry_point_loads_a_run_whose_methods_are_the_tasks_code(small_trained):
+    import pipeline
+    from pipeline.classifier.predict import classify
+
+    run = pipeline.load_run(small_trained[1])
+    texts = ["週末は嵐山で紅葉を見ました。", "  ", "新しいスマホの電池がすぐ切れる。"]
+    assert run.task == "classifier"
+    assert run.classify(texts) == classify(run, texts)  # one code path: the method is the task's function
+    assert "error" in run.classify(texts)[1] and run.classify(texts)[0]["label"] in run.labels
+    explained = run.explain(texts[:1])[0]
+    assert explained["label"] == run.classify(texts[:1])[0]["label"] and explained["tokens"]
+
+
+@pytest.mark.parametrize("method, arguments", [("generate", ("京都の",)), ("read", (["京都"],))])
+def test_a_method_of_another_task_is_a_one_line_error(small_run, method, arguments):
+    with pytest.raises(PipelineError, match=rf"a classifier run cannot {method}; use a (generator|reading) run"):
+        getattr(small_run, method)(*arguments)
+
+
+def test_import_pipeline_loads_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline; print(sorted(m for m in ('tensorflow', 'keras', 'spacy') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
