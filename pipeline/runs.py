@@ -6,6 +6,9 @@ the resolved ``config.json`` (how to tokenize, which task), ``vocab.json`` and
 Training writes it inside :func:`pipeline.io.atomic_directory`, so it appears
 complete or not at all; ``pipeline run`` builds it (train, then evaluate) in a
 staging folder that replaces the old run folder in one rename (:mod:`pipeline.workarea`).
+
+:meth:`Run.export` writes a run as a TensorFlow SavedModel (``pipeline export``): the task builds the graph
+(``registry.Task.api["export"]``), this module writes it, atomically, with ``assets.extra/export.json``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.l
                          "pipeline.layers.char_encoder", "pipeline.layers.jordan", "pipeline.layers.deep_transition",
                          "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization",
                          "pipeline.layers.weight_drop")
+# Beside saved_model.pb: what an export holds (signatures, labels or vocabulary, what the graph contains). The
+# SavedModel convention's folder for files the graph does not read; TensorFlow Serving ignores it.
+EXPORT_METADATA = Path("assets.extra") / "export.json"
 
 
 def register_custom_objects() -> None:
@@ -41,6 +47,22 @@ def register_custom_objects() -> None:
         except ModuleNotFoundError as error:
             if error.name != name:
                 raise
+
+
+@dataclass
+class ExportGraph:
+    """What a task's ``export`` function (:attr:`pipeline.registry.Task.api`) builds from a run for
+    :meth:`Run.export` to save.
+
+    Attributes:
+        module: a ``tf.Module`` that tracks every variable and lookup table the signatures use.
+        signatures: name -> concrete ``tf.function``; ``serving_default`` is what TensorFlow Serving calls.
+        metadata: the signatures' inputs and outputs, the labels or vocabulary, ``contains`` (what the graph does).
+    """
+
+    module: Any
+    signatures: dict[str, Any]
+    metadata: dict[str, Any]
 
 
 @dataclass
@@ -76,6 +98,14 @@ class Run:
         "unknown_token_share"}``, or ``{"text", "error"}`` for a text with no tokens."""
         return self._task_function("classify")(self, list(texts), batch_size=batch_size)
 
+    def classify_tokens(self, texts: Sequence[str], tokens: Sequence[dict[str, list[str]] | None],
+                        batch_size: int = 64) -> list[dict]:
+        """:meth:`classify` for texts already normalised and tokenized as the run's tokenizer does (the spaCy
+        component's Docs): ``tokens[i]`` holds ``texts[i]``'s ``surface``, ``lemma``, ``norm``, ``pos`` lists
+        after the run's filters, or None to let the run's tokenizer read it;
+        :func:`pipeline.classifier.predict.classify_tokens`."""
+        return self._task_function("classify_tokens")(self, list(texts), list(tokens), batch_size=batch_size)
+
     def explain(self, texts: Sequence[str]) -> list[dict]:
         """:meth:`classify` plus ``"tokens": [[token, weight], ...]`` and ``"method"`` (attention or occlusion)."""
         return self._task_function("explain")(self, list(texts))
@@ -93,12 +123,58 @@ class Run:
         "attention"}``; beam size and length penalty default to the run's ``[reading]``."""
         return self._task_function("read")(self, list(texts), beam_size=beam_size, length_penalty=length_penalty)
 
+    def export(self, out: str | Path, *, force: bool = False) -> dict:
+        """Write this run as a TensorFlow SavedModel folder ``out`` that TensorFlow Serving loads (mount it as a
+        version folder, ``/models/<name>/1``) and ``tf.saved_model.load`` reads without this package.
+
+        The task builds the signatures (a classifier's ``serving_default``, a language model's ``next_token``);
+        ``assets.extra/export.json`` describes them. ``out`` appears complete or not at all. A non-empty ``out``
+        that is not a previous export is replaced only with ``force``; the run folder itself never is.
+        Returns the metadata written to ``export.json``.
+        """
+        build = self._task_function("export")
+        out = Path(out)
+        check_export_target(self.folder, out, force)
+        import tensorflow as tf
+
+        from pipeline import __version__
+
+        exported = build(self)
+        metadata = {"exported_by": "pipeline", "pipeline_version": __version__, "format": "savedmodel",
+                    "task": self.task, "run": self.folder.name, **exported.metadata}
+        try:
+            with artifact_io.atomic_directory(out) as staging:
+                tf.saved_model.save(exported.module, str(staging), signatures=exported.signatures)
+                artifact_io.write_json(staging / EXPORT_METADATA, metadata)
+        except OSError as error:
+            raise PipelineError(f"{out}: cannot write the export ({error.strerror or error}); "
+                                "choose a writable folder") from None
+        return metadata
+
     def _task_function(self, name: str) -> Any:
         task = registry.task(self.task)
         if name not in task.api:
             doers = sorted(other.name for other in registry.tasks().values() if name in other.api)
             raise PipelineError(f"{self.folder}: a {self.task} run cannot {name}; use a {' or '.join(doers)} run")
         return registry.resolve(task.api[name])
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds an export that :meth:`Run.export` wrote."""
+    return (folder / "saved_model.pb").is_file() and (folder / EXPORT_METADATA).is_file()
+
+
+def check_export_target(run_folder: Path, out: Path, force: bool) -> None:
+    """A one-line error unless ``out`` may receive an export: missing, empty, a previous export or ``force``;
+    never a file, the run folder or a folder that holds it."""
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out}: a file, not a folder; pass a folder for the export")
+    target, run = out.resolve(), run_folder.resolve()
+    if target == run or target in run.parents:
+        raise PipelineError(f"{out}: would replace the run folder {run_folder}; export to another folder")
+    if out.is_dir() and any(out.iterdir()) and not is_export(out) and not force:
+        raise PipelineError(f"{out}: a non-empty folder that is not a previous export; choose another folder or "
+                            "pass --force to replace it")
 
 
 def load_run(folder: str | Path) -> Run:

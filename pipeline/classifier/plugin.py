@@ -59,5 +59,7 @@ TASK = registry.register_task(registry.Task(
     specials=lambda config: SENTENCE_MARKERS if config.pretrain.enabled else (),
     validate=validate,
     load_extras="pipeline.classifier.predict:load_extras",
-    api={"classify": "pipeline.classifier.predict:classify", "explain": "pipeline.classifier.explain:explain"},
+    api={"classify": "pipeline.classifier.predict:classify", "explain": "pipeline.classifier.explain:explain",
+         "classify_tokens": "pipeline.classifier.predict:classify_tokens",
+         "export": "pipeline.classifier.export:export"},
 ))

@@ -18,6 +18,7 @@ from pipeline.runs import Run
 from pipeline.text.batches import SequenceBatches
 from pipeline.text.corpora import normalize
 from pipeline.text.features import WORD_FIELD, sentence_inputs
+from pipeline.text.tokenize import FIELDS
 from pipeline.text.vocab import UNK_ID
 
 
@@ -44,6 +45,30 @@ def tokenize_texts(run: Run, texts: list[str]) -> tuple[list[str], list[dict[str
     return cleaned, make_tokenizer(run.config.tokenize).tokenize([text for text in cleaned if text])
 
 
+def tokens_per_text(cleaned: list[str], tokens: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
+    """The tokens of every text, in order, from what :func:`tokenize_texts` returned (which tokenizes only the
+    non-empty ones): an empty text gets empty field lists."""
+    found = iter(tokens)
+    return [next(found) if text else {field: [] for field in FIELDS} for text in cleaned]
+
+
+def encode_tokens(run: Run, texts: list[str],
+                  tokens: list[dict[str, list[str]]]) -> tuple[list[np.ndarray], list[str | None]]:
+    """Token ids per text with the run's vocabulary (its ``vectorize.token_field`` of ``tokens``), and an error
+    (or None) per text: ``texts`` are the normalised texts, ``tokens`` their tokens (:func:`classify_tokens`)."""
+    field = run.config.vectorize.token_field
+    sequences, errors = [], []
+    for text, fields in zip(texts, tokens, strict=True):
+        if not text:
+            sequences.append(np.zeros(0, dtype=np.int32))
+            errors.append("empty text; nothing to classify")
+            continue
+        ids = np.array(run.vocab.encode(fields[field]), dtype=np.int32)
+        sequences.append(ids)
+        errors.append(None if len(ids) else "no tokens left after filtering; nothing to classify")
+    return sequences, errors
+
+
 def encode_texts(run: Run, texts: list[str],
                  tokenized: tuple | None = None) -> tuple[list[np.ndarray], list[str | None]]:
     """Token ids per text with the run's tokenizer and vocabulary, and an error (or None) per text.
@@ -51,24 +76,12 @@ def encode_texts(run: Run, texts: list[str],
     ``tokenized``: what :func:`tokenize_texts` returned for ``texts``, so they are tokenized once.
     """
     cleaned, tokens = tokenized or tokenize_texts(run, texts)
-    field = run.config.vectorize.token_field
-    sequences, errors, position = [], [], 0
-    for text in cleaned:
-        if not text:
-            sequences.append(np.zeros(0, dtype=np.int32))
-            errors.append("empty text; nothing to classify")
-            continue
-        ids = np.array(run.vocab.encode(tokens[position][field]), dtype=np.int32)
-        position += 1
-        sequences.append(ids)
-        errors.append(None if len(ids) else "no tokens left after filtering; nothing to classify")
-    return sequences, errors
+    return encode_tokens(run, cleaned, tokens_per_text(cleaned, tokens))
 
 
 def surface_forms(cleaned: list[str], tokens: list[dict[str, list[str]]]) -> list[list[str]]:
     """The surface forms of each text (``[]`` for an empty one), from what :func:`tokenize_texts` returned."""
-    surfaces = iter(token[WORD_FIELD] for token in tokens)
-    return [list(next(surfaces)) if text else [] for text in cleaned]
+    return [list(fields[WORD_FIELD]) for fields in tokens_per_text(cleaned, tokens)]
 
 
 def text_batches(run: Run, sequences: list[np.ndarray], words: list[list[str]], batch_size: int) -> SequenceBatches:
@@ -80,10 +93,36 @@ def text_batches(run: Run, sequences: list[np.ndarray], words: list[list[str]], 
 
 
 def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
-    """One result per text: ``{"text", "label", "probability", "probabilities"}`` or ``{"text", "error"}``."""
-    tokenized = tokenize_texts(run, texts)
-    sequences, errors = encode_texts(run, texts, tokenized)
-    words = surface_forms(*tokenized)
+    """One result per text: ``{"text", "label", "probability", "probabilities"}`` or ``{"text", "error"}``.
+
+    The texts are normalised and tokenized as in ``prepare`` and ``tokenize``, then :func:`classify_tokens`
+    classifies them; ``"text"`` is the text as given."""
+    cleaned, tokens = tokenize_texts(run, texts)
+    results = classify_tokens(run, cleaned, tokens_per_text(cleaned, tokens), batch_size)
+    return [{**result, "text": text} for result, text in zip(results, texts, strict=True)]
+
+
+def classify_tokens(run: Run, texts: list[str], tokens: list[dict[str, list[str]] | None],
+                    batch_size: int = 64) -> list[dict]:
+    """Classify texts that are already normalised and tokenized (the spaCy component's Docs, :func:`classify`'s
+    texts): one result per text as :func:`classify` gives it, ``"text"`` being the normalised text.
+
+    Args:
+        texts: each text normalised as ``prepare`` does (:func:`pipeline.text.corpora.normalize`); an empty one
+            is an error result. The char n-gram ensemble member reads them.
+        tokens: per text, its tokens as the run's tokenizer gives them after its filters (``drop_punct``,
+            ``stop_pos``, ``lowercase``): ``{"surface": [...], "lemma": [...], "norm": [...], "pos": [...]}``; the
+            vocabulary reads ``vectorize.token_field``, the subword inputs ``surface``. Longer than
+            ``train.max_length``: cut as in training. None: the run's tokenizer tokenizes that text here.
+    """
+    missing = [i for i, fields in enumerate(tokens) if fields is None]
+    if missing:
+        tokens = list(tokens)
+        cleaned = [texts[i] for i in missing]
+        for i, fields in zip(missing, tokens_per_text(cleaned, tokenize_texts(run, cleaned)[1]), strict=True):
+            tokens[i] = fields
+    sequences, errors = encode_tokens(run, texts, tokens)
+    words = [list(fields[WORD_FIELD]) for fields in tokens]
     valid = [i for i, error in enumerate(errors) if error is None]
     results: list[dict] = [{"text": text, "error": error} for text, error in zip(texts, errors)]
     if valid:
@@ -91,7 +130,7 @@ def classify(run: Run, texts: list[str], batch_size: int = 64) -> list[dict]:
         probabilities = batches.predict(run.model)
         if "ensemble" in run.extras:  # model.ensemble = "char_ngram": mix with the n-gram member
             member, weight = run.extras["ensemble"]
-            probabilities = mix(probabilities, member.probabilities([tokenized[0][i] for i in valid]), weight)
+            probabilities = mix(probabilities, member.probabilities([texts[i] for i in valid]), weight)
         for index, row in zip(valid, probabilities):
             results[index] = labelled(run, texts[index], row, sequences[index])
     return results

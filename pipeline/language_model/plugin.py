@@ -39,7 +39,7 @@ TASK = registry.register_task(registry.Task(
     specials=lambda config: SENTENCE_MARKERS,
     validate=validate,
     custom_objects=("pipeline.language_model.model", "pipeline.language_model.data"),
-    api={"generate": "pipeline.language_model.generate:sample"},
+    api={"generate": "pipeline.language_model.generate:sample", "export": "pipeline.language_model.export:export"},
 ))
 
 
