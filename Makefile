@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,8 +19,29 @@ run: $(STAMP)
 	$(BIN)/pipeline run configs/default.toml
 
 # two workers (the machine's two cores); a test module's tests stay on one worker, so its fixtures train once
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 --dist loadscope
+
+# The web page's test (tests/serve/test_page.py) drives Debian's chromium through chromedriver, never a downloaded
+# browser: as root, install what is missing; otherwise say what to install (that test then fails and says it too).
+# PIPELINE_SKIP_BROWSER=1 skips the browser tests and this step.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+browser:
+	@[ "$$PIPELINE_SKIP_BROWSER" = 1 ] && exit 0; \
+	missing=""; \
+	[ -x $(CHROMIUM) ] || missing="$$missing $(CHROMIUM)"; \
+	[ -x $(CHROMEDRIVER) ] || missing="$$missing $(CHROMEDRIVER)"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing $(BROWSER_PACKAGES) for the browser test (missing:$$missing)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_PACKAGES); \
+	else \
+		echo "Missing for the browser test (tests/serve/test_page.py):$$missing. Install with:"; \
+		echo "    sudo apt-get update && sudo apt-get install -y $(BROWSER_PACKAGES)"; \
+		echo "or skip the browser tests: PIPELINE_SKIP_BROWSER=1 make test"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,8 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 # Command modules in help order; a new command is a new module here plus its name in this list.
-COMMAND_MODULES = ("stages", "classify", "generate", "diagnose", "forecast", "hopfield", "lsm", "similar", "read")
+COMMAND_MODULES = ("stages", "classify", "generate", "diagnose", "forecast", "hopfield", "lsm", "similar", "read",
+                   "serve", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
