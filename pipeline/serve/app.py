@@ -262,25 +262,25 @@ def add_routes(app: FastAPI, service: Service, settings: ServeSettings) -> None:
         service.check_ready()
         return await reload_logged(service)
 
+    async def per_text(method: str, body: schemas.TextsRequest, response: Response) -> dict:
+        """``run.<method>`` over the request's texts, batched with concurrent requests."""
+        service.check_texts(body.texts)
+        slot = service.resolve(body.model, method)
+        results = await service.batched(slot, method, body.texts)
+        model_headers(response, slot)
+        return {"model": slot.name, "results": results}
+
     @app.post("/v1/classify", response_model=schemas.ClassifyResponse, dependencies=secured, responses=errors,
               tags=["predict"])
     async def classify(body: schemas.TextsRequest, response: Response) -> dict:
         """A label and every label's probability per text; concurrent requests share one model call."""
-        service.check_texts(body.texts)
-        slot = service.resolve(body.model, "classify")
-        results = await service.batched(slot, "classify", body.texts)
-        model_headers(response, slot)
-        return {"model": slot.name, "results": results}
+        return await per_text("classify", body, response)
 
     @app.post("/v1/explain", response_model=schemas.ExplainResponse, dependencies=secured, responses=errors,
               tags=["predict"])
     async def explain(body: schemas.TextsRequest, response: Response) -> dict:
         """classify's result plus a weight per token (attention, or occlusion for other models)."""
-        service.check_texts(body.texts)
-        slot = service.resolve(body.model, "explain")
-        results = await service.batched(slot, "explain", body.texts)
-        model_headers(response, slot)
-        return {"model": slot.name, "results": results}
+        return await per_text("explain", body, response)
 
     @app.post("/v1/generate", response_model=schemas.GenerateResponse, dependencies=secured, responses=errors,
               tags=["predict"])
