@@ -140,7 +140,8 @@ def test_killed_forced_retraining_leaves_the_previous_run_folder_untouched(corpu
     run_folder, work = uninterrupted / "models" / "interrupt", uninterrupted / "work" / "themes"
     before, recorded_before = snapshot(run_folder), run_records(work)
     shutil.rmtree(work / "resume" / "interrupt", ignore_errors=True)  # what an earlier killed test left
-    process = start(uninterrupted, corpus, "--force")
+    # more epochs and no early stopping: the process is still training when the signal comes, however fast
+    process = start(uninterrupted, corpus, "--force", "--set", "train.epochs=60", "--set", "train.patience=0")
     wait_until(process, lambda: saved_epochs(uninterrupted) >= 1, "the end of the first forced epoch")
     process.send_signal(signal_number)
     assert process.wait(timeout=120) == (130 if signal_number == signal.SIGINT else -signal.SIGKILL)
