@@ -163,8 +163,12 @@ def test_tool_commands_with_their_defaults_leave_the_trained_run_byte_identical(
     shutil.copytree(e2e.run_folder, models / "default")
     trained = tree_bytes(models / "default")
     assert json.loads(trained["run.json"])["kind"] == "classifier"
-    for name, command in TOOL_COMMANDS.items():
-        result = cli(*command, cwd=tmp_path)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(TOOL_COMMANDS)) as pool:  # all four at once: each locks its own run folder
+        results = dict(zip(TOOL_COMMANDS, pool.map(lambda command: cli(*command, cwd=tmp_path),
+                                                   TOOL_COMMANDS.values())))
+    for name, result in results.items():
         assert result.returncode == 0, f"{name}: exit {result.returncode}\n{result.stderr[-3000:]}"
         assert json.loads((models / name / "run.json").read_text(encoding="utf-8"))["kind"] == name
     assert tree_bytes(models / "default") == trained
