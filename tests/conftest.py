@@ -67,3 +67,15 @@ def quiet_terminal(monkeypatch, caplog) -> io.StringIO:
     monkeypatch.setattr(progress, "BAR_DELAY_SECONDS", 0.0)
     caplog.set_level("WARNING", logger="pipeline")
     return terminal
+
+
+@pytest.fixture
+def progress_log(monkeypatch, caplog):
+    """Progress as in a log file or CI: stderr no terminal, a line at every update (not every 10% and 5 s)."""
+    from pipeline import progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "LOG_SHARE_STEP", 0.0)
+    caplog.set_level("INFO", logger="pipeline")
+    return caplog

@@ -1,13 +1,10 @@
 """Tests of pipeline.text.tokenize with the real ja_ginza model (loaded once per process, lru_cached)."""
 
-import io
 import re
-import sys
 
 import pandas as pd
 import pytest
 
-from pipeline import progress
 from pipeline.errors import PipelineError
 from pipeline.sections import TokenizeConfig
 from pipeline.text.tokenize import (
@@ -163,16 +160,6 @@ def test_two_processes_give_the_tokens_of_one(tokenizer):
     texts.insert(7, "")  # an empty text keeps its place
     two = Tokenizer(TokenizeConfig(processes=2, batch_size=8))
     assert two.tokenize(texts) == tokenizer.tokenize(texts)
-
-
-@pytest.fixture
-def progress_log(monkeypatch, caplog):
-    """Progress as in a log file or CI: stderr no terminal, a line at every update (not every 10% and 5 s)."""
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
-    monkeypatch.setattr(progress, "LOG_SHARE_STEP", 0.0)
-    caplog.set_level("INFO", logger="pipeline")
-    return caplog
 
 
 def progress_counts(caplog) -> list[tuple[int, int]]:

@@ -1,15 +1,12 @@
 """Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, packing, vectorize."""
 
-import io
 import re
-import sys
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import progress
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig, VectorizeConfig
@@ -286,16 +283,6 @@ def test_unlabeled_text_adds_words_and_its_own_id_split_but_no_label(tmp_path):
     unlabeled_words = [vocab.decode(s.tolist()) for s in splits.sequences["unlabeled"]]
     assert unlabeled_words == [["鳥", "が", "鳴く"], ["鳥", "と", "猫"]]
     assert splits.targets["unlabeled"].tolist() == [-1, -1]
-
-
-@pytest.fixture
-def progress_log(monkeypatch, caplog):
-    """Progress as in a log file or CI: stderr no terminal, a line at every update (not every 10% and 5 s)."""
-    monkeypatch.setattr(sys, "stderr", io.StringIO())
-    monkeypatch.setattr(progress, "LOG_INTERVAL_SECONDS", 0.0)
-    monkeypatch.setattr(progress, "LOG_SHARE_STEP", 0.0)
-    caplog.set_level("INFO", logger="pipeline")
-    return caplog
 
 
 def progress_counts(caplog, description: str, unit: str) -> list[tuple[int, int]]:
