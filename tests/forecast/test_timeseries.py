@@ -87,8 +87,10 @@ def test_forecast_mackey_glass(series, tmp_path):
     # Deterministic, and the XLA-compiled loop agrees with the plain graph loop.
     again = forecast(series, units=200, train_length=2000, test_length=500, generative_steps=100, seed=0,
                      jit_compile=False)
-    for key in ("one_step_prediction", "generative_prediction"):
-        np.testing.assert_allclose(again[key], result[key], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(again["one_step_prediction"], result["one_step_prediction"], rtol=0, atol=1e-9)
+    # Free-running on a chaotic series amplifies the last-bit differences of the two loops
+    # (seen: 1.6e-9 after 60 steps on an AVX-512 machine); still far below the model's error.
+    np.testing.assert_allclose(again["generative_prediction"], result["generative_prediction"], rtol=0, atol=1e-6)
     path = tmp_path / "plots" / "forecast.png"
     plot_forecast(result, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
