@@ -93,6 +93,12 @@ class Run:
         """The run's kind: ``classifier``, ``generator``, ``reading``."""
         return self.config.model.task
 
+    @property
+    def conditioned(self) -> bool:
+        """True when :meth:`generate` needs a ``label`` (a model trained with ``model.conditioning``); a run
+        that is not conditioned refuses one."""
+        return self.config.model.conditioning != "none"
+
     def classify(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """One result per text, in order: ``{"text", "label", "probability", "probabilities" (every label),
         "unknown_token_share"}``, or ``{"text", "error"}`` for a text with no tokens."""

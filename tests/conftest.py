@@ -13,6 +13,24 @@ from pipeline.paths import Paths
 from pipeline.runs import load_run
 from pipeline.stages import run_stage
 
+# Folders whose modules share session fixtures that train (tests/serve: a classifier, a generator and a reading
+# run): under `pytest -n 2 --dist loadscope` their modules go to one worker, so those runs train once.
+SHARED_SCOPES = ("tests/serve/",)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with each folder of :data:`SHARED_SCOPES` as one scope; other modes unchanged."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FolderScopeScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            folder = next((folder for folder in SHARED_SCOPES if nodeid.startswith(folder)), None)
+            return folder or super()._split_scope(nodeid)
+
+    return FolderScopeScheduling(config, log)
+
 
 @pytest.fixture(scope="session")
 def small_work_dir(tmp_path_factory) -> Path:

@@ -135,6 +135,7 @@ class ModelInfo(BaseModel):
     name: str = Field(..., description="the run folder's name")
     task: str = Field(..., description="classifier, generator or reading")
     labels: list[str]
+    conditioned: bool = Field(..., description="generate needs a `label` (one of `labels`); false: it refuses one")
     metrics: dict[str, Any] | None = Field(..., description="the run's metrics.json (null before `evaluate`)")
     fingerprint: str = Field(..., description="sha256 of the run's config.json")
     created: str | None = Field(..., description="when the run was published (run.json)")

@@ -131,7 +131,8 @@ def load_served(name: str, folder: Path, warm_up: bool = True) -> Served:
             if method in registry.task(run.task).api:
                 with tokenizer_lock(run) or contextlib.nullcontext():
                     function(run)
-    info = {"name": name, "task": run.task, "labels": list(run.labels), "metrics": read_metrics(folder),
+    info = {"name": name, "task": run.task, "labels": list(run.labels), "conditioned": run.conditioned,
+            "metrics": read_metrics(folder),
             "fingerprint": signature.fingerprint, "created": signature.created, "version": __version__}
     return Served(run, signature, info)
 

@@ -111,6 +111,7 @@ def test_models_describe_each_run(client, folders):
         assert entry["labels"] == json.loads((folder / "labels.json").read_text(encoding="utf-8"))
         assert entry["metrics"] is None  # trained, not evaluated
     assert [models[name]["task"] for name in folders] == ["classifier", "generator", "reading"]
+    assert [models[name]["conditioned"] for name in folders] == [False, False, False]
 
 
 def test_metrics_are_served_with_non_finite_numbers_as_null(secured):

@@ -193,6 +193,7 @@ def test_language_model_export_gives_the_models_next_token_distribution(small_tr
         "adaptive": language_model_run(tmp_path / "adaptive", small_vocab, train={"regime": "tbptt"}, model={
             "output": "adaptive", "cutoffs": [40, 150], "layers": [{"type": "gru", "units": 12}]})}
     runs = {name: load_run(folder) for name, folder in folders.items()}
+    assert [run.conditioned for run in runs.values()] == [False, True, False]  # what v1/models tells the page
     calls, expected = [], []
     for name, run in runs.items():
         run.export(tmp_path / f"{name}-export")

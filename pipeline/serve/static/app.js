@@ -129,14 +129,12 @@ function moveTab(event) { // arrow keys between tabs, as the WAI-ARIA tabs patte
   next.focus();
 }
 
-// A generator conditioned on labels needs one, any other refuses one; v1/models does not say which it is, so
-// "none" is the default and the server's error names the choice to make.
+// A generator conditioned on labels needs one (v1/models says `conditioned`), any other refuses one.
 function fillLabels() {
   const model = modelsByName.get(byId("generate-model").value);
-  const labels = (model && model.labels) || [];
+  const labels = (model && model.conditioned && model.labels) || [];
   const select = byId("generate-label");
-  select.replaceChildren(element("option", "", "none"), ...labels.map((label) => element("option", "", label)));
-  select.options[0].value = "";
+  select.replaceChildren(...labels.map((label) => element("option", "", label)));
   for (const node of document.querySelectorAll(".label-choice")) node.hidden = labels.length === 0;
 }
 
