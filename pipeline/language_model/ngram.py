@@ -47,23 +47,34 @@ never predicted and has no probability. Words outside the caller's vocabulary be
 Lower-order n-grams that begin with ``<s>`` get continuation counts like the others (KenLM keeps
 raw counts there; that scored 0.05-0.4 % worse on Aozora characters).
 
-Fitting is a few ``Counter`` passes per order (seconds for a million tokens at order 4). Tokens
-may be strings or ids (any hashable): for ids pass e.g. ``bos_token=2, eos_token=3, unk_token=1,
-pad_token=0, vocabulary=range(vocab_size)``.
+Everything lives in NumPy arrays, never in n-gram tuples (the pure-Python ``Counter`` version before,
+kept as ``tests/kneser_ney_reference.py``, fitted and scored several times slower; see
+``benchmarks/ngram_speed.py``). Tokens become ids, ``<s>`` = 0 and the vocabulary 1 .. |V|, and the
+training sentences one padded id stream. A k-gram is one int64 key, ``id(its first k - 1 words) *
+(|V| + 1) + id(last word)``, the id of a k-gram being its index in the sorted unique keys of order
+``k`` (``np.unique``): a trie stored as one sorted array per order, whose keys never overflow
+(``|order k - 1 grams| * (|V| + 1)`` stays far below 2**63). Each order's table holds every k-gram of
+the stream, also those ending on a ``<s>`` pad (``<s> <s>`` is a context at order 3, never a
+predicted gram); per k-gram it stores ``c_k``; per context (a k - 1-gram id) ``c_k(h .)``,
+``N1+``, ``N1``, ``N2`` and ``gamma_k`` by ``np.bincount``. The continuation count ``c_k(g)`` is a
+bincount of the suffix ids of the distinct (k + 1)-grams. Scoring a text looks its grams up with
+``np.searchsorted``, order by order, and computes the log-probability of every predicted token at
+once (``token_log_probabilities``); ``probability`` is the same computation on one n-gram.
+
+Tokens may be strings or ids (any hashable): for ids pass e.g. ``bos_token=2, eos_token=3,
+unk_token=1, pad_token=0, vocabulary=range(vocab_size)``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import math
 import numbers
-from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import compress
-from operator import itemgetter
+from itertools import chain, repeat
+
+import numpy as np
 
 from pipeline.errors import PipelineError
 
@@ -107,11 +118,96 @@ def modified_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, fl
     return tuple(discounts)
 
 
+BOS_ID = 0  # the id of <s> in the model's own numbering; the vocabulary is 1 .. |V|
+
+
+def backoff_weights(totals: np.ndarray, followers: np.ndarray, ones: np.ndarray, twos: np.ndarray,
+                    discounts: tuple[float, float, float]) -> np.ndarray:
+    """``gamma_k(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / c_k(h .)`` per context, 0 where unseen.
+
+    Args:
+        totals, followers, ones, twos: ``c_k(h .)``, ``N1+(h .)``, ``N1(h .)``, ``N2(h .)``, int arrays
+            ``(contexts,)``.
+        discounts: ``(D1, D2, D3+)`` of the order.
+
+    Returns:
+        float64 ``(contexts,)``. Three equal discounts give ``D N1+(h .) / c(h .)``, as plain KN writes it.
+    """
+    discount_1, discount_2, discount_3 = discounts
+    if discount_1 == discount_2 == discount_3:
+        taken = discount_1 * followers
+    else:
+        taken = discount_1 * ones + discount_2 * twos + discount_3 * (followers - ones - twos)
+    weights = np.zeros(len(totals))
+    np.divide(taken, totals, out=weights, where=totals > 0)
+    return weights
+
+
+class _GramIndex:
+    """Token <-> id and k-gram tuple <-> k-gram id, over the sorted key tables of one fitted model.
+
+    ``tables[k]`` holds the sorted int64 keys of the k-grams seen in training (``tables[0] = [0]``:
+    the empty gram); the id of a k-gram is its index there.
+    """
+
+    def __init__(self, tokens: list, tables: list[np.ndarray]):
+        self.tokens = tokens  # id -> token, tokens[0] = <s>
+        self.ids = {token: index for index, token in enumerate(tokens)}
+        self.base = len(tokens)
+        self.tables = tables
+
+    def encode(self, gram: tuple) -> int:
+        """The id of a k-gram tuple of (mapped) tokens; -1 if training never had it."""
+        gram_id = 0
+        for k, token in enumerate(gram, start=1):
+            token_id = self.ids.get(token)
+            if token_id is None:
+                return -1
+            key = gram_id * self.base + token_id
+            table = self.tables[k]
+            gram_id = int(np.searchsorted(table, key))
+            if gram_id == len(table) or table[gram_id] != key:
+                return -1
+        return gram_id
+
+    def decode(self, gram_id: int, k: int) -> tuple:
+        """The k-gram tuple of id ``gram_id``."""
+        gram = []
+        for order in range(k, 0, -1):
+            gram_id, token_id = divmod(int(self.tables[order][gram_id]), self.base)
+            gram.append(self.tokens[token_id])
+        return tuple(reversed(gram))
+
+
+class GramCounts(Mapping):
+    """A read-only ``{k-gram tuple: count}`` view of one count array indexed by k-gram id.
+
+    Only the non-zero entries are keys (as the ``Counter`` it replaces), so ``view[gram]`` raises
+    ``KeyError`` and ``view.get(gram, 0)`` gives 0 for a k-gram that was never counted. Iterating
+    decodes every tuple: meant for tests and inspection, not for the hot path.
+    """
+
+    def __init__(self, values: np.ndarray, index: _GramIndex, k: int):
+        self.values, self.index, self.k = values, index, k
+
+    def __getitem__(self, gram: tuple) -> int:
+        gram_id = self.index.encode(tuple(gram)) if len(gram) == self.k else -1
+        if gram_id < 0 or self.values[gram_id] == 0:
+            raise KeyError(gram)
+        return int(self.values[gram_id])
+
+    def __iter__(self) -> Iterator[tuple]:
+        return (self.index.decode(gram_id, self.k) for gram_id in np.flatnonzero(self.values))
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.values))
+
+
 @dataclass(frozen=True)
 class ContextCounts:
-    """What one order knows about each context ``h`` it has seen (missing: unseen context).
+    """What one order ``k`` knows about each context ``h`` it has seen (a k - 1-gram; missing: unseen).
 
-    Attributes:
+    Attributes, ``{context tuple: value}`` views (:class:`GramCounts`) of int arrays ``(contexts,)``:
         totals: ``c_k(h .)``, the summed counts of the n-grams ``h w``.
         followers: ``N1+(h .)``, the number of distinct words ``w`` after ``h``.
         ones: ``N1(h .)``, those with ``c_k(h w) = 1`` (absent: 0).
@@ -119,51 +215,33 @@ class ContextCounts:
             ``N3+(h .) = followers - ones - twos``.
     """
 
-    totals: dict
-    followers: dict
-    ones: dict
-    twos: dict
-
-    @classmethod
-    def from_counts(cls, counts: dict) -> ContextCounts:
-        """Tally the contexts of one order's ``{n-gram: count}`` (C-level ``Counter`` passes)."""
-        contexts = list(map(_CONTEXT_OF, counts))
-        values = list(counts.values())
-        followers = Counter(contexts)
-        ones = Counter(compress(contexts, map((1).__eq__, values)))
-        twos = Counter(compress(contexts, map((2).__eq__, values)))
-        totals = dict(followers)  # one per follower, plus count - 1 for counts above 1
-        for context, count in compress(zip(contexts, values), map((1).__lt__, values)):
-            totals[context] += count - 1
-        return cls(totals, followers, ones, twos)
+    totals: GramCounts
+    followers: GramCounts
+    ones: GramCounts
+    twos: GramCounts
 
     def backoff_weight(self, context: tuple, discounts: tuple[float, float, float]) -> float:
         """``gamma_k(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / c_k(h .)``; 0 for an unseen ``h``."""
         total = self.totals.get(context)
         if total is None:
             return 0.0
-        followers, ones, twos = self.followers[context], self.ones.get(context, 0), self.twos.get(context, 0)
-        discount_1, discount_2, discount_3 = discounts
-        if discount_1 == discount_2 == discount_3:  # fixed discount: D N1+(h .) / c(h .), as plain KN writes it
-            return discount_1 * followers / total
-        return (discount_1 * ones + discount_2 * twos + discount_3 * (followers - ones - twos)) / total
+        columns = [np.array([view.get(context, 0)]) for view in (self.totals, self.followers, self.ones, self.twos)]
+        return float(backoff_weights(*columns, discounts)[0])
 
 
-_CONTEXT_OF = itemgetter(slice(None, -1))  # an n-gram's context: all but its last word
-_SUFFIX_OF = itemgetter(slice(1, None))  # an n-gram without its first word
+@dataclass(frozen=True)
+class _Stream:
+    """Sentences as one padded id stream: ``<s>`` x (N - 1), the predicted tokens, sentence after sentence.
 
+    Attributes:
+        ids: int64 ``(length,)`` token ids.
+        offsets: int64 ``(length,)`` position of each token within its sentence (0 at the first pad).
+        predicted: int64 ``(tokens,)`` stream positions of the predicted tokens, in order.
+    """
 
-@contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
-    """Pause the cycle collector while building millions of n-gram tuples (they form no cycles; its
-    full collections re-scan every tuple: 1.5x fitting, 2x scoring time). State restored on exit."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    ids: np.ndarray
+    offsets: np.ndarray
+    predicted: np.ndarray
 
 
 class KneserNeyModel:
@@ -184,7 +262,8 @@ class KneserNeyModel:
 
     Attributes (after ``fit``), index ``k - 1`` for order ``k``:
         vocabulary: the predicted words ``V`` (``<unk>`` and ``</s>`` included, ``<s>`` not).
-        counts: ``{k-gram tuple: c_k}``, raw counts for order ``N``, continuation counts below.
+        counts: ``{k-gram tuple: c_k}`` views (:class:`GramCounts`), raw counts for order ``N``,
+            continuation counts below.
         count_of_counts: ``(n1, n2, n3, n4)`` per order.
         discounts: ``(D1, D2, D3+)`` per order (three equal values for a fixed discount).
         contexts: a :class:`ContextCounts` per order: ``c_k(h .)``, ``N1+(h .)``, ``N1(h .)``,
@@ -198,6 +277,8 @@ class KneserNeyModel:
         True
         >>> model.discounts  # D1, D2, D3+ per order 1, 2, 3: mostly fallbacks on two sentences
         [(0.6666666666666667, 1.0, 1.5), (0.5, 1.0, 1.5), (0.5, 1.0, 1.5)]
+        >>> model.token_log_probabilities([["今日", "は"]]).round(3)  # ln P of 今日, は, </s>
+        array([-0.237, -0.237, -2.701])
     """
 
     def __init__(
@@ -231,7 +312,7 @@ class KneserNeyModel:
         self.unk_token = unk_token
         self.pad_token = pad_token
         self.vocabulary: frozenset = frozenset()
-        self.counts: list[dict] = []
+        self.counts: list[GramCounts] = []
         self.count_of_counts: list[tuple[int, int, int, int]] = []
         self.discounts: list[tuple[float, float, float]] = []
         self.contexts: list[ContextCounts] = []
@@ -249,49 +330,69 @@ class KneserNeyModel:
         Returns:
             ``self``.
         """
-        sequences = [list(sentence) for sentence in sequences]
+        sequences = sequences if isinstance(sequences, list) else list(sequences)
         if not sequences:
             raise PipelineError(
                 "the n-gram model got no training sentences; check the training split is not empty"
             )
         if vocabulary is None:
-            vocabulary = {token for sentence in sequences for token in sentence}
+            vocabulary = set(chain.from_iterable(sequences))
         known = frozenset(vocabulary) - {self.bos_token, self.pad_token}
         self.vocabulary = known | {self.unk_token, self.eos_token}
+        try:  # ids in a reproducible order where the tokens can be sorted (the results do not depend on it)
+            words = sorted(self.vocabulary)
+        except TypeError:
+            words = list(self.vocabulary)
+        self._index = _GramIndex([self.bos_token, *words], [np.zeros(1, dtype=np.int64)])
+        self._unk_id = self._index.ids[self.unk_token]
+        self._eos_id = self._index.ids[self.eos_token]
 
-        with _without_cyclic_gc():
-            # Highest order: raw counts of the N-gram ending at every predicted position.
-            top_counts: Counter = Counter()
-            for sentence in sequences:
-                padded = self._pad(sentence)
-                top_counts.update(zip(*(padded[start:] for start in range(self.order))))
-            # Lower orders: c_k(g) = N1+(. g), the number of distinct (k+1)-grams x g. Every k-gram
-            # ending at a predicted position has a left neighbour (the N - 1 <s> pads), so this
-            # covers all of them.
-            self.counts = [top_counts]
-            for _ in range(self.order - 1):
-                self.counts.insert(0, Counter(map(_SUFFIX_OF, self.counts[0])))
+        # Every k-gram of the stream (k <= N) gets an id: its index in the sorted unique keys of order k.
+        stream = self._stream(sequences)
+        gram_ids = [np.zeros(len(stream.ids), dtype=np.int64)]  # order 0: the empty gram, id 0 everywhere
+        for k in range(1, self.order + 1):
+            keys, valid = self._keys(stream, gram_ids[-1], k)
+            table, inverse = np.unique(keys, return_inverse=True)
+            self._index.tables.append(table)
+            ids_k = np.full(len(stream.ids), -1, dtype=np.int64)
+            ids_k[valid] = inverse.reshape(-1)
+            gram_ids.append(ids_k)
 
-            self.count_of_counts, self.discounts, self.contexts = [], [], []
-            for k, counts in enumerate(self.counts, start=1):
-                frequency = Counter(counts.values())
-                count_of_counts = (frequency[1], frequency[2], frequency[3], frequency[4])
-                if self.discount == MODIFIED:
-                    discounts = modified_discounts(count_of_counts)
-                else:
-                    discounts = (self.discount,) * 3
-                self.count_of_counts.append(count_of_counts)
-                self.discounts.append(discounts)
-                self.contexts.append(ContextCounts.from_counts(counts))
-                logger.debug("order %d: %d n-grams, %d contexts, n1..n4 = %s, discounts D1, D2, D3+ = %s",
-                             k, len(counts), len(self.contexts[-1].totals), count_of_counts, discounts)
+        # Highest order: raw counts of the N-grams ending at predicted positions. Lower orders:
+        # c_k(g) = N1+(. g), the number of distinct (k+1)-grams x g. Every k-gram ending at a
+        # predicted position has a left neighbour (the N - 1 <s> pads), so this covers all of them.
+        tables = self._index.tables
+        predicted_ids = [ids_k[stream.predicted] for ids_k in gram_ids]
+        counts = [np.bincount(predicted_ids[self.order], minlength=len(tables[self.order]))]
+        for k in range(self.order - 1, 0, -1):
+            suffix_of = np.full(len(tables[k + 1]), -1, dtype=np.int64)
+            suffix_of[predicted_ids[k + 1]] = predicted_ids[k]  # a (k+1)-gram's suffix: the k-gram at its position
+            counts.insert(0, np.bincount(suffix_of[counts[0] > 0], minlength=len(tables[k])))
+
+        self.counts, self.count_of_counts, self.discounts, self.contexts = [], [], [], []
+        self._levels = []  # per order: (c_k by gram id, c_k(h .) and gamma_k by context id, (0, D1, D2, D3+))
+        for k, counts_k in enumerate(counts, start=1):
+            seen = np.flatnonzero(counts_k)
+            seen_counts = counts_k[seen]
+            frequency = np.bincount(np.minimum(seen_counts, 5), minlength=6)
+            count_of_counts = tuple(int(n) for n in frequency[1:5])
+            discounts = modified_discounts(count_of_counts) if self.discount == MODIFIED else (self.discount,) * 3
+            context_of = tables[k][seen] // self._index.base  # the id of each k-gram's first k - 1 words
+            size = len(tables[k - 1])
+            totals = np.bincount(context_of, weights=seen_counts, minlength=size).astype(np.int64)  # exact < 2**53
+            followers = np.bincount(context_of, minlength=size)
+            ones = np.bincount(context_of[seen_counts == 1], minlength=size)
+            twos = np.bincount(context_of[seen_counts == 2], minlength=size)
+            self.counts.append(GramCounts(counts_k, self._index, k))
+            self.count_of_counts.append(count_of_counts)
+            self.discounts.append(discounts)
+            self.contexts.append(ContextCounts(*(GramCounts(values, self._index, k - 1)
+                                                 for values in (totals, followers, ones, twos))))
+            self._levels.append((counts_k, totals, backoff_weights(totals, followers, ones, twos, discounts),
+                                 np.array((0.0, *discounts))))
+            logger.debug("order %d: %d n-grams, %d contexts, n1..n4 = %s, discounts D1, D2, D3+ = %s",
+                         k, len(seen), int(np.count_nonzero(totals)), count_of_counts, discounts)
         self._uniform = 1.0 / len(self.vocabulary)
-        # What _gram_probability needs per order, order 1 first: D_k(c) at index min(c, 3), and
-        # a memo {context: (c_k(h .), gamma_k(h))} filled as contexts are scored.
-        self._levels = [
-            (counts.get, contexts, discounts, (0.0, *discounts), {})
-            for counts, contexts, discounts in zip(self.counts, self.contexts, self.discounts)
-        ]
 
         logger.info(
             "Kneser-Ney %d-gram model (%s discounts): %d sentences, %s n-gram types per order, vocabulary %d",
@@ -300,42 +401,79 @@ class KneserNeyModel:
         )
         return self
 
-    def _map(self, token: Hashable) -> Hashable:
-        """The token itself if known, else ``<unk>``."""
-        return token if token in self.vocabulary else self.unk_token
+    def _stream(self, sequences: Sequence[Sequence[Hashable]], max_tokens: int | None = None) -> _Stream:
+        """The padded id stream of ``sequences``; words outside the vocabulary (``<s>`` too) are ``<unk>``.
 
-    def _map_context(self, token: Hashable) -> Hashable:
-        return token if token == self.bos_token else self._map(token)
+        ``max_tokens`` keeps the first that many predicted tokens of each sentence (``w1 .. wn </s>``
+        cut as ``pipeline.language_model.data.teacher_forcing_pairs`` cuts its targets).
+        """
+        pads = self.order - 1
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+        predicted_counts = lengths + 1 if max_tokens is None else np.minimum(lengths + 1, max_tokens)
+        sizes = predicted_counts + pads
+        starts = np.cumsum(sizes) - sizes
+        offsets = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts, sizes)
+        ids = np.full(len(offsets), BOS_ID, dtype=np.int64)
+        word_ids = np.fromiter(map(self._index.ids.get, chain.from_iterable(sequences), repeat(self._unk_id)),
+                               dtype=np.int64, count=int(lengths.sum()))
+        word_ids[word_ids == BOS_ID] = self._unk_id  # <s> is not a word of the vocabulary
+        position = offsets - pads  # index of the predicted token within its sentence, < 0 on the pads
+        sentence_length = np.repeat(lengths, sizes)
+        is_word = (position >= 0) & (position < sentence_length)
+        if max_tokens is not None:  # drop the words of long sentences beyond the cut
+            kept = np.repeat(np.minimum(lengths, predicted_counts), lengths)
+            word_ids = word_ids[np.arange(len(word_ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths) < kept]
+        ids[is_word] = word_ids
+        ids[position == sentence_length] = self._eos_id
+        return _Stream(ids, offsets, np.flatnonzero(position >= 0))
 
-    def _pad(self, sentence: Sequence[Hashable]) -> list:
-        vocabulary, unk_token = self.vocabulary, self.unk_token
-        return [
-            *([self.bos_token] * (self.order - 1)),
-            *(token if token in vocabulary else unk_token for token in sentence),
-            self.eos_token,
-        ]
+    def _keys(self, stream: _Stream, shorter_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of the k-grams ending at each stream position that has k tokens of its sentence.
+
+        Args:
+            stream: the id stream.
+            shorter_ids: ``(length,)`` the id of the k - 1-gram ending at each position (-1: unknown).
+            k: the order.
+
+        Returns:
+            ``(keys, valid)``: int64 keys ``id(k - 1-gram ending one position earlier) * base + id(token)``
+            of the positions where ``valid`` (a bool mask ``(length,)``: within the sentence, prefix known).
+        """
+        if k == 1:  # the empty prefix, id 0
+            previous = np.zeros_like(shorter_ids)
+        else:
+            previous = np.full_like(shorter_ids, -1)
+            previous[1:] = shorter_ids[:-1]
+        valid = (stream.offsets >= k - 1) & (previous >= 0)
+        if len(self._index.tables[k - 1]) * self._index.base >= 2**63:
+            raise ValueError(f"order {k}: {len(self._index.tables[k - 1])} contexts x {self._index.base} ids "
+                             "overflow int64 keys")
+        return previous[valid] * self._index.base + stream.ids[valid], valid
 
     # ----------------------------------------------------------------------------- scoring
-    def _gram_probability(self, gram: tuple) -> float:
-        """``P_N(gram[-1] | gram[:-1])`` for an already mapped N-gram, from order 1 upwards."""
-        probability = self._uniform
-        start = self.order
-        for count_of, contexts, discounts, discount_of_count, memo in self._levels:
-            start -= 1
-            kgram = gram[start:]
-            context = kgram[:-1]
-            statistics = memo.get(context)
-            if statistics is None:
-                total = contexts.totals.get(context)
-                if total is None:
-                    # unseen context: P_k = P_{k-1}. Every longer context is unseen too (if x h
-                    # had been seen at order k + 1, h would have a continuation count at order k).
-                    break
-                statistics = memo[context] = (total, contexts.backoff_weight(context, discounts))
-            total, backoff_weight = statistics
-            count = count_of(kgram, 0)
-            probability = (count - discount_of_count[count if count < 3 else 3]) / total + backoff_weight * probability
-        return probability
+    def _probabilities(self, stream: _Stream) -> np.ndarray:
+        """``P_N(w | h)`` of every predicted token of the stream, float64 ``(tokens,)``, order 1 upwards."""
+        gram_ids = [np.zeros(len(stream.ids), dtype=np.int64)]
+        for k in range(1, self.order + 1):  # the training id of each k-gram of the stream, -1 if unseen
+            keys, valid = self._keys(stream, gram_ids[-1], k)
+            table = self._index.tables[k]
+            found = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+            ids_k = np.full(len(stream.ids), -1, dtype=np.int64)
+            ids_k[valid] = np.where(table[found] == keys, found, -1)
+            gram_ids.append(ids_k)
+        positions = stream.predicted
+        probabilities = np.full(len(positions), self._uniform)
+        for k, (counts, totals, weights, discount_of_count) in enumerate(self._levels, start=1):
+            context = gram_ids[k - 1][positions - 1] if k > 1 else np.zeros(len(positions), dtype=np.int64)
+            gram = gram_ids[k][positions]
+            # unseen context (never seen, or seen without followers, e.g. ending in </s>): P_k = P_{k-1}
+            seen = np.flatnonzero(context >= 0)
+            seen = seen[totals[context[seen]] > 0]
+            context, gram = context[seen], gram[seen]
+            count = np.where(gram >= 0, counts[np.maximum(gram, 0)], 0)
+            probabilities[seen] = ((count - discount_of_count[np.minimum(count, 3)]) / totals[context]
+                                   + weights[context] * probabilities[seen])
+        return probabilities
 
     def probability(self, word: Hashable, context: Sequence[Hashable]) -> float:
         """``P(word | context)``; unknown words (and context words) count as ``<unk>``.
@@ -353,9 +491,33 @@ class KneserNeyModel:
             raise RuntimeError("call fit() before probability()")
         if word == self.bos_token or (self.pad_token is not None and word == self.pad_token):
             return 0.0
-        history = [self.bos_token] * (self.order - 1) + [self._map_context(token) for token in context]
-        gram = (*history[len(history) - (self.order - 1):], self._map(word))
-        return self._gram_probability(gram)
+        ids = self._index.ids
+        history = [BOS_ID] * (self.order - 1) + [ids.get(token, self._unk_id) for token in context]
+        word_id = ids.get(word, self._unk_id) if word != self.bos_token else self._unk_id
+        gram = np.array([*history[len(history) - (self.order - 1):], word_id], dtype=np.int64)
+        # one n-gram as a stream of one sentence whose pads are the context
+        stream = _Stream(gram, np.arange(self.order, dtype=np.int64), np.array([self.order - 1]))
+        return float(self._probabilities(stream)[0])
+
+    def token_log_probabilities(self, sequences: Iterable[Sequence[Hashable]],
+                                max_tokens: int | None = None) -> np.ndarray:
+        """``ln P`` of every predicted token (``w1 .. wn </s>`` of each sentence), all at once.
+
+        Args:
+            sequences: sentences as token lists, without ``<s>``/``</s>``.
+            max_tokens: score only the first that many predicted tokens of each sentence, as
+                :func:`pipeline.language_model.data.teacher_forcing_pairs` cuts a neural model's
+                targets at ``max_length`` (a cut sentence loses its ``</s>``); ``None``: all.
+
+        Returns:
+            float64 ``(tokens,)``, sentence after sentence, ``sum(min(len(s) + 1, max_tokens))`` long.
+        """
+        if not self.vocabulary:
+            raise RuntimeError("call fit() before token_log_probabilities()")
+        if max_tokens is not None and max_tokens < 1:
+            raise PipelineError(f"max_tokens must be >= 1 or None, got {max_tokens}")
+        sequences = sequences if isinstance(sequences, list) else list(sequences)
+        return np.log(self._probabilities(self._stream(sequences, max_tokens)))
 
     def cross_entropy(self, sequences: Iterable[Sequence[Hashable]]) -> tuple[float, int]:
         """Summed ``-ln P`` over every predicted token (``w1 .. wn </s>``) and their count.
@@ -367,21 +529,8 @@ class KneserNeyModel:
             ``(cross_entropy_sum_in_nats, token_count)``, to combine across files or to pass to
             ``pipeline.language_model.data.perplexity``.
         """
-        if not self.vocabulary:
-            raise RuntimeError("call fit() before cross_entropy()")
-        cross_entropy_sum = 0.0
-        token_count = 0
-        cache: dict[tuple, float] = {}  # -ln P per distinct N-gram
-        with _without_cyclic_gc():
-            for sentence in sequences:
-                padded = self._pad(sentence)
-                for gram in zip(*(padded[start:] for start in range(self.order))):
-                    negative_log = cache.get(gram)
-                    if negative_log is None:
-                        negative_log = cache[gram] = -math.log(self._gram_probability(gram))
-                    cross_entropy_sum += negative_log
-                    token_count += 1
-        return cross_entropy_sum, token_count
+        log_probabilities = self.token_log_probabilities(sequences)
+        return -math.fsum(log_probabilities), len(log_probabilities)
 
     def perplexity(self, sequences: Iterable[Sequence[Hashable]]) -> float:
         """``exp(mean -ln P)`` over every predicted token, ``</s>`` included.
