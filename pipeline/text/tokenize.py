@@ -6,7 +6,9 @@ surface form, the lemma (dictionary form), the normalised form (Sudachi's
 and the Sudachi part-of-speech tag, which spaCy maps to a coarse UD POS. The
 statistical components (tok2vec, morphologizer, parser, ner) cost 30 to 60
 times more per sentence, so they are loaded only when the config asks for what
-needs them: ``pos_source = "ud"`` (morphologizer) or ``entities = true`` (ner).
+needs them: ``pos_source = "ud"`` (morphologizer) or ``entities = true`` (ner). Without them,
+:func:`make_tokenizer` gives :class:`pipeline.text.sudachi.SudachiTokenizer`, which reads the same tokens
+from SudachiPy without building spaCy Docs (about five times faster).
 """
 
 from __future__ import annotations
@@ -165,17 +167,19 @@ class Tokenizer:
         return results
 
 
-def _tokenize_part(settings: TokenizeConfig, texts: list[str]) -> list[dict[str, list[str]]]:
-    return Tokenizer(dataclasses.replace(settings, processes=1)).tokenize(texts)
+def _tokenize_part(tokenizer_class: type, settings: TokenizeConfig, texts: list[str]) -> list[dict[str, list[str]]]:
+    return tokenizer_class(dataclasses.replace(settings, processes=1)).tokenize(texts)
 
 
 def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: int,
-                           progress: Progress | None = None) -> list[dict[str, list[str]]]:
+                           progress: Progress | None = None,
+                           tokenizer_class: type | None = None) -> list[dict[str, list[str]]]:
     """``tokenize.processes``: batches of texts tokenized in forked workers, their token lists returned in order.
 
     Workers send back the four string lists, not spaCy ``Doc`` objects: spaCy's own ``n_process``
     serialises every Doc with GiNZA's per-token user data and ran 4-6 times *slower* than one process
-    here. Forked workers inherit the GiNZA model already loaded (:func:`load_nlp` is cached).
+    here. Forked workers inherit the GiNZA model already loaded (:func:`load_nlp` is cached) and each tokenizes
+    with a ``tokenizer_class`` of its own (default :class:`Tokenizer`; the SudachiPy fast path passes its class).
     ``progress`` counts the texts of each batch when its worker returns it (in whatever order they finish).
     """
     import concurrent.futures
@@ -184,7 +188,7 @@ def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: 
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     parts = [texts[start:start + settings.batch_size] for start in range(0, len(texts), settings.batch_size)]
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_tokenize_part, settings, part) for part in parts]
+        futures = [pool.submit(_tokenize_part, tokenizer_class or Tokenizer, settings, part) for part in parts]
         if progress is not None:
             sizes = {future: len(part) for future, part in zip(futures, parts, strict=True)}
             for future in concurrent.futures.as_completed(futures):
@@ -215,17 +219,26 @@ class SimpleTokenizer:
         return results
 
 
-def make_tokenizer(settings: TokenizeConfig) -> Tokenizer | SimpleTokenizer:
-    """The tokenizer ``tokenize.method`` names."""
-    return Tokenizer(settings) if settings.method == "ginza" else SimpleTokenizer(settings)
+def make_tokenizer(settings: TokenizeConfig) -> Any:
+    """The tokenizer ``tokenize.method`` names; for ``ginza``, the SudachiPy fast path wherever it gives
+    GiNZA's tokens exactly (:func:`pipeline.text.sudachi.fast_path_applies`), GiNZA otherwise."""
+    if settings.method != "ginza":
+        return SimpleTokenizer(settings)
+    from pipeline.text.sudachi import SudachiTokenizer, fast_path_applies
+
+    return SudachiTokenizer(settings) if fast_path_applies(settings) else Tokenizer(settings)
 
 
-def tokenize_table(table: Any, settings: TokenizeConfig) -> Any:
-    """Add token list columns (surface, lemma, norm, pos) to a prepared table."""
+def tokenize_table(table: Any, settings: TokenizeConfig, tokenizer: Any = None) -> Any:
+    """Add token list columns (surface, lemma, norm, pos) to a prepared table.
+
+    ``tokenizer`` defaults to :func:`make_tokenizer`'s for ``settings`` (tests pass :class:`Tokenizer` to
+    compare GiNZA's table with the fast path's).
+    """
     import pandas as pd
 
     texts = table["text"].tolist()
-    tokenizer = make_tokenizer(settings)
+    tokenizer = make_tokenizer(settings) if tokenizer is None else tokenizer
     with Progress(len(texts), "tokenize", "sentences", log) as progress:
         tokens = tokenizer.tokenize(texts, progress)
     columns = {field: [t[field] for t in tokens] for field in tokens[0]} if tokens else {f: [] for f in FIELDS}
