@@ -16,10 +16,20 @@ from lm_helpers import (
 )
 
 from pipeline.language_model.data import teacher_forcing_pairs
-from pipeline.language_model.evaluate import reset_states, sentence_perplexity, stream_perplexity, summary
+from pipeline.language_model.evaluate import (
+    interpolation_weight,
+    mixture_log_probabilities,
+    perplexity_of,
+    reset_states,
+    sentence_perplexity,
+    stream_perplexity,
+    summary,
+    target_log_probabilities,
+)
 from pipeline.language_model.model import (
     build_generator,
 )
+from pipeline.language_model.ngram import KneserNeyModel
 from pipeline.language_model.train import ResetStates
 from pipeline.paths import Paths, RunPaths
 from pipeline.runs import load_run
@@ -42,17 +52,21 @@ def test_sentence_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 def test_sentence_perplexity_by_hand(max_length):
     model = build_generator(model_settings({"type": "simple_rnn", "units": 3}), random_matrix(12, 4, 0), 0)
     set_random_weights(model, seed=11, scale=1.0)
-    cross_entropy, count = 0.0, 0
+    cross_entropy, count, per_token = 0.0, 0, []
     for sentence in SENTENCES:  # one sentence at a time: no padding at all in the reference
         inputs, targets = teacher_forcing_pairs([sentence], BOS, EOS, max_length=min(max_length, len(sentence) + 1))
         probabilities = numpy_simple_rnn_generator(model, inputs, tied=False)
         chosen = np.take_along_axis(probabilities, targets[..., None], -1)[..., 0]
         cross_entropy -= np.log(chosen).sum()
         count += targets.size
+        per_token.extend(np.log(chosen[0]))
     expected = math.exp(cross_entropy / count)
     assert count == sum(min(len(s) + 1, max_length) for s in SENTENCES)
     value = sentence_perplexity(model, SENTENCES, None, BOS, EOS, max_length=max_length, batch_size=2)
     assert value == pytest.approx(expected, rel=1e-5)
+    # token by token in sentence order, though the batches group sentences by length
+    scores = target_log_probabilities(model, SENTENCES, None, BOS, EOS, max_length=max_length, batch_size=2)
+    np.testing.assert_allclose(scores, per_token, rtol=1e-5, atol=1e-6)
 
 
 def test_sentence_perplexity_of_a_conditioned_model_uses_the_labels():
@@ -138,6 +152,27 @@ def test_evaluate_writes_perplexities_and_a_kneser_ney_baseline(sentence_run):
     direct = sentence_perplexity(run.model, splits.sequences["test"], None, run.vocab.index["<s>"],
                                  run.vocab.index["</s>"], config.train.max_length)
     assert metrics["perplexity"]["test"] == pytest.approx(direct, rel=1e-5)
+    # KN3 and KN4 score the very tokens the model predicts; the mixture's weight is chosen on validation
+    bos, eos, max_length = run.vocab.index["<s>"], run.vocab.index["</s>"], config.train.max_length
+    kn4 = KneserNeyModel(order=4, bos_token=bos, eos_token=eos, unk_token=1, pad_token=0).fit(
+        [s[:max_length - 1] for s in splits.sequences["train"]], vocabulary=range(2, len(run.vocab)))
+    scores = {split: (target_log_probabilities(run.model, splits.sequences[split], None, bos, eos, max_length),
+                      kn4.token_log_probabilities(splits.sequences[split], max_tokens=max_length))
+              for split in ("validation", "test")}
+    assert len(scores["test"][1]) == metrics["tokens"]["test"]
+    assert metrics["baselines"]["kneser_ney_4gram"]["perplexity"] == pytest.approx(perplexity_of(scores["test"][1]),
+                                                                                rel=1e-12)
+    assert metrics["kneser_ney_4gram_gap_percent"] == pytest.approx(
+        100 * (metrics["perplexity"]["test"] / metrics["baselines"]["kneser_ney_4gram"]["perplexity"] - 1))
+    mixture = metrics["interpolated"]
+    assert mixture["with"] == "kneser_ney_4gram"
+    assert mixture["model_weight"] == pytest.approx(interpolation_weight(*scores["validation"]), abs=1e-4)
+    for split in ("validation", "test"):
+        expected = perplexity_of(mixture_log_probabilities(mixture["model_weight"], *scores[split]))
+        assert mixture["perplexity"][split] == pytest.approx(expected, rel=1e-4), split
+    # chosen on validation with the end points among the candidates: no worse there than either member
+    validation_kn4 = perplexity_of(scores["validation"][1])
+    assert mixture["perplexity"]["validation"] <= min(metrics["perplexity"]["validation"], validation_kn4) * (1 + 1e-6)
 
 
 def test_evaluate_tbptt_run_adds_the_stream_perplexity(tbptt_run):
@@ -156,3 +191,38 @@ def test_summary_compares_the_model_with_the_best_kneser_ney_baseline(test_perpl
     assert "Kneser-Ney 4-gram baseline: test perplexity 84.9" in text
     assert verdict in text
     assert ("does not beat" in text) == (test_perplexity > 84.9)
+
+
+@pytest.mark.parametrize("test_perplexity, verdict", [
+    (70.0, "model vs Kneser-Ney 4-gram: test perplexity -17.6%\n"),
+    (84.95, "-0.1%: the model does not beat the Kneser-Ney trigram baseline"),  # beats KN4, not KN3
+    (90.0, "+5.9%: the model does not beat the Kneser-Ney 4-gram baseline"),
+])
+def test_summary_gives_the_gap_to_the_4gram_and_the_interpolated_model(test_perplexity, verdict):
+    metrics = {"perplexity": {"validation": 80.0, "test": test_perplexity},
+               "baselines": {"kneser_ney_trigram": {"perplexity": 84.9}, "kneser_ney_4gram": {"perplexity": 85.0}},
+               "kneser_ney_4gram_gap_percent": 100 * (test_perplexity / 85.0 - 1),
+               "interpolated": {"with": "kneser_ney_4gram", "model_weight": 0.625,
+                                "perplexity": {"validation": 75.04, "test": 66.66}}}
+    text = summary(metrics)
+    assert verdict in text
+    assert "interpolated 0.62 x model + 0.38 x Kneser-Ney 4-gram (weight chosen on validation): " \
+           "test perplexity 66.7 (validation 75.0)" in text
+
+
+def test_interpolation_weight_maximises_the_likelihood_of_the_tokens():
+    rng = np.random.default_rng(0)
+    model, baseline = np.log(rng.uniform(0.01, 1, 500)), np.log(rng.uniform(0.01, 1, 500))
+    weight = interpolation_weight(model, baseline)
+    grid = np.linspace(0, 1, 10001)
+    likelihoods = [mixture_log_probabilities(w, model, baseline).sum() for w in grid]
+    assert 0.05 < weight < 0.95
+    assert weight == pytest.approx(grid[int(np.argmax(likelihoods))], abs=2e-4)
+    assert mixture_log_probabilities(weight, model, baseline).sum() >= max(likelihoods) - 1e-9
+    # a member worse at every token gets no weight; the mixture of a weight 0 or 1 is that member exactly
+    assert interpolation_weight(model, model - 0.5) == 1.0
+    assert interpolation_weight(model - 0.5, model) == 0.0
+    np.testing.assert_array_equal(mixture_log_probabilities(1.0, model, baseline), model)
+    np.testing.assert_array_equal(mixture_log_probabilities(0.0, model, baseline), baseline)
+    np.testing.assert_allclose(mixture_log_probabilities(0.25, model, baseline),
+                               np.log(0.25 * np.exp(model) + 0.75 * np.exp(baseline)), rtol=1e-12)
