@@ -526,6 +526,35 @@ def test_missing_unlabeled_path_names_the_key(tmp_path):
         corpora.prepare_table(config_for(root, unlabeled_path=str(tmp_path / "nothing")))
 
 
+def test_unlabeled_text_is_streamed_in_chunks_without_held_out_sentences(tmp_path):
+    root = write_knb(tmp_path / "knb")
+    labelled = corpora.prepare_table(config_for(root))
+    held_out = labelled.loc[labelled["split"].isin(["validation", "test"]), "text"].tolist()
+    assert held_out
+    extra = tmp_path / "more.txt"
+    lines = [f"新しい文その{i}です。" for i in range(25)] + held_out + ["新しい文その3です。"]
+    extra.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = config_for(root, unlabeled_path=str(extra))
+    chunks = list(corpora.iter_unlabeled(config.corpus, labelled["text"], chunk_lines=10))
+    assert len(chunks) >= 3 and all(len(chunk) <= 10 for chunk in chunks)  # 10 lines at a time
+    texts = pd.concat(chunks)["text"].tolist()
+    # no validation or test sentence of the labelled corpus; the repeated line once
+    assert texts == [f"新しい文その{i}です。" for i in range(25)]
+    table = corpora.prepare_table(config)
+    assert table.loc[table["split"] == corpora.UNLABELED, "text"].tolist() == texts
+
+
+@pytest.mark.parametrize("content", [b"\xe4\xbb\x8a\xe6\x97\xa5\n\xa4\xb3\xa4\xf3\n", b"ok\ntext\n\x00\x01binary\n"],
+                         ids=["euc-jp", "binary"])
+def test_unlabeled_text_that_is_not_utf8_names_the_file_and_line(tmp_path, content):
+    root = write_knb(tmp_path / "knb")
+    (tmp_path / "extra").mkdir()
+    bad = tmp_path / "extra" / "bad.txt"
+    bad.write_bytes(content)
+    with pytest.raises(PipelineError, match=rf"{bad}:[23]: not utf-8 text \(corpus.unlabeled_path\)"):
+        corpora.prepare_table(config_for(root, unlabeled_path=str(tmp_path / "extra")))
+
+
 # --- a user's own split: a split column, or one table per split ------------------------------------
 
 
