@@ -3,13 +3,16 @@ run's in-process batch throughput measured in the same run.
 
 1. Start the real server (``python -m pipeline serve --model RUN`` on a free 127.0.0.1 port) and time how long
    it takes until ``GET /readyz`` answers 200 (process start, imports, loading and warming up the run).
-2. For 1, 8 and 32 concurrent keep-alive connections: ``--requests`` ``POST /v1/classify`` requests of one
+2. A warm-up of ``--warm-up`` requests at the highest concurrency (allocator pools, traced shapes, caches).
+3. For 1, 8 and 32 concurrent keep-alive connections: ``--requests`` ``POST /v1/classify`` requests of one
    sentence each (the lines of ``corpora/blog_text/blog.txt``, in turn), split over the connections. Print
    p50/p90/p99 latency, requests per second and errors (any answer but 200). Concurrent requests share model
-   calls through the server's micro-batching (``--batch-window-ms``).
-3. The server's resident memory once ready and after the requests (psutil when installed, else /proc).
-4. The CPU time the server process and this client process spent per request (they share the machine).
-5. With the server stopped (SIGTERM; it must exit 0), the same sentences through ``run.classify`` in this
+   calls through the server's micro-batching (``--batch-window-ms``). The clients are a minimal HTTP/1.1
+   keep-alive client on asyncio streams (as ``wrk`` is), so that they take little of the CPU the server needs.
+4. The server's resident memory (psutil) once ready, after the warm-up and after each level: the growth over
+   the measured requests (at least 10,000 with the defaults) is what a leak would show.
+5. The CPU time the server process and this client process spent per request (they share the machine).
+6. With the server stopped (SIGTERM; it must exit 0), the same sentences through ``run.classify`` in this
    process: in batches of 64 (the reference: what the model does without HTTP) and one at a time. The ratio
    column is the server's requests per second over the batch reference's sentences per second.
 
@@ -18,7 +21,7 @@ bound of what the server does alone.
 
 Usage::
 
-    .venv/bin/python benchmarks/serve_load.py                                   # saved_models/default, 2000 each
+    .venv/bin/python benchmarks/serve_load.py                                   # saved_models/default, 4000 each
     .venv/bin/python benchmarks/serve_load.py --model saved_models/small --full  # 10000 requests each
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -46,7 +50,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPOSITORY / "saved_models" / "default",
                         help="a classifier run folder (default: saved_models/default)")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default: 2000)")
+    parser.add_argument("--requests", type=int, default=4000, help="requests per concurrency level (default: 4000)")
+    parser.add_argument("--warm-up", type=int, default=1000, help="requests before the measured ones (default: 1000)")
     parser.add_argument("--full", action="store_true", help="10000 requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32],
                         help="concurrent connections, one level after the other (default: 1 8 32)")
@@ -98,33 +103,57 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(share * len(sorted_values)))]
 
 
-async def load(url: str, texts: list[str], requests: int, concurrency: int, server_pid: int) -> dict:
+def request_bytes(port: int, text: str) -> bytes:
+    """A keep-alive ``POST /v1/classify`` of one sentence, as bytes on the wire."""
+    body = json.dumps({"texts": [text]}, ensure_ascii=False).encode("utf-8")
+    head = (f"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send ``request`` and read the whole answer (``Content-Length`` framed); its status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    body = await reader.readexactly(length)
+    status = int(lines[0].split()[1])
+    if status == 200 and not json.loads(body)["results"][0].get("label"):
+        return 0  # a 200 without a label is an error too
+    return status
+
+
+async def load(port: int, texts: list[str], requests: int, concurrency: int, server_pid: int) -> dict:
     """``requests`` single-sentence classify requests over ``concurrency`` keep-alive connections, and the CPU
     time the server and this client spent per request."""
-    import httpx
-
     latencies: list[float] = []
     errors = 0
     next_request = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    encoded = [request_bytes(port, text) for text in texts]
 
-        async def connection() -> None:
-            nonlocal errors
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
             for number in next_request:
                 started = time.perf_counter()
                 try:
-                    response = await client.post("/v1/classify", json={"texts": [texts[number % len(texts)]]})
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
+                    ok = await asyncio.wait_for(exchange(reader, writer, encoded[number % len(encoded)]), 60) == 200
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, StopIteration):
                     ok = False
                 latencies.append(time.perf_counter() - started)
                 errors += not ok
+                if not ok:  # the connection may be unusable: open a new one
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        finally:
+            writer.close()
 
-        started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
-        await asyncio.gather(*(connection() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-        server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
+    started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(server_pid), time.process_time()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     latencies.sort()
     return {"p50": percentile(latencies, 0.50), "p90": percentile(latencies, 0.90),
             "p99": percentile(latencies, 0.99), "per_second": requests / wall, "errors": errors,
@@ -176,8 +205,13 @@ def main(argv=None) -> int:
                 time.sleep(0.05)
             ready_seconds = time.perf_counter() - started
             rss_ready = rss_mib(server.pid)
-            results = {level: asyncio.run(load(url, texts, arguments.requests, level, server.pid))
-                       for level in arguments.concurrency}
+            if arguments.warm_up:
+                asyncio.run(load(port, texts, arguments.warm_up, max(arguments.concurrency), server.pid))
+            rss_warm = rss_mib(server.pid)
+            results = {}
+            for level in arguments.concurrency:
+                results[level] = asyncio.run(load(port, texts, arguments.requests, level, server.pid))
+                results[level]["rss"] = rss_mib(server.pid)
             rss_after = rss_mib(server.pid)
         finally:
             server.send_signal(signal.SIGTERM)
@@ -190,14 +224,16 @@ def main(argv=None) -> int:
 
     print(f"pipeline serve --model {arguments.model} (batch window {arguments.batch_window_ms:g} ms), "
           f"{arguments.requests} single-sentence POST /v1/classify per level, clients on the same machine")
-    print(f"time to /readyz: {ready_seconds:.1f} s   server RSS: {rss_ready:.0f} MiB when ready, "
-          f"{rss_after:.0f} MiB after the requests   exit status after SIGTERM: {exit_status}")
+    measured = arguments.requests * len(arguments.concurrency)
+    print(f"time to /readyz: {ready_seconds:.1f} s   exit status after SIGTERM: {exit_status}")
+    print(f"server RSS: {rss_ready:.0f} MiB when ready, {rss_warm:.0f} MiB after {arguments.warm_up} warm-up "
+          f"requests, {rss_after:.0f} MiB after {measured} more: {100 * (rss_after / rss_warm - 1):+.1f}%")
     print(f"{'connections':>11} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'requests/s':>11} {'errors':>7} "
-          f"{'ratio':>6} {'server CPU ms/req':>18} {'client CPU ms/req':>18}")
+          f"{'ratio':>6} {'server CPU ms/req':>18} {'client CPU ms/req':>18} {'RSS MiB':>8}")
     for level, result in results.items():
         print(f"{level:>11} {result['p50'] * 1000:>8.1f} {result['p90'] * 1000:>8.1f} {result['p99'] * 1000:>8.1f} "
               f"{result['per_second']:>11.1f} {result['errors']:>7} {result['per_second'] / batched:>6.2f} "
-              f"{result['server_cpu'] * 1000:>18.2f} {result['client_cpu'] * 1000:>18.2f}")
+              f"{result['server_cpu'] * 1000:>18.2f} {result['client_cpu'] * 1000:>18.2f} {result['rss']:>8.0f}")
     print(f"in-process run.classify, batches of 64: {batched:.1f} sentences/s (the ratio's reference); "
           f"one sentence per call: {single:.1f} sentences/s")
     return 0 if exit_status == 0 and not any(result["errors"] for result in results.values()) else 1
