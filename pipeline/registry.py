@@ -56,6 +56,26 @@ class TaskStage:
 
 
 @dataclass(frozen=True)
+class SearchSpace:
+    """What ``pipeline tune`` searches for a task (the task's :attr:`Task.search_space` hook returns one).
+
+    Attributes:
+        parameters: config key -> distribution, searched together: ``{"low": 1e-4, "high": 1e-2, "log": True}``
+            (ints for an integer range, ``"step"`` optional) or ``{"choices": ["none", "char_ngram"]}``. A key
+            through an array of tables (``model.layers.units``) sets that key in every table.
+        metrics: metric name -> ``"maximize"`` or ``"minimize"``; the first is the default objective.
+        score: ``"module:function"``: ``function(config, paths) -> {metric: value}`` on the validation split of
+            the run ``paths.run`` that the ``train`` stage just wrote (never the test split).
+        curve: the per-epoch Keras log the pruner reads (``val_accuracy``); it moves the way the metric does.
+    """
+
+    parameters: dict[str, dict]
+    metrics: dict[str, str]
+    score: str
+    curve: str
+
+
+@dataclass(frozen=True)
 class Task:
     """A kind of model that the stages train: ``model.task = name`` selects it; its runs are of kind ``name``.
 
@@ -75,6 +95,8 @@ class Task:
             :func:`pipeline.runs.load_run` loads and checks (an ensemble member, ...); None for nothing.
         api: what a loaded run of this task does from Python (:class:`pipeline.runs.Run`): ``{"classify":
             "module:function", ...}``, each called as ``function(run, ...)``.
+        search_space: ``function(config) -> SearchSpace``: the hyperparameters ``pipeline tune`` searches by
+            default for this config, and how a trial is scored; None: the task cannot be tuned.
     """
 
     name: str
@@ -89,6 +111,7 @@ class Task:
     custom_objects: tuple[str, ...] = ()
     load_extras: str | None = None
     api: dict[str, str] = field(default_factory=dict)
+    search_space: Callable[[Any], SearchSpace] | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,46 @@ def train_inputs(config, paths) -> list:
     return files
 
 
+# Layer kinds whose [[model.layers]] table takes `dropout` (the Keras recurrent layers and our Elman layer).
+DROPOUT_LAYERS = frozenset({"lstm", "gru", "simple_rnn", "bilstm", "bigru", "elman"})
+
+
+def search_space(config) -> registry.SearchSpace:
+    """What ``pipeline tune`` searches for a classifier by default; every range holds the config's own value.
+
+    * ``model.layers.units`` (every layer, 16-128, log scale), ``model.layers.dropout`` (0-0.5, when every layer
+      takes one), ``model.embedding_dropout`` (0-0.3), ``train.learning_rate`` (a tenth to 3x the config's, log);
+    * with ``model.trainable_embeddings``: ``train.freeze_embeddings_epochs`` (0-3) and
+      ``train.embedding_learning_rate_factor`` (0.05-1, log);
+    * ``model.ensemble`` (none or char_ngram);
+    * with ``[pretrain] enabled``: ``pretrain.epochs`` (2 to twice the config's), and the units are kept: each
+      new width would pretrain a new language model.
+
+    Scored by the validation macro-F1 (or accuracy) of the trained run, ensemble included; the pruner watches
+    the per-epoch validation accuracy.
+    """
+    model, train = config.model, config.train
+    parameters: dict[str, dict] = {}
+    if not config.pretrain.enabled:
+        units = [layer.get("units", 64) for layer in model.layers]
+        parameters["model.layers.units"] = {"low": min(16, *units), "high": max(128, *units), "log": True}
+    if all(layer.get("type") in DROPOUT_LAYERS for layer in model.layers):
+        dropouts = [layer.get("dropout", 0.0) for layer in model.layers]
+        parameters["model.layers.dropout"] = {"low": 0.0, "high": max(0.5, *dropouts)}
+    parameters["model.embedding_dropout"] = {"low": 0.0, "high": max(0.3, model.embedding_dropout)}
+    parameters["train.learning_rate"] = {"low": train.learning_rate / 10, "high": train.learning_rate * 3,
+                                         "log": True}
+    if model.trainable_embeddings:
+        parameters["train.freeze_embeddings_epochs"] = {"low": 0, "high": max(3, train.freeze_embeddings_epochs)}
+        parameters["train.embedding_learning_rate_factor"] = {
+            "low": min(0.05, train.embedding_learning_rate_factor) or 0.05, "high": 1.0, "log": True}
+    parameters["model.ensemble"] = {"choices": ["none", "char_ngram"]}
+    if config.pretrain.enabled:
+        parameters["pretrain.epochs"] = {"low": 2, "high": max(2, 2 * config.pretrain.epochs)}
+    return registry.SearchSpace(parameters, {"macro_f1": "maximize", "accuracy": "maximize"},
+                                "pipeline.classifier.validation:validation_scores", "val_accuracy")
+
+
 TASK = registry.register_task(registry.Task(
     name="classifier",
     sections=("classify", "pretrain"),
@@ -62,4 +102,5 @@ TASK = registry.register_task(registry.Task(
     api={"classify": "pipeline.classifier.predict:classify", "explain": "pipeline.classifier.explain:explain",
          "classify_tokens": "pipeline.classifier.predict:classify_tokens",
          "export": "pipeline.classifier.export:export"},
+    search_space=search_space,
 ))

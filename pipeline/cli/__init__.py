@@ -20,7 +20,7 @@ from pipeline.errors import PipelineError
 
 # Command modules in help order; a new command is a new module here plus its name in this list.
 COMMAND_MODULES = ("stages", "classify", "generate", "diagnose", "forecast", "hopfield", "lsm", "similar", "read",
-                   "serve", "export")
+                   "serve", "export", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,37 @@ def validate(config) -> None:
           config.train.lr_schedule, "constant, step or plateau for a language model")
 
 
+# Layer kinds whose [[model.layers]] table takes `dropout` (the Keras recurrent layers and our Elman layer).
+DROPOUT_LAYERS = frozenset({"lstm", "gru", "simple_rnn", "bilstm", "bigru", "elman"})
+
+
+def search_space(config) -> registry.SearchSpace:
+    """What ``pipeline tune`` searches for a language model by default; every range holds the config's own value.
+
+    ``model.layers.units`` (every layer, 32-512, log scale); the layers' own dropout (``dropout``, or
+    ``weight_drop`` for ``weight_drop_lstm`` layers, 0-0.6); the AWD-LSTM dropouts ``model.embedding_dropout``
+    (0-0.3), ``model.input_dropout``, ``model.hidden_dropout`` (with several layers) and
+    ``model.output_dropout`` (0-0.6); ``train.learning_rate`` (a tenth to 3x the config's, log). Scored by
+    the validation perplexity of the best epoch, which is also what the pruner watches per epoch.
+    """
+    model, layers = config.model, config.model.layers
+    units = [layer.get("units", 64) for layer in layers]
+    parameters: dict[str, dict] = {"model.layers.units": {"low": min(32, *units), "high": max(512, *units),
+                                                          "log": True}}
+    for kinds, key in ((DROPOUT_LAYERS, "dropout"), ({"weight_drop_lstm"}, "weight_drop")):
+        if all(layer.get("type") in kinds for layer in layers):
+            highest = max(0.6, *(table.get(key, 0.0) for table in layers))
+            parameters[f"model.layers.{key}"] = {"low": 0.0, "high": highest}
+    keys = ("embedding_dropout", "input_dropout", *(("hidden_dropout",) if len(layers) > 1 else ()), "output_dropout")
+    for key in keys:
+        parameters[f"model.{key}"] = {"low": 0.0, "high": max(0.3 if key == "embedding_dropout" else 0.6,
+                                                               getattr(model, key))}
+    rate = config.train.learning_rate
+    parameters["train.learning_rate"] = {"low": rate / 10, "high": rate * 3, "log": True}
+    return registry.SearchSpace(parameters, {"perplexity": "minimize"},
+                                "pipeline.language_model.validation:validation_scores", "val_perplexity")
+
+
 TASK = registry.register_task(registry.Task(
     name="generator",
     sections=("generate",),
@@ -40,6 +71,7 @@ TASK = registry.register_task(registry.Task(
     validate=validate,
     custom_objects=("pipeline.language_model.model", "pipeline.language_model.data"),
     api={"generate": "pipeline.language_model.generate:sample", "export": "pipeline.language_model.export:export"},
+    search_space=search_space,
 ))
 
 
