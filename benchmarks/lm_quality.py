@@ -5,10 +5,12 @@ each language-model config is run through the real CLI in its own process
 (``python -m pipeline run CONFIG --set ...``), exactly as a user would. The table shows, per config:
 validation and test perplexity (every token and one ``</s>`` per sentence predicted), the
 interpolated modified Kneser-Ney 3-gram and 4-gram perplexity of the same test sentences (computed
-by the evaluate stage on the same vocabulary), epochs run, training tokens per second (predicted
-training tokens x epochs / seconds of the train stage), wall time of the whole run and the peak
-resident memory of the process. The speed of ``model.output = "adaptive"`` is printed as a ratio to
-``"full"`` on the same model and data (the first pair of configs that differ in the output layer only).
+by the evaluate stage on the same vocabulary), the model's gap to the 4-gram in percent, the test
+perplexity of the mixture ``w p_model + (1 - w) p_KN4`` with its weight ``w`` (chosen on validation
+by the evaluate stage), epochs run, training tokens per second (predicted training tokens x epochs /
+seconds of the train stage), wall time of the whole run and the peak resident memory of the
+process. The speed of ``model.output = "adaptive"`` is printed as a ratio to ``"full"`` on the same
+model and data (the first pair of configs that differ in the output layer only).
 
 The corpus is prepared, tokenized and vectorized once (the first run); the other runs find those
 stages up to date, so the train and evaluate stages are what differs.
@@ -84,6 +86,18 @@ def speed_ratio(rows: list[dict]) -> tuple[str, str, float] | None:
     return full["config"], adaptive["config"], adaptive["tokens_per_second"] / full["tokens_per_second"]
 
 
+def versus_4gram(metrics: dict) -> str:
+    """The model's test perplexity against the Kneser-Ney 4-gram's, in percent (negative: the model wins)."""
+    gap = metrics.get("kneser_ney_4gram_gap_percent")
+    return "" if gap is None else f"{gap:+.1f}%"
+
+
+def interpolated(metrics: dict) -> str:
+    """Test perplexity of ``w p_model + (1 - w) p_KN4``, ``w`` chosen on validation by the evaluate stage."""
+    mixture = metrics.get("interpolated")
+    return "" if mixture is None else f"{mixture['perplexity']['test']:.1f} ({mixture['model_weight']:.2f})"
+
+
 def main(argv=None) -> int:
     options = parse_arguments(argv)
     configs = options.configs or list(DEFAULT_CONFIGS)
@@ -96,18 +110,19 @@ def main(argv=None) -> int:
     baselines = rows[0]["metrics"].get("baselines", {})
     print(f"corpus {options.corpus} (tokenize {options.tokenize}, min_count {options.min_count}); "
           f"{rows[0]['metrics']['tokens']['train']:,} training tokens")
-    header = ("| model | validation perplexity | test perplexity | epochs | train tokens/s | speed vs first | wall "
-              "| peak RSS |")
+    header = ("| model | validation perplexity | test perplexity | vs KN4 | mixed with KN4: test (weight) | epochs "
+              "| train tokens/s | speed vs first | wall | peak RSS |")
     print(header)
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * header.count(" | ") + "| --- |")
     for key, label in (("kneser_ney_trigram", "Kneser-Ney 3-gram (modified, interpolated)"),
                        ("kneser_ney_4gram", "Kneser-Ney 4-gram (modified, interpolated)")):
         if key in baselines:
-            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | | |")
+            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | | | | |")
     for row in rows:
         perplexity = row["metrics"]["perplexity"]
         print(f"| `{row['config']}` ({row['output']} softmax) | {perplexity.get('validation', float('nan')):.1f} | "
-              f"{perplexity.get('test', float('nan')):.1f} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
+              f"{perplexity.get('test', float('nan')):.1f} | {versus_4gram(row['metrics'])} | "
+              f"{interpolated(row['metrics'])} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
               f"{row['tokens_per_second'] / rows[0]['tokens_per_second']:.2f}x | "
               f"{row['wall_seconds'] / 60:.1f} min | {row['peak_rss_gib']:.2f} GiB |")
     ratio = speed_ratio(rows)
