@@ -57,37 +57,66 @@ def fit_ridge(model: keras.Model, batches: SequenceBatches, ridge: float, num_cl
     fit_ridge_readout(model, model.get_layer("readout"), one_hot_batches(), ridge)
 
 
+BACKWARD = "backward"  # the backward language model's run folder inside the forward one's (the pretrain stage)
+
+
 def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
     """Copy the embedding and recurrent weights of the language model in run ``folder`` into ``model``.
 
     Layers are matched by name (``embedding``, ``recurrent_0``, ...); every matched layer must have
     the same weight shapes, which holds when the language model was pretrained on this config's
-    encoder and vocabulary (the ``pretrain`` stage). One exception: with ``model.char_encoder`` the
-    first recurrent layer reads the word vectors followed by the character vectors, so the language
-    model's input kernel fills its leading rows and the character rows keep their initial values.
+    encoder and vocabulary (the ``pretrain`` stage). A ``Bidirectional`` layer takes its
+    ``forward_layer`` from the language model in ``folder`` and its ``backward_layer`` from the one
+    that read the sentences reversed, in ``folder/backward/``.
+
+    Input kernels may have more rows than the language model's (``(inputs, gates)`` against
+    ``(its inputs, gates)``): with ``model.char_encoder`` the first recurrent layer reads the word
+    vectors followed by the character vectors, so the language model's kernel fills the leading
+    rows and the character rows keep their initial values; a layer above a bidirectional one reads
+    ``[forward; backward]`` outputs, so each direction's kernel fills the rows of the half of the
+    same direction and the other rows are zero (the stack starts as the two language models).
     Returns the names of the layers copied.
     """
     from pipeline.runs import load_run
 
-    language_model = load_run(folder).model
+    language_models = {"forward": load_run(folder).model}
+    if (folder / BACKWARD).is_dir():
+        language_models["backward"] = load_run(folder / BACKWARD).model
+    names = {layer.name for layer in language_models["forward"].layers}
     copied = []
-    for source in language_model.layers:
-        if source.name != "embedding" and not source.name.startswith("recurrent_"):
+    for target in model.layers:
+        if target.name not in names or (target.name != "embedding" and not target.name.startswith("recurrent_")):
             continue
-        target = next((layer for layer in model.layers if layer.name == source.name), None)
-        if target is None:
-            continue
-        ours = target.get_weights()
-        weights = source.get_weights()[:len(ours)]  # a tied embedding also holds an output bias
-        if source.name == "recurrent_0" and weights and weights[0].shape[1:] == ours[0].shape[1:] \
-                and weights[0].shape[0] < ours[0].shape[0]:  # the word rows of a kernel that also reads characters
-            weights[0] = np.concatenate([weights[0], ours[0][weights[0].shape[0]:]])
-        if [w.shape for w in weights] != [w.shape for w in ours]:
-            raise PipelineError(f"{folder}: layer {source.name!r} of the pretrained language model does not fit the "
-                                "classifier; run `pipeline pretrain --force`")
-        target.set_weights(weights)
-        copied.append(source.name)
+        if not isinstance(target, keras.layers.Bidirectional):
+            _copy_layer(language_models["forward"].get_layer(target.name), target, folder, "forward")
+        elif "backward" not in language_models:
+            raise PipelineError(f"{folder}: no backward language model ({BACKWARD}/) for the bidirectional layer "
+                                f"{target.name!r}; run `pipeline pretrain --force`")
+        else:
+            for direction, half in (("forward", target.forward_layer), ("backward", target.backward_layer)):
+                _copy_layer(language_models[direction].get_layer(target.name), half, folder, direction)
+        copied.append(target.name)
     return copied
+
+
+def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: Path, direction: str) -> None:
+    """``target.set_weights`` from ``source``'s, a smaller input kernel placed as :func:`start_from_pretrained` says."""
+    ours = target.get_weights()
+    weights = source.get_weights()[:len(ours)]  # a tied embedding also holds an output bias
+    if source.name.startswith("recurrent_") and weights and weights[0].ndim == 2 \
+            and weights[0].shape[1] == ours[0].shape[1] and weights[0].shape[0] < ours[0].shape[0]:
+        rows = weights[0].shape[0]
+        if source.name == "recurrent_0":  # word rows first, then the character rows keep their start
+            weights[0] = np.concatenate([weights[0], ours[0][rows:]])
+        else:  # [forward; backward] outputs of the layer below: this direction's half, zeros elsewhere
+            offset = rows if direction == "backward" and ours[0].shape[0] == 2 * rows else 0
+            kernel = np.zeros_like(ours[0])
+            kernel[offset:offset + rows] = weights[0]
+            weights[0] = kernel
+    if [w.shape for w in weights] != [w.shape for w in ours]:
+        raise PipelineError(f"{folder}: layer {source.name!r} of the pretrained {direction} language model does not "
+                            "fit the classifier; run `pipeline pretrain --force`")
+    target.set_weights(weights)
 
 
 def train_classifier(config: Config, paths: Paths) -> dict:

@@ -86,25 +86,32 @@ def _check_stream(stream: np.ndarray, batch_size: int, bptt_steps: int, split: s
                             f"(train.bptt_steps + 1) = {batch_size * (bptt_steps + 1)}; lower them or add text")
 
 
-def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] = ("train",)) -> dict:
+def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] = ("train",),
+                    reverse: bool = False, embedding_matrix: np.ndarray | None = None) -> dict:
     """Fit the configured language model; write ``saved_models/<run>/`` with its stateless twin.
 
     ``train_splits``: the splits whose sentences it learns from (pretraining adds ``unlabeled``).
+    ``reverse``: every sentence read right to left (a backward language model, ULMFiT's second one).
+    ``embedding_matrix``: the embedding's start ``(vocabulary, dim)`` instead of ``paths.embeddings``.
     Built and trained under ``train.precision`` (the saved model keeps it; its outputs are float32).
     """
     with dtype_policy(config.train.precision):
-        return _train_generator(config, paths, train_splits)
+        return _train_generator(config, paths, train_splits, reverse, embedding_matrix)
 
 
-def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]) -> dict:
+def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...], reverse: bool = False,
+                     embedding_matrix: np.ndarray | None = None) -> dict:
     make_deterministic(config.seed)
     settings, model_settings = config.train, config.model
     check_generator(model_settings, settings.regime)
     splits = EncodedSplits.load(paths.ids)
+    if reverse:  # w_n .. w_1: predicting the next token of a reversed sentence is predicting the previous one
+        splits.sequences = {split: [sequence[::-1] for sequence in sequences]
+                            for split, sequences in splits.sequences.items()}
     train_sequences = [sequence for split in train_splits for sequence in splits.sequences.get(split, [])]
     train_targets = np.concatenate([splits.targets[split] for split in train_splits if split in splits.targets])
     vocab = Vocabulary.load(paths.vocab)
-    matrix = np.load(paths.embeddings)
+    matrix = np.load(paths.embeddings) if embedding_matrix is None else embedding_matrix
     model_seed = seeds.child_seed(config.seed, "model")
     conditioned = model_settings.conditioning != "none"
     num_labels = len(splits.labels)
