@@ -39,7 +39,9 @@ class PretrainConfig:
 
     With ``enabled``, the ``pretrain`` stage trains a left-to-right language model with the
     classifier's own embedding and ``[[model.layers]]`` on the training split plus
-    ``corpus.unlabeled_path``, and the classifier starts from its weights. The run is cached
+    ``corpus.unlabeled_path``, and the classifier starts from its weights. A bidirectional layer
+    (``bilstm``, ``bigru``) takes its backward half from a second, right-to-left language model
+    over the same embedding (:mod:`pipeline.language_model.pretrain`). The run is cached
     under ``work/<corpus>/pretrained/`` by a fingerprint of these settings, so every classifier
     config with the same encoder and corpus reuses it.
     """

@@ -88,11 +88,6 @@ def test_an_encoder_that_does_not_fit_is_a_user_error(pretrained_run):
         start_from_pretrained(build_classifier(wider, np.zeros_like(matrix), 4, seed=0), pretrained_run["pretrained"])
 
 
-def test_a_bidirectional_encoder_cannot_be_pretrained(tmp_path):
-    result = cli("run", CONFIG, *folders(tmp_path), "--set", 'model.layers=[{type="bigru", units=4}]')
-    assert result.returncode == 2 and "left-to-right encoder" in result.stderr, result.stderr[-2000:]
-
-
 def test_pretraining_a_language_model_config_is_rejected(tmp_path):
     result = cli("run", "configs/generator.toml", *folders(tmp_path), "--set", "pretrain.enabled=true")
     assert_user_error(result, '[pretrain] is read by model.task = "classifier"', "not by a generator config")
