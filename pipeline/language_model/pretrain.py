@@ -68,6 +68,7 @@ def language_model_config(config: Config, backward: bool = False) -> Config:
     model = dataclasses.replace(
         config.model, task="generator", layers=layers, tie_weights=False, conditioning="none",
         trainable_embeddings=config.model.trainable_embeddings and not backward,
+        ensemble="none",  # the classifier's n-gram member is no part of its language model
         output=settings.output, cutoffs=(),
         embedding_dropout=settings.embedding_dropout, input_dropout=settings.input_dropout,
         hidden_dropout=settings.hidden_dropout, output_dropout=settings.output_dropout)
@@ -78,7 +79,7 @@ def language_model_config(config: Config, backward: bool = False) -> Config:
         lr_schedule="plateau", decay_factor=0.5, plateau_patience=1,
         # the classifier's fine-tuning options do not apply to its language model
         freeze_embeddings_epochs=0, embedding_learning_rate_factor=1.0, discriminative_factor=1.0,
-        gradual_unfreezing=False)
+        gradual_unfreezing=False, distribute="none")
     # a language model's own config: its sections (defaults), not the classifier's
     run_name = "pretrained_backward" if backward else "pretrained"
     # a language model's own config: its sections (defaults), not the classifier's

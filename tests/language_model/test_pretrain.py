@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import TEST_CONFIGS, write_csv
+from helpers import REPOSITORY, TEST_CONFIGS, write_csv
 
 from pipeline import config as config_module
 from pipeline.classifier.model import build_classifier
@@ -70,6 +70,19 @@ def test_the_layers_of_each_direction_are_one_directional():
         assert settings.layers == ({"type": "weight_drop_lstm", "units": 6, "weight_drop": 0.5},
                                    {"type": "gru", "units": 4})
         assert settings.trainable_embeddings is not backward  # the backward model reads the forward's embedding
+
+
+def test_the_language_model_of_the_default_classifier_is_a_valid_generator_config():
+    """configs/default.toml's classifier-only settings (the n-gram ensemble) are off in its language models, so
+    their run folders reload."""
+    from pipeline.config import from_dict
+
+    classifier_config = config_module.load(REPOSITORY / "configs" / "default.toml", ["pretrain.enabled=true"])
+    assert classifier_config.model.ensemble != "none"
+    for backward in (False, True):
+        settings = language_model_config(classifier_config, backward=backward)
+        reloaded = from_dict(settings.to_dict(), owner="generator")
+        assert reloaded.model.task == "generator" and reloaded.model.ensemble == "none"
 
 
 def test_the_forward_model_predicts_the_next_token_and_the_backward_model_the_previous_one(pretrained):
