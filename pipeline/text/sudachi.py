@@ -37,7 +37,14 @@ from typing import Any
 
 from pipeline.progress import Progress
 from pipeline.sections import TokenizeConfig
-from pipeline.text.tokenize import FIELDS, _tokenize_in_processes, chunk_text, components_for, load_nlp
+from pipeline.text.tokenize import (
+    FIELDS,
+    MAX_INPUT_BYTES,
+    _tokenize_in_processes,
+    chunk_text,
+    components_for,
+    load_nlp,
+)
 
 WHITESPACE = re.compile(r"\s")  # exactly the characters of str.isspace (checked over every code point)
 
@@ -74,6 +81,7 @@ class SudachiTokenizer:
 
     def __init__(self, settings: TokenizeConfig) -> None:
         from spacy.attrs import IS_PUNCT, IS_SPACE
+        from spacy.lang.ja import TAG_BIGRAM_MAP, TAG_ORTH_MAP
 
         if not fast_path_applies(settings):
             raise ValueError(f"the SudachiPy fast path does not give the tokens of {settings}")
@@ -83,12 +91,19 @@ class SudachiTokenizer:
         # GiNZA's own SudachiPy tokenizer: the dictionary and split mode of the model's config (ja_ginza: C)
         self.sudachi = self.japanese_tokenizer.tokenizer
         self.split_mode = self.japanese_tokenizer.split_mode
+        self._morphemes = self.sudachi.tokenize("")  # reused for every text (read out before the next one)
         getters = self.nlp.vocab.lex_attr_getters
         self._is_space, self._is_punct = getters[IS_SPACE], getters[IS_PUNCT]  # how spaCy sets the lexeme flags
         self._tags: dict[int, str] = {}  # Sudachi POS id -> tag (名詞-普通名詞-一般)
-        self._pos: dict[tuple, tuple[int, int | None]] = {}  # resolve_pos results
-        self._drop: dict[tuple[str, str], bool] = {}  # (surface, POS name) -> dropped by the filters
-        self.stop_pos = frozenset(settings.stop_pos)
+        # tags whose POS resolve_pos reads from the surface (TAG_ORTH_MAP) or the next tag (TAG_BIGRAM_MAP);
+        # any other tag has one POS whatever its neighbours, cached by tag alone
+        self._orth_tags = frozenset(TAG_ORTH_MAP)
+        self._context_tags = self._orth_tags | {first for first, _ in TAG_BIGRAM_MAP}
+        self._tag_pos: dict[str, str | None] = {}  # tag -> POS name; None for the tags in _context_tags
+        self._resolved: dict[tuple, tuple[str, int | None]] = {}  # (surface|None, tag, next tag) -> (POS, next POS)
+        self._punct: dict[str, bool] = {}  # surface -> spaCy's IS_PUNCT
+        dropped = {"SPACE", *settings.stop_pos} | ({"PUNCT"} if settings.drop_punct else set())
+        self._dropped_pos = frozenset(dropped)  # POS names Tokenizer.tokenize drops
 
     def tokenize(self, texts: Iterable[str], progress: Progress | None = None) -> list[dict[str, list[str]]]:
         """Tokens of each text: ``{"surface", "lemma", "norm", "pos"}`` lists, as ``Tokenizer.tokenize``.
@@ -101,81 +116,109 @@ class SudachiTokenizer:
         workers = min(self.settings.processes, -(-len(texts) // self.settings.batch_size))
         if workers > 1:
             return _tokenize_in_processes(self.settings, texts, workers, progress, SudachiTokenizer)
-        results = []
+        results, strings = [], {}
+        short = MAX_INPUT_BYTES // 4  # characters that are surely under SudachiPy's limit (4 UTF-8 bytes at most)
         for text in texts:
             result = {field: [] for field in FIELDS}
-            for piece in chunk_text(text):
-                self._add_tokens(piece, result)
+            for piece in (text,) if len(text) <= short else chunk_text(text):
+                self._add_tokens(piece, result, strings)
             results.append(result)
             if progress is not None:
                 progress.update(1)
         return results
 
-    def _tokens(self, text: str) -> tuple[list[str], list[str], list[str], list[str]]:
-        """(surfaces, tags, lemmas, norms) of GiNZA's tokens of ``text``, whitespace tokens included."""
-        morphemes = self.sudachi.tokenize(text)
+    def _tokens(self, text: str) -> tuple[tuple[str, ...], list[str], tuple[str, ...], tuple[str, ...], bool]:
+        """(surfaces, tags, lemmas, norms, whether any whitespace) of GiNZA's tokens of ``text``, 空白 included."""
+        # the MorphemeList of the last text is overwritten (SudachiPy's ``out``): fewer allocations, ~10% faster
+        morphemes = self.sudachi.tokenize(text, out=self._morphemes)
         if WHITESPACE.search(text) is None:
-            surfaces, tags, lemmas, norms = [], [], [], []
-            known = self._tags
-            for morpheme in morphemes:
-                surface = morpheme.surface()
-                if not surface:  # spaCy drops empty tokens (some normalised characters leave them)
-                    continue
-                pos_id = morpheme.part_of_speech_id()
-                tag = known.get(pos_id)
-                if tag is None:
-                    tag = known[pos_id] = "-".join(field for field in morpheme.part_of_speech()[:4] if field != "*")
-                surfaces.append(surface)
-                tags.append(tag)
-                lemmas.append(morpheme.dictionary_form())
-                norms.append(morpheme.normalized_form())
+            # one comprehension and a transposition: a Python loop with four appends a token costs twice as much
+            rows = [(morpheme.surface(), morpheme.part_of_speech_id(), morpheme.dictionary_form(),
+                     morpheme.normalized_form()) for morpheme in morphemes]
+            if any(not row[0] for row in rows):  # spaCy drops empty tokens (some normalised characters leave them)
+                rows = [row for row in rows if row[0]]
+            surfaces, pos_ids, lemmas, norms = zip(*rows) if rows else ((), (), (), ())
             # no whitespace: spaCy's alignment of tokens to text keeps them as they are when they spell it
             if "".join(surfaces) == text:
-                return surfaces, tags, lemmas, norms
+                known = self._tags
+                try:
+                    tags = [known[pos_id] for pos_id in pos_ids]
+                except KeyError:  # a POS id not seen yet: its tag, the first four fields without *, joined by -
+                    for morpheme in morphemes:
+                        known.setdefault(morpheme.part_of_speech_id(), "-".join(
+                            field for field in morpheme.part_of_speech()[:4] if field != "*"))
+                    tags = [known[pos_id] for pos_id in pos_ids]
+                return surfaces, tags, lemmas, norms, False
         from spacy.lang.ja import get_dtokens_and_spaces
 
         # whitespace (or tokens that do not spell the text): spaCy's own code, so its 空白 tokens are the same
         dtokens, _ = get_dtokens_and_spaces(self.japanese_tokenizer._get_dtokens(morphemes, False), text)
-        return ([token.surface for token in dtokens], [token.tag for token in dtokens],
-                [token.lemma for token in dtokens], [token.norm for token in dtokens])
+        return (tuple(token.surface for token in dtokens), [token.tag for token in dtokens],
+                tuple(token.lemma for token in dtokens), tuple(token.norm for token in dtokens), True)
 
-    def _add_tokens(self, text: str, result: dict[str, list[str]]) -> None:
-        """Append the kept tokens of ``text`` (one chunk) to ``result``'s lists."""
-        from spacy.lang.ja import TAG_ORTH_MAP, resolve_pos
+    def _pos_names(self, surfaces: tuple[str, ...], tags: list[str]) -> list[str]:
+        """Coarse POS names of the tokens, as spaCy's ``JapaneseTokenizer`` sets ``token.pos``."""
+        from spacy.lang.ja import resolve_pos
         from spacy.parts_of_speech import NAMES as POS_NAMES
 
-        surfaces, tags, lemmas, norms = self._tokens(text)
-        surface_out, lemma_out, norm_out, pos_out = result["surface"], result["lemma"], result["norm"], result["pos"]
-        resolved, drop = self._pos, self._drop
+        orth_tags, context_tags, tag_pos, resolved = self._orth_tags, self._context_tags, self._tag_pos, self._resolved
+        names = []
         last = len(tags) - 1
         next_pos = None
-        for index, (surface, tag) in enumerate(zip(surfaces, tags, strict=True)):
+        for index, tag in enumerate(tags):
             # spaCy's loop (JapaneseTokenizer.__call__): a POS set by the previous bigram is kept as it is
             if next_pos:
-                pos, next_pos = next_pos, None
-            else:
-                next_tag = tags[index + 1] if index < last else None
-                key = (surface if tag in TAG_ORTH_MAP else None, tag, next_tag)
+                names.append(POS_NAMES.get(next_pos, ""))
+                next_pos = None
+                continue
+            try:
+                name = tag_pos[tag]  # None for a tag that looks at its surface or the next tag
+            except KeyError:
+                name = tag_pos[tag] = (None if tag in context_tags
+                                       else POS_NAMES.get(resolve_pos(surfaces[index], tag, None)[0], ""))
+            if name is None:
+                surface, next_tag = surfaces[index], tags[index + 1] if index < last else None
+                key = (surface if tag in orth_tags else None, tag, next_tag)
                 found = resolved.get(key)
                 if found is None:
-                    found = resolved[key] = resolve_pos(surface, tag, next_tag)
-                pos, next_pos = found
-            name = POS_NAMES.get(pos, "")
-            dropped = drop.get((surface, name))
-            if dropped is None:
-                dropped = drop[(surface, name)] = self._dropped(surface, name)
-            if dropped:
-                continue
-            surface_out.append(surface.lower() if self.settings.lowercase else surface)
-            lemma_out.append(lemmas[index] or surface)
-            norm = norms[index]
-            norm_out.append(norm if norm else self.nlp.vocab[surface].norm_)  # never seen; as Token.norm_ falls back
-            pos_out.append(name)
+                    pos, following = resolve_pos(surface, tag, next_tag)
+                    found = resolved[key] = (POS_NAMES.get(pos, ""), following)
+                name, next_pos = found
+            names.append(name)
+        return names
 
-    def _dropped(self, surface: str, pos: str) -> bool:
-        """Whether ``Tokenizer.tokenize``'s filters drop a token (spaCy's lexeme flags of its surface)."""
-        if self._is_space(surface) or pos == "SPACE":
+    def _dropped(self, surface: str, pos: str, spaced: bool) -> bool:
+        """Whether ``Tokenizer.tokenize``'s filters drop a token: IS_SPACE or SPACE, with ``drop_punct`` IS_PUNCT
+        or PUNCT, ``stop_pos`` (spaCy's lexeme flags of the surface; no token of a text without whitespace is)."""
+        if pos in self._dropped_pos or (spaced and self._is_space(surface)):
             return True
-        if self.settings.drop_punct and (self._is_punct(surface) or pos == "PUNCT"):
-            return True
-        return pos in self.stop_pos
+        if not self.settings.drop_punct:
+            return False
+        is_punct = self._punct.get(surface)
+        if is_punct is None:
+            is_punct = self._punct[surface] = self._is_punct(surface)
+        return is_punct
+
+    def _add_tokens(self, text: str, result: dict[str, list[str]], strings: dict[str, str]) -> None:
+        """Append the kept tokens of ``text`` (one chunk) to ``result``'s lists; ``strings`` interns words."""
+        surfaces, tags, lemmas, norms, spaced = self._tokens(text)
+        names = self._pos_names(surfaces, tags)
+        if spaced or self.settings.drop_punct or not self._dropped_pos.isdisjoint(names):
+            keep = [index for index, (surface, name) in enumerate(zip(surfaces, names, strict=True))
+                    if not self._dropped(surface, name, spaced)]
+            surfaces, names = [surfaces[index] for index in keep], [names[index] for index in keep]
+            lemmas, norms = [lemmas[index] for index in keep], [norms[index] for index in keep]
+        if "" in lemmas:  # no dictionary form: spaCy's lemma is the surface
+            lemmas = [lemma or surface for lemma, surface in zip(lemmas, surfaces, strict=True)]
+        if "" in norms:  # never seen; Token.norm_ then falls back to the lexeme's norm
+            norms = [norm or self.nlp.vocab[surface].norm_ for norm, surface in zip(norms, surfaces, strict=True)]
+        if self.settings.lowercase:
+            surfaces = [surface.lower() for surface in surfaces]
+        # one object per distinct string (as the GiNZA path's string cache gives): a corpus's token lists take a
+        # fraction of the memory, and workers' results pickle each distinct string once
+        count, intern = len(names), strings.setdefault
+        words = [intern(word, word) for word in (*surfaces, *lemmas, *norms)]
+        result["surface"] += words[:count]
+        result["lemma"] += words[count:2 * count]
+        result["norm"] += words[2 * count:]
+        result["pos"] += names
