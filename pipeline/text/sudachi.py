@@ -23,10 +23,10 @@ the model, not chosen here) and repeats only what decides the four fields the pi
   lower-cases the surface only.
 
 The tokens equal the GiNZA path's token for token (``tests/text/test_sudachi.py`` checks the shipped corpus,
-arbitrary Unicode and every filter; ``benchmarks/tokenize_throughput.py`` the Aozora corpus), so the stage's
-output and fingerprint do not depend on which path ran. The fast path is taken by
-:func:`pipeline.text.tokenize.make_tokenizer` wherever :func:`fast_path_applies`; the parser, the morphologizer
-(``pos_source = "ud"``) and NER keep the GiNZA path.
+arbitrary Unicode and every filter; ``benchmarks/tokenize_throughput.py`` the Aozora corpus), so tokens.parquet
+is byte for byte the same whichever path ran, and no setting chooses the path (the stage's settings are
+unchanged). :func:`pipeline.text.tokenize.make_tokenizer` takes the fast path wherever :func:`fast_path_applies`;
+the parser, the morphologizer (``pos_source = "ud"``) and NER keep the GiNZA path.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def fast_path_applies(settings: TokenizeConfig) -> bool:
 
 class SudachiTokenizer:
     """GiNZA's tokens for ``pos_source = "sudachi"`` from SudachiPy directly (see the module docstring).
+
+    One instance serves one thread at a time (it reuses one SudachiPy ``MorphemeList``; SudachiPy itself refuses
+    two threads at once, see :mod:`pipeline.serve.store`). About five times the GiNZA path's speed.
 
     Args:
         settings: the ``[tokenize]`` section; :func:`fast_path_applies` must hold for it.
