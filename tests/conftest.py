@@ -40,11 +40,12 @@ def small_work_dir(tmp_path_factory) -> Path:
     return work_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_trained(small_work_dir, tmp_path_factory):
-    """(config, run folder) of the small config, trained once for this module."""
+    """(config, run folder) of the small config, trained and published (run.json) once per session: read it
+    only (``small_run_copy`` is a copy a test may damage)."""
     config = knb_config("small", small_work_dir, tmp_path_factory.mktemp("classify-models"))
-    train_classifier(config, Paths.from_config(config))
+    run_stage("train", config)
     return config, Paths.from_config(config).run
 
 

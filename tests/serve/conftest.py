@@ -10,14 +10,9 @@ from helpers import REPOSITORY, TEST_CONFIGS, knb_config
 
 
 @pytest.fixture(scope="session")
-def classifier_folder(small_work_dir, tmp_path_factory) -> Path:
+def classifier_folder(small_trained) -> Path:
     """tests/configs/small.toml trained and published with its run.json (a GRU classifier of the four KNB themes)."""
-    from pipeline.paths import Paths
-    from pipeline.stages import run_stage
-
-    config = knb_config("small", small_work_dir, tmp_path_factory.mktemp("serve-classifier"))
-    run_stage("train", config)
-    return Paths.from_config(config).run
+    return small_trained[1]
 
 
 @pytest.fixture(scope="session")
