@@ -112,6 +112,40 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+# ------------------------------------------------------------------ trainers (XLA)
+
+
+def force_jit_compile(model: keras.Model) -> None:
+    """Run ``model``'s train, test and predict steps XLA-compiled even where Keras would refuse.
+
+    Used by :func:`pipeline.training.compile_steps` for ``train.jit_compile = "on"`` on TensorFlow:
+    ``make_deterministic`` turns on TensorFlow's op determinism, and Keras' ``jit_compile`` setter
+    then drops ``True`` with a warning ("Model doesn't support `jit_compile=True`"), because XLA on
+    a GPU is not deterministic for every op. XLA on the CPU is (one thread order per compiled
+    program; ``tests/test_training.py`` trains twice and compares the weights bit for bit).
+
+    Relies on the private ``Trainer._jit_compile``, which the public ``jit_compile`` property
+    returns and ``make_train_function`` / ``make_test_function`` / ``make_predict_function`` read
+    when they wrap the steps in ``tf.function(jit_compile=...)``. Call it after ``compile`` (which
+    resets the attribute) and before the first ``fit``/``evaluate``/``predict`` (which keep the
+    functions they made). Every layer must still allow XLA (``layer.supports_jit``): that is checked
+    by the caller (:func:`layers_refusing_jit`), not bypassed here.
+    """
+    if not hasattr(model, "_jit_compile"):
+        raise RuntimeError("this Keras has no Trainer._jit_compile; pipeline.keras_compat.force_jit_compile "
+                           "needs updating (see tests/test_keras_compat.py)")
+    model._jit_compile = True
+
+
+def layers_refusing_jit(model: keras.Model) -> list[str]:
+    """Names of the layers of ``model``, nested ones included, whose ``supports_jit`` is false.
+
+    Relies on the private ``Layer._flatten_layers()`` (every layer tracked below the model), the
+    walk Keras' own ``model_supports_jit`` makes: ``model.layers`` lists the top level only.
+    """
+    return sorted({layer.name for layer in model._flatten_layers() if not layer.supports_jit})
+
+
 # ------------------------------------------------------------------ trainers (tf.distribute)
 
 

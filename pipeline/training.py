@@ -21,7 +21,8 @@ import keras
 from keras import ops
 
 from pipeline import progress, seeds
-from pipeline.keras_compat import optimizer_variable_index
+from pipeline.errors import PipelineError
+from pipeline.keras_compat import force_jit_compile, layers_refusing_jit, optimizer_variable_index
 from pipeline.paths import RunPaths
 from pipeline.sections import TrainConfig
 
@@ -35,6 +36,39 @@ def make_deterministic(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+JIT_COMPILE_CHOICES = ("auto", "on", "off")
+
+
+def compile_steps(model: keras.Model, setting: str = "auto") -> bool:
+    """Choose how a compiled ``model`` runs its train/test/predict steps; returns whether XLA compiles them.
+
+    Call it right after ``model.compile``. ``setting``:
+
+    * ``"auto"``: Keras' choice: XLA on JAX; on TensorFlow XLA only with a GPU and without op
+      determinism, so the op-by-op graph on our CPUs (``make_deterministic`` turns determinism on).
+    * ``"on"``: XLA on every backend (``torch.compile`` on PyTorch); on TensorFlow also on the CPU
+      and under op determinism (:func:`pipeline.keras_compat.force_jit_compile`). Every XLA
+      program is compiled once per input shape: bucketed batch widths keep their number small.
+    * ``"off"``: no XLA (JAX then runs the step op by op, slowly; for debugging).
+
+    A layer that cannot be compiled (``layer.supports_jit`` false) makes ``"on"`` an error that names it.
+    """
+    if setting not in JIT_COMPILE_CHOICES:
+        raise ValueError(f"jit_compile={setting!r}: expected one of {JIT_COMPILE_CHOICES}")
+    if setting == "off":
+        model.jit_compile = False
+    elif setting == "on":
+        refusing = layers_refusing_jit(model)
+        if refusing:
+            raise PipelineError(f"train.jit_compile = \"on\": layer(s) {', '.join(refusing)} cannot be "
+                                "XLA-compiled; use \"auto\"")
+        if keras.backend.backend() == "tensorflow":
+            force_jit_compile(model)
+        else:
+            model.jit_compile = True
+    return bool(model.jit_compile)
 
 
 @contextlib.contextmanager

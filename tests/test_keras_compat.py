@@ -14,6 +14,8 @@ from pipeline.keras_compat import (
     CALLBACK_STATE,
     callback_state,
     early_stopping_best_weights,
+    force_jit_compile,
+    layers_refusing_jit,
     optimizer_variable_index,
     restore_callback_state,
     set_early_stopping_best_weights,
@@ -210,3 +212,51 @@ def test_a_model_built_in_a_strategy_scope_takes_the_strategy_of_the_scope_it_is
         model.fit(*data(), batch_size=4, epochs=1, verbose=0)
     with pytest.raises(RuntimeError, match="_distribute_strategy"):
         take_strategy_from_scope(object())
+
+
+# ------------------------------------------------------------------ trainers (XLA)
+
+
+@needs_tensorflow
+def test_forced_jit_compile_survives_op_determinism_and_compiles_the_train_step():
+    import tensorflow as tf
+
+    class PythonSide(keras.layers.Layer):
+        """An op XLA cannot compile (a Python function): fitting fails exactly when the step is XLA-compiled."""
+
+        def call(self, x):
+            copied = tf.py_function(lambda t: t, [x], Tout=x.dtype)
+            copied.set_shape(x.shape)
+            return copied
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones")(PythonSide()(inputs)))
+    keras.utils.set_random_seed(0)  # as pipeline.training.make_deterministic, which also turns on:
+    tf.config.experimental.enable_op_determinism()  # (no public undo; most test runs have it on already)
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    assert model.jit_compile is False  # Keras drops True under op determinism: why force_jit_compile exists
+    force_jit_compile(model)
+    assert model.jit_compile is True
+    with pytest.raises(Exception, match="(?i)xla|py_?func|compil"):
+        model.fit(*data(), batch_size=4, epochs=1, verbose=0)
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    model.fit(*data(), batch_size=4, epochs=1, verbose=0)  # the same model runs op by op
+
+
+def test_layers_refusing_jit_finds_a_nested_layer():
+    class Outer(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = keras.layers.Dense(2, name="inner")
+            self.inner.supports_jit = False
+
+        def call(self, x):
+            return self.inner(x)
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Outer(name="outer")(inputs))
+    assert layers_refusing_jit(model) == ["inner"]
+    assert layers_refusing_jit(tiny_model()) == []

@@ -14,7 +14,9 @@ from pipeline.training import (
     SlantedTriangular,
     TimeLimit,
     callbacks,
+    compile_steps,
     learning_rate_schedule,
+    make_deterministic,
     make_optimizer,
     schedule_callbacks,
 )
@@ -258,3 +260,50 @@ def test_group_rate_schedule_sets_the_factors_of_each_epoch_in_a_fit(tmp_path, c
     model.save(tmp_path / "model.keras")  # what ModelCheckpoint does; the run folder reloads uncompiled
     reloaded = keras.saving.load_model(tmp_path / "model.keras", compile=False, safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+# ------------------------------------------------------------------ XLA-compiled steps
+
+
+def masked_gru_weights_after_fit(jit_compile: str) -> tuple[bool, list[np.ndarray]]:
+    """Seed, build Embedding(mask_zero) > GRU(4) > Dense(3), fit one epoch on batches of two widths.
+
+    Returns whether the steps were XLA-compiled and the weights after the fit.
+    """
+    make_deterministic(7)
+    inputs = keras.Input((None,), dtype="int32")
+    hidden = keras.layers.GRU(4)(keras.layers.Embedding(10, 3, mask_zero=True)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    compiled = compile_steps(model, jit_compile)
+    rng = np.random.default_rng(0)
+    for width in (5, 8):  # two shapes: two XLA programs
+        ids = rng.integers(1, 10, size=(4, width)).astype("int32")
+        ids[:, width - 2:] = 0  # padding the mask hides
+        model.train_on_batch(ids, rng.integers(0, 3, size=4))
+    return compiled, model.get_weights()
+
+
+def test_jit_compile_on_compiles_the_steps_under_op_determinism_and_stays_reproducible():
+    compiled, first = masked_gru_weights_after_fit("on")
+    assert compiled  # on TensorFlow despite make_deterministic's op determinism (Keras alone would refuse)
+    _, second = masked_gru_weights_after_fit("on")
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)  # XLA on the CPU: the same seed gives the same bits
+    off, graph = masked_gru_weights_after_fit("off")
+    assert not off
+    for a, b in zip(first, graph):  # the same function compiled differently: equal up to rounding
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_jit_compile_rejects_an_unknown_setting_and_names_a_layer_that_cannot_be_compiled():
+    inputs = keras.Input((3,))
+    layer = keras.layers.Dense(2, name="python_side")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="jit_compile='yes'"):
+        compile_steps(model, "yes")
+    layer.supports_jit = False
+    with pytest.raises(PipelineError, match="python_side"):
+        compile_steps(model, "on")
+    assert compile_steps(model, "auto") is False  # Keras' own choice sees the layer too
