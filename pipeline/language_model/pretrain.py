@@ -67,7 +67,7 @@ def language_model_config(config: Config, backward: bool = False) -> Config:
     layers = tuple(_one_direction(spec, settings.weight_drop) for spec in config.model.layers)
     model = dataclasses.replace(
         config.model, task="generator", layers=layers, tie_weights=False, conditioning="none",
-        trainable_embeddings=config.model.trainable_embeddings and not backward,
+        trainable_embeddings=config.model.trainable_embeddings and not backward and not settings.freeze_embeddings,
         ensemble="none",  # the classifier's n-gram member is no part of its language model
         output=settings.output, cutoffs=(),
         embedding_dropout=settings.embedding_dropout, input_dropout=settings.input_dropout,

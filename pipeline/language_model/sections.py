@@ -59,6 +59,8 @@ class PretrainConfig:
     hidden_dropout: float = 0.25
     output_dropout: float = 0.4
     weight_drop: float = 0.5  # DropConnect on the recurrent weights of lstm layers while pretraining (0: off)
+    # keep the embedding as vectorize made it (ja_ginza vectors): the language models train the recurrent layers only
+    freeze_embeddings: bool = False
 
     def validate(self) -> None:
         check(self.epochs >= 1, "pretrain.epochs", self.epochs, ">= 1")

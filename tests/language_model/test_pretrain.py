@@ -70,6 +70,8 @@ def test_the_layers_of_each_direction_are_one_directional():
         assert settings.layers == ({"type": "weight_drop_lstm", "units": 6, "weight_drop": 0.5},
                                    {"type": "gru", "units": 4})
         assert settings.trainable_embeddings is not backward  # the backward model reads the forward's embedding
+    frozen = config_module.load(TEST_CONFIGS / "pretrained_small.toml", ["pretrain.freeze_embeddings=true"])
+    assert not language_model_config(frozen).model.trainable_embeddings
 
 
 def test_the_language_model_of_the_default_classifier_is_a_valid_generator_config():
