@@ -2,7 +2,8 @@
 
 A run folder is self-contained: ``model.keras`` (loaded with ``safe_mode``),
 the resolved ``config.json`` (how to tokenize, which task), ``vocab.json`` and
-``labels.json``. Nothing from ``work/`` or ``corpora/`` is needed to reload it.
+``labels.json`` (and ``sentencepiece.model`` for ``tokenize.method = "sentencepiece"``: the pieces new text is
+cut into). Nothing from ``work/`` or ``corpora/`` is needed to reload it.
 Training writes it inside :func:`pipeline.io.atomic_directory`, so it appears
 complete or not at all; ``pipeline run`` builds it (train, then evaluate) in a
 staging folder that replaces the old run folder in one rename (:mod:`pipeline.workarea`).
@@ -13,6 +14,7 @@ staging folder that replaces the old run folder in one rename (:mod:`pipeline.wo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,8 @@ from pipeline import io as artifact_io
 from pipeline import registry
 from pipeline.config import Config
 from pipeline.errors import PipelineError
-from pipeline.paths import RunPaths
+from pipeline.paths import Paths, RunPaths
+from pipeline.text import subwords
 from pipeline.text.vocab import Vocabulary
 
 # The frame's modules whose custom layers must be registered before a .keras file is deserialised; each task
@@ -203,6 +206,11 @@ def load_run(folder: str | Path) -> Run:
         raise PipelineError(f"{run.labels}: corrupt label list ({error}); retrain with --force") from None
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise PipelineError(f"{run.labels}: expected a JSON list of label strings; retrain with --force")
+    if config.tokenize.method == "sentencepiece":  # new text is cut by the run's copy of the model
+        pieces = subwords.model_path(folder)
+        if not pieces.is_file():
+            raise PipelineError(f"{folder}: incomplete run folder, {pieces.name} is missing; retrain with --force")
+        config = config.replace(tokenize=dataclasses.replace(config.tokenize, sp_model=str(pieces)))
     vocab = Vocabulary.load(run.vocab)
     import keras
 
@@ -218,8 +226,15 @@ def load_run(folder: str | Path) -> Run:
 
 
 def write_run_metadata(folder: Path, config: Config, vocab: Vocabulary, labels: list[str]) -> None:
-    """The resolved config, vocabulary and labels: with model.keras, all a run needs to reload."""
+    """The resolved config, vocabulary and labels (and the SentencePiece model that the tokenize stage wrote, for
+    ``tokenize.method = "sentencepiece"``): with model.keras, all a run needs to reload."""
     run = RunPaths(folder)
+    if config.tokenize.method == "sentencepiece":
+        source = subwords.model_path(Paths.from_config(config).work)
+        if not source.is_file():
+            raise PipelineError(f"{source}: not found; run `pipeline tokenize` first")
+        with artifact_io.atomic_path(subwords.model_path(folder), suffix=".model") as temporary:
+            temporary.write_bytes(source.read_bytes())
     artifact_io.write_json(run.config, config.to_dict())
     vocab.save(run.vocab)
     artifact_io.write_json(run.labels, labels)

@@ -71,6 +71,9 @@ class CorpusConfig:
                '"" unless corpus.format = "table"')
 
 
+SP_MODEL_TYPES = ("unigram", "bpe")  # tokenize.sp_model_type
+
+
 @dataclass(frozen=True)
 class TokenizeConfig:
     """GiNZA settings (``pipeline.text.tokenize``)."""
@@ -84,12 +87,23 @@ class TokenizeConfig:
     stop_pos: tuple[str, ...] = ()  # coarse POS tags to drop, e.g. ["ADP", "AUX"]
     lowercase: bool = False  # lower-case Latin letters in surface forms
     processes: int = 1  # ginza: forked worker processes; same tokens as 1, faster on big corpora
+    # sentencepiece (pipeline.text.subwords): pieces learned from the training split; unigram (Kudo 2018) or bpe
+    sp_model_type: str = "unigram"
+    sp_vocab_size: int = 8000  # pieces to learn; more than a small corpus allows -> the most it allows (a warning)
+    sp_model: str = ""  # a SentencePiece model file to use instead of learning one; a loaded run points it at its copy
 
     def validate(self) -> None:
         check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
         one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
         check(self.processes >= 1, "tokenize.processes", self.processes, ">= 1")
-        one_of("tokenize.method", self.method, ("ginza", "char", "whitespace"))
+        one_of("tokenize.method", self.method, ("ginza", "char", "whitespace", "sentencepiece"))
+        if self.sp_model_type not in SP_MODEL_TYPES:
+            import difflib
+
+            close = difflib.get_close_matches(self.sp_model_type, SP_MODEL_TYPES, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            check(False, "tokenize.sp_model_type", self.sp_model_type, "one of 'unigram', 'bpe'" + hint)
+        check(self.sp_vocab_size >= 2, "tokenize.sp_vocab_size", self.sp_vocab_size, ">= 2")
 
 
 @dataclass(frozen=True)

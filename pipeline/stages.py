@@ -302,7 +302,13 @@ def _tokenize(config: Config, paths: Paths) -> dict:
     from pipeline.text import corpora
     from pipeline.text.tokenize import tokenize_table
 
-    table = tokenize_table(corpora.read_table_artifact(paths.prepared, "prepare"), config.tokenize)
+    table, tokenizer = corpora.read_table_artifact(paths.prepared, "prepare"), None
+    if config.tokenize.method == "sentencepiece":  # learn the pieces from the training split first
+        from pipeline.text import subwords
+
+        model = subwords.write_model(table, config.tokenize, config.seed, subwords.model_path(paths.work))
+        tokenizer = subwords.SubwordTokenizer(config.tokenize, model)
+    table = tokenize_table(table, config.tokenize, tokenizer)
     corpora.write_table(table, paths.tokens)
     return {"sentences": len(table)}
 
@@ -314,6 +320,25 @@ def _vectorize(config: Config, paths: Paths) -> dict:
 
     specials = registry.task(config.model.task).specials(config)
     return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
+
+
+SUBWORD_KEYS = ("sp_model_type", "sp_vocab_size", "sp_model")  # read by tokenize.method = "sentencepiece" only
+
+
+def _tokenize_settings(config: Config) -> dict:
+    """The ``[tokenize]`` keys that change the tokens (not ``processes``, the speed); the SentencePiece keys and
+    the seed only for ``sentencepiece``."""
+    subwords = config.tokenize.method == "sentencepiece"
+    settings = {key: value for key, value in _section(config, "tokenize").items()
+                if key != "processes" and (subwords or key not in SUBWORD_KEYS)}
+    return {**settings, "seed": config.seed} if subwords else settings
+
+
+def _subword_model(config: Config, paths: Paths) -> list[Path]:
+    """The SentencePiece model the tokenize stage writes and the run copies (``sentencepiece`` only)."""
+    from pipeline.text.subwords import model_path
+
+    return [model_path(paths.work)] if config.tokenize.method == "sentencepiece" else []
 
 
 def _corpus_files(config: Config, paths: Paths) -> list[Path]:
@@ -334,13 +359,14 @@ def run_files(folder: Path) -> list[Path]:
 
 register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": _section(c, "corpus")},
                _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.corpora",), _prepare))
-register(Stage("tokenize",  # tokenize.processes changes the speed, not the tokens
-               lambda c: {k: v for k, v in _section(c, "tokenize").items() if k != "processes"},
-               lambda c, p: [p.prepared], lambda c, p: [p.tokens], lambda c: ("pipeline.text.tokenize",), _tokenize,
-               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core")))
+register(Stage("tokenize", _tokenize_settings,
+               lambda c, p: [p.prepared, *([Path(c.tokenize.sp_model)] if c.tokenize.sp_model else [])],
+               lambda c, p: [p.tokens, *_subword_model(c, p)], lambda c: ("pipeline.text.tokenize",), _tokenize,
+               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core", "sentencepiece")))
 register(Stage("vectorize",
                lambda c: {"seed": c.seed, "vectorize": _section(c, "vectorize"), "model": c.tokenize.model,
                           "embedding_dim": c.model.embedding_dim,
+                          **({"pieces": True} if c.tokenize.method == "sentencepiece" else {}),  # piece vectors
                           "specials": list(registry.task(c.model.task).specials(c))},
                lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
                lambda c: ("pipeline.text.vectors",), _vectorize, packages=("ja-ginza", "spacy", "numpy")))
@@ -355,7 +381,8 @@ def _train_settings(config: Config) -> dict:
 
 
 register(Stage("train", _train_settings,
-               lambda c, p: [p.vocab, p.embeddings, p.ids, *registry.task(c.model.task).train.inputs(c, p)],
+               lambda c, p: [p.vocab, p.embeddings, p.ids, *_subword_model(c, p),
+                             *registry.task(c.model.task).train.inputs(c, p)],
                lambda c, p: run_files(p.run),
                lambda c: (registry.task(c.model.task).train.action.split(":")[0],),
                lambda c, p: registry.resolve(registry.task(c.model.task).train.action)(c, p),

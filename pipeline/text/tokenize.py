@@ -220,8 +220,13 @@ class SimpleTokenizer:
 
 
 def make_tokenizer(settings: TokenizeConfig) -> Any:
-    """The tokenizer ``tokenize.method`` names; for ``ginza``, the SudachiPy fast path wherever it gives
+    """The tokenizer ``tokenize.method`` names (``sentencepiece``: :class:`pipeline.text.subwords.SubwordTokenizer`);
+    for ``ginza``, the SudachiPy fast path wherever it gives
     GiNZA's tokens exactly (:func:`pipeline.text.sudachi.fast_path_applies`), GiNZA otherwise."""
+    if settings.method == "sentencepiece":  # the model file tokenize.sp_model names (load_run sets it)
+        from pipeline.text.subwords import SubwordTokenizer
+
+        return SubwordTokenizer(settings)
     if settings.method != "ginza":
         return SimpleTokenizer(settings)
     from pipeline.text.sudachi import SudachiTokenizer, fast_path_applies

@@ -10,6 +10,9 @@ With ``unknown_init = "characters"`` such a word first tries its pieces: the mea
 vector of its longest substrings that have one (湯豆腐 -> 湯 + 豆腐; the table holds
 most single kanji and kana), as fastText builds a vector for an unseen word from
 its character n-grams; only a word with no such piece gets a random vector.
+SentencePiece pieces (``tokenize.method = "sentencepiece"``, :mod:`pipeline.text.subwords`) always take
+this path, their ``▁`` dropped: a piece that is a word (京都) gets that word's vector, any other (った, に行)
+the mean vector of its longest known substrings, single characters at worst.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 from pipeline.text.corpora import UNLABELED
+from pipeline.text.subwords import SPACE_MARK
 from pipeline.text.tokenize import load_nlp
 from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
 
@@ -184,15 +188,21 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
                                 f"{dimension} dimensions; set it to 0 or {dimension}, or vectorize.vectors = \"none\"")
     else:
         lookup, dimension = (lambda word: None), config.model.embedding_dim or DEFAULT_EMBEDDING_DIM
+    unknown_init = settings.unknown_init
+    if config.tokenize.method == "sentencepiece" and settings.vectors == "ja_ginza":  # pieces: from characters
+        word_lookup, unknown_init = lookup, "characters"
+
+        def lookup(piece: str):
+            return word_lookup(piece.replace(SPACE_MARK, ""))
     with Progress(len(train), "vectorize: word forms", "sentences", log) as progress:
         forms = fallback_forms(train, field, progress)
     with Progress(len(vocab), "vectorize: word vectors", "words", log) as progress:
         matrix, coverage = embedding_matrix(vocab, forms, lookup, dimension, seeds.rng(config.seed, "unknown_vectors"),
-                                            settings.unknown_vector_scale, settings.unknown_init, progress)
+                                            settings.unknown_vector_scale, unknown_init, progress)
     if settings.vectors == "ja_ginza":
         log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
                  100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
-    if settings.unknown_init == "characters":
+    if unknown_init == "characters":
         log.info("words without a vector: %d start from their characters' vectors (%.1f%% of training tokens), "
                  "%d entries random (<unk> and special tokens included)", coverage.from_characters,
                  100 * coverage.characters_tokens, coverage.random)
