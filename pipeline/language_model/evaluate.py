@@ -14,6 +14,10 @@ What a run reports (``metrics.json``, and the lines :func:`summary` prints after
   likelihood (:func:`interpolation_weight`); the test split never chooses it. Mixing helps even a
   model that beats the n-grams when the two are wrong in different places (rare words, names:
   Mikolov et al. 2011 report 10-20 % below either alone on Penn Treebank).
+* ``perplexity_per_character``: per split, ``exp(total NLL / characters)`` over the same predicted tokens, the
+  characters being those of their surface forms (spaces and SentencePiece's ``▁`` not counted) plus one per
+  ``</s>``: comparable between tokenizers (GiNZA words, characters, SentencePiece pieces) on the same text,
+  where per-token perplexities are not (:func:`predicted_characters`).
 """
 
 from __future__ import annotations
@@ -105,6 +109,17 @@ def sentence_perplexity(model: keras.Model, sequences: list, label_ids: np.ndarr
                                                   batch_size))
 
 
+def predicted_characters(surfaces: list, max_length: int) -> int:
+    """The characters that the predicted tokens of whole sentences spell: of each sentence's first
+    ``min(n, max_length)`` surface tokens (those :func:`target_log_probabilities` scores), spaces and ``▁`` left
+    out, plus one for ``</s>`` when it is predicted (``n + 1 <= max_length``)."""
+    total = 0
+    for tokens in surfaces:
+        total += sum(len(token.replace("\u2581", "").replace(" ", "")) for token in tokens[:max_length])
+        total += len(tokens) + 1 <= max_length
+    return total
+
+
 def mixture_log_probabilities(model_weight: float, model_log_probabilities: np.ndarray,
                               baseline_log_probabilities: np.ndarray) -> np.ndarray:
     """``ln(w p_model + (1 - w) p_baseline)`` per token, computed in log space; arrays ``(tokens,)``."""
@@ -168,6 +183,13 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
                                                            bos, eos, max_length)
             metrics["perplexity"][split] = perplexity_of(model_scores[split])
             metrics["tokens"][split] = len(model_scores[split])
+    surfaces = pd.read_parquet(paths.tokens, columns=["split", "surface"])
+    for split, scores in model_scores.items():  # the ids of a split are its rows' tokens, in table order
+        rows = [list(tokens) for tokens in surfaces.loc[surfaces["split"] == split, "surface"]]
+        characters = predicted_characters(rows, max_length)
+        if characters and [len(tokens) for tokens in rows] == [len(ids) for ids in splits.sequences[split]]:
+            metrics.setdefault("perplexity_per_character", {})[split] = math.exp(-math.fsum(scores) / characters)
+            metrics.setdefault("characters", {})[split] = characters
     if config.train.regime == "tbptt":
         stream = token_stream(splits.sequences["test"], eos)
         if num_tbptt_batches(len(stream), config.train.batch_size, config.train.bptt_steps) >= 1:
@@ -209,6 +231,9 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
 def summary(metrics: dict) -> str:
     """The lines ``pipeline run`` and ``pipeline evaluate`` print: perplexities, baselines, gap, mixture."""
     lines = ["perplexity " + "  ".join(f"{split} {value:.1f}" for split, value in metrics["perplexity"].items())]
+    if "perplexity_per_character" in metrics:
+        lines.append("  per character (comparable across tokenizers): " + "  ".join(
+            f"{split} {value:.2f}" for split, value in metrics["perplexity_per_character"].items()))
     if "stream_perplexity_test" in metrics:
         stream = metrics["stream_perplexity_test"]
         lines.append(f"  test stream perplexity (state carried across sentences): {stream:.1f}")
