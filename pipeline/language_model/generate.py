@@ -22,6 +22,7 @@ from pipeline.errors import PipelineError
 from pipeline.language_model.model import BOS, EOS, start_id
 from pipeline.language_model.sampling import check_settings, detokenize, generate_tokens
 from pipeline.runs import Run
+from pipeline.text import subwords
 from pipeline.text.corpora import normalize
 from pipeline.text.vocab import PAD_ID, UNK, UNK_ID
 
@@ -121,7 +122,9 @@ def generate(run: Run, prompt: str, sampling: Sampling, num: int, seed: int, lab
                                              banned_ids=banned, repetition_penalty=sampling.repetition_penalty,
                                              no_repeat_ngram=sampling.no_repeat_ngram)
         tokens = run.vocab.decode(ids)
-        samples.append({"prompt": prompt, "label": label, "text": detokenize(prompt_tokens + tokens, language),
+        text = (subwords.detokenize(prompt_tokens + tokens) if run.config.tokenize.method == "sentencepiece"
+                else detokenize(prompt_tokens + tokens, language))  # pieces: each ▁ back to a space
+        samples.append({"prompt": prompt, "label": label, "text": text,
                         "tokens": tokens, "probabilities": [float(p) for p in probabilities],
                         "ended": len(ids) < sampling.max_tokens})
     return samples
