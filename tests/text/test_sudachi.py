@@ -26,7 +26,7 @@ STOP_POS = ("ADP", "AUX", "X", "SYM", "PART")
 # every combination of the three filters: drop_punct, lowercase, stop_pos
 FILTERS = [TokenizeConfig(drop_punct=drop_punct, lowercase=lowercase, stop_pos=stop_pos)
            for drop_punct, lowercase, stop_pos in itertools.product((False, True), (False, True), ((), STOP_POS))]
-PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 WHITESPACE = [" ", "  ", "\u3000", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x85", "\xa0", "\u2028", "\u2009", " \u3000 "]
 FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F))  # ！ to ～: full-width Latin, digits, symbols
