@@ -14,7 +14,7 @@ from pipeline.sections import TokenizeConfig
 from pipeline.text.corpora import normalize
 from pipeline.text.tokenize import FIELDS, Tokenizer, make_tokenizer
 
-PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
