@@ -27,7 +27,6 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -274,77 +273,6 @@ def input_files(corpus: CorpusConfig) -> list[Path]:
     return list(table_files(root)) + unlabeled
 
 
-UNLABELED_CHUNK_LINES = 10_000  # lines of corpus.unlabeled_path read, cleaned and deduplicated at a time
-
-
-def unlabeled_lines(path: Path, encoding: str = "auto") -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of the text file ``path``, read line by line (never whole).
-
-    ``encoding``: ``auto`` means UTF-8 here (a line at a time is too little to detect another
-    encoding reliably); a leading BOM is dropped. A line that does not decode, or that holds a NUL
-    byte (a binary file), is a :class:`PipelineError` naming ``path:line``.
-    """
-    codec = "utf-8" if encoding == "auto" else encoding
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                if b"\x00" in raw:
-                    raise ValueError("a NUL byte")
-                yield number, raw.decode(codec)
-            except ValueError:  # UnicodeDecodeError too
-                raise PipelineError(f"{path}:{number}: not {codec} text (corpus.unlabeled_path); convert it (e.g. "
-                                    f"iconv -f SRC -t UTF-8) or set corpus.encoding") from None
-
-
-def iter_unlabeled(corpus: CorpusConfig, labeled_texts: Iterable[str] = (),
-                   chunk_lines: int = UNLABELED_CHUNK_LINES) -> Iterator[pd.DataFrame]:
-    """The text of ``corpus.unlabeled_path`` (a file, or a folder of ``.txt`` files) as cleaned rows of split
-    ``unlabeled`` (no label), a table of at most ``chunk_lines`` lines' rows at a time.
-
-    Streamed: files are read line by line, so the raw text is never in memory whole. A line is a row (its
-    sentences with ``corpus.split_sentences``), normalised as the labelled corpus is (:func:`clean`).
-    A row whose text is in ``labeled_texts`` (the labelled corpus: its validation and test sentences must
-    not leak into pretraining, its training sentences are pretrained on already) is dropped, and with
-    ``corpus.deduplicate`` so is a repeated row (remembered by a 64-bit hash, 8 bytes a sentence).
-    """
-    held_out = {hash(text) for text in labeled_texts}
-    seen: set[int] = set()
-    for path in text_files(Path(corpus.unlabeled_path), "corpus.unlabeled_path"):
-        rows: list[tuple[str, str, str]] = []
-        for number, line in unlabeled_lines(path, corpus.encoding):
-            pieces = split_sentences(line) if corpus.split_sentences else [line]
-            rows.extend((piece, "", f"unlabeled:{path.name}:{number}") for piece in pieces if piece.strip())
-            if number % chunk_lines == 0:
-                yield from _unlabeled_chunk(rows, held_out, seen if corpus.deduplicate else None)
-                rows = []
-        yield from _unlabeled_chunk(rows, held_out, seen if corpus.deduplicate else None)
-
-
-def _unlabeled_chunk(rows: list[tuple[str, str, str]], held_out: set[int],
-                     seen: set[int] | None) -> Iterator[pd.DataFrame]:
-    """The clean rows of one chunk not in ``held_out`` nor (unless ``seen`` is None) in ``seen``, which grows."""
-    if not rows:
-        return
-    table = clean(pd.DataFrame(rows, columns=["text", "label", "doc_id"]), deduplicate=False)
-    keep = []
-    for text in table["text"]:
-        key = hash(text)
-        keep.append(key not in held_out and (seen is None or key not in seen))
-        if seen is not None:
-            seen.add(key)
-    table = table[keep].assign(split=UNLABELED)
-    if len(table):
-        yield table
-
-
-def read_unlabeled(corpus: CorpusConfig, labeled_texts: Iterable[str] = ()) -> pd.DataFrame:
-    """All of :func:`iter_unlabeled` in one table (columns text, label, doc_id, split)."""
-    chunks = list(iter_unlabeled(corpus, labeled_texts))
-    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=COLUMNS)
-
-
 def read(corpus: CorpusConfig) -> pd.DataFrame:
     """Read the raw corpus named by ``corpus`` (text, label, doc_id; not yet cleaned)."""
     root = Path(corpus.path)
@@ -436,6 +364,8 @@ def prepare_table(config: Config) -> pd.DataFrame:
         table["split"] = assign_splits(table, corpus.validation_fraction, corpus.test_fraction,
                                        seeds.rng(config.seed, "split"), corpus.path, corpus.min_examples_per_label)
     if corpus.unlabeled_path:
+        from pipeline.text.unlabeled import read_unlabeled  # it reads through this module's cleaning
+
         unlabeled = read_unlabeled(corpus, table["text"])
         log.info("%d unlabeled sentences from %s (none that the labeled corpus holds)", len(unlabeled),
                  corpus.unlabeled_path)

@@ -13,6 +13,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
 from pipeline.text import corpora
+from pipeline.text.unlabeled import iter_unlabeled
 
 SHIPPED_KNB = REPOSITORY / "corpora" / "knb_blog"
 
@@ -535,7 +536,7 @@ def test_unlabeled_text_is_streamed_in_chunks_without_held_out_sentences(tmp_pat
     lines = [f"新しい文その{i}です。" for i in range(25)] + held_out + ["新しい文その3です。"]
     extra.write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = config_for(root, unlabeled_path=str(extra))
-    chunks = list(corpora.iter_unlabeled(config.corpus, labelled["text"], chunk_lines=10))
+    chunks = list(iter_unlabeled(config.corpus, labelled["text"], chunk_lines=10))
     assert len(chunks) >= 3 and all(len(chunk) <= 10 for chunk in chunks)  # 10 lines at a time
     texts = pd.concat(chunks)["text"].tolist()
     # no validation or test sentence of the labelled corpus; the repeated line once
