@@ -87,6 +87,7 @@ class TokenizeConfig:
     stop_pos: tuple[str, ...] = ()  # coarse POS tags to drop, e.g. ["ADP", "AUX"]
     lowercase: bool = False  # lower-case Latin letters in surface forms
     processes: int = 1  # ginza: forked worker processes; same tokens as 1, faster on big corpora
+    shard_rows: int = 20000  # the stage tokenizes and saves this many sentences at a time (memory, resuming)
     # sentencepiece (pipeline.text.subwords): pieces learned from the training split; unigram (Kudo 2018) or bpe
     sp_model_type: str = "unigram"
     sp_vocab_size: int = 8000  # pieces to learn; more than a small corpus allows -> the most it allows (a warning)
@@ -96,6 +97,7 @@ class TokenizeConfig:
         check(self.batch_size >= 1, "tokenize.batch_size", self.batch_size, ">= 1")
         one_of("tokenize.pos_source", self.pos_source, ("sudachi", "ud"))
         check(self.processes >= 1, "tokenize.processes", self.processes, ">= 1")
+        check(self.shard_rows >= 1, "tokenize.shard_rows", self.shard_rows, ">= 1 (sentences per shard)")
         one_of("tokenize.method", self.method, ("ginza", "char", "whitespace", "sentencepiece"))
         if self.sp_model_type not in SP_MODEL_TYPES:
             import difflib
@@ -248,6 +250,10 @@ class TrainConfig:
     # classifier data parallelism (tf.distribute, pipeline.training.distribution): none | mirrored (local devices) |
     # multi_worker (processes named by TF_CONFIG); batch_size stays the global batch, learning_rate unchanged
     distribute: str = "none"
+    # weight averaging, scored in place of the epoch's own weights (pipeline.training.WeightAveraging): none | swa
+    # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
+    average: str = "none"
+    average_start: int = 0  # swa: first averaged epoch (from 1); 0: the epoch after the first one without a new best
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -279,6 +285,10 @@ class TrainConfig:
         check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
         one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
         one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
+        one_of("train.average", self.average, ("none", "swa"))
+        check(self.average_start >= 0, "train.average_start", self.average_start, ">= 0 (0: automatic)")
+        check(self.average == "none" or self.distribute == "none", "train.average", self.average,
+               "\"none\" with train.distribute (averaging swaps the weights of one process)")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off
