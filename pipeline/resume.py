@@ -6,7 +6,8 @@ with everything the next epoch depends on:
 
 * every model variable (weights, and the states of Keras' seed generators, so dropout draws the
   same masks) and every optimizer variable (iteration count, learning rate, moments);
-* the state of the early-stopping, plateau and checkpoint callbacks, early stopping's best weights;
+* the state of the early-stopping, plateau and checkpoint callbacks, early stopping's best weights,
+  and the running average of :class:`pipeline.training.WeightAveraging` (``train.average``);
 * the run folder's ``history.csv`` and best-epoch ``model.keras`` written so far;
 * Python's global random state, from which Keras shuffles the order of the batches each epoch.
 
@@ -45,6 +46,7 @@ from pipeline.paths import RunPaths
 log = logging.getLogger(__name__)
 
 STATE, VARIABLES, BEST_WEIGHTS = "state.json", "variables.npz", "best_weights.npz"
+OWN_CALLBACK = "callback_{}.npz"  # the arrays of callback number {} (pipeline.training.WeightAveraging's average)
 
 # The saved states of this process's trainings that have not finished: directory -> epochs saved there.
 _unfinished: dict[Path, int] = {}
@@ -73,6 +75,8 @@ class Resume:
         folder: the run folder being written (its ``history.csv`` and ``model.keras`` are saved too).
         identity: :func:`identity_of` the config; a state saved under another identity is discarded.
         epochs: the configured number of epochs.
+        writes: whether this process saves the state (only the chief of several workers does; every
+            worker reads it, from the work folder they share).
 
     Example:
         >>> resume = Resume(paths.resume, folder, identity_of(config.to_dict()), settings.epochs)  # doctest: +SKIP
@@ -81,8 +85,8 @@ class Resume:
         >>> resume.finish()  # after the run folder is written                              # doctest: +SKIP
     """
 
-    def __init__(self, directory: Path, folder: Path, identity: str, epochs: int) -> None:
-        self.directory, self.folder, self.identity = Path(directory), Path(folder), identity
+    def __init__(self, directory: Path, folder: Path, identity: str, epochs: int, writes: bool = True) -> None:
+        self.directory, self.folder, self.identity, self.writes = Path(directory), Path(folder), identity, writes
         self.state = self._read_state()
         if self.state.get("identity") != identity:
             if self.state:
@@ -112,7 +116,8 @@ class Resume:
 
     def finish(self) -> None:
         """Training is over and its run folder written: the saved state is no longer needed."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.writes:
+            shutil.rmtree(self.directory, ignore_errors=True)
         _unfinished.pop(self.directory, None)
 
 
@@ -141,13 +146,23 @@ class _SaveAndRestore(keras.callbacks.Callback):
             if isinstance(callback, keras.callbacks.EarlyStopping) and (self.resume.directory / BEST_WEIGHTS).is_file():
                 with np.load(self.resume.directory / BEST_WEIGHTS) as best:
                     set_early_stopping_best_weights(callback, [best[f"weight_{i}"] for i in range(len(best.files))])
+        for index, own_state in state.get("own_callbacks", {}).items():  # e.g. a running weight average
+            with np.load(self.resume.directory / OWN_CALLBACK.format(index)) as arrays:
+                self.callbacks[int(index)].restore_resume_state(own_state, dict(arrays))
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.resume.writes:
+            _unfinished[self.resume.directory] = epoch + 1  # what the chief saved
+            return
         model_variables, optimizer_variables = training_variables(self.model)
         arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model_variables)}
         arrays.update({f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer_variables)})
+        # our callbacks with array state: resume_state() -> (JSON values, arrays), restore_resume_state(values, arrays)
+        own = {str(index): callback.resume_state() for index, callback in enumerate(self.callbacks)
+               if hasattr(callback, "resume_state")}
         state = {"identity": self.resume.identity, "epoch": epoch + 1, "stopped": bool(self.model.stop_training),
                  "callbacks": [callback_state(callback) for callback in self.callbacks],
+                 "own_callbacks": {index: values for index, (values, _) in own.items()},
                  "python_random": random.getstate()}
         with artifact_io.atomic_directory(self.resume.directory) as building:
             np.savez(building / VARIABLES, **arrays)
@@ -158,6 +173,8 @@ class _SaveAndRestore(keras.callbacks.Callback):
             for path in (RunPaths(self.resume.folder).history, RunPaths(self.resume.folder).model):
                 if path.is_file():
                     shutil.copy2(path, building / path.name)
+            for index, (_, arrays) in own.items():
+                np.savez(building / OWN_CALLBACK.format(index), **arrays)
             artifact_io.write_json(building / STATE, state)
         _unfinished.pop(self.resume.directory, None)  # now the latest
         _unfinished[self.resume.directory] = epoch + 1

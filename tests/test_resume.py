@@ -94,6 +94,10 @@ CASES = {
     # early stopping (patience 3, restoring the best weights: it stops after 4 of the 6 epochs), plateau
     # schedule, dropout on a GRU classifier
     "classifier": ("interrupt", "pipeline.classifier.train", ["train.epochs=6"], 2),
+    # the same with weight averaging from epoch 2, interrupted while the average of epochs 2-3 is swapped in:
+    # the running average, the training weights under it and early stopping's best must all come back
+    "classifier_swa": ("interrupt", "pipeline.classifier.train",
+                       ["train.epochs=6", 'train.average="swa"', "train.average_start=2"], 3),
     # full BPTT over sentences: tied softmax, plateau schedule, best-epoch checkpoint; a weight-dropped LSTM and
     # locked dropout, so the dropout masks of the resumed epochs must continue from the saved seed generators
     "sentences": ("generator_small", "pipeline.language_model.train",
