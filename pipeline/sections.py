@@ -205,8 +205,9 @@ class ModelConfig:
         check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
                "strictly increasing positive ids")
         check(self.projection_factor >= 1, "model.projection_factor", self.projection_factor, ">= 1")
-        check(not (self.output == "adaptive" and self.tie_weights), "model.tie_weights", self.tie_weights,
-               "false with model.output = \"adaptive\" (the clusters have their own projections)")
+        check(not (self.output == "adaptive" and self.tie_weights and not self.trainable_embeddings),
+               "model.trainable_embeddings", self.trainable_embeddings,
+               "true with model.tie_weights and model.output = \"adaptive\" (the embedding is the output layer)")
         for key in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout"):
             fraction(f"model.{key}", getattr(self, key))
         for key in ("activation_regularization", "temporal_activation_regularization"):

@@ -97,7 +97,10 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"precision": "mixed_bfloat16"}}, "train.precision"),  # a classifier
         ({"train": {"time_limit_minutes": -1}}, "train.time_limit_minutes"),
         ({"model": {"task": "generator", "output": "sampled"}}, "model.output"),
-        ({"model": {"task": "generator", "output": "adaptive", "tie_weights": True}}, "model.tie_weights"),
+        ({"model": {"task": "generator", "output": "adaptive", "tie_weights": True, "trainable_embeddings": False}},
+         "model.trainable_embeddings"),
+        ({"train": {"average": "ema"}}, "train.average"),
+        ({"train": {"average_start": -1}}, "train.average_start"),
         ({"model": {"task": "generator", "cutoffs": [10, 5]}}, "model.cutoffs"),
         ({"model": {"task": "generator", "input_dropout": 1.0}}, "model.input_dropout"),
         ({"pretrain": {"output": "x"}}, "pretrain.output"),

@@ -186,8 +186,21 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
     vocabulary_size, dimension = embedding_matrix.shape
     token_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="token_ids")
     inputs = [token_ids]
-    embed = (TiedEmbedding(vocabulary_size, dimension, trainable=settings.trainable_embeddings, name="embedding")
-             if settings.tie_weights else embedding(vocabulary_size, dimension, settings.trainable_embeddings))
+    adaptive = None
+    if settings.output == "adaptive":
+        from pipeline.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
+
+        cutoffs = [c for c in (settings.cutoffs or default_cutoffs(vocabulary_size)) if c < vocabulary_size]
+        # tied: the same layer embeds the ids and scores the words from their embedding rows
+        adaptive = AdaptiveSoftmax(vocabulary_size, cutoffs, projection_factor=settings.projection_factor,
+                                   kernel_initializer=kernel_initializer(settings, seed + 52),
+                                   tie_weights=settings.tie_weights, embedding_dim=dimension,
+                                   name="embedding" if settings.tie_weights else "adaptive_softmax")
+    if settings.tie_weights:
+        embed = adaptive or TiedEmbedding(vocabulary_size, dimension, trainable=settings.trainable_embeddings,
+                                          name="embedding")
+    else:
+        embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings)
     x = embed(token_ids)
     if settings.embedding_dropout:
         x = EmbeddingDropout(settings.embedding_dropout, vocabulary_size=vocabulary_size, seed=seed + 60,
@@ -220,18 +233,11 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
     if settings.activation_regularization:  # AR on the dropped output
         x = ActivationRegularization(alpha=settings.activation_regularization, name="ar")(x)
     training_inputs, training_outputs = None, None
-    if settings.tie_weights:
-        if x.shape[-1] != dimension:
-            projection = keras.layers.Dense(dimension, name="projection",
-                                            kernel_initializer=kernel_initializer(settings, seed))
-            x = projection(x)
+    if settings.tie_weights and x.shape[-1] != dimension:  # the last layer's size must be the embedding's
+        x = keras.layers.Dense(dimension, name="projection", kernel_initializer=kernel_initializer(settings, seed))(x)
+    if settings.tie_weights and adaptive is None:
         outputs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(embed(x))
-    elif settings.output == "adaptive":
-        from pipeline.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
-
-        cutoffs = [c for c in (settings.cutoffs or default_cutoffs(vocabulary_size)) if c < vocabulary_size]
-        adaptive = AdaptiveSoftmax(vocabulary_size, cutoffs, projection_factor=settings.projection_factor,
-                                   kernel_initializer=kernel_initializer(settings, seed + 52), name="adaptive_softmax")
+    elif adaptive is not None:
         outputs = keras.layers.Activation("exponential", name="probabilities", dtype="float32")(adaptive(x))
         target_ids = keras.Input(shape=(None,), batch_size=batch_size, dtype="int32", name="target_ids")
         training_inputs, training_outputs = [*inputs, target_ids], adaptive([x, target_ids])
@@ -243,8 +249,7 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
         outputs = keras.layers.Dense(vocabulary_size, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
     model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="generator")
-    model.get_layer("embedding").set_weights(
-        [embedding_matrix] + ([np.zeros(vocabulary_size, np.float32)] if settings.tie_weights else []))
+    model.get_layer("embedding").embeddings.assign(embedding_matrix)
     training = model if training_inputs is None else keras.Model(training_inputs, training_outputs,
                                                                   name="generator_training")
     return model, training

@@ -388,3 +388,33 @@ def test_target_negative_log_likelihood_is_the_mean_over_real_tokens():
     assert value == pytest.approx(-(np.log(0.5) + np.log(0.25) + np.log(0.125)) / 3, rel=1e-6)
     summed = float(TargetNegativeLogLikelihood(sum_over_time=True)(targets, log_probabilities))
     assert summed == pytest.approx(-(np.log(0.5) + np.log(0.25) + np.log(0.125)) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("last_units", [4, 6])
+def test_tied_adaptive_generator_embeds_and_scores_with_one_matrix(last_units):
+    vocabulary, dimension = 30, 4
+    matrix = random_matrix(vocabulary, dimension, 0)
+    layers = ({"type": "lstm", "units": 6}, {"type": "lstm", "units": last_units})
+    settings = model_settings(*layers, output="adaptive", cutoffs=(8, 20), tie_weights=True, **AWD)
+    inference, training = build_generator_pair(settings, matrix, seed=1)
+    from pipeline.layers.adaptive_softmax import AdaptiveSoftmax
+
+    tied = inference.get_layer("embedding")
+    assert isinstance(tied, AdaptiveSoftmax) and tied.tie_weights
+    np.testing.assert_array_equal(tied.get_weights()[0], matrix)  # starts from the vectors
+    assert ("projection" in [layer.name for layer in inference.layers]) == (last_units != dimension)
+    untied = build_generator(model_settings(*layers, output="adaptive", cutoffs=(8, 20), **AWD), matrix, seed=1)
+    # no tail output matrices: the tails score from the embedding rows through their projections
+    assert trainable_parameters(inference) < trainable_parameters(untied)
+    token_ids = np.array([[2, 5, 9, 25, 0], [2, 29, 0, 0, 0]], dtype=np.int32)
+    targets = np.array([[5, 9, 25, 3, 0], [29, 3, 0, 0, 0]], dtype=np.int32)
+    probabilities = np.asarray(inference(token_ids))
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    picked = np.asarray(training([token_ids, targets]))
+    np.testing.assert_allclose(picked, np.log(np.take_along_axis(probabilities, targets[..., None], -1)[..., 0]),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_tied_adaptive_generator_needs_a_trainable_embedding():
+    with pytest.raises(PipelineError, match="model.trainable_embeddings"):
+        model_settings(output="adaptive", tie_weights=True, trainable_embeddings=False).validate()
