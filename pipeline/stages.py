@@ -299,18 +299,53 @@ def _prepare(config: Config, paths: Paths) -> dict:
 
 
 def _tokenize(config: Config, paths: Paths) -> dict:
-    from pipeline.text import corpora
-    from pipeline.text.tokenize import tokenize_table
+    """Tokenize the prepared table in shards (:mod:`pipeline.text.shards`), then merge them into tokens.parquet."""
+    from pipeline.text import shards
 
-    table, tokenizer = corpora.read_table_artifact(paths.prepared, "prepare"), None
+    tokenizer = None
     if config.tokenize.method == "sentencepiece":  # learn the pieces from the training split first
+        import pandas as pd
+
         from pipeline.text import subwords
 
+        table = pd.read_parquet(paths.prepared, columns=["text", "split"])
         model = subwords.write_model(table, config.tokenize, config.seed, subwords.model_path(paths.work))
         tokenizer = subwords.SubwordTokenizer(config.tokenize, model)
-    table = tokenize_table(table, config.tokenize, tokenizer)
-    corpora.write_table(table, paths.tokens)
-    return {"sentences": len(table)}
+    job = tokenize_job(config, paths)
+    shards.tokenize_stage(job, paths.tokens, tokenizer)
+    return {"sentences": job.rows}
+
+
+def tokenize_job(config: Config, paths: Paths) -> Any:
+    """The tokenize stage's :class:`pipeline.text.shards.ShardJob`: its shards named by the stage's fingerprint."""
+    from pipeline.text.shards import ShardJob, file_stamp
+
+    stamp = file_stamp(paths.prepared) if paths.prepared.is_file() else None  # before the digest reads it
+    digest = fingerprint(STAGES["tokenize"], config, paths)  # a missing prepared table: its error
+    return ShardJob.of(paths.work, paths.prepared, config.tokenize, digest, stamp)
+
+
+def tokenize_part(config: Config, index: int, count: int) -> dict:
+    """``pipeline tokenize --shard I/N``: the shards ``i`` with ``i % count == index``, written, nothing merged.
+
+    Takes no lock (several such processes share a work folder; each writes its shard files atomically) and runs
+    no other stage: the prepared table must be up to date.
+    """
+    paths = Paths.from_config(config)
+    prepare = STAGES["prepare"]
+    if not is_current(prepare, config, paths, fingerprint(prepare, config, paths)):
+        raise PipelineError(f"{paths.prepared}: missing or out of date for this config; run `pipeline prepare` "
+                            "first (--shard processes run no other stage)")
+    from pipeline.text.shards import tokenize_shards
+
+    job = tokenize_job(config, paths)
+    if is_current(STAGES["tokenize"], config, paths, job.digest):
+        return {"skipped": True}
+    mine = job.missing(range(index, job.count, count))
+    log.info("tokenize --shard %d/%d: %d of the %d shards to write in %s", index, count, len(mine),
+             len(range(index, job.count, count)), job.folder)
+    tokenize_shards(job, mine)
+    return {"skipped": False, "shards": len(mine)}
 
 
 def _vectorize(config: Config, paths: Paths) -> dict:
@@ -326,11 +361,11 @@ SUBWORD_KEYS = ("sp_model_type", "sp_vocab_size", "sp_model")  # read by tokeniz
 
 
 def _tokenize_settings(config: Config) -> dict:
-    """The ``[tokenize]`` keys that change the tokens (not ``processes``, the speed); the SentencePiece keys and
-    the seed only for ``sentencepiece``."""
+    """The ``[tokenize]`` keys that change the tokens (not ``processes``, the speed, nor ``shard_rows``, the row
+    groups of tokens.parquet); the SentencePiece keys and the seed only for ``sentencepiece``."""
     subwords = config.tokenize.method == "sentencepiece"
     settings = {key: value for key, value in _section(config, "tokenize").items()
-                if key != "processes" and (subwords or key not in SUBWORD_KEYS)}
+                if key not in ("processes", "shard_rows") and (subwords or key not in SUBWORD_KEYS)}
     return {**settings, "seed": config.seed} if subwords else settings
 
 
@@ -361,7 +396,7 @@ register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": _section(c, "corp
                _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.corpora",), _prepare))
 register(Stage("tokenize", _tokenize_settings,
                lambda c, p: [p.prepared, *([Path(c.tokenize.sp_model)] if c.tokenize.sp_model else [])],
-               lambda c, p: [p.tokens, *_subword_model(c, p)], lambda c: ("pipeline.text.tokenize",), _tokenize,
+               lambda c, p: [p.tokens, *_subword_model(c, p)], lambda c: ("pipeline.text.shards",), _tokenize,
                packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core", "sentencepiece")))
 register(Stage("vectorize",
                lambda c: {"seed": c.seed, "vectorize": _section(c, "vectorize"), "model": c.tokenize.model,

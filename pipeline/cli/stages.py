@@ -27,19 +27,63 @@ def register(commands) -> None:
     for name, text in STAGE_HELP.items():
         stage = commands.add_parser(name, help=text, description=text + ". Out-of-date earlier stages run first.")
         config_options(stage)
+        if name == "tokenize":
+            shard_options(stage)
         stage.set_defaults(handler=command_stage)
+
+
+def shard_options(parser: argparse.ArgumentParser) -> None:
+    """``tokenize``'s ``--shard I/N`` and ``--dask ADDRESS`` (:mod:`pipeline.text.shards`, ``cluster``)."""
+    parser.add_argument("--shard", metavar="I/N", default=None,
+                        help="tokenize only the shards i with i %% N == I and write their files (no merge, no lock): "
+                             "N processes or machines sharing the work folder split the work; a plain "
+                             "`pipeline tokenize` afterwards merges them")
+    parser.add_argument("--dask", metavar="ADDRESS", default=None,
+                        help="tokenize the shards as Dask tasks: local:N (a local cluster of N worker processes on "
+                             "127.0.0.1) or tcp://HOST:PORT (a running scheduler), then merge here")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` -> (I, N) with 0 <= I < N; a one-line error otherwise."""
+    from pipeline.errors import PipelineError
+
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise PipelineError(f"--shard {text!r}: give I/N with whole numbers 0 <= I < N, e.g. --shard 0/2 and "
+                            "--shard 1/2 for two processes")
+    return int(index), int(count)
 
 
 def command_stage(args: argparse.Namespace) -> int:
     from pipeline.stages import run_stage
 
     config = load_config(args)
-    result = run_stage(args.command, config, force=args.force)
+    if getattr(args, "shard", None) is not None or getattr(args, "dask", None) is not None:
+        result = command_shards(args, config)
+    else:
+        result = run_stage(args.command, config, force=args.force)
     if args.command == "evaluate":
         print_metrics(config)
     elif result.get("skipped"):
         print(f"{args.command}: up to date")
     return 0
+
+
+def command_shards(args: argparse.Namespace, config) -> dict:
+    """``tokenize --shard I/N`` (write some shards) or ``tokenize --dask ADDRESS`` (the stage, shards on Dask)."""
+    from pipeline.errors import PipelineError
+    from pipeline.stages import run_stage, tokenize_part
+    from pipeline.text.cluster import check_address, dask_runner
+
+    if args.shard is not None and args.dask is not None:
+        raise PipelineError("--shard and --dask: give one; --dask already splits every shard over its workers")
+    if config.tokenize.method == "sentencepiece":
+        raise PipelineError(f"--{'shard' if args.shard is not None else 'dask'}: tokenize.method = \"sentencepiece\" "
+                            "learns its pieces from the whole training split first; run `pipeline tokenize` alone")
+    if args.shard is not None:
+        return tokenize_part(config, *parse_shard(args.shard))
+    with dask_runner(check_address(args.dask)):
+        return run_stage("tokenize", config, force=args.force)
 
 
 def print_metrics(config) -> None:

@@ -132,7 +132,7 @@ class Tokenizer:
             for piece in chunk_text(text):
                 chunks.append(piece)
                 owners.append(index)
-        fields = FIELDS + (("entities",) if self.settings.entities else ())
+        fields = token_fields(self.settings)
         results = [{field: [] for field in fields} for _ in range(owners[-1] + 1 if owners else 0)]
         strings, cache = self.nlp.vocab.strings, {}
 
@@ -234,24 +234,39 @@ def make_tokenizer(settings: TokenizeConfig) -> Any:
     return SudachiTokenizer(settings) if fast_path_applies(settings) else Tokenizer(settings)
 
 
+def token_fields(settings: TokenizeConfig) -> tuple[str, ...]:
+    """The token list columns the stage adds: :data:`FIELDS`, and ``entities`` for GiNZA with ``entities = true``."""
+    return FIELDS + (("entities",) if settings.method == "ginza" and settings.entities else ())
+
+
+def token_columns(texts: list[str], settings: TokenizeConfig, tokenizer: Any,
+                  progress: Progress | None = None) -> dict[str, list[list[str]]]:
+    """``texts`` tokenized by ``tokenizer``: one list of strings per text under each :func:`token_fields` name."""
+    tokens = tokenizer.tokenize(texts, progress)
+    return {field: [t[field] for t in tokens] for field in token_fields(settings)}
+
+
+def log_counts(sentences: int, tokens: int, empty: int) -> None:
+    """The stage's closing lines: how many sentences and tokens, and a warning for sentences left without a token."""
+    if empty:
+        log.warning("%d sentence(s) have no tokens left after filtering", empty)
+    log.info("tokenized %d sentences into %d tokens", sentences, tokens)
+
+
 def tokenize_table(table: Any, settings: TokenizeConfig, tokenizer: Any = None) -> Any:
-    """Add token list columns (surface, lemma, norm, pos) to a prepared table.
+    """Add token list columns (surface, lemma, norm, pos) to a prepared table (a pandas frame, in memory).
 
     ``tokenizer`` defaults to :func:`make_tokenizer`'s for ``settings`` (tests pass :class:`Tokenizer` to
-    compare GiNZA's table with the fast path's).
+    compare GiNZA's table with the fast path's). The stage tokenizes in shards (:mod:`pipeline.text.shards`).
     """
     import pandas as pd
 
     texts = table["text"].tolist()
     tokenizer = make_tokenizer(settings) if tokenizer is None else tokenizer
     with Progress(len(texts), "tokenize", "sentences", log) as progress:
-        tokens = tokenizer.tokenize(texts, progress)
-    columns = {field: [t[field] for t in tokens] for field in tokens[0]} if tokens else {f: [] for f in FIELDS}
+        columns = token_columns(texts, settings, tokenizer, progress)
     result = table.reset_index(drop=True).copy()
     for field, values in columns.items():
         result[field] = pd.Series(values, dtype=object)
-    empty = sum(1 for t in tokens if not t["surface"])
-    if empty:
-        log.warning("%d sentence(s) have no tokens left after filtering", empty)
-    log.info("tokenized %d sentences into %d tokens", len(tokens), sum(len(t["surface"]) for t in tokens))
+    log_counts(len(texts), sum(map(len, columns["surface"])), sum(1 for words in columns["surface"] if not words))
     return result

@@ -152,13 +152,12 @@ def test_tokenize_stage_writes_ginzas_table_byte_for_byte(tmp_path):
     from helpers import knb_config
 
     from pipeline.paths import Paths
-    from pipeline.stages import run_stage
-    from pipeline.text.tokenize import tokenize_table
+    from pipeline.stages import run_stage, tokenize_job
+    from pipeline.text.shards import tokenize_stage
 
     config = knb_config("small", tmp_path / "work", tmp_path / "models")
     run_stage("tokenize", config)
     paths = Paths.from_config(config)
-    prepared = corpora.read_table_artifact(paths.prepared, "prepare")
-    ginza_tokens = tmp_path / "ginza-tokens.parquet"
-    corpora.write_table(tokenize_table(prepared, config.tokenize, Tokenizer(config.tokenize)), ginza_tokens)
+    ginza_tokens = tmp_path / "ginza-tokens.parquet"  # the stage's shards and merge, GiNZA's tokenizer
+    tokenize_stage(tokenize_job(config, paths), ginza_tokens, Tokenizer(config.tokenize))
     assert paths.tokens.read_bytes() == ginza_tokens.read_bytes()

@@ -1,0 +1,231 @@
+"""The tokenize stage in shards: memory that does not grow with the corpus, resuming after a kill, shared work.
+
+The prepared table is read ``tokenize.shard_rows`` rows at a time (pyarrow: only the row groups that hold
+them, a batch at a time); each shard's tokens are written, atomically, as a Parquet file of its own::
+
+    work/<corpus>/tokens.shards/<fingerprint>.rows<shard_rows>/part-00003.parquet
+
+When every shard is there, :func:`merge` streams them into ``tokens.parquet`` (one row group per shard, written
+atomically) and removes ``tokens.shards/``. One shard's sentences and tokens are in memory at a time.
+
+* Resuming: the folder is named by the tokenize stage's fingerprint (the prepared table's contents, the settings,
+  the code, the tokenizer's versions) and the shard size, so a rerun after a kill reuses the finished shards of the
+  same work and no others. A shard being written is a temporary sibling (``.part-00003.parquet.<pid>.….tmp``),
+  never taken for a finished one and removed by the next run once its writer is dead
+  (:func:`pipeline.io.remove_stale`; finished shards are no temporaries and are kept).
+* Same bytes: a shard file depends on its rows and the settings alone, and the merge reads shard files only, so
+  ``tokens.parquet`` is the same whichever process, machine or Dask worker wrote which shard, after any kills.
+* ``shard_rows`` changes the row groups of ``tokens.parquet``, not one token, so like ``tokenize.processes`` it is
+  no part of the fingerprint (changing it re-tokenizes nothing); it names the shard folder, so that shards of
+  two sizes never mix.
+* Who tokenizes the missing shards: this process (:func:`tokenize_shards`, with ``tokenize.processes`` forked
+  workers inside each shard), ``pipeline tokenize --shard I/N`` processes beforehand, or the Dask workers that
+  :mod:`pipeline.text.cluster` installs with :func:`use_runner`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import logging
+import os
+import shutil
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import io as artifact_io
+from pipeline.errors import PipelineError
+from pipeline.progress import Progress
+from pipeline.sections import TokenizeConfig
+from pipeline.text.tokenize import log_counts, make_tokenizer, token_columns, token_fields
+
+log = logging.getLogger(__name__)
+
+SHARDS = "tokens.shards"  # under the work folder: one folder per fingerprint and shard size
+
+
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, size, modification time) of ``path``: an atomic replacement of the file changes it."""
+    status = os.stat(path)
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """The shards of one tokenize fingerprint: what any process needs to tokenize some of them (picklable).
+
+    Attributes:
+        prepared: the prepared table, ``rows`` rows.
+        work: the work folder (``work/<corpus>/``).
+        digest: the tokenize stage's fingerprint.
+        settings: the ``[tokenize]`` section.
+        rows: rows of the prepared table; shard ``i`` holds rows ``[i * shard_rows, (i + 1) * shard_rows)``.
+        stamp: :func:`file_stamp` of ``prepared`` taken before the fingerprint: a reader finding another file
+            there (a ``prepare`` since) stops instead of filing its rows under the wrong fingerprint.
+    """
+
+    prepared: Path
+    work: Path
+    digest: str
+    settings: TokenizeConfig
+    rows: int
+    stamp: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, work: Path, prepared: Path, settings: TokenizeConfig, digest: str,
+           stamp: tuple[int, int, int]) -> ShardJob:
+        import pyarrow.parquet as pq
+
+        return cls(prepared, work, digest, settings, pq.read_metadata(prepared).num_rows, stamp)
+
+    @property
+    def folder(self) -> Path:
+        """``<work>/tokens.shards/<fingerprint>.rows<shard_rows>/``."""
+        return self.work / SHARDS / f"{self.digest}.rows{self.settings.shard_rows}"
+
+    @property
+    def count(self) -> int:
+        return -(-self.rows // self.settings.shard_rows)
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"part-{index:05d}.parquet"
+
+    def size(self, index: int) -> int:
+        """Rows of shard ``index`` (``shard_rows``, fewer for the last)."""
+        return min(self.settings.shard_rows, self.rows - index * self.settings.shard_rows)
+
+    def missing(self, indices: Iterable[int]) -> list[int]:
+        """Those of ``indices`` whose shard file is not written yet."""
+        return [index for index in indices if not self.path(index).is_file()]
+
+
+def output_schema(prepared: Any, settings: TokenizeConfig) -> Any:
+    """The prepared table's columns (its pandas metadata kept), then a ``list<string>`` per token field."""
+    import pyarrow as pa
+
+    tokens = [pa.field(name, pa.list_(pa.string())) for name in token_fields(settings)]
+    return pa.schema([*prepared, *tokens], metadata=prepared.metadata)
+
+
+def read_shards(source: Any, shard_rows: int, wanted: Collection[int]) -> Iterator[tuple[int, Any]]:
+    """``(index, rows)`` of each ``wanted`` shard of the ``pq.ParquetFile`` ``source``, in order (pyarrow tables).
+
+    Reads only the row groups that hold wanted rows, in batches of ``shard_rows`` rows, and stops after the last
+    wanted shard: memory is one shard (plus pyarrow's buffers of a row group), whatever the table's length.
+    """
+    import pyarrow as pa
+
+    wanted = set(wanted)
+    metadata = source.metadata
+    starts = list(itertools.accumulate((metadata.row_group(group).num_rows
+                                        for group in range(metadata.num_row_groups)), initial=0))
+    if not wanted or starts[-1] == 0:
+        return
+    begin, end = min(wanted) * shard_rows, min((max(wanted) + 1) * shard_rows, starts[-1])
+    groups = [group for group in range(metadata.num_row_groups) if starts[group] < end and starts[group + 1] > begin]
+    position, pieces = starts[groups[0]], []
+    for batch in source.iter_batches(batch_size=shard_rows, row_groups=groups):
+        while batch.num_rows:
+            index = position // shard_rows
+            stop = min((index + 1) * shard_rows, starts[-1])
+            piece, batch = batch.slice(0, stop - position), batch.slice(stop - position)
+            position += piece.num_rows
+            if index not in wanted:
+                continue
+            pieces.append(piece)
+            if position == stop:
+                yield index, pa.Table.from_batches(pieces).combine_chunks()
+                pieces = []
+                if index == max(wanted):
+                    return
+
+
+@contextlib.contextmanager
+def open_prepared(job: ShardJob) -> Iterator[Any]:
+    """``job.prepared`` as a ``pq.ParquetFile``, checked to be the file the fingerprint was taken of."""
+    import pyarrow.parquet as pq
+
+    with open(job.prepared, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if (status.st_ino, status.st_size, status.st_mtime_ns) != job.stamp:
+            raise PipelineError(f"{job.prepared}: replaced while tokenizing (a `pipeline prepare` ran meanwhile); "
+                                "run the tokenize command again")
+        yield pq.ParquetFile(handle)
+
+
+def tokenize_shards(job: ShardJob, indices: Collection[int], tokenizer: Any = None,
+                    progress: Progress | None = None) -> None:
+    """Tokenize shards ``indices`` of ``job`` and write each one's file atomically as soon as it is done.
+
+    ``tokenizer`` defaults to :func:`~pipeline.text.tokenize.make_tokenizer`'s (its model loaded once per process,
+    :func:`~pipeline.text.tokenize.load_nlp` is cached); ``progress`` counts sentences.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not indices:
+        return
+    tokenizer = make_tokenizer(job.settings) if tokenizer is None else tokenizer
+    with open_prepared(job) as source:
+        schema = output_schema(source.schema_arrow, job.settings)
+        for index, rows in read_shards(source, job.settings.shard_rows, indices):
+            columns = token_columns(rows.column("text").to_pylist(), job.settings, tokenizer, progress)
+            arrays = [pa.array(columns[name], type=pa.list_(pa.string())) for name in token_fields(job.settings)]
+            table = pa.Table.from_arrays([*rows.columns, *arrays], schema=schema)
+            with artifact_io.atomic_path(job.path(index), suffix=".parquet") as temporary:
+                pq.write_table(table, temporary)
+            log.debug("%s: written", job.path(index))
+
+
+def merge(job: ShardJob, target: Path) -> None:
+    """Stream the shard files, in order, into ``target`` (atomically; one row group per shard); then remove
+    ``tokens.shards/`` (this fingerprint's shards are merged, any other's are stale)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with open_prepared(job) as source:
+        schema = output_schema(source.schema_arrow, job.settings)
+    tokens = empty = 0
+    with artifact_io.atomic_path(target, suffix=".parquet") as temporary, \
+            pq.ParquetWriter(str(temporary), schema) as out:
+        for index in range(job.count):
+            table = pq.read_table(job.path(index))
+            out.write_table(table, row_group_size=max(1, table.num_rows))
+            lengths = pc.list_value_length(table.column("surface"))
+            tokens += pc.sum(lengths).as_py() or 0
+            empty += pc.sum(pc.equal(lengths, 0)).as_py() or 0
+    log_counts(job.rows, tokens, empty)
+    shutil.rmtree(job.work / SHARDS, ignore_errors=True)
+
+
+# Runs the missing shards elsewhere: runner(job, indices, progress) returns when their files are written.
+Runner = Callable[[ShardJob, list[int], Progress], None]
+_runner: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("shard_runner", default=None)
+
+
+@contextlib.contextmanager
+def use_runner(runner: Runner) -> Iterator[None]:
+    """Within the block, :func:`tokenize_stage` hands its missing shards to ``runner`` (the Dask driver)."""
+    token = _runner.set(runner)
+    try:
+        yield
+    finally:
+        _runner.reset(token)
+
+
+def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
+    """The tokenize stage: the shards not written yet (here, or by the runner of :func:`use_runner`), then
+    :func:`merge` into ``target``."""
+    missing = job.missing(range(job.count))
+    if len(missing) < job.count:
+        log.info("%s: %d of %d shards already tokenized, kept", job.folder, job.count - len(missing), job.count)
+    runner = _runner.get()
+    with Progress(sum(map(job.size, missing)), "tokenize", "sentences", log) as progress:
+        if runner is None or not missing:
+            tokenize_shards(job, missing, tokenizer, progress)
+        else:
+            runner(job, missing, progress)
+    merge(job, target)

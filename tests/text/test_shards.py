@@ -1,0 +1,167 @@
+"""The tokenize stage in shards (pipeline.text.shards): same table as one shard, resuming after a kill, --shard I/N.
+
+The shipped corpus (1,241 sentences) in shards of 50 sentences (25 shards). Worker processes are forked from this
+one (the tokenizer's model already loaded) and run the real CLI entry point, so each costs no start-up.
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers import REPOSITORY, TEST_CONFIGS, knb_config
+
+from pipeline import stages
+from pipeline.paths import Paths
+from pipeline.text import shards
+from pipeline.text.tokenize import tokenize_table
+
+SHARD_ROWS = 50
+
+
+def small(root, *overrides):
+    return knb_config("small", root / "work", root / "models", f"tokenize.shard_rows={SHARD_ROWS}", *overrides)
+
+
+def cli_arguments(config_root, *extra):
+    """``pipeline tokenize`` of :func:`small` in ``config_root`` (the CLI's own options)."""
+    settings = {"corpus.path": f'"{REPOSITORY / "corpora" / "knb_blog"}"', "work_dir": f'"{config_root / "work"}"',
+                "models_dir": f'"{config_root / "models"}"', "tokenize.shard_rows": str(SHARD_ROWS)}
+    options = [item for key, value in settings.items() for item in ("--set", f"{key}={value}")]
+    return ["tokenize", "--config", str(TEST_CONFIGS / "small.toml"), *options, *extra]
+
+
+def _main(arguments):
+    from pipeline.cli import main
+
+    sys.exit(main(arguments))
+
+
+def fork_cli(arguments) -> multiprocessing.Process:
+    """The CLI in a forked process (started)."""
+    process = multiprocessing.get_context("fork").Process(target=_main, args=(arguments,))
+    process.start()
+    return process
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> bytes:
+    """tokens.parquet of an uninterrupted run in one process (shards of 50)."""
+    config = small(tmp_path_factory.mktemp("reference"))
+    stages.run_stage("tokenize", config)
+    return Paths.from_config(config).tokens.read_bytes()
+
+
+def prepared(root):
+    config = small(root)
+    stages.run_stage("prepare", config)
+    return config, Paths.from_config(config)
+
+
+def test_shards_give_the_table_of_one_shard_and_of_the_tokenizer_in_memory(reference, tmp_path):
+    config, paths = prepared(tmp_path / "sharded")
+    stages.run_stage("tokenize", config)
+    assert paths.tokens.read_bytes() == reference
+    assert pq.ParquetFile(paths.tokens).metadata.num_row_groups == 25  # one row group a shard
+    assert not (paths.work / shards.SHARDS).exists()  # merged, then removed
+    whole = small(tmp_path / "whole", "tokenize.shard_rows=100000")
+    stages.run_stage("tokenize", whole)
+    table = pd.read_parquet(paths.tokens)
+    pd.testing.assert_frame_equal(table, pd.read_parquet(Paths.from_config(whole).tokens))
+    in_memory = tokenize_table(pd.read_parquet(paths.prepared), config.tokenize)
+    pd.testing.assert_frame_equal(table, in_memory)
+
+
+def test_shard_rows_names_the_shard_folder_not_the_fingerprint(tmp_path):
+    config, paths = prepared(tmp_path)
+    other = replace(config, tokenize=replace(config.tokenize, shard_rows=100))
+    tokenize = stages.STAGES["tokenize"]
+    assert stages.fingerprint(tokenize, config, paths) == stages.fingerprint(tokenize, other, paths)
+    one, two = stages.tokenize_job(config, paths), stages.tokenize_job(other, paths)
+    assert one.folder != two.folder and (one.count, two.count) == (25, 13)
+    assert two.size(12) == 1241 - 1200
+
+
+def test_a_run_killed_by_sigkill_continues_from_its_last_finished_shard(reference, tmp_path, caplog):
+    config, paths = prepared(tmp_path)
+    job = stages.tokenize_job(config, paths)
+    process = fork_cli(cli_arguments(tmp_path))
+    deadline = time.monotonic() + 60
+    while not list(job.folder.glob("part-*.parquet")) and process.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    finished = sorted(job.folder.glob("part-*.parquet"))
+    assert process.exitcode == -signal.SIGKILL and not paths.tokens.exists()
+    assert 0 < len(finished) < job.count, "the run ended before the kill: nothing to resume"
+    with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
+        stages.run_stage("tokenize", config)
+    assert f"{len(finished)} of 25 shards already tokenized, kept" in caplog.text
+    assert paths.tokens.read_bytes() == reference
+    assert not [path for path in paths.work.rglob(".*") if path.name.startswith(".part-")]  # temporaries gone
+
+
+def test_a_shard_that_fails_keeps_the_shards_before_it(reference, tmp_path, caplog):
+    """A shard whose file cannot be written (its name taken by a folder) stops the stage after three shards."""
+    config, paths = prepared(tmp_path)
+    job = stages.tokenize_job(config, paths)
+    job.path(3).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        stages.run_stage("tokenize", config)
+    assert [path.name for path in sorted(job.folder.iterdir())] == [f"part-0000{i}.parquet" for i in range(4)]
+    assert not paths.tokens.exists() and not list(job.folder.glob(".*"))  # no partial shard, no merge
+    job.path(3).rmdir()
+    with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
+        stages.run_stage("tokenize", config)
+    assert "3 of 25 shards already tokenized, kept" in caplog.text
+    assert paths.tokens.read_bytes() == reference
+
+
+def test_two_shard_processes_at_once_then_a_plain_run_merges(reference, tmp_path, caplog):
+    config, paths = prepared(tmp_path)
+    job = stages.tokenize_job(config, paths)
+    workers = [fork_cli(cli_arguments(tmp_path, "--shard", f"{index}/2")) for index in range(2)]
+    for process in workers:  # no lock between them: neither waits for the other
+        process.join(60)
+    assert [process.exitcode for process in workers] == [0, 0]
+    assert len(list(job.folder.glob("part-*.parquet"))) == 25 and not paths.tokens.exists()
+    with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
+        stages.run_stage("tokenize", config)
+    assert "25 of 25 shards already tokenized, kept" in caplog.text
+    assert paths.tokens.read_bytes() == reference
+
+
+SCRIPT = """
+import sys
+from pipeline.cli import main
+for extra in ({cases}):
+    print(main([*sys.argv[1:], *extra]))
+"""
+
+
+def test_shard_and_dask_options_are_checked_with_one_line_each(tmp_path):
+    cases = [["--shard", "3/2"], ["--shard", "x/2"], ["--shard", "0/2", "--dask", "local:2"], ["--dask", "local:0"],
+             ["--shard", "0/2"], ["--shard", "1/2", "--set", 'tokenize.method="sentencepiece"']]
+    result = subprocess.run([sys.executable, "-c", SCRIPT.format(cases=repr(cases)[1:-1]), *cli_arguments(tmp_path)],
+                            capture_output=True, text=True, cwd=REPOSITORY, timeout=300)
+    assert result.stdout.split() == ["2"] * len(cases), result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in result.stderr and len(errors) == len(cases), result.stderr
+    for error, expected in zip(errors, ["--shard '3/2': give I/N", "--shard 'x/2': give I/N", "--shard and --dask",
+                                        "--dask 'local:0': give local:N", "run `pipeline prepare` first",
+                                        'tokenize.method = "sentencepiece"'], strict=True):
+        assert expected in error, error
+
+
+def test_shard_rows_must_be_positive(tmp_path):
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"'tokenize.shard_rows' = 0 is invalid: it must be >= 1"):
+        small(tmp_path, "tokenize.shard_rows=0")
