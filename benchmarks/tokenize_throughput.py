@@ -18,6 +18,13 @@ Each variant is warmed up first; then the repeats alternate between the variants
 hits all of them alike, and the best repeat of each counts. The table gives sentences per second and
 the ratio against (c); the goals: (e) at least 0.5 of (c), (f) at least 1.7 times (e).
 
+Then the ``tokenize`` stage itself (``--stage``, on by default): the sentences of the Aozora language-model corpus
+(``lm/*.txt``, split into sentences and normalised as ``prepare`` does) written as a prepared table, tokenized by
+:func:`pipeline.text.shards.tokenize_stage` (shards of ``tokenize.shard_rows``, each written to its Parquet
+file, then merged into ``tokens.parquet``: everything but the fingerprint and the lock) with
+``tokenize.processes`` 1 and ``--processes``, against bare SudachiPy (c) over the same sentences in the same run,
+the repeats alternating. Goals: one process at least 0.5 of (c), ``--processes`` at least 1.7 times one.
+
 Then the fast path's tokens are compared with the GiNZA path's, sentence by sentence, on the Aozora
 corpus (``--aozora``: ``lm/*.txt`` and ``authors/``, read with the project's readers, split into
 sentences, each distinct sentence as read and as ``prepare`` normalises it); the count of sentences
@@ -28,6 +35,7 @@ Usage::
     .venv/bin/python benchmarks/tokenize_throughput.py                  # about two minutes on 2 cores
     .venv/bin/python benchmarks/tokenize_throughput.py --sentences 10000 --repeats 5
     .venv/bin/python benchmarks/tokenize_throughput.py --aozora ''        # skip the Aozora comparison
+    .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 3 --processes 2   # the stage alone
     .venv/bin/python benchmarks/tokenize_throughput.py --profile        # cProfile of (a), (b) and (e)
 """
 
@@ -64,6 +72,11 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=2, help="worker processes of variants (d) and (f)")
     parser.add_argument("--aozora", default=str(AOZORA),
                         help="Aozora corpus folder (lm/*.txt, authors/) for the token comparison; '' skips it")
+    parser.add_argument("--stage", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the tokenize stage (shards, files, merge) on the Aozora lm/ sentences")
+    parser.add_argument("--stage-only", action="store_true", help="time the tokenize stage only")
+    parser.add_argument("--shard-rows", type=int, default=None, help="tokenize.shard_rows of the stage (default: "
+                                                                     "the config's)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of (a), (b) and (e)")
     parser.add_argument("--profile-lines", type=int, default=25, help="functions listed per profile")
     return parser.parse_args(argv)
@@ -88,6 +101,70 @@ def load_aozora(root: Path) -> list[str]:
     tables.append(read(CorpusConfig(format="folders", path=str(root / "authors"), split_sentences=True)))
     raw = [text for table in tables for text in table["text"]]
     return list(dict.fromkeys(raw + [text for text in map(normalize, raw) if text]))
+
+
+def load_aozora_lm(root: Path) -> list[str]:
+    """The sentences of ``root/lm/*.txt`` as ``prepare`` makes them (split, normalised, empty ones dropped)."""
+    from pipeline.sections import CorpusConfig
+    from pipeline.text.corpora import normalize, read
+
+    tables = [read(CorpusConfig(format="text", path=str(path), split_sentences=True))
+              for path in sorted((root / "lm").glob("*.txt"))]
+    return [text for table in tables for text in map(normalize, table["text"]) if text]
+
+
+def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None) -> None:
+    """The tokenize stage with 1 and ``processes`` processes against bare SudachiPy, same sentences, same run."""
+    import tempfile
+
+    import pandas as pd
+
+    from pipeline.sections import TokenizeConfig
+    from pipeline.text.shards import ShardJob, file_stamp, tokenize_stage
+    from pipeline.text.sudachi import SudachiTokenizer
+
+    sentences = load_aozora_lm(root)
+    rows = {} if shard_rows is None else {"shard_rows": shard_rows}
+    settings = {count: TokenizeConfig(processes=count, **rows) for count in (1, processes)}
+    sudachi = SudachiTokenizer(settings[1]).sudachi
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        prepared = work / "prepared.parquet"
+        pd.DataFrame({"text": sentences, "split": "train"}).to_parquet(prepared, index=False)
+
+        def stage(count: int) -> None:
+            job = ShardJob.of(work, prepared, settings[count], f"processes{count}", file_stamp(prepared))
+            tokenize_stage(job, work / "tokens.parquet")
+
+        def bare() -> None:
+            tokenize = sudachi.tokenize
+            for text in sentences:
+                tokenize(text)
+
+        variants = {"(c) bare SudachiPy": bare, "(g) stage, 1 process": lambda: stage(1),
+                    f"(h) stage, {processes} processes": lambda: stage(processes)}
+        walls: dict[str, list[float]] = {name: [] for name in variants}
+        cpus: dict[str, list[float]] = {name: [] for name in variants}  # this process and its workers
+        for _ in range(repeats):
+            for name, run in variants.items():
+                wall, cpu, workers_cpu = timed(run)
+                walls[name].append(wall)
+                cpus[name].append(cpu + workers_cpu)
+    best = {name: min(times) for name, times in walls.items()}
+    cpu = {name: min(times) for name, times in cpus.items()}
+    reference, one, several = best.values()
+    print(f"\ntokenize stage on {root}/lm: {len(sentences)} sentences, shard_rows={settings[1].shard_rows}, "
+          f"best of {repeats}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    for name in variants:
+        print(f"  {name:<28} {best[name]:>7.2f} s {len(sentences) / best[name]:>9.0f} sentences/s  "
+              f"{reference / best[name]:>5.2f} of bare SudachiPy  (CPU {cpu[name]:.2f} s)")
+    reference_cpu, one_cpu, several_cpu = cpu.values()
+    print(f"  stage, 1 process / bare SudachiPy = {reference / one:.2f} (CPU time: {reference_cpu / one_cpu:.2f}); "
+          f"goal >= 0.50: {'met' if reference / one >= 0.5 else 'NOT met'}")
+    # with a free core per process: all the CPU the workers and this process spend, spread over them
+    print(f"  stage, {processes} processes / stage, 1 process = {one / several:.2f} (from CPU times, with a free "
+          f"core per process: {one_cpu / (several_cpu / processes):.2f}); goal >= 1.70: "
+          f"{'met' if one / several >= 1.7 else 'NOT met'}")
 
 
 def children_cpu() -> float:
@@ -140,6 +217,10 @@ def main(argv=None) -> int:
     from pipeline.text.sudachi import SudachiTokenizer
     from pipeline.text.tokenize import Tokenizer
 
+    stage_corpus = Path(arguments.aozora or AOZORA)
+    if arguments.stage_only:
+        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
+        return 0
     settings = TokenizeConfig() if arguments.batch_size is None else TokenizeConfig(batch_size=arguments.batch_size)
     parallel_settings = TokenizeConfig(batch_size=settings.batch_size, processes=arguments.processes)
     sentences = load_sentences(arguments.corpus, arguments.sentences)
@@ -208,6 +289,8 @@ def main(argv=None) -> int:
           f"GiNZA path / bare nlp.pipe = {best[BARE_GINZA] / best[GINZA]:.2f}; "
           f"GiNZA path {parallel} / one process = {best[GINZA] / best[f'(d) GiNZA path, {parallel}']:.2f}")
 
+    if arguments.stage:
+        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
     different = 0
     if arguments.aozora:
         different = compare_on_aozora(Path(arguments.aozora), ginza, fast, sudachi)

@@ -13,7 +13,6 @@ here only, when the option is given (``pip install -e '.[dask]'``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import re
 from collections.abc import Iterator
@@ -82,9 +81,8 @@ def run_shards(client: Any, job: shards.ShardJob, indices: list[int], progress: 
     """Tokenize shards ``indices`` of ``job`` on ``client``'s workers, one task per shard; return when all are
     written. The first failure cancels the rest and is raised here."""
     distributed = _import_distributed()
-    # Dask's worker processes are daemons, which may not fork: each task tokenizes in its worker alone
-    job = dataclasses.replace(job, settings=dataclasses.replace(job.settings, processes=1))
-    futures = {client.submit(shards.tokenize_shards, job, [index], pure=False): index for index in indices}
+    single = job.in_one_process()  # Dask's worker processes are daemons, which may not fork
+    futures = {client.submit(shards.tokenize_shards, single, [index], pure=False): index for index in indices}
     try:
         for future in distributed.as_completed(futures):
             future.result()

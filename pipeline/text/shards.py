@@ -25,14 +25,15 @@ atomically) and removes ``tokens.shards/``. One shard's sentences and tokens are
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import itertools
 import logging
 import os
 import shutil
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from pipeline import io as artifact_io
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
 from pipeline.sections import TokenizeConfig
-from pipeline.text.tokenize import log_counts, make_tokenizer, token_columns, token_fields
+from pipeline.text.tokenize import fork_pool, log_counts, make_tokenizer, token_columns, token_fields
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def file_stamp(path: Path) -> tuple[int, int, int]:
     return status.st_ino, status.st_size, status.st_mtime_ns
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ShardJob:
     """The shards of one tokenize fingerprint: what any process needs to tokenize some of them (picklable).
 
@@ -96,6 +97,10 @@ class ShardJob:
     def size(self, index: int) -> int:
         """Rows of shard ``index`` (``shard_rows``, fewer for the last)."""
         return min(self.settings.shard_rows, self.rows - index * self.settings.shard_rows)
+
+    def in_one_process(self) -> ShardJob:
+        """This job with ``tokenize.processes = 1``: for a worker that tokenizes whole shards alone."""
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, processes=1))
 
     def missing(self, indices: Iterable[int]) -> list[int]:
         """Those of ``indices`` whose shard file is not written yet."""
@@ -180,6 +185,23 @@ def tokenize_shards(job: ShardJob, indices: Collection[int], tokenizer: Any = No
             log.debug("%s: written", job.path(index))
 
 
+def tokenize_in_processes(job: ShardJob, indices: list[int], progress: Progress | None = None) -> None:
+    """``tokenize.processes`` forked workers over whole shards: each tokenizes a shard and writes its file itself,
+    so the token lists never travel back and no conversion or write waits in this process. Memory: a shard per
+    worker. ``progress`` counts each shard's sentences when its file is written."""
+    single = job.in_one_process()
+    with fork_pool(min(job.settings.processes, len(indices))) as pool:
+        futures = {pool.submit(tokenize_shards, single, [index]): index for index in indices}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+                if progress is not None:
+                    progress.update(job.size(futures[future]))
+        except BaseException:  # a failed shard, Ctrl-C: no worker starts another one
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
 def merge(job: ShardJob, target: Path) -> None:
     """Stream the shard files, in order, into ``target`` (atomically; one row group per shard); then remove
     ``tokens.shards/`` (this fingerprint's shards are merged, any other's are stale)."""
@@ -217,15 +239,21 @@ def use_runner(runner: Runner) -> Iterator[None]:
 
 
 def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
-    """The tokenize stage: the shards not written yet (here, or by the runner of :func:`use_runner`), then
-    :func:`merge` into ``target``."""
+    """The tokenize stage: the shards not written yet, then :func:`merge` into ``target``.
+
+    Who tokenizes them: the runner of :func:`use_runner` (Dask); else, with ``tokenize.processes`` > 1 and at least
+    as many shards to do, :func:`tokenize_in_processes`; else this process (a single shard still gets the
+    tokenizer's own batch workers). ``tokenizer`` (SentencePiece's, learned first) keeps the work in this process.
+    """
     missing = job.missing(range(job.count))
     if len(missing) < job.count:
         log.info("%s: %d of %d shards already tokenized, kept", job.folder, job.count - len(missing), job.count)
-    runner = _runner.get()
+    runner, processes = _runner.get(), job.settings.processes
     with Progress(sum(map(job.size, missing)), "tokenize", "sentences", log) as progress:
-        if runner is None or not missing:
-            tokenize_shards(job, missing, tokenizer, progress)
-        else:
+        if runner is not None and missing:
             runner(job, missing, progress)
+        elif tokenizer is None and 1 < processes <= len(missing):
+            tokenize_in_processes(job, missing, progress)
+        else:
+            tokenize_shards(job, missing, tokenizer, progress)
     merge(job, target)

@@ -167,6 +167,16 @@ class Tokenizer:
         return results
 
 
+def fork_pool(workers: int) -> Any:
+    """A ``ProcessPoolExecutor`` of ``workers`` forked processes: they inherit the model :func:`load_nlp` loaded
+    (spawned ones, where the platform cannot fork, load it again)."""
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+
+
 def _tokenize_part(tokenizer_class: type, settings: TokenizeConfig, texts: list[str]) -> list[dict[str, list[str]]]:
     return tokenizer_class(dataclasses.replace(settings, processes=1)).tokenize(texts)
 
@@ -183,11 +193,9 @@ def _tokenize_in_processes(settings: TokenizeConfig, texts: list[str], workers: 
     ``progress`` counts the texts of each batch when its worker returns it (in whatever order they finish).
     """
     import concurrent.futures
-    import multiprocessing
 
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     parts = [texts[start:start + settings.batch_size] for start in range(0, len(texts), settings.batch_size)]
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with fork_pool(workers) as pool:
         futures = [pool.submit(_tokenize_part, tokenizer_class or Tokenizer, settings, part) for part in parts]
         if progress is not None:
             sizes = {future: len(part) for future, part in zip(futures, parts, strict=True)}

@@ -79,6 +79,14 @@ def test_shards_give_the_table_of_one_shard_and_of_the_tokenizer_in_memory(refer
     pd.testing.assert_frame_equal(table, in_memory)
 
 
+def test_two_processes_over_whole_shards_write_the_same_bytes(reference, tmp_path):
+    config, paths = prepared(tmp_path)
+    two = replace(config, tokenize=replace(config.tokenize, processes=2))
+    assert stages.fingerprint(stages.STAGES["tokenize"], two, paths) == stages.tokenize_job(config, paths).digest
+    stages.run_stage("tokenize", two)
+    assert paths.tokens.read_bytes() == reference
+
+
 def test_shard_rows_names_the_shard_folder_not_the_fingerprint(tmp_path):
     config, paths = prepared(tmp_path)
     other = replace(config, tokenize=replace(config.tokenize, shard_rows=100))
