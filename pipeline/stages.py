@@ -349,12 +349,10 @@ def tokenize_part(config: Config, index: int, count: int) -> dict:
 
 
 def _vectorize(config: Config, paths: Paths) -> dict:
-    import pandas as pd
-
     from pipeline.text.vectors import vectorize
 
     specials = registry.task(config.model.task).specials(config)
-    return vectorize(config, pd.read_parquet(paths.tokens), paths.vocab, paths.embeddings, paths.ids, specials)
+    return vectorize(config, paths.tokens, paths.vocab, paths.embeddings, paths.ids, specials)
 
 
 SUBWORD_KEYS = ("sp_model_type", "sp_vocab_size", "sp_model")  # read by tokenize.method = "sentencepiece" only

@@ -27,6 +27,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.text.batches import SequenceBatches
+from pipeline.text.encoded import RaggedIds
 from pipeline.text.vocab import PAD_ID
 
 # Probabilities are clipped to this floor before the log, so a zero probability gives a large,
@@ -104,7 +105,7 @@ def token_stream(sequences: Sequence[Sequence[int]], eos_id: int) -> np.ndarray:
     """Concatenate sentences into one stream, each sentence followed by ``</s>`` (PTB style).
 
     Args:
-        sequences: sentences as lists of token ids.
+        sequences: sentences as lists of token ids, or a :class:`RaggedIds` view (joined without a Python loop).
         eos_id: id of ``</s>``, appended after every sentence (the last one too).
 
     Returns:
@@ -114,6 +115,13 @@ def token_stream(sequences: Sequence[Sequence[int]], eos_id: int) -> np.ndarray:
         >>> token_stream([[5, 6], [7]], eos_id=3)
         array([5, 6, 3, 7, 3], dtype=int32)
     """
+    if isinstance(sequences, RaggedIds) and not sequences.reverse:  # flat ids: </s> slots in one step
+        offsets = sequences.offsets
+        stream = np.empty(int(offsets[-1] - offsets[0]) + len(sequences), dtype=np.int32)
+        ends = np.zeros(len(stream), dtype=bool)
+        ends[offsets[1:] - offsets[0] + np.arange(len(sequences))] = True
+        stream[ends], stream[~ends] = eos_id, sequences.flat[offsets[0]:offsets[-1]]
+        return stream
     stream = np.empty(sum(len(sentence) + 1 for sentence in sequences), dtype=np.int32)
     position = 0
     for sentence in sequences:

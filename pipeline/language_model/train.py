@@ -51,6 +51,7 @@ from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
 from pipeline.stages import settings_read
+from pipeline.text.encoded import RaggedIds
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
 from pipeline.training import callbacks, dtype_policy, make_deterministic, make_optimizer, progress_verbosity
@@ -106,9 +107,9 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
     check_generator(model_settings, settings.regime)
     splits = EncodedSplits.load(paths.ids)
     if reverse:  # w_n .. w_1: predicting the next token of a reversed sentence is predicting the previous one
-        splits.sequences = {split: [sequence[::-1] for sequence in sequences]
-                            for split, sequences in splits.sequences.items()}
-    train_sequences = [sequence for split in train_splits for sequence in splits.sequences.get(split, [])]
+        splits.sequences = {split: sequences.reversed() for split, sequences in splits.sequences.items()}
+    train_sequences = RaggedIds.concatenate([splits.sequences[split] for split in train_splits
+                                             if split in splits.sequences])
     train_targets = np.concatenate([splits.targets[split] for split in train_splits if split in splits.targets])
     vocab = Vocabulary.load(paths.vocab)
     matrix = np.load(paths.embeddings) if embedding_matrix is None else embedding_matrix

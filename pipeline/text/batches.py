@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from pipeline.text.encoded import RaggedIds
 from pipeline.text.vocab import PAD_ID
 
 
@@ -36,6 +37,13 @@ def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID,
     return batch
 
 
+def sequence_lengths(sequences: Sequence[np.ndarray]) -> np.ndarray:
+    """Tokens per sequence, int64 ``(n,)``; a :class:`RaggedIds` answers from its offsets, reading no ids."""
+    if isinstance(sequences, RaggedIds):
+        return sequences.lengths()
+    return np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
+
+
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
     """``n / (classes * n_c)`` per class: every class weighs as much in the loss in total."""
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
@@ -47,7 +55,8 @@ class SequenceBatches(keras.utils.PyDataset):
     """A Keras dataset of ``(ids (batch, timesteps), targets (batch,)[, sample_weight (batch,)])``.
 
     Args:
-        sequences: one int array of token ids per example.
+        sequences: one int array of token ids per example: a list, or a :class:`RaggedIds` view (the
+            memory-mapped ids of ``vectorize``), which is indexed a batch at a time and never copied.
         targets: class id per example, shape ``(n,)``.
         batch_size: examples per batch.
         max_length: sequences are truncated to this many tokens.
@@ -68,14 +77,15 @@ class SequenceBatches(keras.utils.PyDataset):
                  sample_weights: np.ndarray | None = None, token_inputs: dict | None = None,
                  bag_inputs: dict | None = None) -> None:
         super().__init__()
-        self.sequences = list(sequences)
+        # a RaggedIds view (memory-mapped ids) stays as it is: indexing reads one sentence
+        self.sequences = sequences if isinstance(sequences, RaggedIds) else list(sequences)
         self.targets = targets
         self.batch_size = batch_size
         self.max_length = max_length
         self.rng = rng
         self.bucketing = bucketing and rng is not None
         self.sample_weights = sample_weights
-        self.lengths = np.array([min(len(s), max_length) for s in self.sequences])
+        self.lengths = np.minimum(sequence_lengths(self.sequences), max_length)
         self.token_inputs = {name: list(values) for name, values in (token_inputs or {}).items()}
         self.bag_inputs = {name: list(values) for name, values in (bag_inputs or {}).items()}
         self.bag_lengths = {name: np.array([len(bag) for bag in values], dtype=np.int64)

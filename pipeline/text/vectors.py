@@ -13,24 +13,36 @@ its character n-grams; only a word with no such piece gets a random vector.
 SentencePiece pieces (``tokenize.method = "sentencepiece"``, :mod:`pipeline.text.subwords`) always take
 this path, their ``▁`` dropped: a piece that is a word (京都) gets that word's vector, any other (った, に行)
 the mean vector of its longest known substrings, single characters at worst.
+
+``tokens.parquet`` is read twice, a batch of rows at a time (any number of row groups): once to count the words
+and their forms (:func:`count_tokens`), once to write the ids (:func:`encode_splits`) into an uncompressed
+``ids.npz`` that training memory-maps (:mod:`pipeline.text.encoded`). Memory holds the counts and one batch.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.progress import Progress
+from pipeline.text import encoded
 from pipeline.text.corpora import UNLABELED
+from pipeline.text.encoded import RaggedIds
 from pipeline.text.subwords import SPACE_MARK
 from pipeline.text.tokenize import load_nlp
 from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
@@ -38,6 +50,7 @@ from pipeline.text.vocab import PAD_ID, UNK_ID, Vocabulary
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test", UNLABELED)
+VOCABULARY_SPLITS = ("train", UNLABELED)  # the splits the vocabulary and the word forms are counted on
 
 DEFAULT_EMBEDDING_DIM = 128  # without pretrained vectors
 
@@ -59,15 +72,26 @@ class Coverage:
                 "random": self.random}
 
 
-def fallback_forms(table: pd.DataFrame, field: str, progress: Progress | None = None) -> dict[str, tuple[str, str]]:
-    """For each word of ``field``, its most frequent (norm, lemma) pair in ``table``; ``progress`` counts rows."""
-    pairs: dict[str, Counter] = defaultdict(Counter)
-    for words, norms, lemmas in zip(table[field], table["norm"], table["lemma"], strict=False):
+class WordForms:
+    """Per word of the vocabulary's field, how often each (norm, lemma) pair went with it, counted a sentence
+    at a time: the word counts the vocabulary keeps and the forms a word without a vector falls back on."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[str, Counter] = defaultdict(Counter)
+
+    def add(self, words: Sequence[str], norms: Sequence[str], lemmas: Sequence[str]) -> None:
+        """Count one sentence's tokens: ``words`` of the field, with their norms and lemmas."""
+        pairs = self.pairs
         for word, norm, lemma in zip(words, norms, lemmas, strict=False):
             pairs[word][(norm, lemma)] += 1
-        if progress is not None:
-            progress.update(1)
-    return {word: counter.most_common(1)[0][0] for word, counter in pairs.items()}
+
+    def counts(self) -> Counter:
+        """How often each word occurred."""
+        return Counter({word: sum(counter.values()) for word, counter in self.pairs.items()})
+
+    def most_frequent(self) -> dict[str, tuple[str, str]]:
+        """Each word's most frequent (norm, lemma) pair (ties: the one seen first)."""
+        return {word: counter.most_common(1)[0][0] for word, counter in self.pairs.items()}
 
 
 def character_vector(word: str, lookup) -> np.ndarray | None:
@@ -155,29 +179,126 @@ def ginza_lookup(model: str):
     return lookup, int(vectors_vocab.vectors.shape[1])
 
 
-def pack(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged id lists -> (flat int32 ids, int64 offsets of length n + 1)."""
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int32, count=int(offsets[-1]))
-    return flat, offsets
+TOKEN_BATCH_ROWS = 8192  # rows of tokens.parquet read at a time
 
 
-def unpack(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-    return [flat[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+def token_batches(tokens: Path | pd.DataFrame, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """``columns`` of the tokens table, at most :data:`TOKEN_BATCH_ROWS` rows at a time.
+
+    ``tokens`` is ``tokens.parquet`` (read a batch at a time, however many row groups it has) or the same
+    table in memory.
+    """
+    if isinstance(tokens, pd.DataFrame):
+        yield from pa.Table.from_pandas(tokens[list(columns)], preserve_index=False).to_batches(TOKEN_BATCH_ROWS)
+    else:
+        yield from pq.ParquetFile(tokens).iter_batches(batch_size=TOKEN_BATCH_ROWS, columns=list(columns))
 
 
-def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings_path: Path,
+@dataclass
+class TokenCounts:
+    """What the first pass over the tokens table finds.
+
+    Attributes:
+        forms: the vocabulary splits' (train, unlabeled) words and their forms.
+        labels: the labels of every split but ``unlabeled``, sorted.
+        rows: sentences per split of :data:`SPLITS`.
+        tokens: tokens per split of :data:`SPLITS`.
+    """
+
+    forms: WordForms
+    labels: list[str]
+    rows: dict[str, int]
+    tokens: dict[str, int]
+
+
+def count_tokens(tokens: Path | pd.DataFrame, field: str, progress: Progress | None = None) -> TokenCounts:
+    """Read the tokens table once, a batch at a time; ``progress`` counts its rows."""
+    forms, labels = WordForms(), set()
+    rows, token_counts = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0)
+    for batch in token_batches(tokens, list(dict.fromkeys([field, "norm", "lemma", "label", "split"]))):
+        splits = batch.column("split").to_pylist()
+        lengths = pc.list_value_length(batch.column(field)).to_pylist()
+        for split, length in zip(splits, lengths, strict=True):
+            if split in rows:
+                rows[split] += 1
+                token_counts[split] += length or 0
+        labels.update(label for label, split in zip(batch.column("label").to_pylist(), splits, strict=True)
+                      if split != UNLABELED)
+        vocabulary_rows = pc.is_in(batch.column("split"), pa.array(VOCABULARY_SPLITS))
+        if pc.any(vocabulary_rows).as_py():
+            part = batch.filter(vocabulary_rows)
+            for words, norms, lemmas in zip(*(part.column(name).to_pylist() for name in (field, "norm", "lemma")),
+                                            strict=True):
+                forms.add(words, norms, lemmas)
+        if progress is not None:
+            progress.update(batch.num_rows)
+    return TokenCounts(forms, sorted(labels), rows, token_counts)
+
+
+def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, counts: TokenCounts, ids_path: Path,
+                  progress: Progress | None = None) -> None:
+    """Write ``ids_path`` (:mod:`pipeline.text.encoded`) in a second pass over the tokens table, a batch at a time.
+
+    Per split of :data:`SPLITS`: ``<split>_ids`` (int32, every sentence's ids one after the other),
+    ``<split>_offsets`` (int64, sentences + 1) and ``<split>_labels`` (int32 label ids, -1 for none); and
+    ``labels`` (the label names). The arrays fill ``.npy`` files next to ``ids_path``, sized by the first pass
+    and memory-mapped, which then go into the archive: memory holds one batch.
+    """
+    label_index = {label: index for index, label in enumerate(counts.labels)}
+    index = vocab.index
+    ids_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{ids_path.name}.", dir=ids_path.parent) as folder:
+        members = {"labels": Path(folder) / "labels.npy"}
+        np.save(members["labels"], np.array(counts.labels, dtype=str))
+        arrays, filled = {}, {}
+        for split in SPLITS:
+            for name, dtype, length in (("ids", np.int32, counts.tokens[split]),
+                                        ("offsets", np.int64, counts.rows[split] + 1),
+                                        ("labels", np.int32, counts.rows[split])):
+                members[f"{split}_{name}"] = Path(folder) / f"{split}_{name}.npy"
+                arrays[split, name] = np.lib.format.open_memmap(members[f"{split}_{name}"], mode="w+",
+                                                                dtype=dtype, shape=(length,))
+            arrays[split, "offsets"][:1] = 0
+            filled[split] = (0, 0)  # (sentences, tokens) written
+        for batch in token_batches(tokens, list(dict.fromkeys([field, "label", "split"]))):
+            for split in SPLITS:
+                rows = pc.equal(batch.column("split"), split)
+                if not pc.any(rows).as_py():
+                    continue
+                words = pc.filter(batch.column(field), rows)
+                lengths = pc.list_value_length(words).fill_null(0).to_numpy()
+                flat = pc.list_flatten(words).to_pylist()
+                sentences, written = filled[split]
+                arrays[split, "ids"][written:written + len(flat)] = np.fromiter(
+                    map(index.get, flat, repeat(UNK_ID)), dtype=np.int32, count=len(flat))
+                arrays[split, "offsets"][sentences + 1:sentences + 1 + len(lengths)] = written + np.cumsum(lengths)
+                arrays[split, "labels"][sentences:sentences + len(lengths)] = [
+                    label_index.get(label, -1) for label in pc.filter(batch.column("label"), rows).to_pylist()]
+                filled[split] = (sentences + len(lengths), written + len(flat))
+            if progress is not None:
+                progress.update(batch.num_rows)
+        for array in arrays.values():
+            array.flush()
+        del arrays
+        encoded.write_npz(ids_path, members)
+
+
+def vectorize(config: Config, tokens: Path | pd.DataFrame, vocab_path: Path, embeddings_path: Path,
               ids_path: Path, specials: tuple[str, ...] = ()) -> dict:
-    """Build the vocabulary, embedding matrix and id arrays; write them atomically.
+    """Build the vocabulary, embedding matrix and id arrays of ``tokens`` (``tokens.parquet``, or its table in
+    memory); write them atomically.
 
     The vocabulary comes from the training split and the unlabelled text (``corpus.unlabeled_path``,
-    split ``unlabeled``), never from validation or test sentences.
+    split ``unlabeled``), never from validation or test sentences. Two passes over the table, a batch of rows
+    at a time (:func:`count_tokens`, :func:`encode_splits`): memory holds the word counts and one batch,
+    whatever the corpus's size.
     """
     settings = config.vectorize
     field = settings.token_field
-    train = tokens[tokens["split"].isin(("train", UNLABELED))]
-    vocab = Vocabulary.build(train[field], settings.min_count, settings.max_size, specials)
+    rows = len(tokens) if isinstance(tokens, pd.DataFrame) else pq.ParquetFile(tokens).metadata.num_rows
+    with Progress(rows, "vectorize: counting words", "sentences", log) as progress:
+        counts = count_tokens(tokens, field, progress)
+    vocab = Vocabulary.from_counts(counts.forms.counts(), settings.min_count, settings.max_size, specials)
     if len(vocab) <= 2 + len(specials):
         raise PipelineError(f"{ids_path.parent}: the training split has no words (vectorize.min_count = "
                             f"{settings.min_count}); lower min_count or check the corpus")
@@ -194,11 +315,10 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
 
         def lookup(piece: str):
             return word_lookup(piece.replace(SPACE_MARK, ""))
-    with Progress(len(train), "vectorize: word forms", "sentences", log) as progress:
-        forms = fallback_forms(train, field, progress)
     with Progress(len(vocab), "vectorize: word vectors", "words", log) as progress:
-        matrix, coverage = embedding_matrix(vocab, forms, lookup, dimension, seeds.rng(config.seed, "unknown_vectors"),
-                                            settings.unknown_vector_scale, unknown_init, progress)
+        matrix, coverage = embedding_matrix(vocab, counts.forms.most_frequent(), lookup, dimension,
+                                            seeds.rng(config.seed, "unknown_vectors"), settings.unknown_vector_scale,
+                                            unknown_init, progress)
     if settings.vectors == "ja_ginza":
         log.info("vector coverage: %.1f%% of %d vocabulary entries, %.1f%% of training tokens (%s)",
                  100 * coverage.entries, len(vocab) - 2, 100 * coverage.tokens, coverage.by_source)
@@ -206,42 +326,34 @@ def vectorize(config: Config, tokens: pd.DataFrame, vocab_path: Path, embeddings
         log.info("words without a vector: %d start from their characters' vectors (%.1f%% of training tokens), "
                  "%d entries random (<unk> and special tokens included)", coverage.from_characters,
                  100 * coverage.characters_tokens, coverage.random)
-    labels = sorted(label for label in tokens.loc[tokens["split"] != UNLABELED, "label"].unique())
-    label_index = {label: i for i, label in enumerate(labels)}
-    arrays = {"labels": np.array(labels, dtype=str)}
-    with Progress(int(tokens["split"].isin(SPLITS).sum()), "vectorize: ids", "sentences", log) as progress:
-        for split in SPLITS:
-            part = tokens[tokens["split"] == split]
-            sequences = []
-            for words in part[field]:
-                sequences.append(vocab.encode(words))
-                progress.update(1)
-            arrays[f"{split}_ids"], arrays[f"{split}_offsets"] = pack(sequences)
-            arrays[f"{split}_labels"] = part["label"].map(label_index).fillna(-1).to_numpy(dtype=np.int32)
+    with Progress(sum(counts.rows.values()), "vectorize: ids", "sentences", log) as progress:
+        encode_splits(tokens, field, vocab, counts, ids_path, progress)
     vocab.save(vocab_path)
     with artifact_io.atomic_path(embeddings_path, suffix=".npy") as temporary:
         np.save(temporary, matrix)
-    with artifact_io.atomic_path(ids_path, suffix=".npz") as temporary:
-        np.savez(temporary, **arrays)
     return {"vocabulary_size": len(vocab), "embedding_dim": dimension, "coverage": coverage.to_dict()}
 
 
 @dataclass
 class EncodedSplits:
-    """What ``vectorize`` wrote, read back: id sequences and label ids per split."""
+    """What ``vectorize`` wrote, read back: id sequences and label ids per split.
+
+    ``sequences[split]`` is a :class:`RaggedIds` view over the memory-mapped ids: indexing gives one sentence's
+    ids, and nothing is read until a batch asks for it.
+    """
 
     labels: list[str]
-    sequences: dict[str, list[np.ndarray]]  # train, validation, test and unlabeled (label id -1)
+    sequences: dict[str, RaggedIds]  # train, validation, test and unlabeled (label id -1)
     targets: dict[str, np.ndarray]
 
     @classmethod
     def load(cls, path: Path) -> EncodedSplits:
         if not path.is_file():
             raise PipelineError(f"{path}: not found; run `pipeline vectorize` first")
-        with np.load(path, allow_pickle=False) as data:
-            splits = [split for split in SPLITS if f"{split}_ids" in data]
-            return cls(
-                labels=[str(label) for label in data["labels"]],
-                sequences={s: unpack(data[f"{s}_ids"], data[f"{s}_offsets"]) for s in splits},
-                targets={s: data[f"{s}_labels"] for s in splits},
-            )
+        data = encoded.load_npz(path)
+        splits = [split for split in SPLITS if f"{split}_ids" in data]
+        return cls(
+            labels=[str(label) for label in data["labels"]],
+            sequences={s: RaggedIds(data[f"{s}_ids"], data[f"{s}_offsets"]) for s in splits},
+            targets={s: data[f"{s}_labels"] for s in splits},
+        )

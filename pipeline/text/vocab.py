@@ -9,7 +9,7 @@ corpus always gives the same ids).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline import io as artifact_io
@@ -42,7 +42,13 @@ class Vocabulary:
     def build(cls, sequences: Iterable[Sequence[str]], min_count: int = 1, max_size: int = 20000,
               specials: Sequence[str] = ()) -> Vocabulary:
         """Count tokens of ``sequences``; keep those seen ``min_count`` times, at most ``max_size`` entries."""
-        counts = Counter(token for sequence in sequences for token in sequence)
+        return cls.from_counts(Counter(token for sequence in sequences for token in sequence), min_count, max_size,
+                               specials)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], min_count: int = 1, max_size: int = 20000,
+                    specials: Sequence[str] = ()) -> Vocabulary:
+        """:meth:`build` from tokens already counted (``{token: count}``, e.g. a corpus read a batch at a time)."""
         reserved = [PAD, UNK, *specials]
         words = [w for w, c in counts.items() if c >= min_count and w not in reserved]
         words.sort(key=lambda word: (-counts[word], word))

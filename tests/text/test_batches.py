@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.text.batches import SequenceBatches, balanced_class_weights, pad
+from pipeline.text.encoded import RaggedIds
 
 
 def as_arrays(lists):
@@ -224,3 +225,26 @@ def test_extra_inputs_reach_a_dict_input_model_in_input_order():
                                 keras.ops.max(ngram_ids, axis=1)])
     model = keras.Model({"token_ids": token_ids, "char_ids": char_ids, "ngram_ids": ngram_ids}, total)
     np.testing.assert_array_equal(subword_batches().predict(model), 3 * (np.arange(6) + 2))
+
+
+def ragged(sequences) -> RaggedIds:
+    """``sequences`` as vectorize writes them: flat ids + offsets."""
+    lengths = [len(sequence) for sequence in sequences]
+    return RaggedIds(np.concatenate(sequences).astype(np.int32), np.concatenate([[0], np.cumsum(lengths)]))
+
+
+@pytest.mark.parametrize("bucketing", [True, False])
+def test_a_ragged_view_gives_the_same_batches_as_a_list_of_arrays(bucketing):
+    """Same seed, same batches: a RaggedIds view (no list of arrays) plans and pads exactly as the list does."""
+    sequences, _ = mixed_lengths()
+    targets = np.arange(200, dtype=np.int32)
+    listed = SequenceBatches(sequences, targets, 8, 12, rng=np.random.default_rng(5), bucketing=bucketing)
+    viewed = SequenceBatches(ragged(sequences), targets, 8, 12, rng=np.random.default_rng(5), bucketing=bucketing)
+    assert isinstance(viewed.sequences, RaggedIds)  # kept as a view, not copied into a list
+    for _ in range(2):
+        assert len(listed) == len(viewed)
+        for index in range(len(listed)):
+            np.testing.assert_array_equal(listed[index][0], viewed[index][0])
+            np.testing.assert_array_equal(listed[index][1], viewed[index][1])
+        listed.on_epoch_end()
+        viewed.on_epoch_end()

@@ -1,24 +1,26 @@
-"""Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, packing, vectorize."""
+"""Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, word forms, vectorize."""
 
 import re
+import zipfile
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig, VectorizeConfig
+from pipeline.text import vectors
 from pipeline.text.vectors import (
     DEFAULT_EMBEDDING_DIM,
     EncodedSplits,
+    WordForms,
     character_vector,
     embedding_matrix,
-    fallback_forms,
     ginza_lookup,
-    pack,
-    unpack,
     vectorize,
 )
 from pipeline.text.vocab import PAD, UNK, Vocabulary
@@ -138,14 +140,17 @@ def test_unknown_init_characters_starts_unknown_words_from_their_pieces_and_the_
     assert coverage.entries == pytest.approx(1 / 5)  # a found vector: only 京都 of <s> and the four words
 
 
-def test_fallback_forms_takes_the_most_frequent_pair():
-    table = pd.DataFrame({
-        "surface": [["行っ", "た"], ["行っ", "た"], ["行っ", "て"]],
-        "norm": [["行く", "た"], ["いく", "た"], ["行く", "て"]],
-        "lemma": [["行く", "た"], ["行く", "た"], ["行く", "て"]],
-    })
-    assert fallback_forms(table, "surface") == {"行っ": ("行く", "行く"), "た": ("た", "た"), "て": ("て", "て")}
-    assert fallback_forms(table, "norm")["いく"] == ("いく", "行く")
+def test_word_forms_take_the_most_frequent_pair_and_count_the_words():
+    surface = [["行っ", "た"], ["行っ", "た"], ["行っ", "て"]]
+    norm = [["行く", "た"], ["いく", "た"], ["行く", "て"]]
+    lemma = [["行く", "た"], ["行く", "た"], ["行く", "て"]]
+    by_surface, by_norm = WordForms(), WordForms()
+    for words, norms, lemmas in zip(surface, norm, lemma, strict=True):
+        by_surface.add(words, norms, lemmas)
+        by_norm.add(norms, norms, lemmas)
+    assert by_surface.most_frequent() == {"行っ": ("行く", "行く"), "た": ("た", "た"), "て": ("て", "て")}
+    assert by_surface.counts() == {"行っ": 3, "た": 2, "て": 1}
+    assert by_norm.most_frequent()["いく"] == ("いく", "行く")
 
 
 @pytest.fixture(scope="module")
@@ -165,22 +170,6 @@ def test_ginza_lookup_finds_kyoto(ginza):
     def cosine(a, b):
         return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
     assert cosine(kyoto, lookup("大阪")) > cosine(kyoto, lookup("電池"))
-
-
-def test_pack_unpack_round_trip():
-    sequences = [[3, 4, 5], [], [7], [2, 2]]
-    flat, offsets = pack(sequences)
-    assert flat.dtype == np.int32 and offsets.dtype == np.int64
-    np.testing.assert_array_equal(flat, [3, 4, 5, 7, 2, 2])
-    np.testing.assert_array_equal(offsets, [0, 3, 3, 4, 6])
-    assert [row.tolist() for row in unpack(flat, offsets)] == sequences
-
-
-def test_pack_empty():
-    flat, offsets = pack([])
-    assert flat.shape == (0,) and offsets.tolist() == [0]
-    assert offsets.dtype == np.int64
-    assert unpack(flat, offsets) == []
 
 
 def tokens_table() -> pd.DataFrame:
@@ -293,13 +282,14 @@ def progress_counts(caplog, description: str, unit: str) -> list[tuple[int, int]
 
 
 @pytest.mark.parametrize("unknown_init", ["random", "characters"])
-def test_vectorize_logs_progress_of_each_step(tmp_path, progress_log, unknown_init):
-    """Off a terminal: word forms over the 3 training sentences, vectors over the 8 entries, ids over all 5."""
+def test_vectorize_logs_progress_of_each_step(tmp_path, progress_log, unknown_init, monkeypatch):
+    """Off a terminal: counting and ids over the 5 sentences a batch (of 2) at a time, vectors over the 8 entries."""
+    monkeypatch.setattr(vectors, "TOKEN_BATCH_ROWS", 2)
     config = Config(vectorize=VectorizeConfig(vectors="none", unknown_init=unknown_init))
     vectorize(config, tokens_table(), tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
-    assert progress_counts(progress_log, "vectorize: word forms", "sentences") == [(n, 3) for n in range(1, 4)]
+    assert progress_counts(progress_log, "vectorize: counting words", "sentences") == [(2, 5), (4, 5), (5, 5)]
     assert progress_counts(progress_log, "vectorize: word vectors", "words") == [(n, 8) for n in range(1, 9)]
-    assert progress_counts(progress_log, "vectorize: ids", "sentences") == [(n, 5) for n in range(1, 6)]
+    assert progress_counts(progress_log, "vectorize: ids", "sentences") == [(2, 5), (4, 5), (5, 5)]
 
 
 def test_embedding_matrix_counts_every_entry_once():
@@ -321,3 +311,48 @@ def test_vectorize_quiet_shows_no_progress(tmp_path, quiet_terminal, caplog):
     vectorize(Config(vectorize=VectorizeConfig(vectors="none")), tokens_table(),
               tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
     assert caplog.records == [] and quiet_terminal.getvalue() == ""
+
+
+def test_vectorize_reads_a_parquet_file_a_batch_at_a_time_as_it_reads_the_table(tmp_path, monkeypatch):
+    """tokens.parquet in row groups of 2 rows, read 3 rows at a time: the same vocabulary, vectors and ids as the
+    table in memory; ids.npz is stored uncompressed, so its id arrays are memory-mapped back."""
+    config = Config(seed=3, vectorize=VectorizeConfig(vectors="none"), model=ModelConfig(embedding_dim=6))
+    tokens_table().to_parquet(tmp_path / "tokens.parquet", row_group_size=2)
+    assert pq.ParquetFile(tmp_path / "tokens.parquet").num_row_groups == 3
+    monkeypatch.setattr(vectors, "TOKEN_BATCH_ROWS", 3)
+    whole, streamed = tmp_path / "whole", tmp_path / "streamed"
+    vectorize(config, tokens_table(), whole / "v.json", whole / "e.npy", whole / "i.npz")
+    vectorize(config, tmp_path / "tokens.parquet", streamed / "v.json", streamed / "e.npy", streamed / "i.npz")
+    for name in ("v.json", "e.npy"):
+        assert (whole / name).read_bytes() == (streamed / name).read_bytes()
+    with np.load(whole / "i.npz") as expected, np.load(streamed / "i.npz") as found:
+        assert expected.files == found.files
+        for name in expected.files:
+            assert expected[name].dtype == found[name].dtype and np.array_equal(expected[name], found[name]), name
+    with zipfile.ZipFile(streamed / "i.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    assert sorted(path.name for path in streamed.iterdir()) == ["e.npy", "i.npz", "v.json"]  # no temporary left
+
+
+def test_vectorize_gives_what_the_whole_table_gives_on_the_shipped_corpus(small_work_dir):
+    """The shipped corpus (tests/configs/small.toml's front end): vocabulary, word forms and ids equal those
+    computed from the whole table in memory as vectorize did before it streamed."""
+    tokens = pd.read_parquet(small_work_dir / "knb_blog" / "tokens.parquet")
+    field = Config().vectorize.token_field
+    train = tokens[tokens["split"].isin(("train", "unlabeled"))]
+    expected_vocab = Vocabulary.build(train[field], Config().vectorize.min_count, Config().vectorize.max_size)
+    vocab = Vocabulary.load(small_work_dir / "knb_blog" / "vocab.json")
+    assert vocab.tokens == expected_vocab.tokens and vocab.counts == expected_vocab.counts
+    pairs = {}  # the forms as the whole-table loop found them: word -> Counter of (norm, lemma), in row order
+    for words, norms, lemmas in zip(train[field], train["norm"], train["lemma"], strict=True):
+        for word, norm, lemma in zip(words, norms, lemmas, strict=True):
+            pairs.setdefault(word, Counter())[(norm, lemma)] += 1
+    forms = vectors.count_tokens(small_work_dir / "knb_blog" / "tokens.parquet", field).forms
+    assert forms.most_frequent() == {word: counter.most_common(1)[0][0] for word, counter in pairs.items()}
+    splits = EncodedSplits.load(small_work_dir / "knb_blog" / "ids.npz")
+    labels = sorted(tokens["label"].unique())
+    assert splits.labels == labels
+    for split in ("train", "validation", "test"):
+        part = tokens[tokens["split"] == split]
+        assert [ids.tolist() for ids in splits.sequences[split]] == [vocab.encode(words) for words in part[field]]
+        assert splits.targets[split].tolist() == [labels.index(label) for label in part["label"]]

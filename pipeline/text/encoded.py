@@ -1,0 +1,128 @@
+"""Id sequences on disk and in memory: flat ids + offsets, an uncompressed ``.npz`` memory-mapped back.
+
+``vectorize`` writes each split as a flat int32 array of token ids and int64 offsets (sentence ``i`` is
+``ids[offsets[i]:offsets[i + 1]]``), every array an uncompressed (stored) ``.npy`` member of one ``.npz``
+archive, as ``np.savez`` writes it, so any ``np.load`` still reads the file. :func:`write_npz` builds that
+archive from ``.npy`` files already on disk (copied in blocks, never whole in memory); :func:`load_npz`
+maps each stored member straight from the archive (``np.load`` cannot memory-map an ``.npz``: the member's
+data starts at an offset that the zip's local header gives). :class:`RaggedIds` is the lazy sequence view
+that training indexes: a corpus of millions of sentences then costs its ids' pages, not one numpy object
+per sentence.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import io as artifact_io
+
+LOCAL_HEADER = struct.Struct("<4s22xHH")  # a zip local file header: signature, ..., name length, extra length
+
+
+class RaggedIds(Sequence):
+    """Sentences of token ids stored flat: item ``i`` is ``flat[offsets[i]:offsets[i + 1]]`` (a view, no copy).
+
+    Args:
+        flat: every sentence's ids one after the other, shape ``(tokens,)`` (may be memory-mapped).
+        offsets: where each sentence starts, shape ``(sentences + 1,)``, ``offsets[0] == 0``.
+        reverse: items come out reversed (``w_n .. w_1``: a backward language model's view).
+
+    Example:
+        >>> ids = RaggedIds(np.array([5, 6, 7]), np.array([0, 2, 3]))
+        >>> [item.tolist() for item in ids], ids.lengths().tolist()
+        ([[5, 6], [7]], [2, 1])
+    """
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray, reverse: bool = False) -> None:
+        self.flat, self.offsets, self.reverse = flat, offsets, reverse
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if isinstance(index, slice):
+            raise TypeError("RaggedIds takes one sentence index at a time")
+        count = len(self)
+        position = index + count if index < 0 else index
+        if not 0 <= position < count:
+            raise IndexError(f"sentence {index} out of range for {count} sentences")
+        item = self.flat[self.offsets[position]:self.offsets[position + 1]]
+        return item[::-1] if self.reverse else item
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for position in range(len(self)):
+            item = self.flat[self.offsets[position]:self.offsets[position + 1]]
+            yield item[::-1] if self.reverse else item
+
+    def lengths(self) -> np.ndarray:
+        """Tokens per sentence, int64 ``(sentences,)``, without reading the ids."""
+        return np.diff(self.offsets)
+
+    def reversed(self) -> RaggedIds:
+        """The same sentences, each read back to front."""
+        return RaggedIds(self.flat, self.offsets, not self.reverse)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[RaggedIds]) -> RaggedIds:
+        """One view of ``parts`` one after the other: the part itself when there is one, else copied (flat ids
+        in memory, 4 bytes a token)."""
+        if len(parts) == 1:
+            return parts[0]
+        if len({part.reverse for part in parts}) > 1:
+            raise ValueError("cannot concatenate reversed and forward RaggedIds")
+        flat = np.concatenate([np.asarray(part.flat[part.offsets[0]:part.offsets[-1]]) for part in parts]) \
+            if parts else np.zeros(0, dtype=np.int32)
+        lengths = [part.lengths() for part in parts]
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64) if parts \
+            else np.zeros(1, dtype=np.int64)
+        return cls(flat, offsets, bool(parts) and parts[0].reverse)
+
+
+def write_npz(path: Path, members: Mapping[str, Path]) -> None:
+    """Write ``path`` atomically: an uncompressed ``.npz`` whose member ``name.npy`` is the ``.npy`` file
+    ``members[name]``, copied in blocks (files of any size, zip64 past 4 GiB)."""
+    with artifact_io.atomic_path(path, suffix=".npz") as temporary, \
+            zipfile.ZipFile(temporary, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, source in members.items():
+            archive.write(source, arcname=f"{name}.npy")
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` ``path``: stored members memory-mapped read-only, compressed ones read.
+
+    Returns:
+        ``{name: array}``; a mapped array is a plain ``np.ndarray`` view of the mapping, which stays open
+        as long as an array (or a view of it) is alive.
+    """
+    arrays = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+                continue
+            handle.seek(info.header_offset)
+            signature, name_length, extra_length = LOCAL_HEADER.unpack(handle.read(LOCAL_HEADER.size))
+            if signature != b"PK\x03\x04":
+                raise ValueError(f"{path}: member {info.filename} has no local header")
+            handle.seek(info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(handle)
+            if dtype.hasobject:
+                raise ValueError(f"{path}: member {info.filename} holds Python objects; it is not an id array")
+            count = int(np.prod(shape))
+            if count == 0 or dtype.itemsize * count < 1 << 16:  # small: read, no mapping to hold
+                data = np.frombuffer(handle.read(dtype.itemsize * count), dtype=dtype, count=count)
+                arrays[name] = data.reshape(shape, order="F" if fortran_order else "C").copy()
+            else:
+                arrays[name] = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape,
+                                         order="F" if fortran_order else "C").view(np.ndarray)
+    return arrays
