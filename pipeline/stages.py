@@ -291,11 +291,9 @@ def task_part(config: Config, part: str) -> Any:
 
 # ------------------------------------------------------------------ the front end
 def _prepare(config: Config, paths: Paths) -> dict:
-    from pipeline.text import corpora
+    from pipeline.text.prepare import write_prepared
 
-    table = corpora.prepare_table(config)
-    corpora.write_table(table, paths.prepared)
-    return {"sentences": len(table)}
+    return {"sentences": write_prepared(config, paths.prepared)}
 
 
 def _tokenize(config: Config, paths: Paths) -> dict:
@@ -391,7 +389,7 @@ def run_files(folder: Path) -> list[Path]:
 
 
 register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": _section(c, "corpus")},
-               _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.corpora",), _prepare))
+               _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.prepare",), _prepare))
 register(Stage("tokenize", _tokenize_settings,
                lambda c, p: [p.prepared, *([Path(c.tokenize.sp_model)] if c.tokenize.sp_model else [])],
                lambda c, p: [p.tokens, *_subword_model(c, p)], lambda c: ("pipeline.text.shards",), _tokenize,

@@ -21,12 +21,15 @@ Formats (``corpus.format``):
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 import logging
 import re
 import unicodedata
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,7 @@ ENCODINGS = ("utf-8", "euc-jp", "cp932")
 URL_PATTERN = re.compile(r"(?:https?|ftp)://\S+|www\.\S+")
 WHITESPACE = re.compile(r"\s+")
 SENTENCE_END = re.compile(r"(?<=[。！？!?])\s*")
+DECODE_BLOCK_BYTES = 1 << 20  # bytes read at a time to find a file's encoding
 
 
 def decode(raw: bytes, path: Path, encoding: str = "auto") -> str:
@@ -65,12 +69,67 @@ def decode(raw: bytes, path: Path, encoding: str = "auto") -> str:
             return raw.decode(candidate)
         except UnicodeDecodeError as error:
             furthest = max(furthest, error.start)
-    line = raw[:furthest].count(b"\n") + 1
-    tried = ", ".join(candidates)
-    raise PipelineError(
-        f"{path}:{line}: bytes that are not valid {tried}; convert the file to UTF-8 "
-        "(e.g. iconv -f SRC -t UTF-8) or set corpus.encoding"
-    )
+    raise _undecodable(path, raw[:furthest].count(b"\n") + 1, candidates)
+
+
+def _undecodable(path: Path, line: int, tried: tuple[str, ...]) -> PipelineError:
+    return PipelineError(f"{path}:{line}: bytes that are not valid {', '.join(tried)}; convert the file to UTF-8 "
+                         "(e.g. iconv -f SRC -t UTF-8) or set corpus.encoding")
+
+
+def file_encoding(path: Path, encoding: str = "auto") -> str:
+    """The codec that reads all of ``path``: :func:`decode`'s choice, found reading a block at a time.
+
+    ``encoding`` or, with ``auto``, the first of UTF-8 / EUC-JP / cp932 that decodes the whole file (``utf-8-sig``
+    for UTF-8, so that a BOM is dropped as :func:`decode` drops it); none: the error names the line where the
+    candidate that read furthest failed.
+    """
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found; check corpus.path")
+    candidates = ENCODINGS if encoding == "auto" else (encoding,)
+    furthest = 0
+    for candidate in candidates:
+        failed_at = _undecodable_at(path, candidate)
+        if failed_at is None:
+            return "utf-8-sig" if codecs.lookup(candidate).name == "utf-8" else candidate
+        furthest = max(furthest, failed_at)
+    with open(path, "rb") as handle:
+        handle.seek(_bom_length(handle))
+        line = 1 + handle.read(furthest).count(b"\n")  # an error: read up to the bad byte once
+    raise _undecodable(path, line, candidates)
+
+
+def _undecodable_at(path: Path, codec: str) -> int | None:
+    """Where (bytes after a UTF-8 BOM) the first byte that ``codec`` cannot decode is in ``path``; None if none."""
+    decoder, position = codecs.getincrementaldecoder(codec)(), 0
+    with open(path, "rb") as handle:
+        handle.seek(_bom_length(handle))
+        for block in [*iter(lambda: handle.read(DECODE_BLOCK_BYTES), b""), b""]:
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                return position - pending + error.start
+            position += len(block)
+    return None
+
+
+def _bom_length(handle) -> int:
+    """3 when the binary file ``handle`` starts with a UTF-8 BOM (dropped whatever the encoding, as :func:`decode`
+    drops it), else 0."""
+    handle.seek(0)
+    return 3 if handle.read(3) == b"\xef\xbb\xbf" else 0
+
+
+def text_lines(path: Path, encoding: str = "auto") -> Iterator[str]:
+    """The lines of ``path`` as ``read_text_file(path, encoding).splitlines()`` gives them, read a line at a time."""
+    yield from _decoded_lines(path, file_encoding(path, encoding))
+
+
+def _decoded_lines(path: Path, codec: str) -> Iterator[str]:
+    with open(path, encoding=codec, newline=None) as handle:  # \r\n and \r end a line, as splitlines says
+        for line in handle:
+            yield from line.splitlines()
 
 
 def read_text_file(path: Path, encoding: str = "auto") -> str:
@@ -126,38 +185,59 @@ def read_knb(root: Path, encoding: str = "auto") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "doc_id"])
 
 
-def _table_records(path: Path, text: str) -> tuple[list[dict], list[str]]:
-    """Rows of a CSV/TSV/JSONL file as dicts, and the column names seen."""
+def _table_columns(path: Path, codec: str) -> list[str]:
+    """The column names of a CSV/TSV file (its header) or a JSONL file (every object's keys: one pass over it)."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
-        try:
-            records = list(reader)
-        except csv.Error as error:
-            raise PipelineError(f"{path}:{reader.line_num}: malformed {suffix[1:].upper()} ({error})") from None
-        return records, list(reader.fieldnames or [])
+        with open(path, encoding=codec, newline="") as handle:
+            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",").fieldnames or [])
     if suffix in (".jsonl", ".ndjson"):
-        records, columns = [], {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise PipelineError(f"{path}:{number}: invalid JSON ({error.msg}); one JSON object a line") from None
-            if not isinstance(record, dict):
-                raise PipelineError(f"{path}:{number}: expected a JSON object with the text and label keys")
-            records.append(record)
+        columns: dict = {}
+        for record in _table_records(path, codec):
             columns.update(dict.fromkeys(record))
-        return records, list(columns)
+        return list(columns)
     raise PipelineError(f"{path}: unknown table type '{suffix}'; use .csv, .tsv or .jsonl")
+
+
+def _table_records(path: Path, codec: str) -> Iterator[dict]:
+    """The rows of a CSV/TSV/JSONL file as dicts, read a line at a time."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with open(path, encoding=codec, newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+            try:
+                yield from reader
+            except csv.Error as error:
+                raise PipelineError(f"{path}:{reader.line_num}: malformed {suffix[1:].upper()} ({error})") from None
+        return
+    for number, line in enumerate(_decoded_lines(path, codec), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise PipelineError(f"{path}:{number}: invalid JSON ({error.msg}); one JSON object a line") from None
+        if not isinstance(record, dict):
+            raise PipelineError(f"{path}:{number}: expected a JSON object with the text and label keys")
+        yield record
+
+
+TABLE_COLUMNS = ["text", "label", "doc_id", "source", "split"]
 
 
 def read_table(path: Path, corpus: CorpusConfig, split: str | None = None) -> pd.DataFrame:
     """Rows of one CSV/TSV/JSONL file: text, label, doc_id, source (``file:line``), and ``split`` when the
     rows have one: ``split`` (the file's, from its name) or the ``corpus.split_column`` of each row."""
+    table = pd.DataFrame(list(table_rows(path, corpus, split)), columns=TABLE_COLUMNS)
+    return table if split or corpus.split_column else table.drop(columns="split")
+
+
+def table_rows(path: Path, corpus: CorpusConfig, split: str | None = None) -> Iterator[tuple]:
+    """:func:`read_table`'s rows as tuples (text, label, doc_id, source, split), read a line at a time; the
+    columns are checked before the first row."""
     _require(path, "table file")
-    records, columns = _table_records(path, read_text_file(path, corpus.encoding))
+    codec = file_encoding(path, corpus.encoding)
+    columns = _table_columns(path, codec)
     split_column = "" if split else corpus.split_column
     wanted = {"corpus.text_column": corpus.text_column, "corpus.label_column": corpus.label_column,
               "corpus.doc_column": corpus.doc_column, "corpus.split_column": split_column}
@@ -166,8 +246,8 @@ def read_table(path: Path, corpus: CorpusConfig, split: str | None = None) -> pd
             raise PipelineError(
                 f"{path}: no column '{column}' ({key}); available: {', '.join(columns) or 'none'}"
             )
-    rows = []
-    for number, record in enumerate(records, start=1 if path.suffix.lower() in (".jsonl", ".ndjson") else 2):
+    first = 1 if path.suffix.lower() in (".jsonl", ".ndjson") else 2
+    for number, record in enumerate(_table_records(path, codec), start=first):
         text = record.get(corpus.text_column)
         label = record.get(corpus.label_column, "") if corpus.label_column else ""
         doc = record.get(corpus.doc_column) if corpus.doc_column else None
@@ -179,10 +259,8 @@ def read_table(path: Path, corpus: CorpusConfig, split: str | None = None) -> pd
                 raise PipelineError(f"{path}:{number}: unknown split {value!r} in column '{split_column}' "
                                     f"(corpus.split_column); use {SPLIT_CHOICES}")
         default_doc = f"{path.name}:row{number}" if split else f"row{number}"  # one file per split: names differ
-        rows.append(("" if text is None else str(text), "" if label is None else str(label),
-                     default_doc if doc in (None, "") else str(doc), f"{path}:{number}", row_split))
-    table = pd.DataFrame(rows, columns=["text", "label", "doc_id", "source", "split"])
-    return table if split or split_column else table.drop(columns="split")
+        yield ("" if text is None else str(text), "" if label is None else str(label),
+               default_doc if doc in (None, "") else str(doc), f"{path}:{number}", row_split)
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
@@ -234,29 +312,39 @@ def text_files(root: Path, key: str = "corpus.path") -> list[Path]:
     return files
 
 
+def text_layout(root: Path) -> tuple[list[Path], dict[Path, str]]:
+    """The text files of ``root`` and, for a folder holding ``*train*.txt``, ``*valid*.txt`` and ``*test*.txt``
+    (the Penn Treebank layout), the split each of them keeps (empty: the splits are drawn)."""
+    files = text_files(root)
+    splits = split_files(files)
+    return files, splits if root.is_dir() and {"train", "validation", "test"} <= set(splits.values()) else {}
+
+
+def plain_text_rows(files: list[Path], splits: dict[Path, str], corpus: CorpusConfig) -> Iterator[tuple]:
+    """:func:`read_plain_text`'s rows as tuples (text, label, doc_id, split), read a line at a time."""
+    for path in files:
+        paragraph = 0
+        split = splits.get(path)
+        if splits and split is None:
+            continue
+        for line in text_lines(path, corpus.encoding):
+            if not line.strip():
+                paragraph += 1
+                continue
+            pieces = split_sentences(line) if corpus.split_sentences else [line]
+            for piece in pieces:
+                yield piece, "", f"{path.name}:{paragraph}", split
+
+
 def read_plain_text(root: Path, corpus: CorpusConfig) -> pd.DataFrame:
     """One row a line (or a sentence, with ``split_sentences``); a paragraph is a document.
 
     A folder holding ``*train*.txt``, ``*valid*.txt`` and ``*test*.txt`` (the Penn Treebank
     layout) keeps those splits instead of drawing new ones.
     """
-    rows = []
-    files = text_files(root)
-    splits = split_files(files)
-    use_predefined = root.is_dir() and {"train", "validation", "test"} <= set(splits.values())
-    for path in files:
-        paragraph = 0
-        split = splits.get(path) if use_predefined else None
-        if use_predefined and split is None:
-            continue
-        for line in read_text_file(path, corpus.encoding).splitlines():
-            if not line.strip():
-                paragraph += 1
-                continue
-            pieces = split_sentences(line) if corpus.split_sentences else [line]
-            rows.extend((piece, "", f"{path.name}:{paragraph}", split) for piece in pieces)
-    table = pd.DataFrame(rows, columns=["text", "label", "doc_id", "split"])
-    return table if use_predefined else table.drop(columns="split")
+    files, splits = text_layout(root)
+    table = pd.DataFrame(list(plain_text_rows(files, splits, corpus)), columns=["text", "label", "doc_id", "split"])
+    return table if splits else table.drop(columns="split")
 
 
 def input_files(corpus: CorpusConfig) -> list[Path]:
@@ -285,15 +373,44 @@ def read(corpus: CorpusConfig) -> pd.DataFrame:
     return readers[corpus.format]()
 
 
+class SeenTexts:
+    """The texts seen so far, as a sorted array of their 64-bit hashes (8 bytes a text, never the strings).
+
+    ``first(texts)`` says which of ``texts`` are new (the first of repeats within them too) and remembers them,
+    so a corpus read a chunk at a time drops the same rows as ``drop_duplicates(keep="first")`` on the whole
+    table (but for a hash collision, about one in 10^19 per pair of texts).
+    """
+
+    def __init__(self) -> None:
+        self.hashes = np.zeros(0, dtype=np.int64)
+
+    def first(self, texts: Iterable[str]) -> np.ndarray:
+        """A boolean mask over ``texts``: True where a text is seen for the first time."""
+        hashes = np.fromiter(map(hash, texts), dtype=np.int64)
+        unique, first_index = np.unique(hashes, return_index=True)
+        position = np.searchsorted(self.hashes, unique)
+        seen = position < len(self.hashes)
+        seen[seen] = self.hashes[position[seen]] == unique[seen]
+        new = np.zeros(len(hashes), dtype=bool)
+        new[first_index[~seen]] = True
+        self.hashes = np.insert(self.hashes, position[~seen], unique[~seen])
+        return new
+
+
+def normalized(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with text and label normalised (:func:`normalize`) and the rows left without text dropped."""
+    table = table.assign(text=table["text"].map(normalize), label=table["label"].map(normalize))
+    return table[table["text"] != ""]
+
+
 def clean(table: pd.DataFrame, deduplicate: bool = True) -> pd.DataFrame:
     """Normalise text, drop rows left empty, drop repeated texts (the first one stays; within each split when
     the table brings its own split)."""
-    table = table.assign(text=table["text"].map(normalize), label=table["label"].map(normalize))
-    table = table[table["text"] != ""]
+    table = normalized(table)
     if deduplicate and "split" in table.columns:
         table = deduplicate_within_splits(table)
     elif deduplicate:
-        table = table.drop_duplicates(subset="text", keep="first")
+        table = table[SeenTexts().first(table["text"])]
     return table.reset_index(drop=True)
 
 
@@ -303,44 +420,108 @@ def _documents_to_take(sizes: np.ndarray, target: float) -> int:
     return int(np.argmin(np.abs(totals - target)))
 
 
+class DocumentTally:
+    """Sentences per document and per (document, label), counted a chunk of rows at a time: what the
+    document-grouped split (:meth:`splits`) needs, without the rows.
+
+    A document's main label is its most frequent one (ties: the one seen first, as ``value_counts`` orders
+    them). Memory: a document id and two numbers a document, a counter for a document with several labels.
+    """
+
+    def __init__(self) -> None:
+        self.documents: dict[str, int] = {}  # doc_id -> position
+        self.labels: dict[str, int] = {}  # label -> code
+        self.sizes = array("q")  # sentences per document
+        self.first_labels = array("i")  # code of each document's first label
+        self.mixed: dict[int, Counter] = {}  # position -> sentences per label code, for documents of several labels
+
+    def add(self, doc_ids: Iterable[str], labels: Iterable[str]) -> None:
+        """Count rows: the document and label of each."""
+        for doc, label in zip(doc_ids, labels, strict=True):
+            code = self.labels.setdefault(label, len(self.labels))
+            position = self.documents.get(doc)
+            if position is None:
+                self.documents[doc] = len(self.sizes)
+                self.sizes.append(1)
+                self.first_labels.append(code)
+                continue
+            self.sizes[position] += 1
+            if position in self.mixed:
+                self.mixed[position][code] += 1
+            elif code != self.first_labels[position]:
+                self.mixed[position] = Counter({self.first_labels[position]: self.sizes[position] - 1, code: 1})
+
+    def splits(self, validation_fraction: float, test_fraction: float, rng: np.random.Generator, source: str,
+               min_examples: int = 3) -> dict[str, str]:
+        """``{doc_id: "validation" | "test"}`` for the documents that leave training (the rest are ``train``).
+
+        Each document goes as a whole to one split. For stratification a document counts under its main
+        label: per label (in sorted order), its documents (sorted by id) are shuffled and dealt to test, then
+        validation, until each holds the share of that label's sentences nearest to its fraction; the rest is
+        training. Every split with a share gets at least one document per label.
+        """
+        needed = 1 + (validation_fraction > 0) + (test_fraction > 0)
+        names = list(self.labels)
+        rows, documents = Counter(), Counter()  # per label code
+        main = np.array(self.first_labels, dtype=np.int64)
+        for position, size in enumerate(self.sizes):
+            counter = self.mixed.get(position)
+            if counter is None:
+                rows[int(main[position])] += size
+                documents[int(main[position])] += 1
+                continue
+            rows.update(counter)
+            documents.update(counter.keys())
+            main[position] = max(counter, key=counter.get)
+        for label in sorted(names):
+            code = self.labels[label]
+            if rows[code] < max(min_examples, needed) or documents[code] < needed:
+                name = f"label '{label}'" if label else "the corpus"
+                raise PipelineError(
+                    f"{source}: {name} has {rows[code]} example(s) in {documents[code]} document(s); at least "
+                    f"{max(min_examples, needed)} in {needed} documents are needed to split it into "
+                    "train/validation/test; add examples or remove that label"
+                )
+        doc_ids = np.array(sorted(self.documents), dtype=object)
+        order_of = np.array([self.documents[doc] for doc in doc_ids], dtype=np.int64)
+        sizes = np.asarray(self.sizes, dtype=np.int64)[order_of]
+        main = main[order_of]
+        assignment: dict[str, str] = {}
+        for label in sorted({names[code] for code in main.tolist()}):
+            docs = np.flatnonzero(main == self.labels[label])
+            order = docs[rng.permutation(len(docs))]
+            label_sizes = sizes[order]
+            total = label_sizes.sum()
+            spare = len(docs) - 1  # at least one document stays in train
+            test_docs = min(max(1, _documents_to_take(label_sizes, test_fraction * total)), spare) \
+                if test_fraction else 0
+            spare -= test_docs
+            validation_docs = 0
+            if validation_fraction:
+                rest = label_sizes[test_docs:]
+                validation_docs = min(max(1, _documents_to_take(rest, validation_fraction * total)), max(spare, 0))
+            assignment.update({doc: "test" for doc in doc_ids[order[:test_docs]]})
+            assignment.update({doc: "validation" for doc in doc_ids[order[test_docs:test_docs + validation_docs]]})
+        return assignment
+
+
 def assign_splits(table: pd.DataFrame, validation_fraction: float, test_fraction: float,
                   rng: np.random.Generator, source: str, min_examples: int = 3) -> pd.Series:
-    """Stratified, document-grouped split: a ``split`` value per row.
-
-    Each document goes as a whole to one split, so no document is in two. For
-    stratification a document counts under its most frequent label: per label,
-    its documents are shuffled and dealt to test, then validation, until each
-    holds the share of that label's sentences nearest to its fraction; the rest
-    is training. Every split with a share gets at least one document per label.
-    """
-    needed = 1 + (validation_fraction > 0) + (test_fraction > 0)
-    main_label = table.groupby("doc_id", sort=True)["label"].agg(lambda labels: labels.value_counts().index[0])
-    doc_sizes = table.groupby("doc_id", sort=True).size()
-    for label, rows in table.groupby("label", sort=True):
-        documents = rows["doc_id"].nunique()
-        if len(rows) < max(min_examples, needed) or documents < needed:
-            name = f"label '{label}'" if label else "the corpus"
-            raise PipelineError(
-                f"{source}: {name} has {len(rows)} example(s) in {documents} document(s); at least "
-                f"{max(min_examples, needed)} in {needed} documents are needed to split it into "
-                "train/validation/test; add examples or remove that label"
-            )
-    assignment: dict = {}
-    for label in sorted(main_label.unique()):
-        docs = main_label[main_label == label].index
-        order = docs[rng.permutation(len(docs))]
-        sizes = doc_sizes[order].to_numpy()
-        total = sizes.sum()
-        spare = len(docs) - 1  # at least one document stays in train
-        test_docs = min(max(1, _documents_to_take(sizes, test_fraction * total)), spare) if test_fraction else 0
-        spare -= test_docs
-        validation_docs = 0
-        if validation_fraction:
-            rest = sizes[test_docs:]
-            validation_docs = min(max(1, _documents_to_take(rest, validation_fraction * total)), max(spare, 0))
-        assignment.update({doc: "test" for doc in order[:test_docs]})
-        assignment.update({doc: "validation" for doc in order[test_docs:test_docs + validation_docs]})
+    """Stratified, document-grouped split: a ``split`` value per row (:meth:`DocumentTally.splits`)."""
+    tally = DocumentTally()
+    tally.add(table["doc_id"], table["label"])
+    assignment = tally.splits(validation_fraction, test_fraction, rng, source, min_examples)
     return table["doc_id"].map(lambda doc: assignment.get(doc, "train")).astype(object)
+
+
+def check_cleaned(corpus: CorpusConfig, sentences: int, empty_labels: int) -> None:
+    """Errors for a cleaned corpus of ``sentences`` rows, ``empty_labels`` of them without a label."""
+    if not sentences:
+        raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format "
+                            "and the files")
+    if corpus.format != "text" and empty_labels:
+        raise PipelineError(f"{corpus.path}: {empty_labels} row(s) have an empty label; fill them in or set "
+                            "corpus.format = \"text\"")
 
 
 def prepare_table(config: Config) -> pd.DataFrame:
@@ -350,13 +531,7 @@ def prepare_table(config: Config) -> pd.DataFrame:
     predefined = "split" in raw.columns
     # a language model's own text files keep repeated lines (they are part of PTB-style corpora)
     table = clean(raw, corpus.deduplicate and not (predefined and corpus.format == "text"))
-    if table.empty:
-        raise PipelineError(f"{corpus.path}: no sentences left after reading and cleaning; check corpus.format "
-                            "and the files")
-    if corpus.format != "text" and (table["label"] == "").any():
-        number = int((table["label"] == "").sum())
-        raise PipelineError(f"{corpus.path}: {number} row(s) have an empty label; fill them in or set "
-                            "corpus.format = \"text\"")
+    check_cleaned(corpus, len(table), int((table["label"] == "").sum()))
     if predefined:
         how = f"column '{corpus.split_column}' (corpus.split_column)" if corpus.split_column else "file names"
         check_splits(table, corpus.path, how)
