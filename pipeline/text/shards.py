@@ -80,7 +80,8 @@ class ShardJob:
            stamp: tuple[int, int, int]) -> ShardJob:
         import pyarrow.parquet as pq
 
-        return cls(prepared, work, digest, settings, pq.read_metadata(prepared).num_rows, stamp)
+        # absolute: a Dask worker elsewhere finds the same shared folder from another working directory
+        return cls(prepared.absolute(), work.absolute(), digest, settings, pq.read_metadata(prepared).num_rows, stamp)
 
     @property
     def folder(self) -> Path:
@@ -131,6 +132,8 @@ def read_shards(source: Any, shard_rows: int, wanted: Collection[int]) -> Iterat
         return
     begin, end = min(wanted) * shard_rows, min((max(wanted) + 1) * shard_rows, starts[-1])
     groups = [group for group in range(metadata.num_row_groups) if starts[group] < end and starts[group + 1] > begin]
+    if not groups:  # no such shard
+        return
     position, pieces = starts[groups[0]], []
     for batch in source.iter_batches(batch_size=shard_rows, row_groups=groups):
         while batch.num_rows:

@@ -87,6 +87,20 @@ def test_two_processes_over_whole_shards_write_the_same_bytes(reference, tmp_pat
     assert paths.tokens.read_bytes() == reference
 
 
+@pytest.mark.parametrize("row_group_rows", [7, 333, 1000])
+def test_read_shards_gives_each_wanted_slice_whatever_the_row_groups(tmp_path, row_group_rows):
+    import pyarrow as pa
+
+    texts = [f"文{index}" for index in range(1000)]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "prepared.parquet", row_group_size=row_group_rows)
+    source = pq.ParquetFile(tmp_path / "prepared.parquet")
+    for size, wanted in ((50, set(range(20))), (13, {0, 41, 76}), (999, {1}), (2000, {0}), (50, {25})):
+        got = list(shards.read_shards(source, size, wanted))
+        assert [index for index, _ in got] == sorted(index for index in wanted if index * size < 1000)
+        for index, rows in got:
+            assert rows.column("text").to_pylist() == texts[index * size:(index + 1) * size]
+
+
 def test_shard_rows_names_the_shard_folder_not_the_fingerprint(tmp_path):
     config, paths = prepared(tmp_path)
     other = replace(config, tokenize=replace(config.tokenize, shard_rows=100))
