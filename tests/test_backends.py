@@ -163,15 +163,18 @@ def test_language_model_builds_and_trains_on_jax_as_on_tensorflow(jax_report, te
 @needs_jax
 @pytest.mark.slow
 def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
-    """The real `pipeline train` and `pipeline classify` with KERAS_BACKEND=jax on the small config."""
+    """The real `pipeline train`, then `pipeline classify` of the run it wrote, with KERAS_BACKEND=jax on the small
+    config: one process runs both commands' ``main`` (a JAX process start costs seconds); each must return 0."""
     options = ["--config", str(TEST_CONFIGS / "small.toml"),
                "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', "--set", f'work_dir="{small_work_dir}"',
                "--set", f'models_dir="{tmp_path / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"']
-    trained = in_backend("jax", sys.executable, "-m", "pipeline", "train", *options)
-    assert trained.returncode == 0, explain(trained)
-    assert "Traceback" not in trained.stderr, explain(trained)
-    classified = in_backend("jax", sys.executable, "-m", "pipeline", "classify", "--model",
-                            str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。")
-    assert classified.returncode == 0, explain(classified)
-    label, probability, text = classified.stdout.strip().split("\t")
+    commands = [["train", *options], ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
+    script = ("import json, sys; from pipeline.cli import main\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    status = main(argv)\n"
+              "    if status: sys.exit(status)\n")
+    result = in_backend("jax", sys.executable, "-c", script, json.dumps(commands, ensure_ascii=False))
+    assert result.returncode == 0, explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
+    label, probability, text = result.stdout.strip().splitlines()[-1].split("\t")
     assert text == "京都の紅葉がきれいでした。" and 0 < float(probability) <= 1
