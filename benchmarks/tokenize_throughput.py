@@ -24,6 +24,8 @@ Then the ``tokenize`` stage itself (``--stage``, on by default): the sentences o
 file, then merged into ``tokens.parquet``: everything but the fingerprint and the lock) with
 ``tokenize.processes`` 1 and ``--processes``, against bare SudachiPy (c) over the same sentences in the same run,
 the repeats alternating. Goals: one process at least 0.5 of (c), ``--processes`` at least 1.7 times one.
+``--memory`` then runs the stage (one process, shards of 5,000) in fresh processes on those sentences repeated 1
+and 4 times and prints each one's peak resident memory: it must not grow with the corpus.
 
 Then the fast path's tokens are compared with the GiNZA path's, sentence by sentence, on the Aozora
 corpus (``--aozora``: ``lm/*.txt`` and ``authors/``, read with the project's readers, split into
@@ -36,6 +38,7 @@ Usage::
     .venv/bin/python benchmarks/tokenize_throughput.py --sentences 10000 --repeats 5
     .venv/bin/python benchmarks/tokenize_throughput.py --aozora ''        # skip the Aozora comparison
     .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 3 --processes 2   # the stage alone
+    .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 1 --memory   # and its peak memory
     .venv/bin/python benchmarks/tokenize_throughput.py --profile        # cProfile of (a), (b) and (e)
 """
 
@@ -47,6 +50,7 @@ import io
 import os
 import pstats
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -75,6 +79,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--stage", action=argparse.BooleanOptionalAction, default=True,
                         help="time the tokenize stage (shards, files, merge) on the Aozora lm/ sentences")
     parser.add_argument("--stage-only", action="store_true", help="time the tokenize stage only")
+    parser.add_argument("--memory", action="store_true", help="with the stage: its peak memory on the Aozora "
+                                                               "sentences repeated 1 and 4 times")
+    parser.add_argument("--peak-memory-of", type=Path, default=None, help=argparse.SUPPRESS)  # --memory's child
     parser.add_argument("--shard-rows", type=int, default=None, help="tokenize.shard_rows of the stage (default: "
                                                                      "the config's)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of (a), (b) and (e)")
@@ -167,6 +174,39 @@ def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None)
           f"{'met' if one / several >= 1.7 else 'NOT met'}")
 
 
+def peak_memory(prepared: Path) -> None:
+    """Run the stage (one process, shards of 5,000) on the prepared table ``prepared``; print the peak resident
+    memory of this (fresh) process before and after it."""
+    from pipeline.sections import TokenizeConfig
+    from pipeline.text.shards import ShardJob, file_stamp, tokenize_stage
+    from pipeline.text.sudachi import SudachiTokenizer
+
+    SudachiTokenizer(TokenizeConfig()).tokenize(["京都に行った。"])  # the model loaded: "before" counts it
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    job = ShardJob.of(prepared.parent, prepared, TokenizeConfig(shard_rows=5000), "memory", file_stamp(prepared))
+    tokenize_stage(job, prepared.parent / "tokens.parquet")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"  {job.rows:>7} sentences: peak RSS {after / 1024:.0f} MiB (with the model loaded, before the stage: "
+          f"{before / 1024:.0f} MiB)", flush=True)
+
+
+def measure_peak_memory(root: Path) -> None:
+    """:func:`peak_memory` in fresh processes on the ``root/lm`` sentences repeated 1 and 4 times (prepared tables
+    of row groups of 10,000 rows, written here)."""
+    import tempfile
+
+    import pandas as pd
+
+    sentences = load_aozora_lm(root)
+    print("\nthe tokenize stage's peak memory (fresh processes, shards of 5,000):")
+    for times in (1, 4):
+        with tempfile.TemporaryDirectory() as folder:
+            prepared = Path(folder) / "prepared.parquet"
+            pd.DataFrame({"text": sentences * times, "split": "train"}).to_parquet(prepared, index=False,
+                                                                                row_group_size=10_000)
+            subprocess.run([sys.executable, __file__, "--peak-memory-of", str(prepared)], check=True)
+
+
 def children_cpu() -> float:
     """CPU seconds of this process's finished children (worker processes)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -218,8 +258,13 @@ def main(argv=None) -> int:
     from pipeline.text.tokenize import Tokenizer
 
     stage_corpus = Path(arguments.aozora or AOZORA)
+    if arguments.peak_memory_of:
+        peak_memory(arguments.peak_memory_of)
+        return 0
     if arguments.stage_only:
         time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
+        if arguments.memory:
+            measure_peak_memory(stage_corpus)
         return 0
     settings = TokenizeConfig() if arguments.batch_size is None else TokenizeConfig(batch_size=arguments.batch_size)
     parallel_settings = TokenizeConfig(batch_size=settings.batch_size, processes=arguments.processes)
