@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,12 +78,22 @@ def connect(address: str) -> Iterator[Any]:
         yield client
 
 
+_ONE_AT_A_TIME = threading.Lock()  # per worker process
+
+
+def tokenize_alone(job: shards.ShardJob, index: int) -> None:
+    """A Dask task: shard ``index`` of ``job``, one task at a time per worker process (a worker started with
+    several threads would otherwise run two in the process's one SudachiPy tokenizer, which refuses that)."""
+    with _ONE_AT_A_TIME:
+        shards.tokenize_shards(job, [index])
+
+
 def run_shards(client: Any, job: shards.ShardJob, indices: list[int], progress: Progress | None = None) -> None:
     """Tokenize shards ``indices`` of ``job`` on ``client``'s workers, one task per shard; return when all are
     written. The first failure cancels the rest and is raised here."""
     distributed = _import_distributed()
     single = job.in_one_process()  # Dask's worker processes are daemons, which may not fork
-    futures = {client.submit(shards.tokenize_shards, single, [index], pure=False): index for index in indices}
+    futures = {client.submit(tokenize_alone, single, index, pure=False): index for index in indices}
     try:
         for future in distributed.as_completed(futures):
             future.result()

@@ -29,6 +29,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -164,19 +165,25 @@ def open_prepared(job: ShardJob) -> Iterator[Any]:
         yield pq.ParquetFile(handle)
 
 
+@functools.lru_cache(maxsize=2)
+def process_tokenizer(settings: TokenizeConfig) -> Any:
+    """:func:`~pipeline.text.tokenize.make_tokenizer`'s tokenizer, one per process and settings: a worker that
+    tokenizes shard after shard keeps the fast path's caches warm (POS by tag, punctuation by surface)."""
+    return make_tokenizer(settings)
+
+
 def tokenize_shards(job: ShardJob, indices: Collection[int], tokenizer: Any = None,
                     progress: Progress | None = None) -> None:
     """Tokenize shards ``indices`` of ``job`` and write each one's file atomically as soon as it is done.
 
-    ``tokenizer`` defaults to :func:`~pipeline.text.tokenize.make_tokenizer`'s (its model loaded once per process,
-    :func:`~pipeline.text.tokenize.load_nlp` is cached); ``progress`` counts sentences.
+    ``tokenizer`` defaults to :func:`process_tokenizer`'s; ``progress`` counts sentences.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if not indices:
         return
-    tokenizer = make_tokenizer(job.settings) if tokenizer is None else tokenizer
+    tokenizer = process_tokenizer(job.settings) if tokenizer is None else tokenizer
     with open_prepared(job) as source:
         schema = output_schema(source.schema_arrow, job.settings)
         for index, rows in read_shards(source, job.settings.shard_rows, indices):
