@@ -343,6 +343,7 @@ def tokenize_part(config: Config, index: int, count: int) -> dict:
     log.info("tokenize --shard %d/%d: %d of the %d shards to write in %s", index, count, len(mine),
              len(range(index, job.count, count)), job.folder)
     tokenize_shards(job, mine)
+    log.info("tokenize --shard %d/%d: done; once every part is, `pipeline tokenize` merges the shards", index, count)
     return {"skipped": False, "shards": len(mine)}
 
 
