@@ -70,7 +70,7 @@ def connect(address: str) -> Iterator[Any]:
             yield client
         return
     try:
-        client = distributed.Client(address, timeout=30)
+        client = distributed.Client(address, timeout=10)
     except (OSError, TimeoutError) as error:
         raise PipelineError(f"--dask {address}: no Dask scheduler answers there ({error}); start one "
                             "(`dask scheduler`) or use --dask local:N") from None
