@@ -248,8 +248,8 @@ class TrainConfig:
     time_limit_minutes: float = 0.0  # stop before an epoch would end past this budget (best weights kept); 0: off
     # generator: Keras dtype policy; mixed_bfloat16 computes in bfloat16 with float32 weights and outputs
     precision: str = "float32"  # float32 | mixed_bfloat16
-    # classifier data parallelism (tf.distribute, pipeline.training.distribution): none | mirrored (local devices) |
-    # multi_worker (processes named by TF_CONFIG); batch_size stays the global batch, learning_rate unchanged
+    # data parallelism (tf.distribute, pipeline.distribution): none | mirrored (local devices) | multi_worker
+    # (processes named by TF_CONFIG, each reading its share of every batch); batch_size stays the global batch
     distribute: str = "none"
     # weight averaging, scored in place of the epoch's own weights (pipeline.training.WeightAveraging): none | swa
     # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
