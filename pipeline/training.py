@@ -362,8 +362,11 @@ class WeightAveraging(keras.callbacks.Callback):
         if self.best is None:
             return
         score, epoch, averaged = self.best
-        kind = (f"the average of epochs {epoch - averaged + 1}-{epoch}" if averaged else
-                "its own weights" + (f" (averaging from epoch {self.start})" if self.start else " (no averaging)"))
+        if averaged > 1:
+            kind = f"the average of epochs {epoch - averaged + 1}-{epoch}"
+        else:
+            kind = "its own weights" + (" (the first averaged epoch)" if averaged else
+                                        f" (averaging from epoch {self.start})" if self.start else " (no averaging)")
         log.info("weight averaging: epoch %d scored best (%s %.4g) with %s", epoch, self.monitor, score, kind)
 
     def _swap_in(self) -> None:
