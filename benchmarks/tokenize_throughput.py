@@ -256,6 +256,9 @@ def compare_on_aozora(root: Path, ginza, fast, sudachi) -> int:
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if arguments.peak_memory_of:  # before importing anything else: the peak is the stage's
+        peak_memory(arguments.peak_memory_of)
+        return 0
     import spacy
     import sudachipy
 
@@ -264,9 +267,6 @@ def main(argv=None) -> int:
     from pipeline.text.tokenize import Tokenizer
 
     stage_corpus = Path(arguments.aozora or AOZORA)
-    if arguments.peak_memory_of:
-        peak_memory(arguments.peak_memory_of)
-        return 0
     if arguments.stage_only:
         time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
         if arguments.memory:
