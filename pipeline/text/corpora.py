@@ -2,7 +2,9 @@
 
 Every reader returns a pandas table with the columns ``text``, ``label`` and
 ``doc_id`` (the document a sentence comes from; sentences of one document never
-land in two splits). :func:`prepare` normalises, de-duplicates and splits it.
+land in two splits). :func:`prepare_table` normalises, de-duplicates and splits it
+(the split: :func:`pipeline.text.splits.assign_splits`); :mod:`pipeline.text.prepare`
+does the same a chunk of rows at a time, with the row readers here.
 
 Formats (``corpus.format``):
 
@@ -27,8 +29,6 @@ import json
 import logging
 import re
 import unicodedata
-from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -40,7 +40,14 @@ from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
-from pipeline.text.splits import SPLIT_CHOICES, check_splits, deduplicate_within_splits, split_files, split_name
+from pipeline.text.splits import (
+    SPLIT_CHOICES,
+    assign_splits,
+    check_splits,
+    deduplicate_within_splits,
+    split_files,
+    split_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -412,106 +419,6 @@ def clean(table: pd.DataFrame, deduplicate: bool = True) -> pd.DataFrame:
     elif deduplicate:
         table = table[SeenTexts().first(table["text"])]
     return table.reset_index(drop=True)
-
-
-def _documents_to_take(sizes: np.ndarray, target: float) -> int:
-    """How many documents (in order) bring the running total of sentences nearest ``target``."""
-    totals = np.concatenate([[0], np.cumsum(sizes)])
-    return int(np.argmin(np.abs(totals - target)))
-
-
-class DocumentTally:
-    """Sentences per document and per (document, label), counted a chunk of rows at a time: what the
-    document-grouped split (:meth:`splits`) needs, without the rows.
-
-    A document's main label is its most frequent one (ties: the one seen first, as ``value_counts`` orders
-    them). Memory: a document id and two numbers a document, a counter for a document with several labels.
-    """
-
-    def __init__(self) -> None:
-        self.documents: dict[str, int] = {}  # doc_id -> position
-        self.labels: dict[str, int] = {}  # label -> code
-        self.sizes = array("q")  # sentences per document
-        self.first_labels = array("i")  # code of each document's first label
-        self.mixed: dict[int, Counter] = {}  # position -> sentences per label code, for documents of several labels
-
-    def add(self, doc_ids: Iterable[str], labels: Iterable[str]) -> None:
-        """Count rows: the document and label of each."""
-        for doc, label in zip(doc_ids, labels, strict=True):
-            code = self.labels.setdefault(label, len(self.labels))
-            position = self.documents.get(doc)
-            if position is None:
-                self.documents[doc] = len(self.sizes)
-                self.sizes.append(1)
-                self.first_labels.append(code)
-                continue
-            self.sizes[position] += 1
-            if position in self.mixed:
-                self.mixed[position][code] += 1
-            elif code != self.first_labels[position]:
-                self.mixed[position] = Counter({self.first_labels[position]: self.sizes[position] - 1, code: 1})
-
-    def splits(self, validation_fraction: float, test_fraction: float, rng: np.random.Generator, source: str,
-               min_examples: int = 3) -> dict[str, str]:
-        """``{doc_id: "validation" | "test"}`` for the documents that leave training (the rest are ``train``).
-
-        Each document goes as a whole to one split. For stratification a document counts under its main
-        label: per label (in sorted order), its documents (sorted by id) are shuffled and dealt to test, then
-        validation, until each holds the share of that label's sentences nearest to its fraction; the rest is
-        training. Every split with a share gets at least one document per label.
-        """
-        needed = 1 + (validation_fraction > 0) + (test_fraction > 0)
-        names = list(self.labels)
-        rows, documents = Counter(), Counter()  # per label code
-        main = np.array(self.first_labels, dtype=np.int64)
-        for position, size in enumerate(self.sizes):
-            counter = self.mixed.get(position)
-            if counter is None:
-                rows[int(main[position])] += size
-                documents[int(main[position])] += 1
-                continue
-            rows.update(counter)
-            documents.update(counter.keys())
-            main[position] = max(counter, key=counter.get)
-        for label in sorted(names):
-            code = self.labels[label]
-            if rows[code] < max(min_examples, needed) or documents[code] < needed:
-                name = f"label '{label}'" if label else "the corpus"
-                raise PipelineError(
-                    f"{source}: {name} has {rows[code]} example(s) in {documents[code]} document(s); at least "
-                    f"{max(min_examples, needed)} in {needed} documents are needed to split it into "
-                    "train/validation/test; add examples or remove that label"
-                )
-        doc_ids = np.array(sorted(self.documents), dtype=object)
-        order_of = np.array([self.documents[doc] for doc in doc_ids], dtype=np.int64)
-        sizes = np.asarray(self.sizes, dtype=np.int64)[order_of]
-        main = main[order_of]
-        assignment: dict[str, str] = {}
-        for label in sorted({names[code] for code in main.tolist()}):
-            docs = np.flatnonzero(main == self.labels[label])
-            order = docs[rng.permutation(len(docs))]
-            label_sizes = sizes[order]
-            total = label_sizes.sum()
-            spare = len(docs) - 1  # at least one document stays in train
-            test_docs = min(max(1, _documents_to_take(label_sizes, test_fraction * total)), spare) \
-                if test_fraction else 0
-            spare -= test_docs
-            validation_docs = 0
-            if validation_fraction:
-                rest = label_sizes[test_docs:]
-                validation_docs = min(max(1, _documents_to_take(rest, validation_fraction * total)), max(spare, 0))
-            assignment.update({doc: "test" for doc in doc_ids[order[:test_docs]]})
-            assignment.update({doc: "validation" for doc in doc_ids[order[test_docs:test_docs + validation_docs]]})
-        return assignment
-
-
-def assign_splits(table: pd.DataFrame, validation_fraction: float, test_fraction: float,
-                  rng: np.random.Generator, source: str, min_examples: int = 3) -> pd.Series:
-    """Stratified, document-grouped split: a ``split`` value per row (:meth:`DocumentTally.splits`)."""
-    tally = DocumentTally()
-    tally.add(table["doc_id"], table["label"])
-    assignment = tally.splits(validation_fraction, test_fraction, rng, source, min_examples)
-    return table["doc_id"].map(lambda doc: assignment.get(doc, "train")).astype(object)
 
 
 def check_cleaned(corpus: CorpusConfig, sentences: int, empty_labels: int) -> None:

@@ -4,7 +4,7 @@ Two passes. The first reads the raw rows a chunk at a time (:func:`pipeline.text
 :func:`~pipeline.text.corpora.table_rows`), cleans each chunk as :func:`~pipeline.text.corpora.clean` cleans a
 table (:func:`~pipeline.text.corpora.normalized`, repeats dropped by hash with
 :class:`~pipeline.text.corpora.SeenTexts`), counts sentences per document and label
-(:class:`~pipeline.text.corpora.DocumentTally`) and writes the clean rows to a scratch Parquet file. The
+(:class:`~pipeline.text.splits.DocumentTally`) and writes the clean rows to a scratch Parquet file. The
 document-grouped split is then drawn from those counts, and the second pass copies the scratch rows, each with
 its document's split, into ``prepared.parquet`` (a row group a chunk), followed by the rows of
 ``corpus.unlabeled_path``. Memory holds a chunk, 8 bytes a sentence (its hash) and the documents' counts, never
@@ -33,6 +33,7 @@ from pipeline import seeds
 from pipeline.config import Config
 from pipeline.sections import CorpusConfig
 from pipeline.text import corpora
+from pipeline.text.splits import DocumentTally
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,10 @@ def write_prepared(config: Config, path: Path) -> int:
     return counts.total()
 
 
-def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> corpora.DocumentTally:
+def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> DocumentTally:
     """First pass: the clean rows of ``rows`` into the Parquet file ``scratch``; their documents' counts."""
     seen = corpora.SeenTexts() if corpus.deduplicate else None
-    tally, kept, empty_labels = corpora.DocumentTally(), 0, 0
+    tally, kept, empty_labels = DocumentTally(), 0, 0
     with pq.ParquetWriter(scratch, CLEAN_SCHEMA) as writer:
         for chunk in chunks(rows, PREPARE_CHUNK_ROWS):
             table = corpora.normalized(pd.DataFrame(chunk, columns=RAW_COLUMNS))

@@ -13,6 +13,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
 from pipeline.text import corpora
+from pipeline.text.splits import assign_splits
 from pipeline.text.unlabeled import iter_unlabeled
 
 SHIPPED_KNB = REPOSITORY / "corpora" / "knb_blog"
@@ -416,7 +417,7 @@ def test_split_is_stratified_grouped_and_sized_by_hand():
     # Per label: 12 documents of 4 sentences = 48 rows; test 0.25 -> 12 rows = 3 documents,
     # validation 0.25 -> 3 more documents; the remaining 6 documents (24 rows) train.
     table = split_table()
-    split = corpora.assign_splits(table, 0.25, 0.25, np.random.default_rng(0), "t")
+    split = assign_splits(table, 0.25, 0.25, np.random.default_rng(0), "t")
     counts = pd.crosstab(table["label"], split)
     assert counts.to_dict("index") == {f"label{i}": {"test": 12, "train": 24, "validation": 12} for i in range(3)}
     assert (table.assign(split=split).groupby("doc_id")["split"].nunique() == 1).all()
@@ -438,9 +439,9 @@ def test_prepare_on_tiny_knb_puts_every_label_in_every_split(tmp_path, seed):
 
 def test_split_with_zero_fractions():
     table = split_table(labels=2, docs_per_label=3, sentences_per_doc=1)
-    only_train = corpora.assign_splits(table, 0.0, 0.0, np.random.default_rng(0), "t")
+    only_train = assign_splits(table, 0.0, 0.0, np.random.default_rng(0), "t")
     assert set(only_train) == {"train"}
-    no_test = corpora.assign_splits(table, 0.3, 0.0, np.random.default_rng(0), "t")
+    no_test = assign_splits(table, 0.3, 0.0, np.random.default_rng(0), "t")
     assert pd.crosstab(table["label"], no_test).to_dict("index") == {
         "label0": {"train": 2, "validation": 1}, "label1": {"train": 2, "validation": 1}}
 
@@ -453,7 +454,7 @@ def test_split_never_puts_one_document_in_two_splits_even_across_labels():
         rows.extend((f"D{doc} good {s}", "positive", f"D{doc}") for s in range(2))
         rows.extend((f"D{doc} bad {s}", "negative", f"D{doc}") for s in range(2))
     table = pd.DataFrame(rows, columns=["text", "label", "doc_id"])
-    split = corpora.assign_splits(table, 0.2, 0.2, np.random.default_rng(3), "t")
+    split = assign_splits(table, 0.2, 0.2, np.random.default_rng(3), "t")
     splits_per_document = table.assign(split=split).groupby("doc_id")["split"].nunique()
     assert (splits_per_document == 1).all(), splits_per_document[splits_per_document > 1].to_dict()
 

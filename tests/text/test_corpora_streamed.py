@@ -14,6 +14,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
 from pipeline.text import corpora, prepare
+from pipeline.text.splits import DocumentTally
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -128,7 +129,7 @@ def test_seen_texts_keep_the_first_of_each_text_across_chunks():
 def test_document_tally_main_label_ties_go_to_the_label_seen_first():
     table = pd.DataFrame({"doc_id": ["d1", "d1", "d1", "d1", "d2", "d3", "d4", "d5", "d6"],
                           "label": ["B", "A", "A", "B", "A", "A", "B", "B", "A"]})
-    tally = corpora.DocumentTally()
+    tally = DocumentTally()
     tally.add(table["doc_id"], table["label"])
     main = table.groupby("doc_id", sort=True)["label"].agg(lambda labels: labels.value_counts().index[0])
     assert main["d1"] == "B"  # as value_counts orders a tie
