@@ -16,7 +16,9 @@ A rerun with the same config (``identity``) restores them, fits from the next ep
 (:meth:`Resume.fast_forward`): with deterministic kernels its final weights and metrics equal those
 of an uninterrupted run. Keras' ``BackupAndRestore`` restores only the weights, optimizer and epoch,
 and our callbacks' state would start over. The time limit (``train.time_limit_minutes``) restarts
-with the rerun. The state is deleted when training ends (:meth:`Resume.finish`).
+with the rerun. The state is deleted when training ends (:meth:`Resume.finish`). With several
+workers (:mod:`pipeline.distribution`) only the chief saves and deletes it, in the work folder they
+share; every worker reads it when it starts, so a relaunched cluster continues after the same epoch.
 :func:`unfinished_training` tells an interrupted command whether a rerun resumes, and after which epoch.
 """
 

@@ -259,3 +259,17 @@ def test_an_interrupted_pretraining_resumes_and_the_classifier_trains_as_after_a
     assert_same_run_folders(paths.run, reference_paths.run)
     assert [fit["epochs"] for fit in classifier_fits] == [[0, 1]]
     assert not Paths(paths.work, pretrained).resume.exists()
+
+
+def test_a_worker_reads_the_chiefs_state_and_writes_none(tmp_path):
+    """Several workers (pipeline.distribution): every one resumes from the state the chief saved in the work
+    folder they share; only the chief replaces or deletes it."""
+    saved_state(tmp_path / "resume", epoch=2, stopped=False)
+    (tmp_path / "run").mkdir()
+    resume = Resume(tmp_path / "resume", tmp_path / "run", identity_of({"seed": 1}), epochs=5, writes=False)
+    assert resume.initial_epoch == 2
+    before = (tmp_path / "resume" / STATE).read_bytes()
+    resume.callback.on_epoch_end(2)  # a worker's epoch ends: nothing saved, but a rerun resumes after it
+    assert (tmp_path / "resume" / STATE).read_bytes() == before and unfinished_training() == (tmp_path / "resume", 3)
+    resume.finish()
+    assert (tmp_path / "resume" / STATE).read_bytes() == before

@@ -166,7 +166,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
-    resume = None
+    resume, examples_read = None, None
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":
             fit_ridge(model, train_batches, config.model.ridge, num_classes)
@@ -176,18 +176,20 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             history.to_csv(RunPaths(folder).history, index=False)
         else:
             monitor = "val_loss" if has_validation else "loss"
-            # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
-            resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs) \
-                if distribution.kind != "multi_worker" else None
-            if resume is not None:
-                resume.fast_forward(train_batches)
+            # the state after each epoch (pipeline.resume), saved by the chief: a killed training continues
+            resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs,
+                            writes=distribution.is_chief)
+            shared = distribution.share(train_batches)  # this worker's rows of each batch (pipeline.distribution)
+            resume.fast_forward(shared)
+            data, feeding = distribution.feed(shared)
             with distribution.fitting(model):  # the strategy's scope (pipeline.distribution)
-                fitted = model.fit(train_batches, validation_data=validation_batches, epochs=settings.epochs,
-                                   initial_epoch=resume.initial_epoch if resume else 0,
+                fitted = model.fit(data, validation_data=validation_batches, epochs=settings.epochs,
+                                   initial_epoch=resume.initial_epoch,
                                    callbacks=callbacks(settings, folder, monitor, resume=resume,
-                                                       first=(GroupRateSchedule(),) if group_rates else ()),
-                                   verbose=progress_verbosity())
+                                                       first=(GroupRateSchedule(),) if group_rates else ())
+                                   + feeding, shuffle=not feeding, verbose=progress_verbosity())
             history = pd.DataFrame(fitted.history)
+            examples_read = feeding[0].examples_read if feeding else None
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)
         if config.model.ensemble == "char_ngram":
@@ -200,7 +202,10 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:
         resume.finish()
+    result = {"epochs": len(history), "parameters": parameters}
+    if examples_read is not None:  # several workers: the training examples this one read, per epoch
+        result["examples_read"] = examples_read
     if not distribution.is_chief:  # the chief writes the run folder and records the stage
-        return {"epochs": len(history), "parameters": parameters, "outputs_written": False}
+        return {**result, "outputs_written": False}
     log.info("saved run folder %s", paths.run)
-    return {"epochs": len(history), "parameters": parameters}
+    return result

@@ -20,11 +20,13 @@ registry.register_section("generate", GenerateConfig, owner="language_model")
 registry.register_section("pretrain", PretrainConfig, owner="language_model")
 
 # What a language model does not take: an ensemble member, data parallelism, fine-tuning options.
-UNSUPPORTED = ("model.ensemble", "train.distribute", *FINE_TUNING_KEYS)
+UNSUPPORTED = ("model.ensemble", *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:
     check_off(config, UNSUPPORTED, "a language model")
+    check(config.train.distribute == "none" or config.train.regime == "sentences", "train.distribute",
+          config.train.distribute, '"none" with train.regime = "tbptt" (its stateful stream is one row per track)')
     check(config.train.lr_schedule not in ("slanted_triangular", "one_cycle"), "train.lr_schedule",
           config.train.lr_schedule, "constant, step or plateau for a language model")
 

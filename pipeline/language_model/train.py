@@ -24,9 +24,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
+from pipeline.distribution import make_distribution
 from pipeline.errors import PipelineError
 from pipeline.language_model.data import (
     LanguageModelBatches,
@@ -102,8 +102,10 @@ def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] 
 
 def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...], reverse: bool = False,
                      embedding_matrix: np.ndarray | None = None) -> dict:
-    make_deterministic(config.seed)
     settings, model_settings = config.train, config.model
+    # train.distribute (pipeline.distribution): made before TensorFlow's first op; the model is built in its scope
+    distribution = make_distribution(settings.distribute, settings.batch_size)
+    make_deterministic(config.seed)
     check_generator(model_settings, settings.regime)
     splits = EncodedSplits.load(paths.ids)
     if reverse:  # w_n .. w_1: predicting the next token of a reversed sentence is predicting the previous one
@@ -125,8 +127,9 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
         streams = {"train": token_stream(train_sequences, eos),
                    "validation": token_stream(splits.sequences["validation"], eos)}
         _check_stream(streams["train"], settings.batch_size, settings.bptt_steps, "train")
-        model, trainee = build_generator_pair(model_settings, matrix, model_seed, stateful=True,
-                                              batch_size=settings.batch_size)
+        with distribution.scope():
+            model, trainee = build_generator_pair(model_settings, matrix, model_seed, stateful=True,
+                                                  batch_size=settings.batch_size)
         train_data = TBPTTDataset(streams["train"], settings.batch_size, settings.bptt_steps)
         validation_data = None
         first = [ResetStates()]
@@ -135,11 +138,14 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
             first.append(StreamValidation(streams["validation"], settings.batch_size, settings.bptt_steps, model))
         tokens = len(streams["train"])
     else:
-        model, trainee = build_generator_pair(model_settings, matrix, model_seed, num_labels if conditioned else 0)
+        with distribution.scope():
+            model, trainee = build_generator_pair(model_settings, matrix, model_seed, num_labels if conditioned else 0)
         bos = start_id(config, vocab)
-        train_data = LanguageModelBatches(train_sequences, train_targets, settings.batch_size,
-                                          settings.max_length, bos, eos, seeds.rng(config.seed, "batches"),
-                                          settings.bucketing, conditioned)
+        # this worker's rows of each batch (pipeline.distribution); every batch on one worker
+        train_data = distribution.share(LanguageModelBatches(train_sequences, train_targets, settings.batch_size,
+                                                             settings.max_length, bos, eos,
+                                                             seeds.rng(config.seed, "batches"), settings.bucketing,
+                                                             conditioned))
         validation_data = LanguageModelBatches(splits.sequences["validation"], splits.targets["validation"],
                                                settings.batch_size, settings.max_length, bos, eos,
                                                conditioned=conditioned) if splits.sequences["validation"] else None
@@ -155,23 +161,32 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
     monitor = "val_perplexity" if has_validation else "perplexity"
     log.info("training %s language model (%s, %s softmax): %d parameters, %d training tokens", config.run_name,
              settings.regime, model_settings.output, trainable_parameters(model), tokens)
-    trainee.compile(optimizer=make_optimizer(settings), loss=loss,
-                    metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID, target_log_probabilities=adaptive)])
+    with distribution.scope():
+        trainee.compile(optimizer=make_optimizer(settings), loss=loss,
+                        metrics=[Perplexity(pad_id=-1 if tbptt else PAD_ID, target_log_probabilities=adaptive)])
     # The best-epoch checkpoint is the inference model itself only when it is the model being fitted.
     checkpoint = not tbptt and trainee is model
-    with artifact_io.atomic_directory(paths.run) as folder:
-        # the state after each epoch (pipeline.resume): a killed training continues from its last epoch
-        resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs)
+    with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
+        # the state after each epoch (pipeline.resume), saved by the chief: a killed training continues
+        resume = Resume(paths.resume, folder, identity_of(settings_read("train", config)), settings.epochs,
+                        writes=distribution.is_chief)
         resume.fast_forward(train_data)
-        fitted = trainee.fit(train_data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
-                             initial_epoch=resume.initial_epoch,
-                             callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint, first=tuple(first),
-                                                 resume=resume),
-                             verbose=progress_verbosity())
+        data, feeding = distribution.feed(train_data, shuffle=False)
+        with distribution.fitting(trainee):  # the strategy's scope (pipeline.distribution)
+            fitted = trainee.fit(data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
+                                 initial_epoch=resume.initial_epoch,
+                                 callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint,
+                                                     first=tuple(first), resume=resume) + feeding,
+                                 verbose=progress_verbosity())
         if not checkpoint or settings.patience:
             twin = build_generator(model_settings, matrix, model_seed, num_labels if conditioned else 0)
             twin.set_weights(model.get_weights())
             twin.save(RunPaths(folder).model)
         write_run_metadata(folder, config, vocab, splits.labels)
     resume.finish()
-    return {"epochs": len(pd.DataFrame(fitted.history)), "parameters": trainable_parameters(model)}
+    result = {"epochs": len(pd.DataFrame(fitted.history)), "parameters": trainable_parameters(model)}
+    if feeding:  # several workers: the training examples this one read, per epoch
+        result["examples_read"] = feeding[0].examples_read
+    if not distribution.is_chief:  # the chief writes the run folder and records the stage
+        return {**result, "outputs_written": False}
+    return result
