@@ -168,7 +168,8 @@ def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
     options = ["--config", str(TEST_CONFIGS / "small.toml"),
                "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', "--set", f'work_dir="{small_work_dir}"',
                "--set", f'models_dir="{tmp_path / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"']
-    commands = [["train", *options], ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
+    commands = [["train", *options],
+                ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
     script = ("import json, sys; from pipeline.cli import main\n"
               "for argv in json.loads(sys.argv[1]):\n"
               "    status = main(argv)\n"
