@@ -114,7 +114,7 @@ class Distribution:
         if self.workers == 1:
             return dataset, []
         feed = _WorkerFeed(dataset, self, shuffle)
-        return feed.distributed(), [feed, AgreeToStop(self.strategy)]
+        return feed.distributed(), [feed, AgreeToStop(self)]
 
     def scope(self) -> contextlib.AbstractContextManager:
         """Build and compile the model inside this: its variables are then created per replica."""
@@ -166,13 +166,25 @@ class Distribution:
 
     @contextlib.contextmanager
     def output_folder(self, folder: Path) -> Iterator[Path]:
-        """The folder to write the run into: ``folder`` atomically on the chief, a deleted temporary one elsewhere."""
+        """The folder to write the run into: ``folder`` atomically on the chief, a deleted temporary one elsewhere.
+
+        Several workers then wait for each other (one all-reduce), so that none exits while the chief still
+        writes: the cluster's heartbeat would report it as crashed.
+        """
         if self.is_chief:
             with artifact_io.atomic_directory(folder) as building:
                 yield building
         else:
             with tempfile.TemporaryDirectory(prefix="pipeline-worker-") as scratch:
                 yield Path(scratch)
+        if self.workers > 1:
+            self.all_sum(0.0)
+
+    def all_sum(self, value: float) -> float:
+        """``value`` summed over the replicas (one all-reduce; every worker must call it)."""
+        import tensorflow as tf
+
+        return float(self.strategy.reduce("SUM", self.strategy.run(lambda: tf.constant([value])), axis=None)[0])
 
 
 class WorkerShare:
@@ -267,16 +279,13 @@ class AgreeToStop(keras.callbacks.Callback):
     alone would leave the others waiting in their next collective step. Put it after the callbacks that
     may stop training; the decision is a sum of 0/1 flags over the replicas (one all-reduce)."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, distribution: Distribution) -> None:
         super().__init__()
-        self.strategy = strategy
+        self.distribution = distribution
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        import tensorflow as tf
-
         wanted = bool(self.model.stop_training)
-        flag = self.strategy.run(lambda: tf.constant([1.0 if wanted else 0.0]))
-        stopping = float(self.strategy.reduce("SUM", flag, axis=None)[0]) > 0
+        stopping = self.distribution.all_sum(1.0 if wanted else 0.0) > 0
         if stopping and not wanted:
             log.info("stopping after epoch %d with the other workers (one reached its time limit)", epoch + 1)
         self.model.stop_training = stopping
