@@ -19,29 +19,15 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from pipeline.distribution import local_tf_configs
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-
-
-def tf_config(ports: list[int], index: int) -> str:
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                       "task": {"type": "worker", "index": index}})
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
 
 
 def pipeline(command: str, options: list[str], environment: dict | None = None) -> subprocess.Popen:
@@ -62,13 +48,12 @@ def train_and_evaluate(options: list[str], run: str, workers: int, models: Path)
     options = [*options, "--set", f'run_name="{run}"']
     environments = [None]
     if workers > 1:
-        ports = free_ports(workers)
         options += ["--set", 'train.distribute="multi_worker"']
-        environments = [{"TF_CONFIG": tf_config(ports, index)} for index in range(workers)]
+        environments = [{"TF_CONFIG": value} for value in local_tf_configs(workers)]
     started = time.perf_counter()
     logs = wait([pipeline("train", options, environment) for environment in environments])
     wall = time.perf_counter() - started
-    seconds = float(re.search(r"train: done in ([\d.]+) s", logs[0])[1])
+    seconds = float(re.search(r"stages: train: done in ([\d.]+) s", logs[0])[1])
     epochs = sum(1 for _ in (models / run / "history.csv").open()) - 1
     reads = [re.findall(r"worker \d+ of \d+ read (\d+) training examples", log) for log in logs]
     return {"workers": workers, "test_accuracy": test_accuracy(options),

@@ -44,6 +44,7 @@ import logging
 import os
 import random
 import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -319,6 +320,23 @@ def cluster_task(environment: dict[str, str] | None = None) -> tuple[dict, str, 
         raise PipelineError(f"TF_CONFIG task index {index} is out of range: the cluster has {len(members)} "
                             f"{task_type!r} task(s)")
     return cluster, task_type, index
+
+
+def tf_config(workers: list[str], index: int) -> str:
+    """The ``TF_CONFIG`` of worker ``index`` of a cluster of ``workers`` (``"host:port"``) with no chief."""
+    return json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}})
+
+
+def local_tf_configs(count: int) -> list[str]:
+    """``TF_CONFIG`` values for ``count`` workers on this machine (127.0.0.1, on ports the system hands out now,
+    bound and released): for tests and benchmarks."""
+    sockets = [socket.socket() for _ in range(count)]
+    for each in sockets:
+        each.bind(("127.0.0.1", 0))
+    workers = [f"127.0.0.1:{each.getsockname()[1]}" for each in sockets]
+    for each in sockets:
+        each.close()
+    return [tf_config(workers, index) for index in range(count)]
 
 
 def is_chief_task(cluster: dict, task_type: str, index: int) -> bool:

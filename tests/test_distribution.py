@@ -1,11 +1,9 @@
 """Tests of pipeline.distribution: TF_CONFIG parsing, the chief rule, each worker's share of the batches, and two
 real workers on 127.0.0.1 (a classifier, killed and relaunched; a language model under a time limit)."""
 
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +15,15 @@ import pytest
 from helpers import REPOSITORY, TEST_CONFIGS, cli, explain
 
 from pipeline import config as config_module
-from pipeline.distribution import Distribution, WorkerShare, cluster_task, is_chief_task, make_distribution
+from pipeline.distribution import (
+    Distribution,
+    WorkerShare,
+    cluster_task,
+    is_chief_task,
+    local_tf_configs,
+    make_distribution,
+    tf_config,
+)
 from pipeline.errors import PipelineError
 from pipeline.paths import RunPaths
 from pipeline.text.batches import SequenceBatches
@@ -25,30 +31,14 @@ from pipeline.text.batches import SequenceBatches
 RUN_FILES = ("model.keras", "config.json", "vocab.json", "labels.json", "history.csv")
 
 
-def tf_config(ports: list[int], index: int) -> str:
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                       "task": {"type": "worker", "index": index}})
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the system has just handed out (bound to port 0, then released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for each in sockets:
-        each.bind(("127.0.0.1", 0))
-    ports = [each.getsockname()[1] for each in sockets]
-    for each in sockets:
-        each.close()
-    return ports
-
-
 def test_cluster_task_reads_tf_config():
-    cluster, task_type, index = cluster_task({"TF_CONFIG": tf_config([1, 2], 1)})
+    cluster, task_type, index = cluster_task({"TF_CONFIG": tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1)})
     assert cluster == {"worker": ["127.0.0.1:1", "127.0.0.1:2"]} and (task_type, index) == ("worker", 1)
 
 
 @pytest.mark.parametrize("value, fragment", [("", "needs the TF_CONFIG"), ("{", "TF_CONFIG is not valid"),
                                              ('{"cluster": {}}', "TF_CONFIG is not valid"),
-                                             (tf_config([1], 3), "out of range")])
+                                             (tf_config(["127.0.0.1:1"], 3), "out of range")])
 def test_bad_tf_config_is_a_pipeline_error(value, fragment):
     with pytest.raises(PipelineError, match=fragment):
         cluster_task({"TF_CONFIG": value})
@@ -110,13 +100,13 @@ def test_a_stateful_language_model_is_not_distributed():
 def launch(options: list[str], logs: Path, count: int = 2, *per_worker: list[str]) -> list[subprocess.Popen]:
     """``count`` `pipeline train` workers on 127.0.0.1 (TF_CONFIG), logs in ``logs/worker<i>.log``;
     ``per_worker[i]``: more options for worker i."""
-    ports = free_ports(count)
+    configs = local_tf_configs(count)
     logs.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([sys.executable, "-m", "pipeline", "train", *options,
                               "--set", 'train.distribute="multi_worker"', *(per_worker[index] if per_worker else [])],
                              cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=(logs / f"worker{index}.log").open("w"),
-                             env={**os.environ, "TF_CONFIG": tf_config(ports, index)}) for index in range(count)]
+                             env={**os.environ, "TF_CONFIG": configs[index]}) for index in range(count)]
 
 
 def finished(workers: list[subprocess.Popen], logs: Path, timeout: float = 300) -> list[str]:
