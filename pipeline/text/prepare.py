@@ -83,7 +83,7 @@ def write_prepared(config: Config, path: Path) -> int:
         counts, labels = Counter(), set()
         with artifact_io.atomic_path(path, suffix=".parquet") as temporary, \
                 pq.ParquetWriter(temporary, PREPARED_SCHEMA) as writer:
-            for batch in pq.ParquetFile(scratch).iter_batches(batch_size=PREPARE_CHUNK_ROWS):
+            for batch in read_scratch(scratch):
                 table = batch.to_pandas()
                 table["split"] = table["doc_id"].map(lambda doc: assignment.get(doc, "train")).astype(object)
                 labels.update(table["label"])
@@ -91,7 +91,7 @@ def write_prepared(config: Config, path: Path) -> int:
             if corpus.unlabeled_path:
                 from pipeline.text.unlabeled import iter_unlabeled
 
-                texts = (text for batch in pq.ParquetFile(scratch).iter_batches(columns=["text"])
+                texts = (text for batch in read_scratch(scratch, ["text"])
                          for text in batch.column("text").to_pylist())
                 before = counts[corpora.UNLABELED]
                 for table in iter_unlabeled(corpus, texts):
@@ -100,6 +100,12 @@ def write_prepared(config: Config, path: Path) -> int:
                          counts[corpora.UNLABELED] - before, corpus.unlabeled_path)
     log.info("prepared %d sentences, %d labels: %s", counts.total(), len(labels), dict(sorted(counts.items())))
     return counts.total()
+
+
+def read_scratch(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The scratch table, :data:`PREPARE_CHUNK_ROWS` rows at a time (pre_buffer off: with it, pyarrow keeps
+    buffers of the row groups read so far, so memory would grow with the corpus)."""
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns)
 
 
 def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> DocumentTally:

@@ -191,7 +191,9 @@ def token_batches(tokens: Path | pd.DataFrame, columns: Sequence[str]) -> Iterat
     if isinstance(tokens, pd.DataFrame):
         yield from pa.Table.from_pandas(tokens[list(columns)], preserve_index=False).to_batches(TOKEN_BATCH_ROWS)
     else:
-        yield from pq.ParquetFile(tokens).iter_batches(batch_size=TOKEN_BATCH_ROWS, columns=list(columns))
+        # pre_buffer off: with it, pyarrow keeps buffers of the row groups read so far (memory grows with the file)
+        yield from pq.ParquetFile(tokens, pre_buffer=False).iter_batches(batch_size=TOKEN_BATCH_ROWS,
+                                                                         columns=list(columns))
 
 
 @dataclass
