@@ -120,7 +120,7 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"gradual_unfreezing": True}, "model": {"task": "generator"}}, "train.gradual_unfreezing"),
         # data parallelism (pipeline.distribution), tokenizer processes
         ({"train": {"distribute": "horovod"}}, "train.distribute"),
-        ({"train": {"distribute": "mirrored"}, "model": {"task": "generator"}}, "train.distribute"),
+        ({"train": {"distribute": "mirrored", "regime": "tbptt"}, "model": {"task": "generator"}}, "train.distribute"),
         ({"train": {"distribute": "multi_worker"}, "model": {"readout": "ridge"}}, "train.distribute"),
         ({"tokenize": {"processes": 0}}, "tokenize.processes"),
     ],

@@ -44,9 +44,9 @@ class RaggedIds(Sequence):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        if isinstance(index, slice):
-            raise TypeError("RaggedIds takes one sentence index at a time")
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):  # a list of the sentences' views, as slicing the list of arrays it stands for
+            return [self[position] for position in range(*index.indices(len(self)))]
         count = len(self)
         position = index + count if index < 0 else index
         if not 0 <= position < count:

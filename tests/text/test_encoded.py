@@ -25,6 +25,9 @@ def test_ragged_ids_index_iterate_and_measure_without_copying():
     assert ids.lengths().tolist() == [3, 0, 1, 2] and ids.lengths().dtype == np.int64
     with pytest.raises(IndexError):
         ids[4]
+    assert [item.tolist() for item in ids[1:]] == SENTENCES[1:]  # a slice: a list, as of the list of arrays
+    assert [item.tolist() for item in ids[::-2]] == SENTENCES[::-2]
+    assert [item.tolist() for item in ids.reversed()[:2]] == [s[::-1] for s in SENTENCES[:2]]
     assert not RaggedIds(np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64))
 
 
