@@ -189,11 +189,12 @@ def test_bad_esn_specs_are_pipeline_errors(spec, message):
 
 
 @pytest.fixture(scope="module")
-def classifier_work_dir(tmp_path_factory) -> Path:
-    """prepare -> tokenize -> vectorize of elman_small.toml (GiNZA), once per module."""
-    work_dir = tmp_path_factory.mktemp("elman-work")
-    run_stage("vectorize", load_config(CLASSIFIER_CONFIG, work_dir, work_dir / "unused-models"))
-    return work_dir
+def classifier_work_dir(small_work_dir) -> Path:
+    """prepare -> tokenize -> vectorize of elman_small.toml (GiNZA): the session's small.toml work folder, whose
+    front end it shares (same seed, corpus and vectorize settings: the stages are up to date)."""
+    config = load_config(CLASSIFIER_CONFIG, small_work_dir, small_work_dir / "unused-models")
+    assert run_stage("vectorize", config)["skipped"]
+    return small_work_dir
 
 
 def fit_and_save(config) -> Run:
