@@ -80,13 +80,8 @@ def test_generate_prints_num_lines_starting_with_the_prompt(plain_output):
         assert line.startswith(PROMPT) and " " not in line, line
 
 
-def test_generate_with_the_same_seed_in_a_fresh_process_repeats(run_folder, plain_output):
-    again = generate(run_folder, *SAMPLING)
-    assert again.returncode == 0, explain(again)
-    assert again.stdout == plain_output
-
-
-def test_generate_json_lines_hold_tokens_and_probabilities(run_folder, plain_output):
+def test_generate_json_lines_hold_tokens_and_probabilities_and_repeat_the_seeds_samples(run_folder, plain_output):
+    """``--json`` in a second fresh process with the same seed: the samples of the plain output, with their tokens."""
     result = generate(run_folder, *SAMPLING, "--json")
     assert result.returncode == 0, explain(result)
     samples = [json.loads(line) for line in result.stdout.splitlines()]
@@ -99,7 +94,7 @@ def test_generate_json_lines_hold_tokens_and_probabilities(run_folder, plain_out
         assert all(0 < probability <= 1 for probability in sample["probabilities"])
         assert sample["text"] == PROMPT + "".join(sample["tokens"])
         assert sample["ended"] == (len(sample["tokens"]) < 10)
-    # the same samples as the plain output of the same seed
+    # the same seed in another process: the same samples as the plain output
     assert plain_output.splitlines() == [sample["text"] for sample in samples]
 
 
@@ -114,10 +109,12 @@ def test_generate_help_explains_temperature():
     assert "--repetition-penalty" in text and "--no-repeat-ngram" in text
 
 
-def test_run_command_evaluates_and_prints_the_config_samples(run_folder):
-    """``pipeline run`` on the trained config: earlier stages skipped, perplexities, then [generate] prompts."""
+def test_run_command_evaluates_and_samples_with_the_configured_repetition_controls(run_folder):
+    """``pipeline run`` on the trained config with [generate] repetition controls set: earlier stages skipped,
+    perplexities, then the config's prompts sampled with no token twice (no_repeat_ngram = 1)."""
     root = run_folder.parent.parent
-    result = cli("run", SMALL_CONFIG, *folders(root))
+    result = cli("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
+                 "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
     assert result.returncode == 0, explain(result)
     assert "train: up to date" in result.stderr or "train: up to date" in result.stdout, explain(result)
     lines = result.stdout.splitlines()
@@ -140,21 +137,6 @@ def test_generate_with_repetition_controls(run_folder):
     for sample in samples:
         assert_no_repeated_bigram(PROMPT_TOKENS + sample["tokens"])
         assert sample["text"] == PROMPT + "".join(sample["tokens"]) and " " not in sample["text"]
-    plain = generate(run_folder, *arguments)  # the same seed: the same samples, as plain lines
-    assert plain.returncode == 0, explain(plain)
-    assert plain.stdout.splitlines() == [sample["text"] for sample in samples]
-
-
-def test_run_command_samples_with_the_configured_repetition_controls(run_folder):
-    root = run_folder.parent.parent
-    result = cli("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
-                 "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
-    assert result.returncode == 0, explain(result)
-    lines = result.stdout.splitlines()
-    samples = lines[lines.index("samples:") + 1:]
-    assert len(samples) == 2, result.stdout
-    for line in samples:
-        assert line.startswith(PROMPT) and " " not in line, line
 
 
 @pytest.mark.parametrize("override, value", [
@@ -210,16 +192,19 @@ def write_text_file(path: Path) -> Path:
 
 @pytest.mark.parametrize("layout", ["file", "folder"])
 def test_plain_text_corpus_trains_on_whitespace_tokens_and_generates_spaced_text(tmp_path, layout):
+    """Both layouts are prepared through the CLI; the folder's run (its own splits) then trains and generates
+    (the layouts differ only in how ``prepare`` splits)."""
     corpus = write_text_folder(tmp_path / "text") if layout == "folder" else write_text_file(tmp_path / "text.txt")
-    trained = cli("train", "--config", TEXT_CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
-    assert trained.returncode == 0, explain(trained)
+    stage = "train" if layout == "folder" else "prepare"
+    done = cli(stage, "--config", TEXT_CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
+    assert done.returncode == 0, explain(done)
     prepared = pd.read_parquet(next((tmp_path / "work").glob("*/prepared.parquet")))
-    if layout == "folder":  # train/valid/test files: those splits, nothing drawn at random
-        for split, name in (("train", "train"), ("validation", "valid"), ("test", "test")):
-            assert sorted(prepared.loc[prepared["split"] == split, "text"]) == sorted(TEXT_SPLITS[name])
-    else:
+    if layout == "file":  # one file: a split drawn by paragraph (the documents)
         assert set(prepared["split"]) == {"train", "validation", "test"}
         assert len(prepared) == sum(len(lines) for lines in TEXT_SPLITS.values())
+        return
+    for split, name in (("train", "train"), ("validation", "valid"), ("test", "test")):  # nothing drawn at random
+        assert sorted(prepared.loc[prepared["split"] == split, "text"]) == sorted(TEXT_SPLITS[name])
     run = tmp_path / "models" / "generator_text"
     vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))["tokens"]
     result = generate(run, "--prompt", "the cat", "--num", "4", "--max-tokens", "6", "--seed", "0", "--json")
