@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from helpers import (
     CLASSES,
+    REPOSITORY,
     TEST_CONFIGS,
     VOCABULARY,
     assert_success,
     classifier,
     cli,
     embedding_matrix,
-    folders,
     knb_config,
 )
 
@@ -148,10 +148,13 @@ def test_train_and_evaluate_with_a_bilstm_char_encoder_and_the_ridge_readout(sma
 
 # ------------------------------------------------------------------ end to end through the CLI
 @pytest.mark.slow
-def test_run_then_classify_sentences_with_unseen_words(tmp_path):
+def test_run_then_classify_sentences_with_unseen_words(small_work_dir, tmp_path):
+    """``pipeline run`` over the session's vectorized small work folder (same front end), then ``classify``."""
     config = str(TEST_CONFIGS / "subword_small.toml")
-    result = cli("run", config, *folders(tmp_path))
+    result = cli("run", config, "--set", f'work_dir="{small_work_dir}"', "--set", f'models_dir="{tmp_path / "models"}"',
+                 "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"')
     assert_success(result)
+    assert "vectorize: up to date" in result.stderr, result.stderr[-2000:]
     assert "test accuracy" in result.stdout and "examples:" in result.stdout
     run_folder = tmp_path / "models" / "subword_small"
     metrics = json.loads(RunPaths(run_folder).metrics.read_text(encoding="utf-8"))
