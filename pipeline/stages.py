@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import interrupts, registry, workarea
 from pipeline import io as artifact_io
-from pipeline import registry, workarea
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.paths import Paths, RunPaths
@@ -156,7 +156,7 @@ def _imported_modules(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
 # The frame's modules that move results around without computing them (running stages, locks, paths, atomic
 # writes, config parsing, the registry): a change to them re-runs nothing, and their imports are not followed.
 ORCHESTRATION = frozenset({"pipeline.stages", "pipeline.workarea", "pipeline.registry", "pipeline.config",
-                           "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline"})
+                           "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline.interrupts", "pipeline"})
 
 
 def code_files(modules: tuple[str, ...]) -> list[Path]:
@@ -274,6 +274,7 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
             log.info("%s: running", name)
             started = time.perf_counter()
             result = stage.action(config, where) or {}
+            interrupts.check()  # a Ctrl-C that Python dropped: record and publish nothing (pipeline.interrupts)
             if result.pop("outputs_written", True):  # False: a multi-worker non-chief, whose outputs the chief writes
                 record(stage, config, paths, digest, where)
             log.info("%s: done in %.1f s", name, time.perf_counter() - started)

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from pipeline import progress, seeds
+from pipeline import interrupts, progress, seeds
 from pipeline.errors import PipelineError
 from pipeline.keras_compat import force_jit_compile, layers_refusing_jit, optimizer_variable_index
 from pipeline.paths import RunPaths
@@ -267,6 +267,17 @@ def schedule_callbacks(settings: TrainConfig, monitor: str) -> list[keras.callba
     return []
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raise ``KeyboardInterrupt`` after the batch in which Ctrl-C came, should Python have dropped the first one
+    (it does when the signal lands in a finalizer; :mod:`pipeline.interrupts`)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        interrupts.check()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        interrupts.check()
+
+
 class TimeLimit(keras.callbacks.Callback):
     """Stop training when the next epoch would end past ``minutes`` after the start of training.
 
@@ -419,8 +430,9 @@ def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: boo
               first: tuple[keras.callbacks.Callback, ...] = (), resume: Any = None) -> list[keras.callbacks.Callback]:
     """Callbacks in order: weight averaging (``train.average``: it swaps the average in before the others
     score the epoch), ``first`` (they may add logs, e.g. a validation perplexity), schedule,
-    best-model checkpoint, history CSV, early stopping, TensorBoard, and last ``resume``'s
-    (a :class:`pipeline.resume.Resume`: it saves the others' state after every epoch)."""
+    best-model checkpoint, history CSV, early stopping, TensorBoard, ``resume``'s
+    (a :class:`pipeline.resume.Resume`: it saves the others' state after every epoch), and last
+    :class:`StopOnInterrupt`."""
     run = RunPaths(folder)
     result = []
     if settings.average == "swa":
@@ -442,4 +454,4 @@ def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: boo
     if resume is not None:
         resume.callback.callbacks = list(result)
         result.append(resume.callback)
-    return result
+    return [*result, StopOnInterrupt()]  # after the epoch's state is saved

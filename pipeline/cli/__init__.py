@@ -46,9 +46,11 @@ def configure_logging(quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # a real command line (not a test calling main([...])): hide TensorFlow's native chatter
+        from pipeline import interrupts
         from pipeline.cli.native_stderr import filter_native_stderr
 
         filter_native_stderr()
+        interrupts.install()  # a Ctrl-C is never lost (pipeline.interrupts)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
