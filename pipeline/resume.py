@@ -7,7 +7,7 @@ with everything the next epoch depends on:
 * every model variable (weights, and the states of Keras' seed generators, so dropout draws the
   same masks) and every optimizer variable (iteration count, learning rate, moments);
 * the state of the early-stopping, plateau and checkpoint callbacks, early stopping's best weights,
-  and the running average of :class:`pipeline.training.WeightAveraging` (``train.average``);
+  and the running average of :class:`pipeline.averaging.WeightAveraging` (``train.average``);
 * the run folder's ``history.csv`` and best-epoch ``model.keras`` written so far;
 * Python's global random state, from which Keras shuffles the order of the batches each epoch.
 
@@ -48,7 +48,7 @@ from pipeline.paths import RunPaths
 log = logging.getLogger(__name__)
 
 STATE, VARIABLES, BEST_WEIGHTS = "state.json", "variables.npz", "best_weights.npz"
-OWN_CALLBACK = "callback_{}.npz"  # the arrays of callback number {} (pipeline.training.WeightAveraging's average)
+OWN_CALLBACK = "callback_{}.npz"  # the arrays of callback number {} (pipeline.averaging.WeightAveraging's average)
 
 # The saved states of this process's trainings that have not finished: directory -> epochs saved there.
 _unfinished: dict[Path, int] = {}

@@ -251,7 +251,7 @@ class TrainConfig:
     # data parallelism (tf.distribute, pipeline.distribution): none | mirrored (local devices) | multi_worker
     # (processes named by TF_CONFIG, each reading its share of every batch); batch_size stays the global batch
     distribute: str = "none"
-    # weight averaging, scored in place of the epoch's own weights (pipeline.training.WeightAveraging): none | swa
+    # weight averaging, scored in place of the epoch's own weights (pipeline.averaging.WeightAveraging): none | swa
     # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
     average: str = "none"
     average_start: int = 0  # swa: first averaged epoch (from 1); 0: the epoch after the first one without a new best
