@@ -10,7 +10,8 @@ fingerprint matches the one recorded in ``work/<corpus>/pipeline.lock.json`` and
 still the ones it wrote (same size and modification time), the stage is skipped. ``--force``
 re-runs it. Running a stage first brings the stages before it up to date.
 
-The frame names no task: the ``train`` and ``evaluate`` stages ask the registry for the task that
+The front end's stages are declared in :mod:`pipeline.front_end`. The frame names no task: the ``train`` and
+``evaluate`` stages ask the registry for the task that
 ``model.task`` names, and a task's extra stages (the language model's ``pretrain``) register here
 from its plugin module.
 """
@@ -155,8 +156,9 @@ def _imported_modules(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
 
 # The frame's modules that move results around without computing them (running stages, locks, paths, atomic
 # writes, config parsing, the registry): a change to them re-runs nothing, and their imports are not followed.
-ORCHESTRATION = frozenset({"pipeline.stages", "pipeline.workarea", "pipeline.registry", "pipeline.config",
-                           "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline.interrupts", "pipeline"})
+ORCHESTRATION = frozenset({"pipeline.stages", "pipeline.front_end", "pipeline.workarea", "pipeline.registry",
+                           "pipeline.config", "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline.interrupts",
+                           "pipeline"})
 
 
 def code_files(modules: tuple[str, ...]) -> list[Path]:
@@ -290,97 +292,8 @@ def task_part(config: Config, part: str) -> Any:
     return registry.resolve(reference) if reference else None
 
 
-# ------------------------------------------------------------------ the front end
-def _prepare(config: Config, paths: Paths) -> dict:
-    from pipeline.text.prepare import write_prepared
-
-    return {"sentences": write_prepared(config, paths.prepared)}
-
-
-def _tokenize(config: Config, paths: Paths) -> dict:
-    """Tokenize the prepared table in shards (:mod:`pipeline.text.shards`), then merge them into tokens.parquet."""
-    from pipeline.text import shards
-
-    tokenizer = None
-    if config.tokenize.method == "sentencepiece":  # learn the pieces from the training split first
-        import pandas as pd
-
-        from pipeline.text import subwords
-
-        table = pd.read_parquet(paths.prepared, columns=["text", "split"])
-        model = subwords.write_model(table, config.tokenize, config.seed, subwords.model_path(paths.work))
-        tokenizer = subwords.SubwordTokenizer(config.tokenize, model)
-    job = tokenize_job(config, paths)
-    shards.tokenize_stage(job, paths.tokens, tokenizer)
-    return {"sentences": job.rows}
-
-
-def tokenize_job(config: Config, paths: Paths) -> Any:
-    """The tokenize stage's :class:`pipeline.text.shards.ShardJob`: its shards named by the stage's fingerprint."""
-    from pipeline.text.shards import ShardJob, file_stamp
-
-    stamp = file_stamp(paths.prepared) if paths.prepared.is_file() else None  # before the digest reads it
-    digest = fingerprint(STAGES["tokenize"], config, paths)  # a missing prepared table: its error
-    return ShardJob.of(paths.work, paths.prepared, config.tokenize, digest, stamp)
-
-
-def tokenize_part(config: Config, index: int, count: int) -> dict:
-    """``pipeline tokenize --shard I/N``: the shards ``i`` with ``i % count == index``, written, nothing merged.
-
-    Takes no lock (several such processes share a work folder; each writes its shard files atomically) and runs
-    no other stage: the prepared table must be up to date.
-    """
-    paths = Paths.from_config(config)
-    prepare = STAGES["prepare"]
-    if not is_current(prepare, config, paths, fingerprint(prepare, config, paths)):
-        raise PipelineError(f"{paths.prepared}: missing or out of date for this config; run `pipeline prepare` "
-                            "first (--shard processes run no other stage)")
-    from pipeline.text.shards import tokenize_shards
-
-    job = tokenize_job(config, paths)
-    if is_current(STAGES["tokenize"], config, paths, job.digest):
-        return {"skipped": True}
-    mine = job.missing(range(index, job.count, count))
-    log.info("tokenize --shard %d/%d: %d of the %d shards to write in %s", index, count, len(mine),
-             len(range(index, job.count, count)), job.folder)
-    tokenize_shards(job, mine)
-    log.info("tokenize --shard %d/%d: done; once every part is, `pipeline tokenize` merges the shards", index, count)
-    return {"skipped": False, "shards": len(mine)}
-
-
-def _vectorize(config: Config, paths: Paths) -> dict:
-    from pipeline.text.vectors import vectorize
-
-    specials = registry.task(config.model.task).specials(config)
-    return vectorize(config, paths.tokens, paths.vocab, paths.embeddings, paths.ids, specials)
-
-
-SUBWORD_KEYS = ("sp_model_type", "sp_vocab_size", "sp_model")  # read by tokenize.method = "sentencepiece" only
-
-
-def _tokenize_settings(config: Config) -> dict:
-    """The ``[tokenize]`` keys that change the tokens (not ``processes``, the speed, nor ``shard_rows``, the row
-    groups of tokens.parquet); the SentencePiece keys and the seed only for ``sentencepiece``."""
-    subwords = config.tokenize.method == "sentencepiece"
-    settings = {key: value for key, value in _section(config, "tokenize").items()
-                if key not in ("processes", "shard_rows") and (subwords or key not in SUBWORD_KEYS)}
-    return {**settings, "seed": config.seed} if subwords else settings
-
-
-def _subword_model(config: Config, paths: Paths) -> list[Path]:
-    """The SentencePiece model the tokenize stage writes and the run copies (``sentencepiece`` only)."""
-    from pipeline.text.subwords import model_path
-
-    return [model_path(paths.work)] if config.tokenize.method == "sentencepiece" else []
-
-
-def _corpus_files(config: Config, paths: Paths) -> list[Path]:
-    from pipeline.text.corpora import input_files
-
-    return input_files(config.corpus)
-
-
-def _section(config: Config, name: str) -> dict:
+def section_values(config: Config, name: str) -> dict:
+    """The config's section ``name`` as a dict (what a stage's settings fingerprint)."""
     return config.to_dict()[name]
 
 
@@ -390,31 +303,16 @@ def run_files(folder: Path) -> list[Path]:
     return [run.model, run.config, run.vocab, run.labels, run.history]
 
 
-register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": _section(c, "corpus")},
-               _corpus_files, lambda c, p: [p.prepared], lambda c: ("pipeline.text.prepare",), _prepare))
-register(Stage("tokenize", _tokenize_settings,
-               lambda c, p: [p.prepared, *([Path(c.tokenize.sp_model)] if c.tokenize.sp_model else [])],
-               lambda c, p: [p.tokens, *_subword_model(c, p)], lambda c: ("pipeline.text.shards",), _tokenize,
-               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core", "sentencepiece")))
-register(Stage("vectorize",
-               lambda c: {"seed": c.seed, "vectorize": _section(c, "vectorize"), "model": c.tokenize.model,
-                          "embedding_dim": c.model.embedding_dim,
-                          **({"pieces": True} if c.tokenize.method == "sentencepiece" else {}),  # piece vectors
-                          "specials": list(registry.task(c.model.task).specials(c))},
-               lambda c, p: [p.tokens], lambda c, p: [p.vocab, p.embeddings, p.ids],
-               lambda c: ("pipeline.text.vectors",), _vectorize, packages=("ja-ginza", "spacy", "numpy")))
-
-
 # ------------------------------------------------------------------ the task's train and evaluate
 def _train_settings(config: Config) -> dict:
     """What every trained model reads: the seed, ``[model]`` and ``[train]``; and what its task declares."""
     task = registry.task(config.model.task)
-    return {"seed": config.seed, "model": _section(config, "model"), "train": _section(config, "train"),
+    return {"seed": config.seed, "model": section_values(config, "model"), "train": section_values(config, "train"),
             "task": task.train.settings(config)}
 
 
 register(Stage("train", _train_settings,
-               lambda c, p: [p.vocab, p.embeddings, p.ids, *_subword_model(c, p),
+               lambda c, p: [p.vocab, p.embeddings, p.ids, *front_end.subword_model_files(c, p),
                              *registry.task(c.model.task).train.inputs(c, p)],
                lambda c, p: run_files(p.run),
                lambda c: (registry.task(c.model.task).train.action.split(":")[0],),
@@ -428,3 +326,8 @@ register(Stage("evaluate",
                lambda c: (registry.task(c.model.task).evaluate.action.split(":")[0],),
                lambda c, p: registry.resolve(registry.task(c.model.task).evaluate.action)(c, p),
                packages=(*TRAINING_PACKAGES, "scikit-learn"), run_folder="amend"))
+
+
+# The front end's stages (prepare, tokenize, vectorize) register from their own module; imported last, since it
+# imports this one.
+from pipeline import front_end  # noqa: E402

@@ -72,7 +72,8 @@ def command_stage(args: argparse.Namespace) -> int:
 def command_shards(args: argparse.Namespace, config) -> dict:
     """``tokenize --shard I/N`` (write some shards) or ``tokenize --dask ADDRESS`` (the stage, shards on Dask)."""
     from pipeline.errors import PipelineError
-    from pipeline.stages import run_stage, tokenize_part
+    from pipeline.front_end import tokenize_part
+    from pipeline.stages import run_stage
     from pipeline.text.cluster import check_address, dask_runner
 
     if args.shard is not None and args.dask is not None:

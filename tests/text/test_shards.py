@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPOSITORY, TEST_CONFIGS, knb_config
 
-from pipeline import stages
+from pipeline import front_end, stages
 from pipeline.paths import Paths
 from pipeline.text import shards
 from pipeline.text.tokenize import tokenize_table
@@ -82,7 +82,7 @@ def test_shards_give_the_table_of_one_shard_and_of_the_tokenizer_in_memory(refer
 def test_two_processes_over_whole_shards_write_the_same_bytes(reference, tmp_path):
     config, paths = prepared(tmp_path)
     two = replace(config, tokenize=replace(config.tokenize, processes=2))
-    assert stages.fingerprint(stages.STAGES["tokenize"], two, paths) == stages.tokenize_job(config, paths).digest
+    assert stages.fingerprint(stages.STAGES["tokenize"], two, paths) == front_end.tokenize_job(config, paths).digest
     stages.run_stage("tokenize", two)
     assert paths.tokens.read_bytes() == reference
 
@@ -106,14 +106,14 @@ def test_shard_rows_names_the_shard_folder_not_the_fingerprint(tmp_path):
     other = replace(config, tokenize=replace(config.tokenize, shard_rows=100))
     tokenize = stages.STAGES["tokenize"]
     assert stages.fingerprint(tokenize, config, paths) == stages.fingerprint(tokenize, other, paths)
-    one, two = stages.tokenize_job(config, paths), stages.tokenize_job(other, paths)
+    one, two = front_end.tokenize_job(config, paths), front_end.tokenize_job(other, paths)
     assert one.folder != two.folder and (one.count, two.count) == (25, 13)
     assert two.size(12) == 1241 - 1200
 
 
 def test_a_run_killed_by_sigkill_continues_from_its_last_finished_shard(reference, tmp_path, caplog):
     config, paths = prepared(tmp_path)
-    job = stages.tokenize_job(config, paths)
+    job = front_end.tokenize_job(config, paths)
     process = fork_cli(cli_arguments(tmp_path))
     deadline = time.monotonic() + 60
     while not list(job.folder.glob("part-*.parquet")) and process.is_alive() and time.monotonic() < deadline:
@@ -133,7 +133,7 @@ def test_a_run_killed_by_sigkill_continues_from_its_last_finished_shard(referenc
 def test_a_shard_that_fails_keeps_the_shards_before_it(reference, tmp_path, caplog):
     """A shard whose file cannot be written (its name taken by a folder) stops the stage after three shards."""
     config, paths = prepared(tmp_path)
-    job = stages.tokenize_job(config, paths)
+    job = front_end.tokenize_job(config, paths)
     job.path(3).mkdir(parents=True)
     with pytest.raises(IsADirectoryError):
         stages.run_stage("tokenize", config)
@@ -148,7 +148,7 @@ def test_a_shard_that_fails_keeps_the_shards_before_it(reference, tmp_path, capl
 
 def test_two_shard_processes_at_once_then_a_plain_run_merges(reference, tmp_path, caplog):
     config, paths = prepared(tmp_path)
-    job = stages.tokenize_job(config, paths)
+    job = front_end.tokenize_job(config, paths)
     workers = [fork_cli(cli_arguments(tmp_path, "--shard", f"{index}/2")) for index in range(2)]
     for process in workers:  # no lock between them: neither waits for the other
         process.join(60)

@@ -151,8 +151,9 @@ def test_tokenize_stage_writes_ginzas_table_byte_for_byte(tmp_path):
     """tokens.parquet of the real stage (the fast path by default) has the bytes GiNZA's tokens give."""
     from helpers import knb_config
 
+    from pipeline.front_end import tokenize_job
     from pipeline.paths import Paths
-    from pipeline.stages import run_stage, tokenize_job
+    from pipeline.stages import run_stage
     from pipeline.text.shards import tokenize_stage
 
     config = knb_config("small", tmp_path / "work", tmp_path / "models")
