@@ -23,7 +23,6 @@ Formats (``corpus.format``):
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import logging
@@ -40,6 +39,7 @@ from pipeline import seeds
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
+from pipeline.text.encodings import decoded_lines, file_encoding, read_text_file, text_lines
 from pipeline.text.splits import (
     SPLIT_CHOICES,
     assign_splits,
@@ -54,95 +54,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ["text", "label", "doc_id", "split"]
 UNLABELED = "unlabeled"  # the split of corpus.unlabeled_path's rows: read by pretraining only
 SPLITS = ("train", "validation", "test")
-ENCODINGS = ("utf-8", "euc-jp", "cp932")
 URL_PATTERN = re.compile(r"(?:https?|ftp)://\S+|www\.\S+")
 WHITESPACE = re.compile(r"\s+")
 SENTENCE_END = re.compile(r"(?<=[。！？!?])\s*")
-DECODE_BLOCK_BYTES = 1 << 20  # bytes read at a time to find a file's encoding
-
-
-def decode(raw: bytes, path: Path, encoding: str = "auto") -> str:
-    """Decode ``raw`` with ``encoding``, or detect UTF-8 / EUC-JP / Shift_JIS (cp932).
-
-    UTF-8 is tried first because random non-UTF-8 bytes almost never form valid
-    UTF-8; EUC-JP before cp932 because the KNB release uses it.
-    """
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    candidates = ENCODINGS if encoding == "auto" else (encoding,)
-    furthest = 0  # report where the encoding that read furthest failed
-    for candidate in candidates:
-        try:
-            return raw.decode(candidate)
-        except UnicodeDecodeError as error:
-            furthest = max(furthest, error.start)
-    raise _undecodable(path, raw[:furthest].count(b"\n") + 1, candidates)
-
-
-def _undecodable(path: Path, line: int, tried: tuple[str, ...]) -> PipelineError:
-    return PipelineError(f"{path}:{line}: bytes that are not valid {', '.join(tried)}; convert the file to UTF-8 "
-                         "(e.g. iconv -f SRC -t UTF-8) or set corpus.encoding")
-
-
-def file_encoding(path: Path, encoding: str = "auto") -> str:
-    """The codec that reads all of ``path``: :func:`decode`'s choice, found reading a block at a time.
-
-    ``encoding`` or, with ``auto``, the first of UTF-8 / EUC-JP / cp932 that decodes the whole file (``utf-8-sig``
-    for UTF-8, so that a BOM is dropped as :func:`decode` drops it); none: the error names the line where the
-    candidate that read furthest failed.
-    """
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found; check corpus.path")
-    candidates = ENCODINGS if encoding == "auto" else (encoding,)
-    furthest = 0
-    for candidate in candidates:
-        failed_at = _undecodable_at(path, candidate)
-        if failed_at is None:
-            return "utf-8-sig" if codecs.lookup(candidate).name == "utf-8" else candidate
-        furthest = max(furthest, failed_at)
-    with open(path, "rb") as handle:
-        handle.seek(_bom_length(handle))
-        line = 1 + handle.read(furthest).count(b"\n")  # an error: read up to the bad byte once
-    raise _undecodable(path, line, candidates)
-
-
-def _undecodable_at(path: Path, codec: str) -> int | None:
-    """Where (bytes after a UTF-8 BOM) the first byte that ``codec`` cannot decode is in ``path``; None if none."""
-    decoder, position = codecs.getincrementaldecoder(codec)(), 0
-    with open(path, "rb") as handle:
-        handle.seek(_bom_length(handle))
-        for block in [*iter(lambda: handle.read(DECODE_BLOCK_BYTES), b""), b""]:
-            pending = len(decoder.getstate()[0])
-            try:
-                decoder.decode(block, final=not block)
-            except UnicodeDecodeError as error:
-                return position - pending + error.start
-            position += len(block)
-    return None
-
-
-def _bom_length(handle) -> int:
-    """3 when the binary file ``handle`` starts with a UTF-8 BOM (dropped whatever the encoding, as :func:`decode`
-    drops it), else 0."""
-    handle.seek(0)
-    return 3 if handle.read(3) == b"\xef\xbb\xbf" else 0
-
-
-def text_lines(path: Path, encoding: str = "auto") -> Iterator[str]:
-    """The lines of ``path`` as ``read_text_file(path, encoding).splitlines()`` gives them, read a line at a time."""
-    yield from _decoded_lines(path, file_encoding(path, encoding))
-
-
-def _decoded_lines(path: Path, codec: str) -> Iterator[str]:
-    with open(path, encoding=codec, newline=None) as handle:  # \r\n and \r end a line, as splitlines says
-        for line in handle:
-            yield from line.splitlines()
-
-
-def read_text_file(path: Path, encoding: str = "auto") -> str:
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found; check corpus.path")
-    return decode(path.read_bytes(), path, encoding)
 
 
 def normalize(text: str) -> str:
@@ -217,7 +131,7 @@ def _table_records(path: Path, codec: str) -> Iterator[dict]:
             except csv.Error as error:
                 raise PipelineError(f"{path}:{reader.line_num}: malformed {suffix[1:].upper()} ({error})") from None
         return
-    for number, line in enumerate(_decoded_lines(path, codec), start=1):
+    for number, line in enumerate(decoded_lines(path, codec), start=1):
         if not line.strip():
             continue
         try:

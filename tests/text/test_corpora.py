@@ -12,7 +12,7 @@ from helpers import REPOSITORY
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
-from pipeline.text import corpora
+from pipeline.text import corpora, encodings
 from pipeline.text.splits import assign_splits
 from pipeline.text.unlabeled import iter_unlabeled
 
@@ -129,7 +129,7 @@ def test_undecodable_bytes_with_an_explicit_encoding_name_file_and_line(tmp_path
     path = tmp_path / "bad.txt"
     path.write_bytes("一行目\n二行目\n".encode() + b"abc\xff\n")
     with pytest.raises(PipelineError) as caught:
-        corpora.read_text_file(path, "utf-8")
+        encodings.read_text_file(path, "utf-8")
     message = str(caught.value)
     assert message.startswith(f"{path}:3:")
     assert "utf-8" in message and "corpus.encoding" in message
@@ -141,7 +141,7 @@ def test_undecodable_bytes_with_auto_detection_name_the_line_of_the_bad_byte(tmp
     path = tmp_path / "bad.txt"
     path.write_bytes("京都に行きました。\n金閣寺を見ました。\n".encode() + b"abc\x85\x40\xff\n")
     with pytest.raises(PipelineError) as caught:
-        corpora.read_text_file(path)
+        encodings.read_text_file(path)
     assert str(caught.value).startswith(f"{path}:3:")
 
 
@@ -154,7 +154,7 @@ def test_undecodable_bytes_in_a_knb_file_name_it(tmp_path):
 
 def test_missing_file_is_a_pipeline_error(tmp_path):
     with pytest.raises(PipelineError, match="file not found"):
-        corpora.read_text_file(tmp_path / "none.txt")
+        encodings.read_text_file(tmp_path / "none.txt")
 
 
 # --- tables -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pipeline import config as config_loader
 from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import CorpusConfig
-from pipeline.text import corpora, prepare
+from pipeline.text import corpora, encodings, prepare
 from pipeline.text.splits import DocumentTally
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -140,15 +140,15 @@ def test_document_tally_main_label_ties_go_to_the_label_seen_first():
 def test_text_lines_are_what_splitlines_gives_on_the_whole_file(tmp_path):
     path = tmp_path / "t.txt"
     path.write_bytes("\ufeff一\r\n二\r三\n\n四\x85五\u2028六\n\x0c七".encode())
-    assert list(corpora.text_lines(path)) == corpora.read_text_file(path).splitlines()
+    assert list(encodings.text_lines(path)) == encodings.read_text_file(path).splitlines()
     path.write_bytes("一行目\n二行目\n".encode("euc-jp"))
-    assert list(corpora.text_lines(path)) == ["一行目", "二行目"]
+    assert list(encodings.text_lines(path)) == ["一行目", "二行目"]
 
 
 def test_text_lines_name_the_line_of_a_bad_byte(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes("京都に行きました。\n金閣寺を見ました。\n".encode() + b"abc\x85\x40\xff\n")
     with pytest.raises(PipelineError, match=rf"^{path}:3: bytes that are not valid utf-8, euc-jp, cp932"):
-        list(corpora.text_lines(path))
+        list(encodings.text_lines(path))
     with pytest.raises(PipelineError, match=rf"^{path}:3: bytes that are not valid utf-8;"):
-        list(corpora.text_lines(path, "utf-8"))
+        list(encodings.text_lines(path, "utf-8"))
