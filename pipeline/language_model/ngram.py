@@ -70,13 +70,14 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
 
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.language_model.ngram_counts import ContextCounts, GramCounts, GramIndex, backoff_weights
 
 logger = logging.getLogger(__name__)
 
@@ -119,114 +120,6 @@ def modified_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, fl
 
 
 BOS_ID = 0  # the id of <s> in the model's own numbering; the vocabulary is 1 .. |V|
-
-
-def backoff_weights(totals: np.ndarray, followers: np.ndarray, ones: np.ndarray, twos: np.ndarray,
-                    discounts: tuple[float, float, float]) -> np.ndarray:
-    """``gamma_k(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / c_k(h .)`` per context, 0 where unseen.
-
-    Args:
-        totals, followers, ones, twos: ``c_k(h .)``, ``N1+(h .)``, ``N1(h .)``, ``N2(h .)``, int arrays
-            ``(contexts,)``.
-        discounts: ``(D1, D2, D3+)`` of the order.
-
-    Returns:
-        float64 ``(contexts,)``. Three equal discounts give ``D N1+(h .) / c(h .)``, as plain KN writes it.
-    """
-    discount_1, discount_2, discount_3 = discounts
-    if discount_1 == discount_2 == discount_3:
-        taken = discount_1 * followers
-    else:
-        taken = discount_1 * ones + discount_2 * twos + discount_3 * (followers - ones - twos)
-    weights = np.zeros(len(totals))
-    np.divide(taken, totals, out=weights, where=totals > 0)
-    return weights
-
-
-class _GramIndex:
-    """Token <-> id and k-gram tuple <-> k-gram id, over the sorted key tables of one fitted model.
-
-    ``tables[k]`` holds the sorted int64 keys of the k-grams seen in training (``tables[0] = [0]``:
-    the empty gram); the id of a k-gram is its index there.
-    """
-
-    def __init__(self, tokens: list, tables: list[np.ndarray]):
-        self.tokens = tokens  # id -> token, tokens[0] = <s>
-        self.ids = {token: index for index, token in enumerate(tokens)}
-        self.base = len(tokens)
-        self.tables = tables
-
-    def encode(self, gram: tuple) -> int:
-        """The id of a k-gram tuple of (mapped) tokens; -1 if training never had it."""
-        gram_id = 0
-        for k, token in enumerate(gram, start=1):
-            token_id = self.ids.get(token)
-            if token_id is None:
-                return -1
-            key = gram_id * self.base + token_id
-            table = self.tables[k]
-            gram_id = int(np.searchsorted(table, key))
-            if gram_id == len(table) or table[gram_id] != key:
-                return -1
-        return gram_id
-
-    def decode(self, gram_id: int, k: int) -> tuple:
-        """The k-gram tuple of id ``gram_id``."""
-        gram = []
-        for order in range(k, 0, -1):
-            gram_id, token_id = divmod(int(self.tables[order][gram_id]), self.base)
-            gram.append(self.tokens[token_id])
-        return tuple(reversed(gram))
-
-
-class GramCounts(Mapping):
-    """A read-only ``{k-gram tuple: count}`` view of one count array indexed by k-gram id.
-
-    Only the non-zero entries are keys (as the ``Counter`` it replaces), so ``view[gram]`` raises
-    ``KeyError`` and ``view.get(gram, 0)`` gives 0 for a k-gram that was never counted. Iterating
-    decodes every tuple: meant for tests and inspection, not for the hot path.
-    """
-
-    def __init__(self, values: np.ndarray, index: _GramIndex, k: int):
-        self.values, self.index, self.k = values, index, k
-
-    def __getitem__(self, gram: tuple) -> int:
-        gram_id = self.index.encode(tuple(gram)) if len(gram) == self.k else -1
-        if gram_id < 0 or self.values[gram_id] == 0:
-            raise KeyError(gram)
-        return int(self.values[gram_id])
-
-    def __iter__(self) -> Iterator[tuple]:
-        return (self.index.decode(gram_id, self.k) for gram_id in np.flatnonzero(self.values))
-
-    def __len__(self) -> int:
-        return int(np.count_nonzero(self.values))
-
-
-@dataclass(frozen=True)
-class ContextCounts:
-    """What one order ``k`` knows about each context ``h`` it has seen (a k - 1-gram; missing: unseen).
-
-    Attributes, ``{context tuple: value}`` views (:class:`GramCounts`) of int arrays ``(contexts,)``:
-        totals: ``c_k(h .)``, the summed counts of the n-grams ``h w``.
-        followers: ``N1+(h .)``, the number of distinct words ``w`` after ``h``.
-        ones: ``N1(h .)``, those with ``c_k(h w) = 1`` (absent: 0).
-        twos: ``N2(h .)``, those with ``c_k(h w) = 2`` (absent: 0);
-            ``N3+(h .) = followers - ones - twos``.
-    """
-
-    totals: GramCounts
-    followers: GramCounts
-    ones: GramCounts
-    twos: GramCounts
-
-    def backoff_weight(self, context: tuple, discounts: tuple[float, float, float]) -> float:
-        """``gamma_k(h) = (D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)) / c_k(h .)``; 0 for an unseen ``h``."""
-        total = self.totals.get(context)
-        if total is None:
-            return 0.0
-        columns = [np.array([view.get(context, 0)]) for view in (self.totals, self.followers, self.ones, self.twos)]
-        return float(backoff_weights(*columns, discounts)[0])
 
 
 @dataclass(frozen=True)
@@ -343,7 +236,7 @@ class KneserNeyModel:
             words = sorted(self.vocabulary)
         except TypeError:
             words = list(self.vocabulary)
-        self._index = _GramIndex([self.bos_token, *words], [np.zeros(1, dtype=np.int64)])
+        self._index = GramIndex([self.bos_token, *words], [np.zeros(1, dtype=np.int64)])
         self._unk_id = self._index.ids[self.unk_token]
         self._eos_id = self._index.ids[self.eos_token]
 
