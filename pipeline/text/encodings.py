@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 
 from pipeline.errors import PipelineError
@@ -67,7 +68,7 @@ def _undecodable_at(path: Path, codec: str) -> int | None:
     decoder, position = codecs.getincrementaldecoder(codec)(), 0
     with open(path, "rb") as handle:
         handle.seek(_bom_length(handle))
-        for block in [*iter(lambda: handle.read(DECODE_BLOCK_BYTES), b""), b""]:
+        for block in chain(iter(lambda: handle.read(DECODE_BLOCK_BYTES), b""), [b""]):  # one block in memory at a time
             pending = len(decoder.getstate()[0])
             try:
                 decoder.decode(block, final=not block)

@@ -2,6 +2,7 @@
 the hash deduplication, the per-document tally of the split, text read a line at a time."""
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,15 @@ def test_text_lines_name_the_line_of_a_bad_byte(tmp_path):
         list(encodings.text_lines(path))
     with pytest.raises(PipelineError, match=rf"^{path}:3: bytes that are not valid utf-8;"):
         list(encodings.text_lines(path, "utf-8"))
+
+
+def test_finding_the_encoding_holds_a_block_of_the_file_not_all_of_it(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes("京都に行きました。\n".encode() * 900_000)  # 25 MB
+    tracemalloc.start()
+    try:
+        assert encodings.file_encoding(path) == "utf-8-sig"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * encodings.DECODE_BLOCK_BYTES  # a few blocks (the old list of blocks held all 25)
