@@ -10,8 +10,8 @@ class weights), optimizer (``pipeline.training.make_optimizer``, clipping includ
 A generator is built as its ``train`` stage builds it (``build_generator_pair`` under ``train.precision``,
 ``LanguageModelBatches``, the adaptive softmax's training twin and loss, the perplexity metric).
 The subword inputs of a classifier with ``model.char_encoder`` / ``model.ngram_features`` ride along.
-One warm-up epoch (tracing, XLA compilation of each batch shape, first-batch costs) is not timed;
-then ``--epochs`` epochs are timed one
+One warm-up epoch (tracing, XLA compilation of each batch shape, first-batch costs) is timed apart
+(``first`` in the backends table: what a short run pays once); then ``--epochs`` epochs are timed one
 by one, training split only (no validation pass, no callbacks writing files). A ridge-readout config
 has no epochs: its closed-form fit over the training split is timed instead, ``--epochs`` times.
 
@@ -98,18 +98,19 @@ def compare_backends(arguments: argparse.Namespace) -> int:
     print(f"seconds per training epoch (median of {arguments.epochs}, after 1 warm-up) per Keras backend[:jit], "
           f"validation loss / accuracy or perplexity after the {1 + arguments.epochs} epochs; "
           f"{reference} / fastest = the default's epoch time over the fastest's (goal <= 1.3); "
+          f"first = the warm-up epoch's seconds (tracing, and under XLA one compilation per batch shape); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'config':<16}" + "".join(f" {variant + ' s':>16} {'val':>13}" for variant in results)
+    print(f"{'config':<16}" + "".join(f" {variant + ' s':>16} {'first':>7} {'val':>13}" for variant in results)
           + f" {reference + ' / fastest':>24}")
     for name in names:
         cells, seconds = [], {}
         for variant, measured in results.items():
             row = measured.get(name)
             if row is None:
-                cells.append(f" {'failed':>16} {'-':>13}")
+                cells.append(f" {'failed':>16} {'-':>7} {'-':>13}")
                 continue
             seconds[variant] = row["seconds"]
-            cells.append(f" {row['seconds']:>16.3f} {row['validation']:>13}")
+            cells.append(f" {row['seconds']:>16.3f} {row['warmup']:>7.1f} {row['validation']:>13}")
         ratio = seconds[reference] / min(seconds.values()) if reference in seconds else float("nan")
         print(f"{name:<16}" + "".join(cells) + f" {ratio:>24.2f}")
     return 0 if results else 1
@@ -124,6 +125,7 @@ class Measurement:
     batch_size: int
     epoch_seconds: list[float]
     validation: str = "-"  # e.g. "0.712/0.683": validation loss / accuracy (or perplexity) after training
+    warmup_seconds: float = float("nan")  # the untimed first epoch: tracing, and XLA compiling each batch shape
 
     @property
     def median_seconds(self) -> float:
@@ -211,11 +213,11 @@ def measure(name: str, config, epochs: int, jit_compile: str = "auto") -> Measur
 
 
 def _fit_timed(model, batches, validation, epochs: int) -> tuple[list[float], dict]:
-    """Seconds of each of ``epochs`` epochs after one untimed warm-up, and the validation scores after them."""
+    """Seconds of the warm-up epoch then of each of ``epochs`` epochs, and the validation scores after them."""
     timer = EpochTimer()
     model.fit(batches, epochs=1 + epochs, verbose=0, callbacks=[timer], shuffle=False)
     scores = model.evaluate(validation, verbose=0, return_dict=True) if validation is not None else {}
-    return timer.seconds[1:], scores
+    return timer.seconds, scores
 
 
 def _measure_classifier(name: str, config, epochs: int, jit_compile: str) -> Measurement:
@@ -256,12 +258,11 @@ def _measure_classifier(name: str, config, epochs: int, jit_compile: str) -> Mea
             started = time.perf_counter()
             fit_ridge(model, batches, config.model.ridge, num_classes)
             seconds.append(time.perf_counter() - started)
-        seconds = seconds[1:]
     else:
         seconds, scores = _fit_timed(model, batches, validation, epochs)
     figures = f"{scores['loss']:.3f}/{scores['accuracy']:.3f}" if scores else "-"
     return Measurement(name, architecture(config), trainable_parameters(model), len(targets),
-                       settings.batch_size, seconds, figures)
+                       settings.batch_size, seconds[1:], figures, seconds[0])
 
 
 def _measure_generator(name: str, config, epochs: int, jit_compile: str) -> Measurement:
@@ -308,7 +309,7 @@ def _measure_generator(name: str, config, epochs: int, jit_compile: str) -> Meas
     seconds, scores = _fit_timed(trainee, batches, validation, epochs)
     figures = f"{scores['loss']:.3f}/{scores['perplexity']:.1f}" if scores else "-"
     return Measurement(name, architecture(config), trainable_parameters(model), len(splits.sequences["train"]),
-                       settings.batch_size, seconds, figures)
+                       settings.batch_size, seconds[1:], figures, seconds[0])
 
 
 def main(argv=None) -> int:
@@ -341,8 +342,8 @@ def main(argv=None) -> int:
             temporary.cleanup()
 
     if arguments.json is not None:
-        arguments.json.write_text(json.dumps({m.name: {"seconds": m.median_seconds, "validation": m.validation}
-                                              for m in measured}))
+        arguments.json.write_text(json.dumps({m.name: {"seconds": m.median_seconds, "validation": m.validation,
+                                                       "warmup": m.warmup_seconds} for m in measured}))
     import keras
 
     print(f"training throughput, {arguments.epochs} timed epoch(s) after 1 warm-up, training split only; "

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.text.batches import SequenceBatches
+from pipeline.text.batches import SequenceBatches, round_up
 from pipeline.text.encoded import RaggedIds
 from pipeline.text.vocab import PAD_ID
 
@@ -86,14 +86,17 @@ class LanguageModelBatches(SequenceBatches):
     """Teacher-forcing batches ``(inputs, targets)`` or ``((inputs, label_ids), targets)``, bucketed by length."""
 
     def __init__(self, sequences, label_ids, batch_size: int, max_length: int, bos_id: int, eos_id: int,
-                 rng: np.random.Generator | None = None, bucketing: bool = True, conditioned: bool = False) -> None:
-        super().__init__(sequences, label_ids, batch_size, max_length + 1, rng, bucketing)
+                 rng: np.random.Generator | None = None, bucketing: bool = True, conditioned: bool = False,
+                 width_multiple: int | None = None) -> None:
+        super().__init__(sequences, label_ids, batch_size, max_length + 1, rng, bucketing,
+                         width_multiple=width_multiple)
         self.bos_id, self.eos_id, self.conditioned = bos_id, eos_id, conditioned
         self.timesteps = max_length
 
     def __getitem__(self, index: int) -> tuple:
         rows = self.batches[index]
-        longest = min(self.timesteps, int(self.lengths[rows].max()) + 1)
+        # the sentences and one more token (<s> in the inputs, </s> in the targets), rounded as SequenceBatches does
+        longest = round_up(int(self.lengths[rows].max()) + 1, self.width_multiple, self.timesteps)
         inputs, targets = teacher_forcing_pairs([self.sequences[r] for r in rows], self.bos_id, self.eos_id,
                                                 PAD_ID, max_length=longest)
         if self.conditioned:

@@ -5,6 +5,11 @@ into batches, and the order of the batches is shuffled every epoch: each batch
 is padded only to its own longest sentence, so little time goes to padding
 while the model still sees the batches in a random order.
 
+A backend that compiles each step for its input shapes (XLA under JAX) compiles once per distinct
+batch width; there widths are rounded up to a multiple of :data:`COMPILED_WIDTH_MULTIPLE`
+(:func:`backend_width_multiple`), so an epoch has a few shapes instead of one per batch. TensorFlow runs
+its steps op by op for any shape, so its batches keep their exact widths.
+
 Extra inputs (the classifier's subword features, :mod:`pipeline.text.features`) ride along:
 per-token arrays are padded and truncated to exactly the token ids' width, bags to their
 batch's largest bag; a batch is then a dict ``{"token_ids", name, ...}`` keyed by input name.
@@ -19,6 +24,23 @@ import numpy as np
 
 from pipeline.text.encoded import RaggedIds
 from pipeline.text.vocab import PAD_ID
+
+COMPILED_WIDTH_MULTIPLE = 8  # sentence widths on a compiling backend: at most max_length / 8 shapes
+COMPILED_BAG_MULTIPLE = 32  # bag widths (character n-grams per sentence: tens to hundreds)
+
+
+def backend_width_multiple() -> int:
+    """What batch widths are rounded up to on the current Keras backend: 1 (exact) on TensorFlow, whose
+    steps run op by op, :data:`COMPILED_WIDTH_MULTIPLE` on JAX, which XLA-compiles a step once per input
+    shape (about a second each for a recurrent classifier on 2 cores)."""
+    return 1 if keras.backend.backend() == "tensorflow" else COMPILED_WIDTH_MULTIPLE
+
+
+def round_up(width: int, multiple: int, cap: int | None = None) -> int:
+    """``width`` rounded up to a multiple of ``multiple``, then at most ``cap`` when given:
+    ``round_up(13, 8, cap=60) == 16``, ``round_up(58, 8, cap=60) == 60``, ``round_up(13, 1) == 13``."""
+    rounded = -(-width // multiple) * multiple
+    return rounded if cap is None else min(rounded, cap)
 
 
 def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID,
@@ -68,6 +90,9 @@ class SequenceBatches(keras.utils.PyDataset):
             padded and truncated with the token ids, so every input has the same timesteps.
         bag_inputs: more inputs with a bag of ids per example, e.g. ``{"ngram_ids": [(n,), ...]}``:
             padded to the batch's largest bag.
+        width_multiple: batch widths are rounded up to a multiple of this (at most ``max_length``), and
+            when it is over 1, bag widths to a multiple of :data:`COMPILED_BAG_MULTIPLE`. ``None``: the
+            backend's (:func:`backend_width_multiple`; 1, exact widths, on TensorFlow).
 
     With extra inputs the first element of a batch is ``{"token_ids": ..., **token_inputs, **bag_inputs}``.
     """
@@ -75,7 +100,7 @@ class SequenceBatches(keras.utils.PyDataset):
     def __init__(self, sequences: Sequence[np.ndarray], targets: np.ndarray | None, batch_size: int,
                  max_length: int, rng: np.random.Generator | None = None, bucketing: bool = True,
                  sample_weights: np.ndarray | None = None, token_inputs: dict | None = None,
-                 bag_inputs: dict | None = None) -> None:
+                 bag_inputs: dict | None = None, width_multiple: int | None = None) -> None:
         super().__init__()
         # a RaggedIds view (memory-mapped ids) stays as it is: indexing reads one sentence
         self.sequences = sequences if isinstance(sequences, RaggedIds) else list(sequences)
@@ -85,6 +110,8 @@ class SequenceBatches(keras.utils.PyDataset):
         self.rng = rng
         self.bucketing = bucketing and rng is not None
         self.sample_weights = sample_weights
+        self.width_multiple = backend_width_multiple() if width_multiple is None else width_multiple
+        self.bag_multiple = 1 if self.width_multiple == 1 else COMPILED_BAG_MULTIPLE
         self.lengths = np.minimum(sequence_lengths(self.sequences), max_length)
         self.token_inputs = {name: list(values) for name, values in (token_inputs or {}).items()}
         self.bag_inputs = {name: list(values) for name, values in (bag_inputs or {}).items()}
@@ -106,7 +133,8 @@ class SequenceBatches(keras.utils.PyDataset):
         return self._vary_first_widths(batches)
 
     def _width(self, rows: np.ndarray) -> int:
-        return max(1, int(self.lengths[rows].max()))
+        """The padded width of a batch of ``rows``: its longest sentence, rounded up to ``width_multiple``."""
+        return round_up(max(1, int(self.lengths[rows].max())), self.width_multiple, self.max_length)
 
     def _vary_first_widths(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Keras infers the input shape from the first two batches; when they have the same width
@@ -124,15 +152,15 @@ class SequenceBatches(keras.utils.PyDataset):
     def _bag_width(self, name: str, index: int) -> int:
         """The largest bag of batch ``index``; batch 1 is one wider when batch 0 has the same width,
         so that Keras, which infers input shapes from the first two batches, never fixes it."""
-        width = max(1, int(self.bag_lengths[name][self.batches[index]].max(initial=0)))
+        width = round_up(max(1, int(self.bag_lengths[name][self.batches[index]].max(initial=0))), self.bag_multiple)
         if index == 1 and width == self._bag_width(name, 0):
-            width += 1
+            width += self.bag_multiple
         return width
 
     def inputs(self, index: int) -> np.ndarray | dict[str, np.ndarray]:
         """The model inputs of batch ``index``: the padded token ids, or a dict with the extra inputs."""
         rows = self.batches[index]
-        ids = pad([self.sequences[row] for row in rows], self.max_length)
+        ids = pad([self.sequences[row] for row in rows], self.max_length, width=self._width(rows))
         if not self.token_inputs and not self.bag_inputs:
             return ids
         inputs = {"token_ids": ids}
@@ -169,5 +197,5 @@ class SequenceBatches(keras.utils.PyDataset):
 
     def padding_share(self) -> float:
         """Share of padded positions over all batches (what bucketing saves)."""
-        total = sum(len(rows) * max(1, self.lengths[rows].max()) for rows in self.batches)
+        total = sum(len(rows) * self._width(rows) for rows in self.batches)
         return 1.0 - float(self.lengths.sum()) / total if total else 0.0

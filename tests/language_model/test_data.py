@@ -216,6 +216,18 @@ def test_language_model_batches_cut_long_sentences_and_drop_their_end():
     np.testing.assert_array_equal(targets, [[5, 6, 7], [4, 3, 0]])
 
 
+def test_language_model_batches_round_widths_for_compiling_backends():
+    """With a width multiple (JAX's, pipeline.text.batches.backend_width_multiple) the pairs are padded
+    further, up to the timesteps at most: the padded targets are PAD, which the loss masks."""
+    batches = LanguageModelBatches([[5, 6, 7], [8], [9] * 12], None, batch_size=2, max_length=10,
+                                   bos_id=BOS, eos_id=EOS, width_multiple=8)
+    inputs, targets = batches[0]
+    np.testing.assert_array_equal(inputs, [[2, 5, 6, 7, 0, 0, 0, 0], [2, 8, 0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(targets, [[5, 6, 7, 3, 0, 0, 0, 0], [8, 3, 0, 0, 0, 0, 0, 0]])
+    inputs, targets = batches[1]  # 13 tokens with <s> rounds to 16, cut to the 10 timesteps
+    assert inputs.shape == targets.shape == (1, 10)
+
+
 def test_language_model_batches_with_labels_for_conditioned_models():
     (inputs, labels), targets = LanguageModelBatches([[5, 6], [8]], np.array([1, 0], np.int32), batch_size=2,
                                                      max_length=10, bos_id=BOS, eos_id=EOS, conditioned=True)[0]

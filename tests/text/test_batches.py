@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from pipeline.text.batches import SequenceBatches, balanced_class_weights, pad
+from pipeline.text.batches import (
+    COMPILED_BAG_MULTIPLE,
+    SequenceBatches,
+    backend_width_multiple,
+    balanced_class_weights,
+    pad,
+    round_up,
+)
 from pipeline.text.encoded import RaggedIds
 
 
@@ -248,3 +255,51 @@ def test_a_ragged_view_gives_the_same_batches_as_a_list_of_arrays(bucketing):
             np.testing.assert_array_equal(listed[index][1], viewed[index][1])
         listed.on_epoch_end()
         viewed.on_epoch_end()
+
+
+def test_round_up_to_a_multiple_and_a_cap():
+    assert [round_up(width, 8) for width in (1, 8, 9, 16, 17)] == [8, 8, 16, 16, 24]
+    assert round_up(13, 8, cap=60) == 16 and round_up(58, 8, cap=60) == 60 and round_up(13, 1) == 13
+
+
+def test_tensorflow_keeps_exact_widths():
+    # the suite runs on TensorFlow, whose steps are not compiled per shape: nothing is rounded
+    assert backend_width_multiple() == 1
+    assert SequenceBatches(as_arrays([[1, 2, 3]]), None, batch_size=1, max_length=9)[0][0].shape == (1, 3)
+
+
+def test_width_multiple_gives_few_shapes_and_the_same_masked_outputs():
+    """What JAX gets (backend_width_multiple): widths on multiples of 8 (or max_length), the same rows
+    in the same order, and a masked recurrent model's outputs unchanged by the extra padding."""
+    import keras
+
+    from pipeline.layers.pooling import MaskedGlobalPooling
+
+    sequences, _ = mixed_lengths()
+    targets = np.arange(200, dtype=np.int32)
+    exact = SequenceBatches(sequences, targets, batch_size=8, max_length=45, rng=np.random.default_rng(2))
+    rounded = SequenceBatches(sequences, targets, batch_size=8, max_length=45, rng=np.random.default_rng(2),
+                              width_multiple=8)
+    widths = {rounded[index][0].shape[1] for index in range(len(rounded))}
+    assert widths <= {8, 16, 24, 32, 40, 45} and len(widths) < len({exact[i][0].shape[1] for i in range(25)})
+    for index in range(len(rounded)):
+        (ids, rows), (padded, same_rows) = exact[index], rounded[index]
+        np.testing.assert_array_equal(rows, same_rows)
+        np.testing.assert_array_equal(padded[:, :ids.shape[1]], ids)
+        assert not padded[:, ids.shape[1]:].any()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    states = keras.layers.GRU(4, return_sequences=True)(keras.layers.Embedding(201, 3, mask_zero=True)(inputs))
+    model = keras.Model(inputs, keras.layers.Concatenate()([MaskedGlobalPooling("mean")(states),
+                                                            keras.layers.GRU(2)(states)]))
+    plain = [SequenceBatches(sequences, None, 8, 45), SequenceBatches(sequences, None, 8, 45, width_multiple=8)]
+    np.testing.assert_allclose(plain[0].predict(model), plain[1].predict(model), rtol=1e-5, atol=1e-6)
+
+
+def test_bags_are_rounded_with_the_width_multiple():
+    sequences = [np.full(2, 2, dtype=np.int32)] * 4
+    bags = [np.full(n, 3, dtype=np.int32) for n in (3, 40, 5, 70)]
+    batches = SequenceBatches(sequences, None, 1, 9, bag_inputs={"ngram_ids": bags}, width_multiple=8)
+    widths = [batches[index][0]["ngram_ids"].shape[1] for index in range(4)]
+    # batch 1 is one step wider when it would equal batch 0 (Keras infers shapes from the first two)
+    assert widths == [COMPILED_BAG_MULTIPLE, 2 * COMPILED_BAG_MULTIPLE, COMPILED_BAG_MULTIPLE, 96]
