@@ -31,6 +31,9 @@ the parser, the morphologizer (``pos_source = "ud"``) and NER keep the GiNZA pat
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import operator
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +50,17 @@ from pipeline.text.tokenize import (
 )
 
 WHITESPACE = re.compile(r"\s")  # exactly the characters of str.isspace (checked over every code point)
+# SudachiPy's word id: the dictionary's number in the top 4 bits (0 system, 1-14 user dictionaries, 0xF for OOV
+# morphemes), the entry's in the other 28; JOINED is the entry number of morphemes a plugin joined
+OOV_DICTIONARY, JOINED = 0xF, 0x0FFF_FFFF
+
+
+def in_dictionary(word_id: int) -> bool:
+    """Whether ``word_id`` is one dictionary entry, whose POS, dictionary form and normalized form are then the same
+    in every text (the surface is not: ｶﾀｶﾅ and カタカナ are one entry). Not so for OOV morphemes (SudachiPy's
+    unknown-word handlers, numbers JoinNumeric joined and normalised: dictionary 0xF) nor katakana JoinKatakanaOov
+    joined (entry JOINED of a dictionary): their fields are made from their text."""
+    return word_id >> 28 != OOV_DICTIONARY and word_id & JOINED != JOINED
 
 
 def spacy_japanese_tokenizer(nlp: Any) -> Any | None:
@@ -84,7 +98,8 @@ class SudachiTokenizer:
 
     def __init__(self, settings: TokenizeConfig) -> None:
         from spacy.attrs import IS_PUNCT, IS_SPACE
-        from spacy.lang.ja import TAG_BIGRAM_MAP, TAG_ORTH_MAP
+        from spacy.lang.ja import TAG_ORTH_MAP
+        from sudachipy import Morpheme
 
         if not fast_path_applies(settings):
             raise ValueError(f"the SudachiPy fast path does not give the tokens of {settings}")
@@ -95,15 +110,18 @@ class SudachiTokenizer:
         self.sudachi = self.japanese_tokenizer.tokenizer
         self.split_mode = self.japanese_tokenizer.split_mode
         self._morphemes = self.sudachi.tokenize("")  # reused for every text (read out before the next one)
+        self._surface_of, self._word_id_of = Morpheme.surface, Morpheme.word_id  # mapped over a MorphemeList
         getters = self.nlp.vocab.lex_attr_getters
         self._is_space, self._is_punct = getters[IS_SPACE], getters[IS_PUNCT]  # how spaCy sets the lexeme flags
         self._tags: dict[int, str] = {}  # Sudachi POS id -> tag (名詞-普通名詞-一般)
-        # tags whose POS resolve_pos reads from the surface (TAG_ORTH_MAP) or the next tag (TAG_BIGRAM_MAP);
-        # any other tag has one POS whatever its neighbours, cached by tag alone
-        self._orth_tags = frozenset(TAG_ORTH_MAP)
-        self._context_tags = self._orth_tags | {first for first, _ in TAG_BIGRAM_MAP}
-        self._tag_pos: dict[str, str | None] = {}  # tag -> POS name; None for the tags in _context_tags
-        self._resolved: dict[tuple, tuple[str, int | None]] = {}  # (surface|None, tag, next tag) -> (POS, next POS)
+        # word id -> (tag, dictionary form, normalized form): one field read a morpheme instead of three (for
+        # in_dictionary ones only: bounded by the dictionary); _words interns their strings
+        self._entries: dict[int, tuple[str, str, str]] = {}
+        self._words: dict[str, str] = {}
+        self._orth_tags = frozenset(TAG_ORTH_MAP)  # tags whose POS resolve_pos reads from the surface
+        # (tag, next tag) -> (POS name, the next token's POS name or None): resolve_pos for the tags not in
+        # _orth_tags (TAG_MAP's POS of the tag or TAG_BIGRAM_MAP's of the pair); by (surface, tag, next tag) for those
+        self._pairs: dict[tuple, tuple[str, str | None]] = {}
         self._punct: dict[str, bool] = {}  # surface -> spaCy's IS_PUNCT
         dropped = {"SPACE", *settings.stop_pos} | ({"PUNCT"} if settings.drop_punct else set())
         self._dropped_pos = frozenset(dropped)  # POS names Tokenizer.tokenize drops
@@ -113,115 +131,195 @@ class SudachiTokenizer:
 
         Texts longer than SudachiPy's input limit are analysed in :func:`~pipeline.text.tokenize.chunk_text`
         pieces whose tokens are joined; ``tokenize.processes > 1`` forks workers over batches of texts.
-        ``progress`` counts every text once it is done.
+        ``progress`` counts the texts as they are done.
         """
         texts = list(texts)
         workers = min(self.settings.processes, -(-len(texts) // self.settings.batch_size))
         if workers > 1:
             return _tokenize_in_processes(self.settings, texts, workers, progress, SudachiTokenizer)
-        results, strings = [], {}
-        short = MAX_INPUT_BYTES // 4  # characters that are surely under SudachiPy's limit (4 UTF-8 bytes at most)
-        for text in texts:
-            result = {field: [] for field in FIELDS}
-            for piece in (text,) if len(text) <= short else chunk_text(text):
-                self._add_tokens(piece, result, strings)
-            results.append(result)
-            if progress is not None:
-                progress.update(1)
+        columns, ends = self.token_lists(texts, progress)
+        surfaces, lemmas, norms, names = (columns[field] for field in FIELDS)
+        results, start = [], 0
+        for end in ends:
+            results.append({"surface": surfaces[start:end], "lemma": lemmas[start:end], "norm": norms[start:end],
+                            "pos": names[start:end]})
+            start = end
         return results
 
-    def _tokens(self, text: str) -> tuple[tuple[str, ...], list[str], tuple[str, ...], tuple[str, ...], bool]:
-        """(surfaces, tags, lemmas, norms, whether any whitespace) of GiNZA's tokens of ``text``, 空白 included."""
+    def token_lists(self, texts: list[str], progress: Progress | None = None) -> tuple[dict[str, list[str]], list[int]]:
+        """The tokens of all ``texts`` in one list per field (:data:`~pipeline.text.tokenize.FIELDS`), and where each
+        text's end: text ``i`` has tokens ``ends[i - 1]:ends[i]`` (from 0 for the first). In this process.
+
+        What ``tokenize`` returns, without a list per text: the stage builds its Arrow columns from these (list
+        offsets ``[0, *ends]``). Texts are read ``tokenize.batch_size`` at a time, the tokens of a batch then
+        worked on together (a few passes over lists in C instead of Python code per token); ``progress`` counts
+        the texts of each batch.
+        """
+        columns: dict[str, list[str]] = {field: [] for field in FIELDS}
+        ends: list[int] = []
+        # one object per distinct string, the cached entries' and these: a corpus's token lists take a fraction of
+        # the memory (as the GiNZA path's string cache gives) and workers' results pickle each distinct string once
+        strings: dict[str, str] = {}
+        for start in range(0, len(texts), self.settings.batch_size):
+            batch = texts[start:start + self.settings.batch_size]
+            kept, batch_ends = self._batch_tokens(batch, strings)
+            offset = len(columns["surface"])
+            for field, values in zip(FIELDS, kept, strict=True):
+                columns[field] += values
+            ends += [offset + end for end in batch_ends]
+            if progress is not None:
+                progress.update(len(batch))
+        return columns, ends
+
+    def _batch_tokens(self, texts: list[str], strings: dict[str, str]) -> tuple[tuple[list[str], ...], list[int]]:
+        """((surfaces, lemmas, norms, POS names), the end of each text's tokens) of ``texts``, filtered."""
+        surfaces: list[str] = []
+        entries: list[tuple[str, str, str]] = []  # (tag, lemma, norm) of each token
+        pieces: list[int] = []  # where each piece's tokens end: POS rules look at the next token of the same piece
+        spaced: list[tuple[int, int]] = []  # the token ranges of the pieces with whitespace (their 空白 tokens)
+        ends: list[int] = []
+        short = MAX_INPUT_BYTES // 4  # characters that are surely under SudachiPy's limit (4 UTF-8 bytes at most)
+        for text in texts:
+            for piece in (text,) if len(text) <= short else chunk_text(text):
+                piece_surfaces, piece_entries, piece_spaced = self._piece_tokens(piece, strings)
+                if piece_spaced:
+                    spaced.append((len(surfaces), len(surfaces) + len(piece_surfaces)))
+                surfaces += piece_surfaces
+                entries += piece_entries
+                pieces.append(len(surfaces))
+            ends.append(len(surfaces))
+        if not surfaces:
+            return ([], [], [], []), ends
+        # columns by itemgetter: zip(*entries) would make an iterator per token (and the garbage collector run)
+        tags, lemmas, norms = (list(map(operator.itemgetter(field), entries)) for field in range(3))
+        names = self._pos_names(surfaces, tags, pieces)
+        dropped = self._dropped(surfaces, names, spaced)
+        if dropped:
+            surfaces, lemmas, norms, names = (without(values, dropped) for values in (surfaces, lemmas, norms, names))
+            ends = [end - bisect.bisect_left(dropped, end) for end in ends]
+        surfaces = list(map(strings.setdefault, surfaces, surfaces))
+        if "" in lemmas:  # no dictionary form: spaCy's lemma is the surface
+            lemmas = [lemma or surface for lemma, surface in zip(lemmas, surfaces, strict=True)]
+        if "" in norms:  # never seen; Token.norm_ then falls back to the lexeme's norm
+            norms = [norm or self.nlp.vocab[surface].norm_ for norm, surface in zip(norms, surfaces, strict=True)]
+            norms = list(map(strings.setdefault, norms, norms))
+        if self.settings.lowercase:
+            surfaces = [surface.lower() for surface in surfaces]
+            surfaces = list(map(strings.setdefault, surfaces, surfaces))
+        return (surfaces, lemmas, norms, names), ends
+
+    def _entry(self, morpheme: Any, strings: dict[str, str]) -> tuple[str, str, str]:
+        """(tag, dictionary form, normalized form) of ``morpheme``: cached by word id where :func:`in_dictionary`
+        (its strings interned for good), else read each time (its strings interned in ``strings``)."""
+        pos_id, word_id = morpheme.part_of_speech_id(), morpheme.word_id()
+        tag = self._tags.get(pos_id)
+        if tag is None:  # a POS id not seen yet: its tag, the first four fields without *, joined by -
+            tag = self._tags[pos_id] = "-".join(field for field in morpheme.part_of_speech()[:4] if field != "*")
+        lemma, norm = morpheme.dictionary_form(), morpheme.normalized_form()
+        if not in_dictionary(word_id):
+            return tag, strings.setdefault(lemma, lemma), strings.setdefault(norm, norm)
+        intern = self._words.setdefault
+        entry = self._entries[word_id] = tag, intern(lemma, lemma), intern(norm, norm)
+        return entry
+
+    def _piece_tokens(self, text: str, strings: dict[str, str]) -> tuple[list[str], list[tuple[str, str, str]], bool]:
+        """(surfaces, (tag, lemma, norm) entries, whether any whitespace) of GiNZA's tokens of ``text`` (one piece),
+        空白 included."""
         # the MorphemeList of the last text is overwritten (SudachiPy's ``out``): fewer allocations, ~10% faster
         morphemes = self.sudachi.tokenize(text, out=self._morphemes)
         if WHITESPACE.search(text) is None:
-            # one comprehension and a transposition: a Python loop with four appends a token costs twice as much
-            rows = [(morpheme.surface(), morpheme.part_of_speech_id(), morpheme.dictionary_form(),
-                     morpheme.normalized_form()) for morpheme in morphemes]
-            if any(not row[0] for row in rows):  # spaCy drops empty tokens (some normalised characters leave them)
-                rows = [row for row in rows if row[0]]
-            surfaces, pos_ids, lemmas, norms = zip(*rows) if rows else ((), (), (), ())
+            surfaces = list(map(self._surface_of, morphemes))
+            # two field reads a morpheme (surface, word id): the word id's entry has the other three
+            entries = list(map(self._entries.get, map(self._word_id_of, morphemes)))
+            if None in entries:
+                for index, entry in enumerate(entries):
+                    if entry is None:
+                        entries[index] = self._entry(morphemes[index], strings)
+            if "" in surfaces:  # spaCy drops empty tokens (some normalised characters leave them)
+                entries = [entry for entry, surface in zip(entries, surfaces, strict=True) if surface]
+                surfaces = [surface for surface in surfaces if surface]
             # no whitespace: spaCy's alignment of tokens to text keeps them as they are when they spell it
             if "".join(surfaces) == text:
-                known = self._tags
-                try:
-                    tags = [known[pos_id] for pos_id in pos_ids]
-                except KeyError:  # a POS id not seen yet: its tag, the first four fields without *, joined by -
-                    for morpheme in morphemes:
-                        known.setdefault(morpheme.part_of_speech_id(), "-".join(
-                            field for field in morpheme.part_of_speech()[:4] if field != "*"))
-                    tags = [known[pos_id] for pos_id in pos_ids]
-                return surfaces, tags, lemmas, norms, False
+                return surfaces, entries, False
         from spacy.lang.ja import get_dtokens_and_spaces
 
         # whitespace (or tokens that do not spell the text): spaCy's own code, so its 空白 tokens are the same
         dtokens, _ = get_dtokens_and_spaces(self.japanese_tokenizer._get_dtokens(morphemes, False), text)
-        return (tuple(token.surface for token in dtokens), [token.tag for token in dtokens],
-                tuple(token.lemma for token in dtokens), tuple(token.norm for token in dtokens), True)
+        intern = strings.setdefault
+        return ([token.surface for token in dtokens],
+                [(token.tag, intern(token.lemma, token.lemma), intern(token.norm, token.norm)) for token in dtokens],
+                True)
 
-    def _pos_names(self, surfaces: tuple[str, ...], tags: list[str]) -> list[str]:
-        """Coarse POS names of the tokens, as spaCy's ``JapaneseTokenizer`` sets ``token.pos``."""
+    def _pos_names(self, surfaces: list[str], tags: list[str], pieces: list[int]) -> list[str]:
+        """Coarse POS names of the tokens of pieces ending at ``pieces``, as spaCy's ``JapaneseTokenizer`` sets
+        ``token.pos`` in each piece's Doc: ``resolve_pos`` of each token's surface, tag and next tag (None for a
+        piece's last token), except that a token whose POS the pair before it set keeps it."""
+        next_tags = [*tags[1:], None]
+        for end in pieces:
+            next_tags[end - 1] = None  # (an empty piece's end is the previous one's)
+        # (POS name, the next token's POS name or None) of each token, cached by (tag, next tag); a miss or a tag
+        # whose POS depends on its surface (TAG_ORTH_MAP) gives None, resolved one by one
+        pairs = list(map(self._pairs.get, zip(tags, next_tags)))
+        if None in pairs:
+            for index, pair in enumerate(pairs):
+                if pair is None:
+                    pairs[index] = self._resolve(surfaces[index], tags[index], next_tags[index])
+        names, following = list(map(operator.itemgetter(0), pairs)), list(map(operator.itemgetter(1), pairs))
+        if following.count(None) < len(following):
+            overridden = -1
+            for index in [index for index, name in enumerate(following) if name is not None]:
+                if index != overridden:  # spaCy's loop: the next token takes this POS, skipping its own lookup
+                    names[index + 1] = following[index]
+                    overridden = index + 1
+        return names
+
+    def _resolve(self, surface: str, tag: str, next_tag: str | None) -> tuple[str, str | None]:
+        """(POS name, the next token's POS name or None) of ``resolve_pos``, cached in ``_pairs`` by (tag, next tag)
+        or, for a tag of ``TAG_ORTH_MAP``, by (surface, tag, next tag)."""
         from spacy.lang.ja import resolve_pos
         from spacy.parts_of_speech import NAMES as POS_NAMES
 
-        orth_tags, context_tags, tag_pos, resolved = self._orth_tags, self._context_tags, self._tag_pos, self._resolved
-        names = []
-        last = len(tags) - 1
-        next_pos = None
-        for index, tag in enumerate(tags):
-            # spaCy's loop (JapaneseTokenizer.__call__): a POS set by the previous bigram is kept as it is
-            if next_pos:
-                names.append(POS_NAMES.get(next_pos, ""))
-                next_pos = None
-                continue
-            try:
-                name = tag_pos[tag]  # None for a tag that looks at its surface or the next tag
-            except KeyError:
-                name = tag_pos[tag] = (None if tag in context_tags
-                                       else POS_NAMES.get(resolve_pos(surfaces[index], tag, None)[0], ""))
-            if name is None:
-                surface, next_tag = surfaces[index], tags[index + 1] if index < last else None
-                key = (surface if tag in orth_tags else None, tag, next_tag)
-                found = resolved.get(key)
-                if found is None:
-                    pos, following = resolve_pos(surface, tag, next_tag)
-                    found = resolved[key] = (POS_NAMES.get(pos, ""), following)
-                name, next_pos = found
-            names.append(name)
-        return names
+        key = (surface, tag, next_tag) if tag in self._orth_tags else (tag, next_tag)
+        found = self._pairs.get(key)
+        if found is None:
+            pos, following = resolve_pos(surface, tag, next_tag)
+            found = self._pairs[key] = (POS_NAMES.get(pos, ""), POS_NAMES.get(following, "") if following else None)
+        return found
 
-    def _dropped(self, surface: str, pos: str, spaced: bool) -> bool:
-        """Whether ``Tokenizer.tokenize``'s filters drop a token: IS_SPACE or SPACE, with ``drop_punct`` IS_PUNCT
-        or PUNCT, ``stop_pos`` (spaCy's lexeme flags of the surface; no token of a text without whitespace is)."""
-        if pos in self._dropped_pos or (spaced and self._is_space(surface)):
-            return True
-        if not self.settings.drop_punct:
-            return False
+    def _dropped(self, surfaces: list[str], names: list[str], spaced: list[tuple[int, int]]) -> list[int]:
+        """The tokens ``Tokenizer.tokenize``'s filters drop, in order: IS_SPACE (only pieces with whitespace,
+        ``spaced``, have such tokens), SPACE and ``stop_pos``, with ``drop_punct`` PUNCT and IS_PUNCT (spaCy's
+        lexeme flags of the surface)."""
+        dropped = [index for start, end in spaced for index in range(start, end) if self._is_space(surfaces[index])]
+        for name in self._dropped_pos.intersection(names):
+            dropped += indices(names, name)
+        if self.settings.drop_punct:
+            dropped += [index for index, surface in enumerate(surfaces) if self._punctuation(surface)]
+        return sorted(set(dropped))
+
+    def _punctuation(self, surface: str) -> bool:
+        """spaCy's IS_PUNCT of ``surface`` (cached)."""
         is_punct = self._punct.get(surface)
         if is_punct is None:
             is_punct = self._punct[surface] = self._is_punct(surface)
         return is_punct
 
-    def _add_tokens(self, text: str, result: dict[str, list[str]], strings: dict[str, str]) -> None:
-        """Append the kept tokens of ``text`` (one chunk) to ``result``'s lists; ``strings`` interns words."""
-        surfaces, tags, lemmas, norms, spaced = self._tokens(text)
-        names = self._pos_names(surfaces, tags)
-        if spaced or self.settings.drop_punct or not self._dropped_pos.isdisjoint(names):
-            keep = [index for index, (surface, name) in enumerate(zip(surfaces, names, strict=True))
-                    if not self._dropped(surface, name, spaced)]
-            surfaces, names = [surfaces[index] for index in keep], [names[index] for index in keep]
-            lemmas, norms = [lemmas[index] for index in keep], [norms[index] for index in keep]
-        if "" in lemmas:  # no dictionary form: spaCy's lemma is the surface
-            lemmas = [lemma or surface for lemma, surface in zip(lemmas, surfaces, strict=True)]
-        if "" in norms:  # never seen; Token.norm_ then falls back to the lexeme's norm
-            norms = [norm or self.nlp.vocab[surface].norm_ for norm, surface in zip(norms, surfaces, strict=True)]
-        if self.settings.lowercase:
-            surfaces = [surface.lower() for surface in surfaces]
-        # one object per distinct string (as the GiNZA path's string cache gives): a corpus's token lists take a
-        # fraction of the memory, and workers' results pickle each distinct string once
-        count, intern = len(names), strings.setdefault
-        words = [intern(word, word) for word in (*surfaces, *lemmas, *norms)]
-        result["surface"] += words[:count]
-        result["lemma"] += words[count:2 * count]
-        result["norm"] += words[2 * count:]
-        result["pos"] += names
+
+def indices(values: list[str], value: str) -> list[int]:
+    """Where ``value`` is in ``values`` (list.index: a search in C)."""
+    found, index = [], -1
+    with contextlib.suppress(ValueError):
+        while True:
+            index = values.index(value, index + 1)
+            found.append(index)
+    return found
+
+
+def without(values: list[str], dropped: list[int]) -> list[str]:
+    """``values`` without the items at the (sorted) indices ``dropped``: a slice between each two."""
+    kept, start = [], 0
+    for index in dropped:
+        kept += values[start:index]
+        start = index + 1
+    kept += values[start:]
+    return kept

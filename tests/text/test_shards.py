@@ -116,11 +116,11 @@ def test_a_run_killed_by_sigkill_continues_from_its_last_finished_shard(referenc
     job = front_end.tokenize_job(config, paths)
     process = fork_cli(cli_arguments(tmp_path))
     deadline = time.monotonic() + 60
-    while not list(job.folder.glob("part-*.parquet")) and process.is_alive() and time.monotonic() < deadline:
+    while not list(job.folder.glob("part-*.arrow")) and process.is_alive() and time.monotonic() < deadline:
         time.sleep(0.002)
     os.kill(process.pid, signal.SIGKILL)
     process.join()
-    finished = sorted(job.folder.glob("part-*.parquet"))
+    finished = sorted(job.folder.glob("part-*.arrow"))
     assert process.exitcode == -signal.SIGKILL and not paths.tokens.exists()
     assert 0 < len(finished) < job.count, "the run ended before the kill: nothing to resume"
     with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
@@ -137,7 +137,7 @@ def test_a_shard_that_fails_keeps_the_shards_before_it(reference, tmp_path, capl
     job.path(3).mkdir(parents=True)
     with pytest.raises(IsADirectoryError):
         stages.run_stage("tokenize", config)
-    assert [path.name for path in sorted(job.folder.iterdir())] == [f"part-0000{i}.parquet" for i in range(4)]
+    assert [path.name for path in sorted(job.folder.iterdir())] == [f"part-0000{i}.arrow" for i in range(4)]
     assert not paths.tokens.exists() and not list(job.folder.glob(".*"))  # no partial shard, no merge
     job.path(3).rmdir()
     with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
@@ -153,7 +153,7 @@ def test_two_shard_processes_at_once_then_a_plain_run_merges(reference, tmp_path
     for process in workers:  # no lock between them: neither waits for the other
         process.join(60)
     assert [process.exitcode for process in workers] == [0, 0]
-    assert len(list(job.folder.glob("part-*.parquet"))) == 25 and not paths.tokens.exists()
+    assert len(list(job.folder.glob("part-*.arrow"))) == 25 and not paths.tokens.exists()
     with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
         stages.run_stage("tokenize", config)
     assert "25 of 25 shards already tokenized, kept" in caplog.text

@@ -169,10 +169,11 @@ def progress_counts(caplog) -> list[tuple[int, int]]:
 
 
 def test_tokenize_table_logs_progress_per_sentence(tokenizer, progress_log):
-    """Off a terminal, progress lines count sentences: a text cut into two chunks for SudachiPy counts once."""
+    """Off a terminal, progress lines count sentences: a text cut into two chunks for SudachiPy counts once (the
+    fast path counts a batch at a time: batches of one here)."""
     long_text = "京都の寺に友達と行きました。" * 1200  # 50,400 bytes: two chunks
     table = pd.DataFrame({"text": ["京都に行った。", long_text, "", "電池が切れた。"], "label": ["a"] * 4})
-    tokenize_table(table, TokenizeConfig())
+    tokenize_table(table, TokenizeConfig(batch_size=1))
     assert progress_counts(progress_log) == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
