@@ -60,10 +60,16 @@ def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID,
 
 
 def sequence_lengths(sequences: Sequence[np.ndarray]) -> np.ndarray:
-    """Tokens per sequence, int64 ``(n,)``; a :class:`RaggedIds` answers from its offsets, reading no ids."""
-    if isinstance(sequences, RaggedIds):
+    """Items per sequence, int64 ``(n,)``; a :class:`RaggedIds` (or anything with ``lengths()``, e.g.
+    :class:`pipeline.text.features.NgramRows`) answers without making the sequences."""
+    if hasattr(sequences, "lengths"):
         return sequences.lengths()
     return np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
+
+
+def _indexable(values) -> Sequence:
+    """``values`` as something indexed by row: a sequence as it is, anything else (an iterator) as a list."""
+    return values if isinstance(values, Sequence) else list(values)
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
@@ -113,10 +119,10 @@ class SequenceBatches(keras.utils.PyDataset):
         self.width_multiple = backend_width_multiple() if width_multiple is None else width_multiple
         self.bag_multiple = 1 if self.width_multiple == 1 else COMPILED_BAG_MULTIPLE
         self.lengths = np.minimum(sequence_lengths(self.sequences), max_length)
-        self.token_inputs = {name: list(values) for name, values in (token_inputs or {}).items()}
-        self.bag_inputs = {name: list(values) for name, values in (bag_inputs or {}).items()}
-        self.bag_lengths = {name: np.array([len(bag) for bag in values], dtype=np.int64)
-                            for name, values in self.bag_inputs.items()}
+        # lists, or rows made per batch (pipeline.text.features.CharRows / NgramRows): kept as they are
+        self.token_inputs = {name: _indexable(values) for name, values in (token_inputs or {}).items()}
+        self.bag_inputs = {name: _indexable(values) for name, values in (bag_inputs or {}).items()}
+        self.bag_lengths = {name: sequence_lengths(values) for name, values in self.bag_inputs.items()}
         self.batches = self._plan()
 
     def _plan(self) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ character n-grams exactly as they apply to the words, at training and at classif
 from __future__ import annotations
 
 import zlib
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig
+from pipeline.text.encoded import RaggedIds
 
 CHAR_ORDERS = (1, 2, 3)  # character n-gram lengths of the bag (the TF-IDF char 1-3-gram baseline's)
 WORD_FIELD = "surface"  # the characters a token is written with, whatever vectorize.token_field says
@@ -99,9 +101,106 @@ def sentence_inputs(settings: ModelConfig, sentences: Sequence[Sequence[str]], m
     return {"token_inputs": token_inputs, "bag_inputs": bag_inputs}
 
 
-def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, list[np.ndarray]],
+class SentenceWords(Sequence):
+    """The words of many sentences in little memory: each distinct word once, a sentence as word codes.
+
+    Item ``i`` is sentence ``i``'s list of words. Memory: 4 bytes a token plus the distinct words, so the
+    training split of a corpus larger than memory fits where its token lists would not.
+
+    Args:
+        forms: the distinct words, a code's word is ``forms[code]``.
+        codes: the sentences' codes, :class:`~pipeline.text.encoded.RaggedIds` (flat ``(tokens,)`` + offsets).
+    """
+
+    def __init__(self, forms: list[str], codes: RaggedIds) -> None:
+        self.forms, self.codes = forms, codes
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index: int) -> list[str]:
+        forms = self.forms
+        return [forms[code] for code in self.codes[index].tolist()]
+
+    def lengths(self) -> np.ndarray:
+        """Words per sentence, int64 ``(sentences,)``."""
+        return self.codes.lengths()
+
+
+class CharRows(Sequence):
+    """``char_ids`` of each sentence of a :class:`SentenceWords`, made when a batch asks for it.
+
+    Every distinct word's row is hashed once (``(forms, max_chars)`` int32); a sentence's array
+    ``(tokens, max_chars)`` is those rows taken by its codes, equal to :func:`char_ids` of its words.
+    The batches truncate it to ``train.max_length`` tokens.
+    """
+
+    def __init__(self, words: SentenceWords, max_chars: int, buckets: int) -> None:
+        self.codes = words.codes
+        self.table = char_ids(words.forms, max_chars, buckets)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.table[self.codes[index]]
+
+
+class NgramRows(Sequence):
+    """``ngram_ids`` of each sentence of a :class:`SentenceWords` (its first ``max_length`` words), hashed
+    when a batch asks for it: no bag is kept, so memory does not grow with the corpus (hashing costs tens of
+    microseconds a sentence, a small share of a recurrent model's step)."""
+
+    def __init__(self, words: SentenceWords, kind: str, buckets: int, max_length: int) -> None:
+        self.words, self.kind, self.buckets, self.max_length = words, kind, buckets, max_length
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return ngram_ids(self.words[index][:self.max_length], self.kind, self.buckets)
+
+    def lengths(self) -> np.ndarray:
+        """N-grams per sentence, int64 ``(sentences,)``, counted from the words without hashing them."""
+        char_lengths = np.fromiter((len(form) for form in self.words.forms), dtype=np.int64,
+                                   count=len(self.words.forms))
+        counts = np.empty(len(self), dtype=np.int64)
+        for position, codes in enumerate(self.words.codes):
+            kept = codes[:self.max_length]
+            count = 0
+            if self.kind in ("char", "both"):
+                characters = int(char_lengths[kept].sum())
+                count += sum(max(0, characters - order + 1) for order in CHAR_ORDERS)
+            if self.kind in ("word", "both"):
+                count += max(0, 2 * len(kept) - 1)
+            counts[position] = count
+        return counts
+
+
+def read_split_words(tokens_path: Path, splits: Sequence[str]) -> dict[str, SentenceWords]:
+    """The surface words (:data:`WORD_FIELD`) of the rows of ``tokens.parquet`` in each of ``splits``, in file
+    order (the order ``vectorize`` encoded them), read a batch of rows at a time."""
+    from pipeline.text.vectors import token_batches
+
+    forms: dict[str, int] = {}
+    codes = {split: array("i") for split in splits}  # 4 bytes a token while reading
+    lengths = {split: array("q") for split in splits}
+    for batch in token_batches(tokens_path, ["split", WORD_FIELD]):
+        for split, words in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+            if split in codes:
+                codes[split].extend(forms.setdefault(word, len(forms)) for word in words)
+                lengths[split].append(len(words))
+    table = list(forms)
+    return {split: SentenceWords(table, RaggedIds(np.frombuffer(codes[split], dtype=np.int32),
+                                                  np.concatenate([[0], np.cumsum(lengths[split], dtype=np.int64)])))
+            for split in splits}
+
+
+def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, Sequence[np.ndarray]],
                  max_length: int) -> dict[str, dict]:
-    """:func:`sentence_inputs` for each split of ``sequences`` (its token ids, as ``vectorize`` wrote them).
+    """The extra inputs of :class:`pipeline.text.batches.SequenceBatches` for each split of ``sequences``
+    (its token ids, as ``vectorize`` wrote them): what :func:`sentence_inputs` gives, as rows made per batch
+    (:class:`CharRows`, :class:`NgramRows`) over the split's words kept compact (:class:`SentenceWords`).
 
     The words come from ``work/<corpus>/tokens.parquet`` (read only when a subword feature is on),
     in the order ``vectorize`` encoded them; a sentence whose word count differs from its id count
@@ -109,16 +208,19 @@ def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, 
     """
     if not uses_subword_features(settings):
         return {split: sentence_inputs(settings, [], max_length) for split in sequences}
-    import pandas as pd
-
     if not tokens_path.is_file():
         raise PipelineError(f"{tokens_path}: not found; run `pipeline tokenize` first")
-    tokens = pd.read_parquet(tokens_path, columns=["split", WORD_FIELD])
+    from pipeline.text.batches import sequence_lengths
+
     result = {}
-    for split, ids in sequences.items():
-        words = tokens.loc[tokens["split"] == split, WORD_FIELD].tolist()
-        if len(words) != len(ids) or any(len(w) != len(i) for w, i in zip(words, ids)):
+    for split, words in read_split_words(tokens_path, list(sequences)).items():
+        if not np.array_equal(words.lengths(), sequence_lengths(sequences[split])):
             raise PipelineError(f"{tokens_path}: the {split} split does not match the vectorized ids; "
                                 "run `pipeline vectorize --force`")
-        result[split] = sentence_inputs(settings, words, max_length)
+        token_inputs, bag_inputs = {}, {}
+        if settings.char_encoder != "none":
+            token_inputs["char_ids"] = CharRows(words, settings.max_chars, settings.char_buckets)
+        if settings.ngram_features != "none":
+            bag_inputs["ngram_ids"] = NgramRows(words, settings.ngram_features, settings.ngram_buckets, max_length)
+        result[split] = {"token_inputs": token_inputs, "bag_inputs": bag_inputs}
     return result

@@ -117,6 +117,42 @@ def test_split_inputs_read_the_tokens_of_each_split_in_order(tmp_path):
     np.testing.assert_array_equal(inputs["test"]["bag_inputs"]["ngram_ids"][0], ngram_ids(["雨"], "both", 1000))
 
 
+def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path):
+    """Rows made per batch from the compact words (CharRows, NgramRows) equal sentence_inputs of the words,
+    over several read batches of the file (TOKEN_BATCH_ROWS rows each), repeated and unseen words, truncation."""
+    from pipeline.text import vectors
+    from pipeline.text.batches import SequenceBatches
+
+    rng = np.random.default_rng(5)
+    vocabulary = ["京都", "に", "行っ", "た", "スマホ", "の", "バッテリー", "ｶﾀｶﾅ", "2024", "絵文字😀", "a"]
+    rows = [(("train", "validation")[int(rng.random() < 0.3)],
+             [vocabulary[i] for i in rng.integers(0, len(vocabulary), size=rng.integers(0, 9))]) for _ in range(300)]
+    tokens = write_tokens(tmp_path / "tokens.parquet", rows)
+    ids = {split: [np.arange(len(words), dtype=np.int32) + 2 for kept, words in rows if kept == split]
+           for split in ("train", "validation")}
+    old_batch_rows = vectors.TOKEN_BATCH_ROWS
+    vectors.TOKEN_BATCH_ROWS = 64  # several batches of rows
+    try:
+        inputs = split_inputs(SUBWORD, tokens, ids, 5)
+    finally:
+        vectors.TOKEN_BATCH_ROWS = old_batch_rows
+    for split in ids:
+        words = [words for kept, words in rows if kept == split]
+        expected = sentence_inputs(SUBWORD, words, 5)
+        chars, bags = inputs[split]["token_inputs"]["char_ids"], inputs[split]["bag_inputs"]["ngram_ids"]
+        assert len(chars) == len(bags) == len(words)
+        for row in range(len(words)):
+            np.testing.assert_array_equal(chars[row][:5], expected["token_inputs"]["char_ids"][row])
+            np.testing.assert_array_equal(bags[row], expected["bag_inputs"]["ngram_ids"][row])
+        np.testing.assert_array_equal(bags.lengths(), [len(bag) for bag in expected["bag_inputs"]["ngram_ids"]])
+        # the batches pad both kinds alike
+        ours = SequenceBatches(ids[split], None, 16, 5, **inputs[split])
+        theirs = SequenceBatches(ids[split], None, 16, 5, **expected)
+        for index in range(len(ours)):
+            for name, value in ours[index][0].items():
+                np.testing.assert_array_equal(value, theirs[index][0][name])
+
+
 def test_split_inputs_do_not_read_the_tokens_when_off(tmp_path):
     inputs = split_inputs(ModelConfig(), tmp_path / "missing.parquet", {"train": [np.array([2])]}, 10)
     assert inputs == {"train": {"token_inputs": {}, "bag_inputs": {}}}
