@@ -122,7 +122,9 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     batches = SequenceBatches(splits.sequences["test"], None, config.train.batch_size, config.train.max_length,
                               **extra["test"])
     probabilities = batches.predict(model)
-    tokens = pd.read_parquet(paths.tokens)
+    # what the baselines read (not the other token fields: on a big corpus they are most of the file)
+    tokens = pd.read_parquet(paths.tokens, columns=list(dict.fromkeys(["text", "label", "split",
+                                                                      config.vectorize.token_field])))
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
     char = char_tfidf_baseline(tokens, labels, config.seed, member)
     members = None
