@@ -18,7 +18,7 @@ from text_strategies import pieces as unicode_pieces
 
 from pipeline.sections import TokenizeConfig
 from pipeline.text import corpora
-from pipeline.text.sudachi import SudachiTokenizer, fast_path_applies
+from pipeline.text.sudachi import SudachiTokenizer, fast_path_applies, in_dictionary, spaced_surfaces
 from pipeline.text.tokenize import MAX_INPUT_BYTES, SimpleTokenizer, Tokenizer, load_nlp, make_tokenizer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -101,6 +101,50 @@ def test_examples_of_the_tag_rules():
         ("この", "DET"), ("本", "NOUN"), ("を", "ADP"), ("読ん", "VERB"), ("だり", "PART"), ("、", "PUNCT"),
         ("勉強", "VERB"), ("し", "AUX"), ("たり", "PART"), ("する", "AUX"), ("。", "PUNCT"),
         ("静か", "ADJ"), ("だ", "AUX"), ("。", "PUNCT"), ("ある", "PRON"), ("日", "NOUN")]
+
+
+# one dictionary entry under several surfaces (half/full width, case), and morphemes whose word id is shared by
+# different words: OOV ones (dictionary 0xF: unknown katakana, emoji, numbers JoinNumeric joined and normalised)
+# and katakana JoinKatakanaOov joined (entry 0x0FFFFFFF)
+SHARED_WORD_IDS = ["ｶﾀｶﾅ", "カタカナ", "ｳﾞｧｲｵﾘﾝ", "ヴァイオリン", "Ａｐｐｌｅ", "apple", "ＡＰＰＬＥ", "アブラカダブラ",
+                   "パピプペポピ", "ｱﾌﾞﾗｶﾀﾞﾌﾞﾗ", "é", "😀", "🇯🇵", "１２３", "4,560", "三千", "一二三万円", "3.14", "ﾊﾝｶｸ",
+                   "ﾊﾝｶｸﾓｼﾞ", "ﾃｽﾄﾃｽﾄ", "…", "ＡＢＣ！？…"]
+
+
+def test_in_dictionary_word_ids():
+    """SudachiPy word ids: 4 bits of dictionary (0 system, 1-14 user, 0xF OOV), 28 bits of entry."""
+    assert in_dictionary(0x0004_5171) and in_dictionary(0x1000_0005)  # system, first user dictionary
+    assert not in_dictionary(0xF000_0004) and not in_dictionary(0xFFFF_FFFF)  # OOV, JoinNumeric
+    assert not in_dictionary(0x0FFF_FFFF) and not in_dictionary(0x1FFF_FFFF)  # JoinKatakanaOov (system, user)
+
+
+def test_entries_cached_by_word_id_give_every_text_its_own_fields():
+    """The (tag, lemma, norm) cache by word id: an entry seen under one surface gives the same fields under another,
+    and morphemes whose word id names no entry are read each time, so two OOV words never share their fields; after
+    a pass over the texts twice (the cache warm the second time) every token equals the GiNZA path's."""
+    fast = SudachiTokenizer(TokenizeConfig())
+    words = [(morpheme.word_id(), morpheme.dictionary_form(), morpheme.normalized_form())
+             for text in SHARED_WORD_IDS for morpheme in fast.sudachi.tokenize(text)]
+    fields_by_id = {}
+    for word_id, lemma, norm in words:
+        fields_by_id.setdefault(word_id, set()).add((lemma, norm))
+    shared = {word_id for word_id, fields in fields_by_id.items() if len(fields) > 1}
+    # the texts hold the cases: OOV ids and a joined katakana id each shared by different words
+    assert {0xF000_0004, 0xFFFF_FFFF, 0x0FFF_FFFF} <= shared
+    texts = SHARED_WORD_IDS + SHARED_WORD_IDS[::-1] + ["".join(SHARED_WORD_IDS)]
+    assert fast.tokenize(texts) == Tokenizer(TokenizeConfig()).tokenize(texts)
+    assert fast._entries and not shared & set(fast._entries)  # only dictionary entries cached
+
+
+def test_surfaces_from_one_string_only_where_the_tokenizer_projects_nothing():
+    """str(MorphemeList) joins the text of the morphemes; surface() gives the tokenizer's projection of it."""
+    from sudachipy import Dictionary
+
+    assert spaced_surfaces(SudachiTokenizer(TokenizeConfig()).sudachi)
+    dictionary = Dictionary()
+    for projection in ("normalized", "reading", "dictionary", "dictionary_and_surface", "normalized_and_surface",
+                       "normalized_nouns"):
+        assert not spaced_surfaces(dictionary.create(mode="C", projection=projection)), projection
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda s: f"punct{s.drop_punct:d}-lower{s.lowercase:d}-"
