@@ -20,13 +20,18 @@ the ratio against (c); the goals: (e) at least 0.5 of (c), (f) at least 1.7 time
 
 Then the ``tokenize`` stage itself (``--stage``, on by default): the sentences of the Aozora language-model corpus
 (``lm/*.txt``, split into sentences and normalised as ``prepare`` does) written as a prepared table, tokenized by
-:func:`pipeline.text.shards.tokenize_stage` (shards of ``tokenize.shard_rows``, each written to its Parquet
+:func:`pipeline.text.shards.tokenize_stage` (shards of ``tokenize.shard_rows``, each written to its Arrow IPC
 file, then merged into ``tokens.parquet``: everything but the fingerprint and the lock) with
 ``tokenize.processes`` 1 and ``--processes``, against bare SudachiPy (c) over the same sentences in the same run,
 the repeats alternating, with the fast path's ``tokenize`` over the same list in memory (e) for scale. Goals: one
 process at least 0.5 of (c), ``--processes`` at least 1.7 times one.
 ``--memory`` then runs the stage (one process, shards of 5,000) in fresh processes on those sentences repeated 1
 and 4 times and prints each one's peak resident memory: it must not grow with the corpus.
+``--breakdown`` first times the stage's pieces in one process on those sentences, each as a share of bare
+SudachiPy's time (CPU seconds, best of ``--repeats``, the pieces alternating): the analysis with a reused
+``MorphemeList``, the fields the fast path reads (surface and word id; the four fields for comparison), the fast
+path's ``token_lists`` (everything in Python), the Arrow arrays, a shard's file (Arrow IPC; Parquet for
+comparison) and the merge's ``tokens.parquet``.
 
 Then the fast path's tokens are compared with the GiNZA path's, sentence by sentence, on the Aozora
 corpus (``--aozora``: ``lm/*.txt`` and ``authors/``, read with the project's readers, split into
@@ -40,6 +45,7 @@ Usage::
     .venv/bin/python benchmarks/tokenize_throughput.py --aozora ''        # skip the Aozora comparison
     .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 3 --processes 2   # the stage alone
     .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 1 --memory   # and its peak memory
+    .venv/bin/python benchmarks/tokenize_throughput.py --stage-only --repeats 5 --breakdown   # and its pieces
     .venv/bin/python benchmarks/tokenize_throughput.py --profile        # cProfile of (a), (b) and (e)
 """
 
@@ -82,6 +88,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--stage-only", action="store_true", help="time the tokenize stage only")
     parser.add_argument("--memory", action="store_true", help="with the stage: its peak memory on the Aozora "
                                                                "sentences repeated 1 and 4 times")
+    parser.add_argument("--breakdown", action="store_true", help="with the stage: the time of its pieces in one "
+                                                                  "process, each a share of bare SudachiPy's")
     parser.add_argument("--peak-memory-of", type=Path, default=None, help=argparse.SUPPRESS)  # --memory's child
     parser.add_argument("--shard-rows", type=int, default=None, help="tokenize.shard_rows of the stage (default: "
                                                                      "the config's)")
@@ -180,6 +188,98 @@ def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None)
           f"{'met' if one / several >= 1.7 else 'NOT met'}")
 
 
+def stage_breakdown(root: Path, repeats: int, shard_rows: int | None) -> None:
+    """CPU time of the stage's pieces in one process on the ``root/lm`` sentences, each against bare SudachiPy's
+    (``tokenize`` a sentence, nothing read) in the same run; the pieces alternate, the best of ``repeats`` counts.
+
+    The pieces are cumulative where they say "+" (the analysis, then the fields read), separate otherwise (Arrow
+    arrays from the fast path's lists, the files of one shard size written, ``tokens.parquet`` written from them).
+    """
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sudachipy import Morpheme
+
+    from pipeline.sections import TokenizeConfig
+    from pipeline.text.shards import output_schema
+    from pipeline.text.sudachi import SudachiTokenizer
+
+    sentences = load_aozora_lm(root)
+    settings = TokenizeConfig(**({} if shard_rows is None else {"shard_rows": shard_rows}))
+    fast = SudachiTokenizer(settings)
+    sudachi, morphemes = fast.sudachi, fast.sudachi.tokenize("")
+    fast.token_lists(sentences)  # warm: dictionary pages, the caches
+    word_id = Morpheme.word_id
+    rows = settings.shard_rows
+    prepared = pa.table({"text": sentences, "split": ["train"] * len(sentences)})
+    schema = output_schema(prepared.schema, settings)
+    shard_tables = []
+    for start in range(0, len(sentences), rows):
+        columns, ends = fast.token_lists(sentences[start:start + rows])
+        offsets = pa.array([0, *ends], type=pa.int32())
+        arrays = [pa.ListArray.from_arrays(offsets, pa.array(columns[name], type=pa.string())) for name in columns]
+        shard_tables.append(pa.Table.from_arrays([*prepared.slice(start, rows).columns, *arrays], schema=schema))
+    lists = [fast.token_lists(sentences[start:start + rows]) for start in range(0, len(sentences), rows)]
+
+    def bare() -> None:
+        for text in sentences:
+            sudachi.tokenize(text)
+
+    def reused() -> None:
+        for text in sentences:
+            sudachi.tokenize(text, out=morphemes)
+
+    def two_fields() -> None:  # what the fast path reads of a text without whitespace
+        for text in sentences:
+            found = sudachi.tokenize(text, out=morphemes)
+            str(found).split(" ")
+            list(map(word_id, found))
+
+    def four_fields() -> None:  # what it read before the word-id cache (the surface by surface())
+        for text in sentences:
+            [(m.surface(), m.part_of_speech_id(), m.dictionary_form(), m.normalized_form())
+             for m in sudachi.tokenize(text, out=morphemes)]
+
+    def arrow() -> None:
+        for columns, ends in lists:
+            offsets = pa.array([0, *ends], type=pa.int32())
+            [pa.ListArray.from_arrays(offsets, pa.array(values, type=pa.string())) for values in columns.values()]
+
+    with tempfile.TemporaryDirectory() as folder:
+        shard = Path(folder) / "shard"
+
+        def ipc_shards() -> None:
+            for table in shard_tables:
+                with pa.OSFile(str(shard), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                    writer.write_table(table)
+
+        def parquet_shards() -> None:
+            for table in shard_tables:
+                pq.write_table(table, shard)
+
+        def merged() -> None:
+            with pq.ParquetWriter(str(Path(folder) / "tokens.parquet"), schema) as out:
+                for table in shard_tables:
+                    out.write_table(table, row_group_size=table.num_rows)
+
+        pieces = {"(c) bare SudachiPy": bare, "SudachiPy, MorphemeList reused": reused,
+                  "+ surfaces and word ids": two_fields, "+ 4 fields (the former read)": four_fields,
+                  "(e) fast path token_lists": lambda: fast.token_lists(sentences),
+                  "Arrow arrays from its lists": arrow, "shards as Arrow IPC files": ipc_shards,
+                  "shards as Parquet (former)": parquet_shards, "merge: tokens.parquet": merged}
+        cpus: dict[str, list[float]] = {name: [] for name in pieces}
+        for _ in range(repeats):
+            for name, run in pieces.items():
+                cpus[name].append(timed(run)[1])
+    best = {name: min(times) for name, times in cpus.items()}
+    reference = best["(c) bare SudachiPy"]
+    print(f"\nthe stage's pieces on {root}/lm: {len(sentences)} sentences, shards of {rows}, one process, CPU "
+          f"seconds, best of {repeats}; load average {os.getloadavg()[0]:.1f}")
+    for name, seconds in best.items():
+        print(f"  {name:<32} {seconds:>6.3f} s  {seconds / reference:>5.2f} of bare SudachiPy")
+
+
 def peak_memory(prepared: Path) -> None:
     """Run the stage (one process, shards of 5,000) on the prepared table ``prepared``; print the peak resident
     memory of this (fresh) process before and after it."""
@@ -268,6 +368,8 @@ def main(argv=None) -> int:
 
     stage_corpus = Path(arguments.aozora or AOZORA)
     if arguments.stage_only:
+        if arguments.breakdown:
+            stage_breakdown(stage_corpus, arguments.repeats, arguments.shard_rows)
         time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
         if arguments.memory:
             measure_peak_memory(stage_corpus)
