@@ -6,9 +6,10 @@ table (:func:`~pipeline.text.corpora.normalized`, repeats dropped by hash with
 :class:`~pipeline.text.corpora.SeenTexts`), counts sentences per document and label
 (:class:`~pipeline.text.splits.DocumentTally`) and writes the clean rows to a scratch Parquet file. The
 document-grouped split is then drawn from those counts, and the second pass copies the scratch rows, each with
-its document's split, into ``prepared.parquet`` (a row group a chunk), followed by the rows of
-``corpus.unlabeled_path``. Memory holds a chunk, 8 bytes a sentence (its hash) and the documents' counts, never
-the corpus; the table is the one :func:`~pipeline.text.corpora.prepare_table` builds in memory.
+its document's split (:class:`~pipeline.text.splits.DocumentSplits`, found by the hash of its id), into
+``prepared.parquet`` (a row group a chunk), followed by the rows of ``corpus.unlabeled_path``. Memory holds a
+chunk, 8 bytes a sentence (its hash), 28 bytes a (document, label) pair and a document's id, never the corpus;
+the table is the one :func:`~pipeline.text.corpora.prepare_table` builds in memory.
 
 A corpus whose split is given (``corpus.split_column``, one table per split, the Penn Treebank text layout), a
 KNB corpus and a ``folders`` corpus are read whole by :func:`~pipeline.text.corpora.prepare_table`: the given
@@ -41,6 +42,9 @@ PREPARE_CHUNK_ROWS = 50_000  # raw rows read, cleaned and written at a time (a r
 RAW_COLUMNS = ["text", "label", "doc_id"]
 PREPARED_SCHEMA = pa.schema([(name, pa.string()) for name in corpora.COLUMNS])
 CLEAN_SCHEMA = pa.schema([(name, pa.string()) for name in RAW_COLUMNS])
+# Arrow converts and decodes a chunk in one thread: its threads' allocators kept ~60 MB more at 5M rows than at 100k
+# (mimalloc keeps a heap a thread), for no gain in time on a chunk of three string columns
+THREADS = False
 
 
 def streamed_rows(corpus: CorpusConfig) -> Iterator[tuple] | None:
@@ -77,15 +81,15 @@ def write_prepared(config: Config, path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as folder:
         scratch = Path(folder) / "clean.parquet"
-        tally = _write_clean(rows, corpus, scratch)
-        assignment = tally.splits(corpus.validation_fraction, corpus.test_fraction, seeds.rng(config.seed, "split"),
-                                  corpus.path, corpus.min_examples_per_label)
+        drawn = _write_clean(rows, corpus, scratch).splits(
+            corpus.validation_fraction, corpus.test_fraction, seeds.rng(config.seed, "split"), corpus.path,
+            corpus.min_examples_per_label)
         counts, labels = Counter(), set()
         with artifact_io.atomic_path(path, suffix=".parquet") as temporary, \
                 pq.ParquetWriter(temporary, PREPARED_SCHEMA) as writer:
             for batch in read_scratch(scratch):
-                table = batch.to_pandas()
-                table["split"] = table["doc_id"].map(lambda doc: assignment.get(doc, "train")).astype(object)
+                table = batch.to_pandas(use_threads=THREADS)
+                table["split"] = drawn.of(table["doc_id"])
                 labels.update(table["label"])
                 _append(writer, table, counts)
             if corpus.unlabeled_path:
@@ -104,8 +108,9 @@ def write_prepared(config: Config, path: Path) -> int:
 
 def read_scratch(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The scratch table, :data:`PREPARE_CHUNK_ROWS` rows at a time (pre_buffer off: with it, pyarrow keeps
-    buffers of the row groups read so far, so memory would grow with the corpus)."""
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns)
+    buffers of the row groups read so far, so memory would grow with the corpus; one thread: see :data:`THREADS`)."""
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns,
+                                                                   use_threads=THREADS)
 
 
 def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> DocumentTally:
@@ -121,7 +126,7 @@ def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> 
                 continue
             tally.add(table["doc_id"], table["label"])
             kept, empty_labels = kept + len(table), empty_labels + int((table["label"] == "").sum())
-            writer.write_table(pa.Table.from_pandas(table, schema=CLEAN_SCHEMA, preserve_index=False))
+            writer.write_table(pa.Table.from_pandas(table, schema=CLEAN_SCHEMA, preserve_index=False, nthreads=1))
     corpora.check_cleaned(corpus, kept, empty_labels)
     return tally
 
@@ -129,4 +134,5 @@ def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> 
 def _append(writer: pq.ParquetWriter, table: pd.DataFrame, counts: Counter) -> None:
     """Write ``table``'s prepared columns as a row group; count its rows per split."""
     counts.update(table["split"])
-    writer.write_table(pa.Table.from_pandas(table[corpora.COLUMNS], schema=PREPARED_SCHEMA, preserve_index=False))
+    writer.write_table(pa.Table.from_pandas(table[corpora.COLUMNS], schema=PREPARED_SCHEMA, preserve_index=False,
+                                            nthreads=1))

@@ -165,3 +165,12 @@ def test_finding_the_encoding_holds_a_block_of_the_file_not_all_of_it(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 8 * encodings.DECODE_BLOCK_BYTES  # a few blocks (the old list of blocks held all 25)
+
+
+def test_seen_texts_in_sealed_blocks_drop_what_drop_duplicates_drops(monkeypatch):
+    monkeypatch.setattr(corpora, "SEEN_BLOCK_HASHES", 4)
+    texts = [f"文{number}" for number in np.random.default_rng(0).integers(0, 30, 200)]
+    seen = corpora.SeenTexts()
+    kept = np.concatenate([seen.first(texts[start:start + 9]) for start in range(0, len(texts), 9)])
+    assert kept.tolist() == (~pd.Series(texts).duplicated()).tolist()
+    assert len(seen.sealed) > 1 and all(np.all(block[1:] > block[:-1]) for block in [*seen.sealed, seen.hashes])
