@@ -33,6 +33,7 @@ Usage::
     .venv/bin/python benchmarks/scale.py --sizes 20000,100000           # a few minutes on 2 shared cores
     .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: hours
     .venv/bin/python benchmarks/scale.py --sizes 100000 --skip-train     # the front end alone
+    .venv/bin/python benchmarks/scale.py --sizes 100000,1000000,5000000 --until prepare   # prepare alone
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ AUTHORS = REPOSITORY.parent / "shared" / "corpora" / "aozora" / "authors"
 PARAGRAPH_SENTENCES = 20  # sentences of a paragraph (a document of the split)
 MIN_CLAUSES, MAX_CLAUSES = 2, 3  # two clauses at least: ~10^9 pairs, so exact repeats stay rare even at 5M
 FRONT_END = ("prepare", "tokenize", "vectorize")
+STAGES = (*FRONT_END, "train")
 TIME = "/usr/bin/time"  # GNU time: -f %M is the command's own peak RSS in KiB
 
 
@@ -70,8 +72,14 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         "folder, deleted at the end)")
     parser.add_argument("--sudachi-sentences", type=int, default=100_000,
                         help="sentences bare SudachiPy tokenizes for the tokenize stage's reference")
-    parser.add_argument("--skip-train", action="store_true", help="the front end only")
-    return parser.parse_args(argv)
+    parser.add_argument("--skip-train", action="store_true", help="the front end only (as --until vectorize)")
+    parser.add_argument("--until", choices=STAGES, default="train",
+                        help="the last stage to run (each stage's process runs the ones before it when they are "
+                        "out of date, so only a first part of the stages can be measured alone)")
+    arguments = parser.parse_args(argv)
+    if arguments.skip_train:
+        arguments.until = min(arguments.until, "vectorize", key=STAGES.index)
+    return arguments
 
 
 def clause_pools(root: Path) -> dict[str, list[str]]:
@@ -197,8 +205,8 @@ class Row:
     peak_rss_mib: float
 
 
-def measure_size(size: int, pools: dict, seed: int, scratch: Path, skip_train: bool,
-                 sudachi_sentences: int) -> tuple[list[Row], float, int]:
+def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple[str, ...],
+                 sudachi_sentences: int) -> tuple[list[Row], float | None]:
     folder = scratch / str(size)
     started = time.perf_counter()
     text_path, table_path = write_corpus(pools, size, seed, folder)
@@ -215,7 +223,7 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, skip_train: b
     rows = []
     for task, (config, overrides) in tasks.items():
         work = folder / "work" / ("scale_text" if task == "generator" else "scale_table")
-        for stage in (*FRONT_END, *(() if skip_train else ("train",))):
+        for stage in stages:
             run = run_stage(stage, config, overrides)
             if stage == "train":
                 units, unit = training_tokens(work, task == "generator"), "tokens"
@@ -224,12 +232,14 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, skip_train: b
             rows.append(Row(size, task, stage, units, unit, run.seconds, run.peak_rss_mib))
             print(f"  {task:<10} {stage:<9} {run.seconds:8.1f} s  {units / max(run.seconds, 1e-9):>9.0f} {unit}/s  "
                   f"peak RSS {run.peak_rss_mib:7.0f} MiB", flush=True)
+    if "tokenize" not in stages:
+        return rows, None
     rate, sampled = bare_sudachi_rate(text_path, sudachi_sentences)
     print(f"  bare SudachiPy: {rate:.0f} sentences/s over {sampled} sentences (same run)", flush=True)
-    return rows, rate, sampled
+    return rows, rate
 
 
-def report(rows: list[Row], sudachi: dict[int, float], reference_size: int) -> None:
+def report(rows: list[Row], sudachi: dict[int, float | None], reference_size: int) -> None:
     reference = {(row.task, row.stage): row for row in rows if row.size == reference_size}
     print(f"\nratios against the {reference_size}-sentence row (same run); {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}")
@@ -242,6 +252,8 @@ def report(rows: list[Row], sudachi: dict[int, float], reference_size: int) -> N
         print(f"{row.size:>9} {row.task:<10} {row.stage:<9} {row.units:>11} {row.seconds:>8.1f} "
               f"{row.units / max(row.seconds, 1e-9):>9.0f} {row.peak_rss_mib:>6.0f} MiB "
               f"{row.peak_rss_mib / base.peak_rss_mib:>7.2f} {per_unit:>14.2f}")
+    if not any(row.stage == "tokenize" for row in rows):
+        return
     print("\ntokenize stage (1 process) against bare SudachiPy, same corpus, same run:")
     for row in rows:
         if row.stage == "tokenize":
@@ -257,11 +269,12 @@ def main(argv=None) -> None:
     pools = clause_pools(AUTHORS)
     print("clauses: " + ", ".join(f"{author} {len(clauses)}" for author, clauses in pools.items()))
     scratch = Path(arguments.scratch) if arguments.scratch else Path(tempfile.mkdtemp(prefix="pipeline-scale-"))
+    stages = STAGES[:STAGES.index(arguments.until) + 1]
     rows, sudachi = [], {}
     try:
         for size in sizes:
-            measured, sudachi[size], _ = measure_size(size, pools, arguments.seed, scratch, arguments.skip_train,
-                                                      arguments.sudachi_sentences)
+            measured, sudachi[size] = measure_size(size, pools, arguments.seed, scratch, stages,
+                                                   arguments.sudachi_sentences)
             rows.extend(measured)
     finally:
         if not arguments.scratch:

@@ -210,9 +210,16 @@ def token_arrays(texts: list[str], settings: TokenizeConfig, tokenizer: Any, pro
 
     if hasattr(tokenizer, "token_lists"):
         columns, ends = tokenizer.token_lists(texts, progress)
-        offsets = pa.array([0, *ends], type=pa.int32())
-        return [pa.ListArray.from_arrays(offsets, pa.array(columns[name], type=pa.string()))
-                for name in token_fields(settings)]
+        offsets, arrays = pa.array([0, *ends], type=pa.int32()), []
+        for name in token_fields(settings):
+            values = pa.array(columns[name], type=pa.string())
+            if isinstance(values, pa.ChunkedArray):  # over 2 GiB of text: a list per text, pyarrow chunks them
+                values = pa.array([columns[name][start:end] for start, end in zip([0, *ends], ends, strict=True)],
+                                  type=pa.list_(pa.string()))
+                arrays.append(values)
+            else:
+                arrays.append(pa.ListArray.from_arrays(offsets, values))
+        return arrays
     columns = token_columns(texts, settings, tokenizer, progress)
     return [pa.array(columns[name], type=pa.list_(pa.string())) for name in token_fields(settings)]
 

@@ -168,13 +168,19 @@ class SudachiTokenizer:
 
     def token_lists(self, texts: list[str], progress: Progress | None = None) -> tuple[dict[str, list[str]], list[int]]:
         """The tokens of all ``texts`` in one list per field (:data:`~pipeline.text.tokenize.FIELDS`), and where each
-        text's end: text ``i`` has tokens ``ends[i - 1]:ends[i]`` (from 0 for the first). In this process.
+        text's end: text ``i`` has tokens ``ends[i - 1]:ends[i]`` (from 0 for the first).
 
         What ``tokenize`` returns, without a list per text: the stage builds its Arrow columns from these (list
         offsets ``[0, *ends]``). Texts are read ``tokenize.batch_size`` at a time, the tokens of a batch then
         worked on together (a few passes over lists in C instead of Python code per token); ``progress`` counts
-        the texts of each batch.
+        the texts of each batch. ``tokenize.processes > 1`` forks workers over batches, as ``tokenize`` does.
         """
+        workers = min(self.settings.processes, -(-len(texts) // self.settings.batch_size))
+        if workers > 1:
+            results = _tokenize_in_processes(self.settings, texts, workers, progress, SudachiTokenizer)
+            ends = list(itertools.accumulate(len(result["surface"]) for result in results))
+            return {field: list(itertools.chain.from_iterable(result[field] for result in results))
+                    for field in FIELDS}, ends
         columns: dict[str, list[str]] = {field: [] for field in FIELDS}
         ends: list[int] = []
         strings: dict[str, str] = {}  # interns the lemmas and norms that no cached entry has
