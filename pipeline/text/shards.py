@@ -224,26 +224,44 @@ def token_arrays(texts: list[str], settings: TokenizeConfig, tokenizer: Any, pro
     return [pa.array(columns[name], type=pa.list_(pa.string())) for name in token_fields(settings)]
 
 
-def tokenize_in_processes(job: ShardJob, indices: list[int], progress: Progress | None = None) -> None:
-    """``tokenize.processes`` forked workers over whole shards: each tokenizes a shard and writes its file itself,
-    so the token lists never travel back and no conversion or write waits in this process. Memory: a shard per
-    worker. ``progress`` counts each shard's sentences when its file is written."""
+def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progress: Progress | None = None) -> None:
+    """``tokenize.processes`` forked workers over whole shards, merged into ``target`` meanwhile.
+
+    Each worker tokenizes a shard and writes its file itself, so the token lists never travel back; this process
+    streams the finished shards, in order, into ``target`` (:func:`merge`) while the workers do the next ones, so
+    that the merge adds little after the last shard. Memory: a shard per worker. ``progress`` counts each shard's
+    sentences once its file is written; the first shard that fails (or Ctrl-C) stops all: no worker starts another.
+    """
     single = job.in_one_process()
     with fork_pool(min(job.settings.processes, len(indices))) as pool:
-        futures = {pool.submit(tokenize_shards, single, [index]): index for index in indices}
-        try:
-            for future in concurrent.futures.as_completed(futures):
+        futures = {index: pool.submit(tokenize_shards, single, [index]) for index in indices}
+        pending = {future: index for index, future in futures.items()}
+
+        def account() -> None:  # the shards finished since: their progress; a failed one raises its error
+            for future in [future for future in pending if future.done()]:
+                index = pending.pop(future)
                 future.result()
                 if progress is not None:
-                    progress.update(job.size(futures[future]))
+                    progress.update(job.size(index))
+
+        def written(index: int) -> None:  # returns once shard index's file is there
+            future = futures.get(index)
+            while future is not None and not future.done():
+                concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                account()
+            account()
+
+        try:
+            merge(job, target, written)
         except BaseException:  # a failed shard, Ctrl-C: no worker starts another one
             pool.shutdown(cancel_futures=True)
             raise
 
 
-def merge(job: ShardJob, target: Path) -> None:
+def merge(job: ShardJob, target: Path, written: Callable[[int], None] | None = None) -> None:
     """Stream the shard files, in order, into ``target`` (atomically; one row group per shard); then remove
-    ``tokens.shards/`` (this fingerprint's shards are merged, any other's are stale)."""
+    ``tokens.shards/`` (this fingerprint's shards are merged, any other's are stale). ``written(index)``, where
+    given, returns once shard ``index``'s file is there (workers still writing the later ones)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -254,6 +272,8 @@ def merge(job: ShardJob, target: Path) -> None:
     with artifact_io.atomic_path(target, suffix=".parquet") as temporary, \
             pq.ParquetWriter(str(temporary), schema) as out:
         for index in range(job.count):
+            if written is not None:
+                written(index)
             with pa.memory_map(str(job.path(index))) as shard:  # the table's buffers are the mapped file's
                 table = pa.ipc.open_file(shard).read_all()
                 out.write_table(table, row_group_size=max(1, table.num_rows))
@@ -283,8 +303,9 @@ def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
     """The tokenize stage: the shards not written yet, then :func:`merge` into ``target``.
 
     Who tokenizes them: the runner of :func:`use_runner` (Dask); else, with ``tokenize.processes`` > 1 and at least
-    as many shards to do, :func:`tokenize_in_processes`; else this process (a single shard still gets the
-    tokenizer's own batch workers). ``tokenizer`` (SentencePiece's, learned first) keeps the work in this process.
+    as many shards to do, :func:`tokenize_in_processes` (the merge meanwhile); else this process (a single shard
+    still gets the tokenizer's own batch workers). ``tokenizer`` (SentencePiece's, learned first) keeps the work in
+    this process.
     """
     missing = job.missing(range(job.count))
     if len(missing) < job.count:
@@ -294,7 +315,7 @@ def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
         if runner is not None and missing:
             runner(job, missing, progress)
         elif tokenizer is None and 1 < processes <= len(missing):
-            tokenize_in_processes(job, missing, progress)
+            return tokenize_in_processes(job, missing, target, progress)  # the merge runs meanwhile
         else:
             tokenize_shards(job, missing, tokenizer, progress)
     merge(job, target)

@@ -146,6 +146,21 @@ def test_a_shard_that_fails_keeps_the_shards_before_it(reference, tmp_path, capl
     assert paths.tokens.read_bytes() == reference
 
 
+def test_a_shard_that_fails_in_a_worker_stops_the_merge_running_meanwhile(reference, tmp_path):
+    """tokenize.processes = 2: the parent merges the shards as the workers write them; a worker's failure stops it
+    with that error, leaves no tokens.parquet (nor its temporary), and a rerun merges the same bytes."""
+    config, paths = prepared(tmp_path)
+    two = replace(config, tokenize=replace(config.tokenize, processes=2))
+    job = front_end.tokenize_job(two, paths)
+    job.path(3).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        stages.run_stage("tokenize", two)
+    assert job.path(3).is_dir() and not paths.tokens.exists() and not list(paths.work.glob(".tokens*"))
+    job.path(3).rmdir()
+    stages.run_stage("tokenize", two)
+    assert paths.tokens.read_bytes() == reference and not (paths.work / shards.SHARDS).exists()
+
+
 def test_two_shard_processes_at_once_then_a_plain_run_merges(reference, tmp_path, caplog):
     config, paths = prepared(tmp_path)
     job = front_end.tokenize_job(config, paths)
