@@ -27,6 +27,16 @@ arbitrary Unicode and every filter; ``benchmarks/tokenize_throughput.py`` the Ao
 is byte for byte the same whichever path ran, and no setting chooses the path (the stage's settings are
 unchanged). :func:`pipeline.text.tokenize.make_tokenizer` takes the fast path wherever :func:`fast_path_applies`;
 the parser, the morphologizer (``pos_source = "ud"``) and NER keep the GiNZA path.
+
+What it costs beyond SudachiPy's analysis is Python work per token, so it does as little of it as it can:
+
+* two fields read a morpheme, the surfaces of a text in one ``str(MorphemeList).split(" ")`` (where the tokenizer
+  projects nothing: :func:`spaced_surfaces`) and the word id; (tag, lemma, norm) come from a cache by word id,
+  for dictionary entries only (:func:`in_dictionary`: an OOV morpheme's or a joined one's fields are its text's);
+* the texts of a batch (``tokenize.batch_size``) are worked on together, in a few passes over their tokens in C
+  (``map`` over dictionaries: POS by (tag, next tag), ``list.index``), not Python code per token;
+* :meth:`SudachiTokenizer.token_lists` gives a list per field and the text ends, from which the stage builds its
+  Arrow columns without a list per text.
 """
 
 from __future__ import annotations
@@ -247,9 +257,9 @@ class SudachiTokenizer:
     def _piece_tokens(self, text: str, strings: dict[str, str]) -> tuple[list[str], list[tuple[str, str, str]], bool]:
         """(surfaces, (tag, lemma, norm) entries, whether any whitespace) of GiNZA's tokens of ``text`` (one piece),
         空白 included."""
-        # the MorphemeList of the last text is overwritten (SudachiPy's ``out``): fewer allocations, ~10% faster
         if not text:
             return [], [], False
+        # the MorphemeList of the last text is overwritten (SudachiPy's ``out``): fewer allocations, ~10% faster
         morphemes = self.sudachi.tokenize(text, out=self._morphemes)
         if WHITESPACE.search(text) is None:
             surfaces = (str(morphemes).split(" ") if self._spaced_surfaces
