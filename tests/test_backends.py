@@ -29,9 +29,9 @@ needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                reason="jax is not installed (pip install -e '.[dev]' or '.[jax]')")
 
 
-def in_backend(backend: str, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def in_backend(backend: str, *command: str, timeout: float = 300, **environment: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPOSITORY, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "KERAS_BACKEND": backend})
+                          stdin=subprocess.DEVNULL, env={**os.environ, "KERAS_BACKEND": backend, **environment})
 
 
 def array(value) -> np.ndarray:
@@ -174,8 +174,11 @@ def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
               "for argv in json.loads(sys.argv[1]):\n"
               "    status = main(argv)\n"
               "    if status: sys.exit(status)\n")
-    result = in_backend("jax", sys.executable, "-c", script, json.dumps(commands, ensure_ascii=False))
+    result = in_backend("jax", sys.executable, "-c", script, json.dumps(commands, ensure_ascii=False),
+                        XDG_CACHE_HOME=str(tmp_path / "cache"))
     assert result.returncode == 0, explain(result)
     assert "Traceback" not in result.stderr, explain(result)
     label, probability, text = result.stdout.strip().splitlines()[-1].split("\t")
     assert text == "京都の紅葉がきれいでした。" and 0 < float(probability) <= 1
+    # the command line keeps JAX's compiled steps for the next process (pipeline.paths.keep_jax_programs)
+    assert any((tmp_path / "cache" / "pipeline" / "jax").iterdir())

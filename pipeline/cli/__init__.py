@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.paths import keep_jax_programs
 
 # Command modules in help order; a new command is a new module here plus its name in this list.
 COMMAND_MODULES = ("stages", "classify", "generate", "diagnose", "forecast", "hopfield", "lsm", "similar", "read",
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         filter_native_stderr()
         interrupts.install()  # a Ctrl-C is never lost (pipeline.interrupts)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keep_jax_programs(os.environ)  # under JAX, a step compiled once is not compiled again in another run
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)
