@@ -35,7 +35,6 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import gc
 import itertools
 import logging
 import os
@@ -234,7 +233,7 @@ def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progr
     sentences once its file is written; the first shard that fails (or Ctrl-C) stops all: no worker starts another.
     """
     single = job.in_one_process()
-    with frozen_objects(), fork_pool(min(job.settings.processes, len(indices))) as pool:
+    with fork_pool(min(job.settings.processes, len(indices))) as pool:
         futures = {index: pool.submit(tokenize_shards, single, [index]) for index in indices}
         pending = {future: index for index, future in futures.items()}
 
@@ -257,18 +256,6 @@ def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progr
         except BaseException:  # a failed shard, Ctrl-C: no worker starts another one
             pool.shutdown(cancel_futures=True)
             raise
-
-
-@contextlib.contextmanager
-def frozen_objects() -> Iterator[None]:
-    """Within the block, the garbage collector leaves this process's objects alone (``gc.freeze``): workers forked
-    there inherit them, and no collection in a worker touches them, so their pages stay shared instead of being
-    copied (5% of a worker's time on the Aozora sentences)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def merge(job: ShardJob, target: Path, written: Callable[[int], None] | None = None) -> None:
