@@ -117,6 +117,15 @@ class Distribution:
         feed = _WorkerFeed(dataset, self, shuffle)
         return feed.distributed(), [feed, AgreeToStop(self)]
 
+    def feed_validation(self, dataset: Any) -> Any:
+        """What ``model.fit`` reads as ``validation_data``: ``dataset`` itself on one worker; on several, ``dataset``
+        (this worker's :meth:`share` of the validation batches, in their fixed order) through a ``tf.data``
+        pipeline of its own, as :meth:`feed` does for training, so no worker reads the others' rows. The
+        validation metrics are sums over every replica: they are those of the whole split."""
+        if self.workers == 1 or dataset is None:
+            return dataset
+        return _WorkerFeed(dataset, self, shuffle=False).distributed()
+
     def scope(self) -> contextlib.AbstractContextManager:
         """Build and compile the model inside this: its variables are then created per replica."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()

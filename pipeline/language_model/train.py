@@ -146,9 +146,9 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
                                                              settings.max_length, bos, eos,
                                                              seeds.rng(config.seed, "batches"), settings.bucketing,
                                                              conditioned))
-        validation_data = LanguageModelBatches(splits.sequences["validation"], splits.targets["validation"],
-                                               settings.batch_size, settings.max_length, bos, eos,
-                                               conditioned=conditioned) if splits.sequences["validation"] else None
+        validation_data = distribution.share(LanguageModelBatches(
+            splits.sequences["validation"], splits.targets["validation"], settings.batch_size, settings.max_length,
+            bos, eos, conditioned=conditioned)) if splits.sequences["validation"] else None
         first = []
         tokens = int(sum(len(s) + 1 for s in train_sequences))
     if adaptive:  # the training twin reads the targets too and returns log p(target) only
@@ -173,7 +173,8 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
         resume.fast_forward(train_data)
         data, feeding = distribution.feed(train_data, shuffle=False)
         with distribution.fitting(trainee):  # the strategy's scope (pipeline.distribution)
-            fitted = trainee.fit(data, validation_data=validation_data, epochs=settings.epochs, shuffle=False,
+            fitted = trainee.fit(data, validation_data=distribution.feed_validation(validation_data),
+                                 epochs=settings.epochs, shuffle=False,
                                  initial_epoch=resume.initial_epoch,
                                  callbacks=callbacks(settings, folder, monitor, checkpoint=checkpoint,
                                                      first=tuple(first), resume=resume) + feeding,
