@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -237,14 +238,42 @@ def count_tokens(tokens: Path | pd.DataFrame, field: str, progress: Progress | N
     return TokenCounts(forms, sorted(labels), rows, token_counts)
 
 
+class NpyAppender:
+    """An ``.npy`` file of ``length`` items of ``dtype``, written front to back by :meth:`append`.
+
+    Plain writes, not a memory map: the pages a memory map writes count in the process's resident memory until
+    the map is dropped (``vectorize`` on 5M sentences grew by the 524 MB of its ids), the pages of a plain
+    write belong to the page cache. The header is the one ``np.save`` writes for the whole array.
+    """
+
+    def __init__(self, path: Path, dtype: Any, length: int) -> None:
+        self.path, self.dtype, self.length, self.written = path, np.dtype(dtype), length, 0
+        self.handle = open(path, "wb")
+        np.lib.format.write_array_header_1_0(self.handle, {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                                                           "fortran_order": False, "shape": (length,)})
+
+    def append(self, values: Any) -> None:
+        """Write ``values`` after what is written."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self.handle.write(values.tobytes())
+        self.written += len(values)
+
+    def close(self) -> None:
+        """Close the file; every item the header promises must be written."""
+        self.handle.close()
+        if self.written != self.length:
+            raise PipelineError(f"{self.path}: wrote {self.written} of {self.length} items; the tokens table "
+                                "changed while it was read; run `pipeline vectorize --force`")
+
+
 def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, counts: TokenCounts, ids_path: Path,
                   progress: Progress | None = None) -> None:
     """Write ``ids_path`` (:mod:`pipeline.text.encoded`) in a second pass over the tokens table, a batch at a time.
 
     Per split of :data:`SPLITS`: ``<split>_ids`` (int32, every sentence's ids one after the other),
     ``<split>_offsets`` (int64, sentences + 1) and ``<split>_labels`` (int32 label ids, -1 for none); and
-    ``labels`` (the label names). The arrays fill ``.npy`` files next to ``ids_path``, sized by the first pass
-    and memory-mapped, which then go into the archive: memory holds one batch.
+    ``labels`` (the label names). The arrays are appended to ``.npy`` files next to ``ids_path``
+    (:class:`NpyAppender`, sized by the first pass), which then go into the archive: memory holds one batch.
     """
     label_index = {label: index for index, label in enumerate(counts.labels)}
     index = vocab.index
@@ -252,36 +281,37 @@ def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, co
     with tempfile.TemporaryDirectory(prefix=f".{ids_path.name}.", dir=ids_path.parent) as folder:
         members = {"labels": Path(folder) / "labels.npy"}
         np.save(members["labels"], np.array(counts.labels, dtype=str))
-        arrays, filled = {}, {}
-        for split in SPLITS:
-            for name, dtype, length in (("ids", np.int32, counts.tokens[split]),
-                                        ("offsets", np.int64, counts.rows[split] + 1),
-                                        ("labels", np.int32, counts.rows[split])):
-                members[f"{split}_{name}"] = Path(folder) / f"{split}_{name}.npy"
-                arrays[split, name] = np.lib.format.open_memmap(members[f"{split}_{name}"], mode="w+",
-                                                                dtype=dtype, shape=(length,))
-            arrays[split, "offsets"][:1] = 0
-            filled[split] = (0, 0)  # (sentences, tokens) written
-        for batch in token_batches(tokens, list(dict.fromkeys([field, "label", "split"]))):
+        files, written = {}, {}
+        try:
             for split in SPLITS:
-                rows = pc.equal(batch.column("split"), split)
-                if not pc.any(rows).as_py():
-                    continue
-                words = pc.filter(batch.column(field), rows)
-                lengths = pc.list_value_length(words).fill_null(0).to_numpy()
-                flat = pc.list_flatten(words).to_pylist()
-                sentences, written = filled[split]
-                arrays[split, "ids"][written:written + len(flat)] = np.fromiter(
-                    map(index.get, flat, repeat(UNK_ID)), dtype=np.int32, count=len(flat))
-                arrays[split, "offsets"][sentences + 1:sentences + 1 + len(lengths)] = written + np.cumsum(lengths)
-                arrays[split, "labels"][sentences:sentences + len(lengths)] = [
-                    label_index.get(label, -1) for label in pc.filter(batch.column("label"), rows).to_pylist()]
-                filled[split] = (sentences + len(lengths), written + len(flat))
-            if progress is not None:
-                progress.update(batch.num_rows)
-        for array in arrays.values():
-            array.flush()
-        del arrays
+                for name, dtype, length in (("ids", np.int32, counts.tokens[split]),
+                                            ("offsets", np.int64, counts.rows[split] + 1),
+                                            ("labels", np.int32, counts.rows[split])):
+                    members[f"{split}_{name}"] = Path(folder) / f"{split}_{name}.npy"
+                    files[split, name] = NpyAppender(members[f"{split}_{name}"], dtype, length)
+                files[split, "offsets"].append([0])
+                written[split] = 0  # tokens written
+            for batch in token_batches(tokens, list(dict.fromkeys([field, "label", "split"]))):
+                for split in SPLITS:
+                    rows = pc.equal(batch.column("split"), split)
+                    if not pc.any(rows).as_py():
+                        continue
+                    words = pc.filter(batch.column(field), rows)
+                    lengths = pc.list_value_length(words).fill_null(0).to_numpy()
+                    flat = pc.list_flatten(words).to_pylist()
+                    files[split, "ids"].append(np.fromiter(map(index.get, flat, repeat(UNK_ID)), dtype=np.int32,
+                                                           count=len(flat)))
+                    files[split, "offsets"].append(written[split] + np.cumsum(lengths))
+                    files[split, "labels"].append([label_index.get(label, -1) for label in
+                                                   pc.filter(batch.column("label"), rows).to_pylist()])
+                    written[split] += len(flat)
+                if progress is not None:
+                    progress.update(batch.num_rows)
+        finally:
+            for appender in files.values():
+                appender.handle.close()
+        for appender in files.values():
+            appender.close()
         encoded.write_npz(ids_path, members)
 
 

@@ -1,5 +1,6 @@
 """Tests of pipeline.text.vectors: embedding matrix fallbacks and coverage, ja_ginza lookup, word forms, vectorize."""
 
+import os
 import re
 import zipfile
 from collections import Counter
@@ -17,6 +18,7 @@ from pipeline.text import vectors
 from pipeline.text.vectors import (
     DEFAULT_EMBEDDING_DIM,
     EncodedSplits,
+    NpyAppender,
     WordForms,
     character_vector,
     embedding_matrix,
@@ -356,3 +358,34 @@ def test_vectorize_gives_what_the_whole_table_gives_on_the_shipped_corpus(small_
         part = tokens[tokens["split"] == split]
         assert [ids.tolist() for ids in splits.sequences[split]] == [vocab.encode(words) for words in part[field]]
         assert splits.targets[split].tolist() == [labels.index(label) for label in part["label"]]
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_an_appended_npy_file_is_what_np_save_writes_and_stays_out_of_resident_memory(tmp_path):
+    values = np.arange(10, dtype=np.int64) * 7
+    appender = NpyAppender(tmp_path / "a.npy", np.int64, 10)
+    for start in range(0, 10, 3):
+        appender.append(values[start:start + 3].tolist())
+    appender.close()
+    np.save(tmp_path / "b.npy", values)
+    assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
+    # 64 MiB written a MiB at a time: the pages are the page cache's (a memory map's would be this process's)
+    chunk = np.ones(1 << 18, dtype=np.int32)
+    before = resident_bytes()
+    big = NpyAppender(tmp_path / "big.npy", np.int32, 64 * len(chunk))
+    for _ in range(64):
+        big.append(chunk)
+    big.close()
+    assert resident_bytes() - before < 16 << 20
+    assert np.load(tmp_path / "big.npy", mmap_mode="r").shape == (64 * len(chunk),)
+
+
+def test_an_appended_npy_file_short_of_its_header_is_a_user_error(tmp_path):
+    appender = NpyAppender(tmp_path / "a.npy", np.int32, 5)
+    appender.append([1, 2])
+    with pytest.raises(PipelineError, match="vectorize --force"):
+        appender.close()
