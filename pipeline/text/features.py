@@ -89,16 +89,30 @@ def sentence_inputs(settings: ModelConfig, sentences: Sequence[Sequence[str]], m
     Returns ``{"token_inputs": {...}, "bag_inputs": {...}}``: ``char_ids`` (one
     ``(timesteps, max_chars)`` array per sentence) when ``model.char_encoder`` is on and
     ``ngram_ids`` (one ``(n,)`` array per sentence) when ``model.ngram_features`` is on; only the
-    first ``max_length`` tokens of a sentence count. Both dicts are empty when both are off.
+    first ``max_length`` tokens of a sentence count. Both dicts are empty when both are off. The arrays
+    are made when a batch asks for them (:func:`subword_rows`).
     """
+    return subword_rows(settings, SentenceWords.of(sentences), max_length)
+
+
+def subword_rows(settings: ModelConfig, words: SentenceWords, max_length: int) -> dict:
+    """:func:`sentence_inputs` of the sentences ``words`` holds: :class:`CharRows` and :class:`NgramRows`."""
     token_inputs, bag_inputs = {}, {}
-    kept = [list(words[:max_length]) for words in sentences]
     if settings.char_encoder != "none":
-        token_inputs["char_ids"] = [char_ids(words, settings.max_chars, settings.char_buckets) for words in kept]
+        token_inputs["char_ids"] = CharRows(words, settings.max_chars, settings.char_buckets, max_length)
     if settings.ngram_features != "none":
-        bag_inputs["ngram_ids"] = [ngram_ids(words, settings.ngram_features, settings.ngram_buckets)
-                                   for words in kept]
+        bag_inputs["ngram_ids"] = NgramRows(words, settings.ngram_features, settings.ngram_buckets, max_length)
     return {"token_inputs": token_inputs, "bag_inputs": bag_inputs}
+
+
+def _add_sentence(words: Sequence[str], forms: dict[str, int], codes: array, lengths: array) -> None:
+    """Append a sentence's word codes to ``codes`` (new words get the next code in ``forms``) and its length."""
+    codes.extend(forms.setdefault(word, len(forms)) for word in words)
+    lengths.append(len(words))
+
+
+def _ragged(codes: array, lengths: array) -> RaggedIds:
+    return RaggedIds(np.frombuffer(codes, dtype=np.int32), np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]))
 
 
 class SentenceWords(Sequence):
@@ -114,6 +128,15 @@ class SentenceWords(Sequence):
 
     def __init__(self, forms: list[str], codes: RaggedIds) -> None:
         self.forms, self.codes = forms, codes
+
+    @classmethod
+    def of(cls, sentences: Sequence[Sequence[str]]) -> SentenceWords:
+        """``sentences`` (lists of words) kept this way."""
+        forms: dict[str, int] = {}
+        codes, lengths = array("i"), array("q")
+        for words in sentences:
+            _add_sentence(words, forms, codes, lengths)
+        return cls(list(forms), _ragged(codes, lengths))
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -131,19 +154,19 @@ class CharRows(Sequence):
     """``char_ids`` of each sentence of a :class:`SentenceWords`, made when a batch asks for it.
 
     Every distinct word's row is hashed once (``(forms, max_chars)`` int32); a sentence's array
-    ``(tokens, max_chars)`` is those rows taken by its codes, equal to :func:`char_ids` of its words.
-    The batches truncate it to ``train.max_length`` tokens.
+    ``(tokens, max_chars)`` is those rows taken by its codes (its first ``max_length``), equal to
+    :func:`char_ids` of its words.
     """
 
-    def __init__(self, words: SentenceWords, max_chars: int, buckets: int) -> None:
-        self.codes = words.codes
+    def __init__(self, words: SentenceWords, max_chars: int, buckets: int, max_length: int) -> None:
+        self.codes, self.max_length = words.codes, max_length
         self.table = char_ids(words.forms, max_chars, buckets)
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return self.table[self.codes[index]]
+        return self.table[self.codes[index][:self.max_length]]
 
 
 class NgramRows(Sequence):
@@ -188,19 +211,16 @@ def read_split_words(tokens_path: Path, splits: Sequence[str]) -> dict[str, Sent
     for batch in token_batches(tokens_path, ["split", WORD_FIELD]):
         for split, words in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
             if split in codes:
-                codes[split].extend(forms.setdefault(word, len(forms)) for word in words)
-                lengths[split].append(len(words))
-    table = list(forms)
-    return {split: SentenceWords(table, RaggedIds(np.frombuffer(codes[split], dtype=np.int32),
-                                                  np.concatenate([[0], np.cumsum(lengths[split], dtype=np.int64)])))
-            for split in splits}
+                _add_sentence(words, forms, codes[split], lengths[split])
+    table = list(forms)  # one table of words for every split
+    return {split: SentenceWords(table, _ragged(codes[split], lengths[split])) for split in splits}
 
 
 def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, Sequence[np.ndarray]],
                  max_length: int) -> dict[str, dict]:
     """The extra inputs of :class:`pipeline.text.batches.SequenceBatches` for each split of ``sequences``
-    (its token ids, as ``vectorize`` wrote them): what :func:`sentence_inputs` gives, as rows made per batch
-    (:class:`CharRows`, :class:`NgramRows`) over the split's words kept compact (:class:`SentenceWords`).
+    (its token ids, as ``vectorize`` wrote them): :func:`subword_rows` of the split's words, read compact
+    (:func:`read_split_words`).
 
     The words come from ``work/<corpus>/tokens.parquet`` (read only when a subword feature is on),
     in the order ``vectorize`` encoded them; a sentence whose word count differs from its id count
@@ -217,10 +237,5 @@ def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, 
         if not np.array_equal(words.lengths(), sequence_lengths(sequences[split])):
             raise PipelineError(f"{tokens_path}: the {split} split does not match the vectorized ids; "
                                 "run `pipeline vectorize --force`")
-        token_inputs, bag_inputs = {}, {}
-        if settings.char_encoder != "none":
-            token_inputs["char_ids"] = CharRows(words, settings.max_chars, settings.char_buckets)
-        if settings.ngram_features != "none":
-            bag_inputs["ngram_ids"] = NgramRows(words, settings.ngram_features, settings.ngram_buckets, max_length)
-        result[split] = {"token_inputs": token_inputs, "bag_inputs": bag_inputs}
+        result[split] = subword_rows(settings, words, max_length)
     return result

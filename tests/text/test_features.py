@@ -118,7 +118,7 @@ def test_split_inputs_read_the_tokens_of_each_split_in_order(tmp_path):
 
 
 def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path):
-    """Rows made per batch from the compact words (CharRows, NgramRows) equal sentence_inputs of the words,
+    """Rows made per batch from the compact words (CharRows, NgramRows) equal char_ids / ngram_ids of the words,
     over several read batches of the file (TOKEN_BATCH_ROWS rows each), repeated and unseen words, truncation."""
     from pipeline.text import vectors
     from pipeline.text.batches import SequenceBatches
@@ -138,11 +138,12 @@ def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path
         vectors.TOKEN_BATCH_ROWS = old_batch_rows
     for split in ids:
         words = [words for kept, words in rows if kept == split]
-        expected = sentence_inputs(SUBWORD, words, 5)
+        expected = {"token_inputs": {"char_ids": [char_ids(each[:5], 4, 100) for each in words]},
+                    "bag_inputs": {"ngram_ids": [ngram_ids(each[:5], "both", 1000) for each in words]}}
         chars, bags = inputs[split]["token_inputs"]["char_ids"], inputs[split]["bag_inputs"]["ngram_ids"]
         assert len(chars) == len(bags) == len(words)
         for row in range(len(words)):
-            np.testing.assert_array_equal(chars[row][:5], expected["token_inputs"]["char_ids"][row])
+            np.testing.assert_array_equal(chars[row], expected["token_inputs"]["char_ids"][row])
             np.testing.assert_array_equal(bags[row], expected["bag_inputs"]["ngram_ids"][row])
         np.testing.assert_array_equal(bags.lengths(), [len(bag) for bag in expected["bag_inputs"]["ngram_ids"]])
         # the batches pad both kinds alike
