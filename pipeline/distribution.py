@@ -38,6 +38,7 @@ every worker after the same epoch.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -202,14 +203,15 @@ class WorkerShare:
 
     ``batches`` is a ``SequenceBatches`` (or ``LanguageModelBatches``): its ``batches`` plan, one array
     of example indices per global batch, is the same on every worker (the same seed). The share
-    replaces that plan by its parts, one batch per part and global batch, in step order (a worker's
-    replicas read consecutive elements), so ``len(share) == len(global plan) * len(parts)``. A global
-    batch with fewer rows than replicas (the last, short one) joins the batch before it: every
-    replica gets rows in every step.
+    reads a shallow copy of ``batches`` (``batches`` itself keeps every row, e.g. for predictions after
+    the fit; the two draw their shuffles from one generator) and replaces the copy's plan by its parts,
+    one batch per part and global batch, in step order (a worker's replicas read consecutive elements),
+    so ``len(share) == len(global plan) * len(parts)``. A global batch with fewer rows than replicas
+    (the last, short one) joins the batch before it: every replica gets rows in every step.
     """
 
     def __init__(self, batches: Any, parts: range, replicas: int) -> None:
-        self.dataset, self.parts, self.replicas = batches, parts, replicas
+        self.dataset, self.parts, self.replicas = copy.copy(batches), parts, replicas
         self._share()
 
     def _share(self) -> None:

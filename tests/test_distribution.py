@@ -1,7 +1,6 @@
 """Tests of pipeline.distribution: TF_CONFIG parsing, the chief rule, each worker's share of the batches, and two
 real workers on 127.0.0.1 (a classifier, killed and relaunched; a language model under a time limit)."""
 
-import copy
 import os
 import re
 import signal
@@ -92,13 +91,13 @@ def test_one_worker_reads_every_batch_as_it_is():
     assert Distribution().share(batches) is batches and Distribution().feed(batches) == (batches, [])
 
 
-def test_validation_is_shared_from_a_copy_and_the_batches_keep_every_row():
+def test_a_share_reads_a_copy_and_the_batches_keep_every_row():
     """What the classifier's train does on worker 1 of 2: its share of the validation batches (fixed order, so
-    the same in every epoch) comes from a copy, and the batches themselves still predict every row afterwards."""
+    the same in every epoch) reads a copy, and the batches themselves still predict every row afterwards."""
     validation = SequenceBatches([np.full(n % 5 + 1, n + 1, np.int32) for n in range(11)], None, 4, 10)
     plan = [rows.copy() for rows in validation.batches]
     worker = Distribution(kind="multi_worker", replicas=2, worker=1, workers=2)
-    share = worker.share(copy.copy(validation))
+    share = worker.share(validation)
     assert sorted(share.rows()) == list(range(1, 11, 2)) and len(share) == len(plan)
     assert all(np.array_equal(ours, theirs) for ours, theirs in zip(validation.batches, plan, strict=True))
     assert Distribution().feed_validation(validation) is validation and Distribution().feed_validation(None) is None

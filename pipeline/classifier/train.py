@@ -11,7 +11,6 @@ unfrozen groups, a slanted triangular or one-cycle schedule per batch.
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 
@@ -184,8 +183,8 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             resume.fast_forward(shared)
             data, feeding = distribution.feed(shared)
             with distribution.fitting(model):  # the strategy's scope (pipeline.distribution)
-                # this worker's rows of the validation batches, from a copy: the ensemble below predicts them all
-                validation = distribution.feed_validation(distribution.share(copy.copy(validation_batches))
+                # this worker's rows of the validation batches (the ensemble below still predicts them all)
+                validation = distribution.feed_validation(distribution.share(validation_batches)
                                                           if has_validation else None)
                 fitted = model.fit(data, validation_data=validation, epochs=settings.epochs,
                                    initial_epoch=resume.initial_epoch,
