@@ -159,11 +159,7 @@ class SudachiTokenizer:
         pieces whose tokens are joined; ``tokenize.processes > 1`` forks workers over batches of texts.
         ``progress`` counts the texts as they are done.
         """
-        texts = list(texts)
-        workers = min(self.settings.processes, -(-len(texts) // self.settings.batch_size))
-        if workers > 1:
-            return _tokenize_in_processes(self.settings, texts, workers, progress, SudachiTokenizer)
-        columns, ends = self.token_lists(texts, progress)
+        columns, ends = self.token_lists(list(texts), progress)  # which forks the workers
         surfaces, lemmas, norms, names = (columns[field] for field in FIELDS)
         # one object per distinct surface (lemmas and norms are already): a corpus's token lists take a fraction
         # of the memory (as the GiNZA path's string cache gives) and workers' results pickle each string once
