@@ -35,7 +35,8 @@ degenerate (``n_{r+1} = 0`` gives the largest discount ``D_r = r``, which takes 
 mass of every r-count n-gram). A discount is used only when ``n1``, ``n2`` and the two counts it
 is computed from are > 0 and it lies in ``(0, r]``; otherwise that discount takes KenLM's
 fallback value ``D1 = 0.5``, ``D2 = 1``, ``D3+ = 1.5`` (its ``--discount_fallback`` default).
-See :func:`modified_discounts`; the debug log lists every order's ``n1 .. n4`` and discounts.
+See :func:`pipeline.language_model.ngram_counts.modified_discounts`; the debug log lists every order's
+``n1 .. n4`` and discounts.
 
 With ``0 < D_k(c) <= c`` each order sums to 1 over ``V`` (the discounted counts sum to
 ``1 - gamma_k``), so the model is a proper distribution.
@@ -77,48 +78,17 @@ from itertools import chain, repeat
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.language_model.ngram_counts import ContextCounts, GramCounts, GramIndex, backoff_weights
+from pipeline.language_model.ngram_counts import (
+    ContextCounts,
+    GramCounts,
+    GramIndex,
+    backoff_weights,
+    modified_discounts,
+)
 
 logger = logging.getLogger(__name__)
 
 MODIFIED = "modified"
-# KenLM's ``--discount_fallback`` defaults: used for a discount that the count-of-counts cannot
-# estimate (tiny corpora). Each lies in (0, r] for the count r it discounts.
-FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
-
-
-def modified_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, float]:
-    """The three discounts ``(D1, D2, D3+)`` of one order from its count-of-counts (C&G eq. 26).
-
-    Args:
-        count_of_counts: ``(n1, n2, n3, n4)``, the number of n-grams of that order seen exactly
-            1, 2, 3 and 4 times (continuation counts below the highest order).
-
-    Returns:
-        ``D_r = r - (r + 1) Y n_{r+1} / n_r`` with ``Y = n1 / (n1 + 2 n2)``, for ``r = 1, 2, 3``.
-        ``D_r`` is replaced by ``FALLBACK_DISCOUNTS[r - 1]`` unless ``n1``, ``n2``, ``n_r`` and
-        ``n_{r+1}`` are all > 0 and ``0 < D_r <= r``.
-
-    Example:
-        >>> [round(discount, 4) for discount in modified_discounts((10, 4, 2, 1))]  # Y = 5/9: 5/9, 7/6, 17/9
-        [0.5556, 1.1667, 1.8889]
-        >>> modified_discounts((5, 0, 0, 0))  # every n-gram seen once: nothing to estimate
-        (0.5, 1.0, 1.5)
-    """
-    n1, n2, n3, n4 = count_of_counts
-    n = (None, n1, n2, n3, n4)
-    discounts = []
-    for r in (1, 2, 3):
-        if n1 > 0 and n2 > 0 and n[r] > 0 and n[r + 1] > 0:
-            y = n1 / (n1 + 2 * n2)
-            estimate = r - (r + 1) * y * n[r + 1] / n[r]
-            if 0 < estimate <= r:
-                discounts.append(estimate)
-                continue
-        discounts.append(FALLBACK_DISCOUNTS[r - 1])
-    return tuple(discounts)
-
-
 BOS_ID = 0  # the id of <s> in the model's own numbering; the vocabulary is 1 .. |V|
 
 

@@ -2,12 +2,13 @@
 
 The model keeps its counts in NumPy arrays indexed by k-gram id (:class:`GramIndex`: one sorted int64 key per
 k-gram); :class:`GramCounts` and :class:`ContextCounts` show them as ``{k-gram tuple: value}`` mappings for
-tests and inspection, and :func:`backoff_weights` is the interpolation weight of every context at once.
+tests and inspection, :func:`backoff_weights` is the interpolation weight of every context at once, and
+:func:`modified_discounts` the discounts an order's count-of-counts give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,3 +120,40 @@ class ContextCounts:
             return 0.0
         columns = [np.array([view.get(context, 0)]) for view in (self.totals, self.followers, self.ones, self.twos)]
         return float(backoff_weights(*columns, discounts)[0])
+
+
+# KenLM's ``--discount_fallback`` defaults: used for a discount that the count-of-counts cannot
+# estimate (tiny corpora). Each lies in (0, r] for the count r it discounts.
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+
+
+def modified_discounts(count_of_counts: Sequence[int]) -> tuple[float, float, float]:
+    """The three discounts ``(D1, D2, D3+)`` of one order from its count-of-counts (C&G eq. 26).
+
+    Args:
+        count_of_counts: ``(n1, n2, n3, n4)``, the number of n-grams of that order seen exactly
+            1, 2, 3 and 4 times (continuation counts below the highest order).
+
+    Returns:
+        ``D_r = r - (r + 1) Y n_{r+1} / n_r`` with ``Y = n1 / (n1 + 2 n2)``, for ``r = 1, 2, 3``.
+        ``D_r`` is replaced by ``FALLBACK_DISCOUNTS[r - 1]`` unless ``n1``, ``n2``, ``n_r`` and
+        ``n_{r+1}`` are all > 0 and ``0 < D_r <= r``.
+
+    Example:
+        >>> [round(discount, 4) for discount in modified_discounts((10, 4, 2, 1))]  # Y = 5/9: 5/9, 7/6, 17/9
+        [0.5556, 1.1667, 1.8889]
+        >>> modified_discounts((5, 0, 0, 0))  # every n-gram seen once: nothing to estimate
+        (0.5, 1.0, 1.5)
+    """
+    n1, n2, n3, n4 = count_of_counts
+    n = (None, n1, n2, n3, n4)
+    discounts = []
+    for r in (1, 2, 3):
+        if n1 > 0 and n2 > 0 and n[r] > 0 and n[r + 1] > 0:
+            y = n1 / (n1 + 2 * n2)
+            estimate = r - (r + 1) * y * n[r + 1] / n[r]
+            if 0 < estimate <= r:
+                discounts.append(estimate)
+                continue
+        discounts.append(FALLBACK_DISCOUNTS[r - 1])
+    return tuple(discounts)

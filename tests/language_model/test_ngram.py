@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.language_model import ngram
-from pipeline.language_model.ngram import FALLBACK_DISCOUNTS, KneserNeyModel, modified_discounts
+from pipeline.language_model.ngram import KneserNeyModel
+from pipeline.language_model.ngram_counts import FALLBACK_DISCOUNTS, modified_discounts
 
 TINY_CORPUS = [["a", "b"], ["a", "c"], ["b", "a"]]
 # Order 2 on this corpus has bigram counts with n1..n4 = 4, 2, 1, 1 (see test_modified_discounts_of_a_small_corpus).
