@@ -37,6 +37,7 @@ WEIGHT_GRID = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))  # w of the recurren
 NGRAM_RANGE = (1, 3)
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # char TF-IDF: inverse regularisation strengths tried on validation
 FIXED_C = 10.0  # the token TF-IDF baseline, and the char one without a validation split
+SCORE_CHUNK = 20_000  # texts turned into sparse features at once when a fitted linear model scores them
 
 
 def char_vectorizer(vocabulary: dict[str, int] | None = None):
@@ -80,7 +81,13 @@ class CharNgramModel:
         return normalize(counts.multiply(self.idf).tocsr())
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        """Class probabilities ``(texts, classes)``: softmax of the decision values (sigmoid for two classes)."""
+        """Class probabilities ``(texts, classes)``: softmax of the decision values (sigmoid for two classes).
+
+        Features are made ``SCORE_CHUNK`` texts at a time, so scoring a large split holds one chunk's matrix.
+        """
+        if len(texts) > SCORE_CHUNK:
+            return np.concatenate([self.probabilities(texts[start:start + SCORE_CHUNK])
+                                   for start in range(0, len(texts), SCORE_CHUNK)])
         decision = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
         if self.coef.shape[0] == 1:
             positive = 1.0 / (1.0 + np.exp(-decision[:, 0]))
@@ -126,18 +133,67 @@ def fit_char_ngram(texts: dict[str, list[str]], targets: dict[str, np.ndarray], 
     vectorizer = char_vectorizer()
     train_features = vectorizer.fit_transform(texts["train"])
     has_validation = len(texts["validation"]) > 0
-    validation_features = vectorizer.transform(texts["validation"]) if has_validation else None
     classifier = LogisticRegression(solver="saga", max_iter=1000, warm_start=True, random_state=seed)
     best: tuple[float, CharNgramModel] | None = None
     for inverse_regularization in c_grid if has_validation else (fixed_c,):
         classifier.set_params(C=inverse_regularization).fit(train_features, targets["train"])
-        score = f1_score(targets["validation"], classifier.predict(validation_features), average="macro",
-                         labels=range(len(labels)), zero_division=0) if has_validation else 0.0
+        score = f1_score(targets["validation"], chunked_predict(classifier, vectorizer, texts["validation"]),
+                         average="macro", labels=range(len(labels)), zero_division=0) if has_validation else 0.0
         if best is None or score > best[0]:
             best = (score, CharNgramModel.from_fitted(vectorizer, classifier, inverse_regularization))
     log.info("char n-gram member: %d features, C = %g, %.1f s", len(vectorizer.vocabulary_), best[1].C,
              time.perf_counter() - started)
     return best[1]
+
+
+def chunked_predict(classifier, vectorizer, texts) -> np.ndarray:
+    """``classifier.predict`` of ``vectorizer``'s features of ``texts`` (a list or a Series), ``SCORE_CHUNK``
+    texts at a time: labels ``(texts,)``."""
+    texts = list(texts)
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([classifier.predict(vectorizer.transform(texts[start:start + SCORE_CHUNK]))
+                           for start in range(0, len(texts), SCORE_CHUNK)])
+
+
+def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, ...], max_train_rows: int,
+                     seed: int) -> tuple[pd.DataFrame, int]:
+    """The rows of the token table a linear model is fitted and scored on, without holding the others.
+
+    Every row of ``splits`` is kept, except that the training split keeps at most ``max_train_rows`` rows
+    (``classify.linear_max_rows``; 0 keeps all): a seeded uniform sample, in table order. Only ``columns``
+    (and ``split``) are read, a batch of rows at a time, so a table of millions of sentences never has all
+    its texts in memory.
+
+    Returns:
+        the kept rows (a frame with ``columns`` and ``split``, index 0..n-1) and the number of training rows
+        in the table (more than the kept ones when sampled).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(tokens_path)
+    split = table.read(columns=["split"]).column("split")  # Arrow strings: no Python object per row
+    is_train, keep = (pc.is_in(split, value_set=pa.array(names, split.type)).to_numpy(zero_copy_only=False)
+                      for names in (["train"], [name for name in splits if name != "train"]))
+    train_rows = int(is_train.sum())
+    if "train" in splits:
+        positions = np.flatnonzero(is_train)
+        if max_train_rows and train_rows > max_train_rows:
+            positions = np.sort(seeds.rng(seed, "linear_sample").choice(positions, max_train_rows, replace=False))
+        keep[positions] = True
+    del split, is_train
+    names = list(dict.fromkeys([*columns, "split"]))
+    parts, start = [], 0
+    for batch in table.iter_batches(batch_size=65_536, columns=names):
+        rows = np.flatnonzero(keep[start:start + batch.num_rows])
+        start += batch.num_rows
+        if len(rows):
+            parts.append(batch.take(rows).to_pandas())
+    frame = pd.concat(parts, ignore_index=True) if parts else \
+        table.schema_arrow.empty_table().select(names).to_pandas()
+    return frame, train_rows
 
 
 def mixture_weight(recurrent: np.ndarray, char: np.ndarray, targets: np.ndarray) -> float:
@@ -160,11 +216,16 @@ def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
 
 
 def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities: np.ndarray,
-                 validation_targets: np.ndarray, seed: int, folder: Path) -> float:
-    """Fit the char member on the prepared text of the training split, choose w on validation, save both to
-    the run ``folder``; returns w. ``validation_probabilities`` ``(validation, classes)`` are the recurrent
-    model's, in the order of the validation rows of the token table."""
-    tokens = pd.read_parquet(tokens_path, columns=["text", "label", "split"])
+                 validation_targets: np.ndarray, seed: int, folder: Path, max_train_rows: int) -> float:
+    """Fit the char member on the prepared text of the training split (at most ``max_train_rows`` of it, see
+    :func:`read_linear_rows`), choose w on validation, save both to the run ``folder``; returns w.
+    ``validation_probabilities`` ``(validation, classes)`` are the recurrent model's, in the order of the
+    validation rows of the token table."""
+    tokens, train_rows = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), max_train_rows,
+                                          seed)
+    if train_rows > (tokens["split"] == "train").sum():
+        log.info("char n-gram member: fitted on %d of %d training sentences (classify.linear_max_rows)",
+                 (tokens["split"] == "train").sum(), train_rows)
     label_index = {label: i for i, label in enumerate(labels)}
     parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
     texts = {split: part["text"].tolist() for split, part in parts.items()}
@@ -174,7 +235,9 @@ def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities:
                             targets["validation"])
     member.save(folder)
     artifact_io.write_json(folder / "ensemble.json", {"members": ["recurrent", "char_ngram"], "weight": weight,
-                                                      "weight_chosen_on": "validation negative log-likelihood"})
+                                                      "weight_chosen_on": "validation negative log-likelihood",
+                                                      "char_ngram_train_rows": len(texts["train"]),
+                                                      "train_rows": train_rows})
     log.info("ensemble: p = %.2f · recurrent + %.2f · char n-gram (chosen on validation)", weight, 1 - weight)
     return weight
 

@@ -18,7 +18,16 @@ import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
-from pipeline.classifier.ensemble import C_GRID, FIXED_C, CharNgramModel, ensemble_weight, fit_char_ngram, mix
+from pipeline.classifier.ensemble import (
+    C_GRID,
+    FIXED_C,
+    CharNgramModel,
+    chunked_predict,
+    ensemble_weight,
+    fit_char_ngram,
+    mix,
+    read_linear_rows,
+)
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
 from pipeline.plots import plot_confusion, plot_history
@@ -75,7 +84,7 @@ def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, 
     targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
     classifier = LogisticRegression(solver="saga", max_iter=1000, C=FIXED_C, random_state=seed)
     classifier.fit(vectorizer.fit_transform(parts["train"][column]), targets["train"])
-    scores = classification_metrics(targets["test"], classifier.predict(vectorizer.transform(parts["test"][column])),
+    scores = classification_metrics(targets["test"], chunked_predict(classifier, vectorizer, parts["test"][column]),
                                     labels)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
@@ -123,8 +132,9 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
                               **extra["test"])
     probabilities = batches.predict(model)
     # what the baselines read (not the other token fields: on a big corpus they are most of the file)
-    tokens = pd.read_parquet(paths.tokens, columns=list(dict.fromkeys(["text", "label", "split",
-                                                                      config.vectorize.token_field])))
+    tokens, train_rows = read_linear_rows(paths.tokens, ["text", "label", config.vectorize.token_field],
+                                          ("train", "validation", "test"), config.classify.linear_max_rows,
+                                          config.seed)
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
     char = char_tfidf_baseline(tokens, labels, config.seed, member)
     members = None
@@ -143,6 +153,9 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed),
         "char_tfidf_logistic_regression": char,
     }
+    fitted_rows = int((tokens["split"] == "train").sum())
+    if fitted_rows < train_rows:  # a sample of a large training split (classify.linear_max_rows)
+        metrics["linear_models_fitted_on"] = {"train_rows": fitted_rows, "of": train_rows}
     metrics["test_size"] = int(len(test_targets))
     metrics["labels"] = labels
     history = pd.read_csv(run.history)
@@ -172,6 +185,10 @@ def summary(metrics: dict) -> str:
                      f"(weight chosen on validation); alone: recurrent accuracy "
                      f"{members['recurrent']['accuracy']:.3f} macro-F1 {members['recurrent']['macro_f1']:.3f}")
     lines += char_baseline_lines(metrics)
+    if "linear_models_fitted_on" in metrics:
+        sample = metrics["linear_models_fitted_on"]
+        lines.append(f"  (the TF-IDF models were fitted on a seeded sample of {sample['train_rows']:,} of the "
+                     f"{sample['of']:,} training sentences: classify.linear_max_rows)")
     for label, scores in metrics["per_class"].items():
         lines.append(f"  {label:<12} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}"
                      f"  F1 {scores['f1']:.3f}  support {scores['support']}")

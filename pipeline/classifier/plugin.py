@@ -37,6 +37,15 @@ def reads_tokens(config) -> bool:
     return uses_subword_features(config.model) or config.model.ensemble != "none"
 
 
+def train_settings(config) -> dict:
+    """What training reads beyond ``[model]`` and ``[train]``: pretraining on or off, and the char n-gram
+    member's row bound when there is one."""
+    settings = {"pretrain": config.pretrain.enabled}
+    if config.model.ensemble != "none":
+        settings["linear_max_rows"] = config.classify.linear_max_rows
+    return settings
+
+
 def train_inputs(config, paths) -> list:
     """Beyond the vectorized corpus: the pretrained language model, the tokens for the subword signal."""
     files = []
@@ -91,9 +100,10 @@ TASK = registry.register_task(registry.Task(
     name="classifier",
     sections=("classify", "pretrain"),
     stages=("pretrain", "train", "evaluate"),
-    train=registry.TaskStage("pipeline.classifier.train:train_classifier",
-                             settings=lambda config: {"pretrain": config.pretrain.enabled}, inputs=train_inputs),
-    evaluate=registry.TaskStage("pipeline.classifier.evaluate:evaluate_classifier"),
+    train=registry.TaskStage("pipeline.classifier.train:train_classifier", settings=train_settings,
+                             inputs=train_inputs),
+    evaluate=registry.TaskStage("pipeline.classifier.evaluate:evaluate_classifier",
+                                settings=lambda config: {"linear_max_rows": config.classify.linear_max_rows}),
     summary="pipeline.classifier.evaluate:summary",
     after_run="pipeline.cli.classify:run_classify_examples",
     specials=lambda config: SENTENCE_MARKERS if config.pretrain.enabled else (),

@@ -201,7 +201,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             validation_probabilities = validation_batches.predict(model) if has_validation else \
                 np.zeros((0, num_classes))
             fit_ensemble(paths.tokens, splits.labels, validation_probabilities, splits.targets["validation"],
-                         config.seed, folder)
+                         config.seed, folder, config.classify.linear_max_rows)
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:
         resume.finish()

@@ -6,17 +6,21 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import TEST_CONFIGS, assert_success, cli
 
+from pipeline.classifier import ensemble
 from pipeline.classifier.ensemble import (
     ARRAYS_FILE,
     WEIGHT_GRID,
     CharNgramModel,
     char_vectorizer,
     fit_char_ngram,
+    fit_ensemble,
     mix,
     mixture_weight,
+    read_linear_rows,
 )
 from pipeline.errors import PipelineError
 
@@ -42,6 +46,72 @@ def test_member_probabilities_are_scikit_learns(classes):
     for texts in (TEXTS, UNSEEN):
         np.testing.assert_allclose(member.probabilities(texts), classifier.predict_proba(vectorizer.transform(texts)),
                                    rtol=1e-10, atol=1e-12)
+
+
+def test_member_scores_a_chunk_at_a_time_with_the_same_probabilities(monkeypatch):
+    member = CharNgramModel.from_fitted(*fitted(3), 3.0)
+    texts = TEXTS + UNSEEN
+    whole = member.probabilities(texts)
+    monkeypatch.setattr(ensemble, "SCORE_CHUNK", 4)
+    np.testing.assert_array_equal(member.probabilities(texts), whole)
+    vectorizer, classifier = fitted(3)
+    np.testing.assert_array_equal(ensemble.chunked_predict(classifier, vectorizer, texts),
+                                  classifier.predict(vectorizer.transform(texts)))
+    assert ensemble.chunked_predict(classifier, vectorizer, []).shape == (0,)
+
+
+def token_table(path: Path, rows: int, row_group: int = 10_000) -> pd.DataFrame:
+    """A token table of ``rows`` rows (text, label, split, surface), written in row groups of ``row_group``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    index = np.arange(rows)
+    frame = pd.DataFrame({"text": [f"文{i}" for i in index], "label": np.where(index % 3 == 0, "a", "b"),
+                          "split": np.array(["train", "train", "validation", "train", "test"])[index % 5],
+                          "surface": [["文", str(i)] for i in index]})
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group)
+    return frame
+
+
+def test_linear_rows_keep_every_row_below_the_bound_and_a_seeded_sample_above(tmp_path):
+    frame = token_table(tmp_path / "tokens.parquet", 70_000)  # more than one read batch
+    train = frame[frame["split"] == "train"]
+    everything, train_rows = read_linear_rows(tmp_path / "tokens.parquet", ["text", "label", "surface"],
+                                              ("train", "validation", "test"), 0, 7)
+    assert train_rows == len(train)
+    pd.testing.assert_frame_equal(everything[["text", "label", "split"]],
+                                  frame[["text", "label", "split"]].reset_index(drop=True))
+    assert [list(words) for words in everything["surface"]] == frame["surface"].tolist()
+    sample, total = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 7)
+    assert total == len(train) and list(sample.columns) == ["text", "split"]
+    kept = sample[sample["split"] == "train"]["text"]
+    assert len(kept) == 1000 and set(kept) <= set(train["text"])
+    order = kept.str.slice(1).astype(int).tolist()
+    assert order == sorted(order) and order[-1] > 65_536  # table order, drawn across the whole table
+    assert sample[sample["split"] == "validation"]["text"].tolist() == \
+        frame[frame["split"] == "validation"]["text"].tolist()  # validation: every row
+    again, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 7)
+    other, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 8)
+    pd.testing.assert_frame_equal(again, sample)
+    assert set(other["text"]) != set(sample["text"])
+
+
+def test_ensemble_member_is_fitted_on_the_bounded_sample(tmp_path):
+    rows = 400
+    index = np.arange(rows)
+    texts = np.array(TEXTS[:9])[index % 9]
+    frame = pd.DataFrame({"text": [f"{text}{i}" for i, text in zip(index, texts)],
+                          "label": np.array(["a", "b", "c"])[index % 3],
+                          "split": np.where(index % 4 == 0, "validation", "train")})
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    validation = int((frame["split"] == "validation").sum())
+    uniform = np.full((validation, 3), 1 / 3)
+    fit_ensemble(tmp_path / "tokens.parquet", ["a", "b", "c"], uniform, np.arange(validation) % 3, 5, tmp_path, 50)
+    settings = json.loads((tmp_path / "ensemble.json").read_text(encoding="utf-8"))
+    assert settings["char_ngram_train_rows"] == 50 and settings["train_rows"] == 300
+    sample, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train",), 50, 5)
+    member = CharNgramModel.load(tmp_path)
+    assert set(member.ngrams) == set(char_vectorizer().fit(sample["text"]).vocabulary_)
 
 
 def test_member_files_round_trip_exactly(tmp_path):
@@ -95,9 +165,12 @@ def ensemble_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     result = cli("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
                  "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
-                 "--set", "train.epochs=2")
+                 "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}")
     assert_success(result)
     return root / "models" / "e2e", result.stdout
+
+
+BOUND = 40  # classify.linear_max_rows of the run: fewer than its training sentences
 
 
 def test_run_reports_the_ensemble_and_each_member(ensemble_run):
@@ -110,6 +183,11 @@ def test_run_reports_the_ensemble_and_each_member(ensemble_run):
     assert members["char_ngram"]["accuracy"] == metrics["baselines"]["char_tfidf_logistic_regression"]["accuracy"]
     assert "ensemble = " in stdout and "alone: recurrent accuracy" in stdout
     assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()
+    # the linear models (member and baselines) were fitted on a sample of BOUND training sentences, and say so
+    settings = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))
+    assert settings["char_ngram_train_rows"] == BOUND and settings["train_rows"] > BOUND
+    assert metrics["linear_models_fitted_on"] == {"train_rows": BOUND, "of": settings["train_rows"]}
+    assert f"a seeded sample of {BOUND} of the {settings['train_rows']:,} training sentences" in stdout
 
 
 MIXED_WEIGHT = 0.35  # a value of WEIGHT_GRID strictly inside (0, 1): both members count
@@ -180,3 +258,4 @@ def test_explain_gives_the_ensemble_label(ensemble_run):
     assert result["label"] == classified["label"]
     assert result["probability"] == pytest.approx(classified["probability"], abs=1e-5)
     assert [token for token, _ in result["tokens"]]
+
