@@ -150,7 +150,7 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
             splits.sequences["validation"], splits.targets["validation"], settings.batch_size, settings.max_length,
             bos, eos, conditioned=conditioned)) if splits.sequences["validation"] else None
         first = []
-        tokens = int(sum(len(s) + 1 for s in train_sequences))
+        tokens = int(train_sequences.lengths().sum()) + len(train_sequences)
     if adaptive:  # the training twin reads the targets too and returns log p(target) only
         train_data = TargetsAsInput(train_data)
         validation_data = validation_data and TargetsAsInput(validation_data)

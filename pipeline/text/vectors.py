@@ -370,8 +370,9 @@ def vectorize(config: Config, tokens: Path | pd.DataFrame, vocab_path: Path, emb
 class EncodedSplits:
     """What ``vectorize`` wrote, read back: id sequences and label ids per split.
 
-    ``sequences[split]`` is a :class:`RaggedIds` view over the memory-mapped ids: indexing gives one sentence's
-    ids, and nothing is read until a batch asks for it.
+    ``sequences[split]`` is a :class:`RaggedIds` view over the ids in ``ids.npz``: indexing reads one sentence's
+    ids from the file (:class:`~pipeline.text.encoded.StoredArray`), and nothing is read until a batch asks for
+    it, so the ids never take memory of their own (the offsets, 8 bytes a sentence, are mapped).
     """
 
     labels: list[str]
@@ -382,7 +383,7 @@ class EncodedSplits:
     def load(cls, path: Path) -> EncodedSplits:
         if not path.is_file():
             raise PipelineError(f"{path}: not found; run `pipeline vectorize` first")
-        data = encoded.load_npz(path)
+        data = encoded.load_npz(path, read_on_demand=lambda name: name.endswith("_ids"))
         splits = [split for split in SPLITS if f"{split}_ids" in data]
         return cls(
             labels=[str(label) for label in data["labels"]],
