@@ -44,6 +44,13 @@ def _tokenize(config: Config, paths: Paths) -> dict:
     return {"sentences": job.rows}
 
 
+def tokenize_shards_folder(paths: Paths) -> Path:
+    """Where ``tokenize`` keeps its finished shards until it merges them (a killed run's, to continue from)."""
+    from pipeline.text.shards import SHARDS
+
+    return paths.work / SHARDS
+
+
 def tokenize_job(config: Config, paths: Paths) -> Any:
     """The tokenize stage's :class:`pipeline.text.shards.ShardJob`: its shards named by the stage's fingerprint."""
     from pipeline.text.shards import ShardJob, file_stamp
@@ -114,7 +121,8 @@ register(Stage("prepare", lambda c: {"seed": c.seed, "corpus": section_values(c,
 register(Stage("tokenize", _tokenize_settings,
                lambda c, p: [p.prepared, *([Path(c.tokenize.sp_model)] if c.tokenize.sp_model else [])],
                lambda c, p: [p.tokens, *subword_model_files(c, p)], lambda c: ("pipeline.text.shards",), _tokenize,
-               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core", "sentencepiece")))
+               packages=("spacy", "ginza", "ja-ginza", "sudachipy", "sudachidict-core", "sentencepiece"),
+               partial=lambda c, p: [tokenize_shards_folder(p)]))
 register(Stage("vectorize",
                lambda c: {"seed": c.seed, "vectorize": section_values(c, "vectorize"), "model": c.tokenize.model,
                           "embedding_dim": c.model.embedding_dim,

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class Stage:
             when the command's last stage is done: ``"new"`` starts an empty one (``train``), ``"amend"`` adds to
             the run as it is (``evaluate``); ``""``: the stage does not write the run folder.
         resumable: the stage saves training state after each epoch (kept only for the same fingerprint).
+        partial: what an interrupted run of the stage leaves for the next run to continue from (``tokenize``'s
+            finished shards), kept by their fingerprint; ``--force`` removes it, so that everything is done again.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Stage:
     folder: Callable[[Config, Paths], Path | None] = lambda config, paths: None
     run_folder: str = ""  # "" | new | amend
     resumable: Callable[[Config], bool] = lambda config: False
+    partial: Callable[[Config, Paths], list[Path]] = lambda config, paths: []
 
     def lock_key(self, config: Config, paths: Paths) -> str:
         folder = paths.run if self.run_folder else self.folder(config, paths)
@@ -270,6 +274,13 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
             if stage.run_folder:
                 where = workarea.stage_from_published(paths) if stage.run_folder == "amend" else \
                     dataclasses.replace(paths, run=paths.staging)
+            for left in stage.partial(config, paths) if force else ():
+                if left.exists():
+                    log.info("%s: removed (--force)", left)
+                    if left.is_dir():
+                        shutil.rmtree(left)
+                    else:
+                        left.unlink()
             if stage.resumable(config):  # training state: this digest only
                 folder = stage.folder(config, paths)
                 workarea.reset_resume(Paths(paths.work, folder) if folder else paths, digest, force)

@@ -202,3 +202,17 @@ def test_shard_rows_must_be_positive(tmp_path):
 
     with pytest.raises(PipelineError, match=r"'tokenize.shard_rows' = 0 is invalid: it must be >= 1"):
         small(tmp_path, "tokenize.shard_rows=0")
+
+
+def test_force_tokenizes_again_instead_of_merging_the_shards_left_behind(reference, tmp_path, caplog):
+    """A killed run's shards are kept for the next run; ``--force`` is asked to do everything again, so it removes
+    them (here a shard no run wrote: merged, it would change the table)."""
+    config, paths = prepared(tmp_path)
+    job = front_end.tokenize_job(config, paths)
+    stages.run_stage("tokenize", config)
+    job.folder.mkdir(parents=True)
+    (job.folder / "part-00000.arrow").write_bytes(b"not the tokens of shard 0")
+    with caplog.at_level(logging.INFO, logger="pipeline.stages"):
+        stages.run_stage("tokenize", config, force=True)
+    assert f"{paths.work / shards.SHARDS}: removed (--force)" in caplog.text
+    assert paths.tokens.read_bytes() == reference and not (paths.work / shards.SHARDS).exists()
