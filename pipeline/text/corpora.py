@@ -106,18 +106,26 @@ def read_knb(root: Path, encoding: str = "auto") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "doc_id"])
 
 
-def _table_columns(path: Path, codec: str) -> list[str]:
-    """The column names of a CSV/TSV file (its header) or a JSONL file (every object's keys: one pass over it)."""
+def _table_columns(path: Path, codec: str) -> list[str] | None:
+    """The column names of a CSV/TSV file (its header); None for a JSONL file, whose columns are every object's
+    keys: known only at its end (:func:`table_rows` checks them as it reads, so the file is parsed once)."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         with open(path, encoding=codec, newline="") as handle:
             return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",").fieldnames or [])
     if suffix in (".jsonl", ".ndjson"):
-        columns: dict = {}
-        for record in _table_records(path, codec):
-            columns.update(dict.fromkeys(record))
-        return list(columns)
+        return None
     raise PipelineError(f"{path}: unknown table type '{suffix}'; use .csv, .tsv or .jsonl")
+
+
+def _check_columns(path: Path, columns: Iterable[str], wanted: dict[str, str]) -> None:
+    """A one-line error for the first ``wanted`` column (``{config key: column}``) not among ``columns``."""
+    columns = list(columns)
+    for key, column in wanted.items():
+        if column and column not in columns:
+            raise PipelineError(
+                f"{path}: no column '{column}' ({key}); available: {', '.join(columns) or 'none'}"
+            )
 
 
 def _table_records(path: Path, codec: str) -> Iterator[dict]:
@@ -162,13 +170,13 @@ def table_rows(path: Path, corpus: CorpusConfig, split: str | None = None) -> It
     split_column = "" if split else corpus.split_column
     wanted = {"corpus.text_column": corpus.text_column, "corpus.label_column": corpus.label_column,
               "corpus.doc_column": corpus.doc_column, "corpus.split_column": split_column}
-    for key, column in wanted.items():
-        if column and column not in columns:
-            raise PipelineError(
-                f"{path}: no column '{column}' ({key}); available: {', '.join(columns) or 'none'}"
-            )
-    first = 1 if path.suffix.lower() in (".jsonl", ".ndjson") else 2
+    seen: dict[str, None] = {}  # JSONL: the keys of the objects so far, checked at the end
+    if columns is not None:
+        _check_columns(path, columns, wanted)
+    first = 1 if columns is None else 2
     for number, record in enumerate(_table_records(path, codec), start=first):
+        if columns is None:
+            seen.update(dict.fromkeys(record))
         text = record.get(corpus.text_column)
         label = record.get(corpus.label_column, "") if corpus.label_column else ""
         doc = record.get(corpus.doc_column) if corpus.doc_column else None
@@ -182,6 +190,8 @@ def table_rows(path: Path, corpus: CorpusConfig, split: str | None = None) -> It
         default_doc = f"{path.name}:row{number}" if split else f"row{number}"  # one file per split: names differ
         yield ("" if text is None else str(text), "" if label is None else str(label),
                default_doc if doc in (None, "") else str(doc), f"{path}:{number}", row_split)
+    if columns is None:  # a key no object has: the rows read so far were all without it, and nothing is kept
+        _check_columns(path, seen, wanted)
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")

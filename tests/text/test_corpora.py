@@ -700,3 +700,21 @@ def test_a_text_folder_with_train_dev_test_files_keeps_its_splits_and_repeated_l
     table = corpora.prepare_table(config_for(tmp_path, format="text"))
     assert list(zip(table["text"], table["split"])) == [("e f", "validation"), ("a b", "test"), ("a b", "train"),
                                                         ("a b", "train"), ("c d", "train")]
+
+
+def test_a_jsonl_table_is_read_once_and_its_columns_are_every_objects_keys(tmp_path, monkeypatch):
+    """The label key only in the second object: still a column (the first row's label is empty); the file's
+    lines are read once, the columns checked as they come."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "あ"}\n{"text": "い", "label": "B"}\n', encoding="utf-8")
+    reads = []
+    original = corpora.decoded_lines
+
+    def counted(*arguments, **options):
+        reads.append(arguments[0])
+        return original(*arguments, **options)
+
+    monkeypatch.setattr(corpora, "decoded_lines", counted)
+    table = corpora.read_table(path, CorpusConfig(format="table", path=str(path)))
+    assert table[["text", "label"]].values.tolist() == [["あ", ""], ["い", "B"]]
+    assert reads == [path]
