@@ -34,6 +34,7 @@ Usage::
     .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: hours
     .venv/bin/python benchmarks/scale.py --sizes 100000 --skip-train     # the front end alone
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000,5000000 --until prepare   # prepare alone
+    .venv/bin/python benchmarks/scale.py --sizes 100000,1000000 --tasks classifier        # one task
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ PARAGRAPH_SENTENCES = 20  # sentences of a paragraph (a document of the split)
 MIN_CLAUSES, MAX_CLAUSES = 2, 3  # two clauses at least: ~10^9 pairs, so exact repeats stay rare even at 5M
 FRONT_END = ("prepare", "tokenize", "vectorize")
 STAGES = (*FRONT_END, "train")
+TASKS = ("generator", "classifier")
 TIME = "/usr/bin/time"  # GNU time: -f %M is the command's own peak RSS in KiB
 
 
@@ -73,6 +75,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--sudachi-sentences", type=int, default=100_000,
                         help="sentences bare SudachiPy tokenizes for the tokenize stage's reference")
     parser.add_argument("--skip-train", action="store_true", help="the front end only (as --until vectorize)")
+    parser.add_argument("--tasks", default="generator,classifier",
+                        help="which of generator (the text file) and classifier (the table) to run, comma-separated")
     parser.add_argument("--until", choices=STAGES, default="train",
                         help="the last stage to run (each stage's process runs the ones before it when they are "
                         "out of date, so only a first part of the stages can be measured alone)")
@@ -206,7 +210,7 @@ class Row:
 
 
 def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple[str, ...],
-                 sudachi_sentences: int) -> tuple[list[Row], float | None]:
+                 sudachi_sentences: int, chosen: tuple[str, ...] = TASKS) -> tuple[list[Row], float | None]:
     folder = scratch / str(size)
     started = time.perf_counter()
     text_path, table_path = write_corpus(pools, size, seed, folder)
@@ -221,7 +225,7 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple
                                                 'run_name="scale_classifier"']),
     }
     rows = []
-    for task, (config, overrides) in tasks.items():
+    for task, (config, overrides) in ((task, tasks[task]) for task in chosen):
         work = folder / "work" / ("scale_text" if task == "generator" else "scale_table")
         for stage in stages:
             run = run_stage(stage, config, overrides)
@@ -270,11 +274,14 @@ def main(argv=None) -> None:
     print("clauses: " + ", ".join(f"{author} {len(clauses)}" for author, clauses in pools.items()))
     scratch = Path(arguments.scratch) if arguments.scratch else Path(tempfile.mkdtemp(prefix="pipeline-scale-"))
     stages = STAGES[:STAGES.index(arguments.until) + 1]
+    tasks = tuple(task.strip() for task in arguments.tasks.split(",") if task.strip())
+    if not tasks or set(tasks) - set(TASKS):
+        raise SystemExit(f"--tasks {arguments.tasks!r}: choose from {', '.join(TASKS)}")
     rows, sudachi = [], {}
     try:
         for size in sizes:
             measured, sudachi[size] = measure_size(size, pools, arguments.seed, scratch, stages,
-                                                   arguments.sudachi_sentences)
+                                                   arguments.sudachi_sentences, tasks)
             rows.extend(measured)
     finally:
         if not arguments.scratch:
