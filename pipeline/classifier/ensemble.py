@@ -156,18 +156,22 @@ def chunked_predict(classifier, vectorizer, texts) -> np.ndarray:
                            for start in range(0, len(texts), SCORE_CHUNK)])
 
 
-def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, ...], max_train_rows: int,
-                     seed: int) -> tuple[pd.DataFrame, int]:
-    """The rows of the token table a linear model is fitted and scored on, without holding the others.
+SAMPLED_SPLITS = ("train", "validation")  # what a linear model fits on and is tuned on; the test split is all scored
 
-    Every row of ``splits`` is kept, except that the training split keeps at most ``max_train_rows`` rows
-    (``classify.linear_max_rows``; 0 keeps all): a seeded uniform sample, in table order. Only ``columns``
-    (and ``split``) are read, a batch of rows at a time, so a table of millions of sentences never has all
-    its texts in memory.
+
+def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, ...], max_rows: int,
+                     seed: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of the token table a linear model is fitted, tuned and scored on, without holding the others.
+
+    Every row of ``splits`` is kept, except that the training and the validation split keep at most
+    ``max_rows`` rows each (``classify.linear_max_rows``; 0 keeps all): a seeded uniform sample, in table
+    order. Only ``columns`` (and ``split``) are read, a batch of rows at a time, so a table of millions of
+    sentences never has all its texts in memory.
 
     Returns:
-        the kept rows (a frame with ``columns`` and ``split``, index 0..n-1) and the number of training rows
-        in the table (more than the kept ones when sampled).
+        the kept rows: a frame with ``columns``, ``split`` and ``row`` (the row's position within its split,
+        e.g. to pick the same validation rows of another model's predictions), index 0..n-1; and the number of
+        rows of each of ``splits`` in the table (more than the kept ones when sampled).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -175,25 +179,37 @@ def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, .
 
     table = pq.ParquetFile(tokens_path)
     split = table.read(columns=["split"]).column("split")  # Arrow strings: no Python object per row
-    is_train, keep = (pc.is_in(split, value_set=pa.array(names, split.type)).to_numpy(zero_copy_only=False)
-                      for names in (["train"], [name for name in splits if name != "train"]))
-    train_rows = int(is_train.sum())
-    if "train" in splits:
-        positions = np.flatnonzero(is_train)
-        if max_train_rows and train_rows > max_train_rows:
-            positions = np.sort(seeds.rng(seed, "linear_sample").choice(positions, max_train_rows, replace=False))
+    keep = np.zeros(len(split), dtype=bool)
+    within = np.zeros(len(split), dtype=np.int64)  # a row's position in its split
+    counts = {}
+    for name in splits:
+        positions = np.flatnonzero(pc.equal(split, pa.scalar(name, split.type)).to_numpy(zero_copy_only=False))
+        counts[name] = len(positions)
+        within[positions] = np.arange(len(positions))
+        if name in SAMPLED_SPLITS and max_rows and len(positions) > max_rows:
+            positions = np.sort(seeds.rng(seed, f"linear_sample_{name}").choice(positions, max_rows, replace=False))
         keep[positions] = True
-    del split, is_train
+    del split
     names = list(dict.fromkeys([*columns, "split"]))
     parts, start = [], 0
     for batch in table.iter_batches(batch_size=65_536, columns=names):
         rows = np.flatnonzero(keep[start:start + batch.num_rows])
-        start += batch.num_rows
         if len(rows):
-            parts.append(batch.take(rows).to_pandas())
+            part = batch.take(rows).to_pandas()
+            part["row"] = within[start + rows]
+            parts.append(part)
+        start += batch.num_rows
     frame = pd.concat(parts, ignore_index=True) if parts else \
-        table.schema_arrow.empty_table().select(names).to_pandas()
-    return frame, train_rows
+        table.schema_arrow.empty_table().select(names).to_pandas().assign(row=np.zeros(0, dtype=np.int64))
+    return frame, counts
+
+
+def sampled(frame: pd.DataFrame, counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``{split: {"rows": kept, "of": in the table}}`` for each split of :func:`read_linear_rows` that was
+    sampled (empty when none was)."""
+    kept = frame["split"].value_counts()
+    return {split: {"rows": int(kept.get(split, 0)), "of": total} for split, total in counts.items()
+            if int(kept.get(split, 0)) < total}
 
 
 def mixture_weight(recurrent: np.ndarray, char: np.ndarray, targets: np.ndarray) -> float:
@@ -216,28 +232,29 @@ def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
 
 
 def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities: np.ndarray,
-                 validation_targets: np.ndarray, seed: int, folder: Path, max_train_rows: int) -> float:
-    """Fit the char member on the prepared text of the training split (at most ``max_train_rows`` of it, see
-    :func:`read_linear_rows`), choose w on validation, save both to the run ``folder``; returns w.
-    ``validation_probabilities`` ``(validation, classes)`` are the recurrent model's, in the order of the
-    validation rows of the token table."""
-    tokens, train_rows = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), max_train_rows,
-                                          seed)
-    if train_rows > (tokens["split"] == "train").sum():
-        log.info("char n-gram member: fitted on %d of %d training sentences (classify.linear_max_rows)",
-                 (tokens["split"] == "train").sum(), train_rows)
+                 validation_targets: np.ndarray, seed: int, folder: Path, max_rows: int) -> float:
+    """Fit the char member on the prepared text of the training split, choose its C and w on the validation
+    split (at most ``max_rows`` of each, see :func:`read_linear_rows`), save both to the run ``folder``;
+    returns w. ``validation_probabilities`` ``(validation, classes)`` are the recurrent model's, in the order
+    of the validation rows of the token table."""
+    tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), max_rows, seed)
+    samples = sampled(tokens, counts)
+    for split, sample in samples.items():
+        log.info("char n-gram member: %d of %d %s sentences (classify.linear_max_rows)", sample["rows"],
+                 sample["of"], split)
     label_index = {label: i for i, label in enumerate(labels)}
     parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
     texts = {split: part["text"].tolist() for split, part in parts.items()}
     targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
     member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
-    weight = mixture_weight(validation_probabilities, member.probabilities(texts["validation"]),
+    rows = parts["validation"]["row"].to_numpy()  # the validation rows read (all, or a sample)
+    weight = mixture_weight(validation_probabilities[rows], member.probabilities(texts["validation"]),
                             targets["validation"])
     member.save(folder)
     artifact_io.write_json(folder / "ensemble.json", {"members": ["recurrent", "char_ngram"], "weight": weight,
                                                       "weight_chosen_on": "validation negative log-likelihood",
-                                                      "char_ngram_train_rows": len(texts["train"]),
-                                                      "train_rows": train_rows})
+                                                      "rows": {split: {"rows": len(texts[split]), "of": counts[split]}
+                                                               for split in ("train", "validation")}})
     log.info("ensemble: p = %.2f · recurrent + %.2f · char n-gram (chosen on validation)", weight, 1 - weight)
     return weight
 

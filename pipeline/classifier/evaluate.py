@@ -27,6 +27,7 @@ from pipeline.classifier.ensemble import (
     fit_char_ngram,
     mix,
     read_linear_rows,
+    sampled,
 )
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
@@ -132,9 +133,8 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
                               **extra["test"])
     probabilities = batches.predict(model)
     # what the baselines read (not the other token fields: on a big corpus they are most of the file)
-    tokens, train_rows = read_linear_rows(paths.tokens, ["text", "label", config.vectorize.token_field],
-                                          ("train", "validation", "test"), config.classify.linear_max_rows,
-                                          config.seed)
+    tokens, counts = read_linear_rows(paths.tokens, ["text", "label", config.vectorize.token_field],
+                                      ("train", "validation", "test"), config.classify.linear_max_rows, config.seed)
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
     char = char_tfidf_baseline(tokens, labels, config.seed, member)
     members = None
@@ -153,9 +153,9 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed),
         "char_tfidf_logistic_regression": char,
     }
-    fitted_rows = int((tokens["split"] == "train").sum())
-    if fitted_rows < train_rows:  # a sample of a large training split (classify.linear_max_rows)
-        metrics["linear_models_fitted_on"] = {"train_rows": fitted_rows, "of": train_rows}
+    samples = sampled(tokens, counts)
+    if samples:  # samples of large training and validation splits (classify.linear_max_rows)
+        metrics["linear_models_fitted_on"] = samples
     metrics["test_size"] = int(len(test_targets))
     metrics["labels"] = labels
     history = pd.read_csv(run.history)
@@ -186,9 +186,10 @@ def summary(metrics: dict) -> str:
                      f"{members['recurrent']['accuracy']:.3f} macro-F1 {members['recurrent']['macro_f1']:.3f}")
     lines += char_baseline_lines(metrics)
     if "linear_models_fitted_on" in metrics:
-        sample = metrics["linear_models_fitted_on"]
-        lines.append(f"  (the TF-IDF models were fitted on a seeded sample of {sample['train_rows']:,} of the "
-                     f"{sample['of']:,} training sentences: classify.linear_max_rows)")
+        samples = metrics["linear_models_fitted_on"]
+        lines.append("  (the TF-IDF models read seeded samples: " + ", ".join(
+            f"{sample['rows']:,} of the {sample['of']:,} {split} sentences" for split, sample in samples.items())
+            + "; classify.linear_max_rows)")
     for label, scores in metrics["per_class"].items():
         lines.append(f"  {label:<12} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}"
                      f"  F1 {scores['f1']:.3f}  support {scores['support']}")

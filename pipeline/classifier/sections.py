@@ -15,7 +15,8 @@ class ClassifyConfig:
     The linear models hold their whole training matrix: about 1 KB a sentence for character 1-3-grams, and
     logistic regression goes over it once per iteration. ``linear_max_rows`` bounds both, so that memory does
     not grow with the corpus; past it they are fitted on a seeded uniform sample of that many training
-    sentences (validation and test rows are all scored, a chunk at a time). 0 fits on every row.
+    sentences, and tuned (C, the ensemble's weight) on as many validation sentences (test rows are all scored,
+    a chunk at a time). 0 reads every row.
     """
 
     examples: tuple[str, ...] = ()

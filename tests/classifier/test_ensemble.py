@@ -76,22 +76,29 @@ def token_table(path: Path, rows: int, row_group: int = 10_000) -> pd.DataFrame:
 def test_linear_rows_keep_every_row_below_the_bound_and_a_seeded_sample_above(tmp_path):
     frame = token_table(tmp_path / "tokens.parquet", 70_000)  # more than one read batch
     train = frame[frame["split"] == "train"]
-    everything, train_rows = read_linear_rows(tmp_path / "tokens.parquet", ["text", "label", "surface"],
-                                              ("train", "validation", "test"), 0, 7)
-    assert train_rows == len(train)
+    validation = frame[frame["split"] == "validation"]
+    everything, counts = read_linear_rows(tmp_path / "tokens.parquet", ["text", "label", "surface"],
+                                          ("train", "validation", "test"), 0, 7)
+    assert counts == {"train": len(train), "validation": len(validation), "test": 14_000}
     pd.testing.assert_frame_equal(everything[["text", "label", "split"]],
                                   frame[["text", "label", "split"]].reset_index(drop=True))
     assert [list(words) for words in everything["surface"]] == frame["surface"].tolist()
-    sample, total = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 7)
-    assert total == len(train) and list(sample.columns) == ["text", "split"]
-    kept = sample[sample["split"] == "train"]["text"]
-    assert len(kept) == 1000 and set(kept) <= set(train["text"])
-    order = kept.str.slice(1).astype(int).tolist()
-    assert order == sorted(order) and order[-1] > 65_536  # table order, drawn across the whole table
-    assert sample[sample["split"] == "validation"]["text"].tolist() == \
-        frame[frame["split"] == "validation"]["text"].tolist()  # validation: every row
-    again, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 7)
-    other, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation"), 1000, 8)
+    assert everything[everything["split"] == "train"]["row"].tolist() == list(range(len(train)))
+    assert ensemble.sampled(everything, counts) == {}
+    sample, counts = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation", "test"), 1000, 7)
+    assert list(sample.columns) == ["text", "split", "row"]
+    assert ensemble.sampled(sample, counts) == {"train": {"rows": 1000, "of": len(train)},
+                                                "validation": {"rows": 1000, "of": len(validation)}}
+    for split, part in ((split, frame[frame["split"] == split]) for split in ("train", "validation")):
+        kept = sample[sample["split"] == split]
+        assert len(kept) == 1000 and set(kept["text"]) <= set(part["text"])
+        order = kept["text"].str.slice(1).astype(int).tolist()
+        assert order == sorted(order) and order[-1] > 65_536  # table order, drawn across the whole table
+        # row: the position within the split, so another model's predictions of the split line up
+        assert part["text"].to_numpy()[kept["row"].to_numpy()].tolist() == kept["text"].tolist()
+    assert sample[sample["split"] == "test"]["text"].tolist() == frame[frame["split"] == "test"]["text"].tolist()
+    again, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation", "test"), 1000, 7)
+    other, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train", "validation", "test"), 1000, 8)
     pd.testing.assert_frame_equal(again, sample)
     assert set(other["text"]) != set(sample["text"])
 
@@ -108,7 +115,7 @@ def test_ensemble_member_is_fitted_on_the_bounded_sample(tmp_path):
     uniform = np.full((validation, 3), 1 / 3)
     fit_ensemble(tmp_path / "tokens.parquet", ["a", "b", "c"], uniform, np.arange(validation) % 3, 5, tmp_path, 50)
     settings = json.loads((tmp_path / "ensemble.json").read_text(encoding="utf-8"))
-    assert settings["char_ngram_train_rows"] == 50 and settings["train_rows"] == 300
+    assert settings["rows"] == {"train": {"rows": 50, "of": 300}, "validation": {"rows": 50, "of": 100}}
     sample, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train",), 50, 5)
     member = CharNgramModel.load(tmp_path)
     assert set(member.ngrams) == set(char_vectorizer().fit(sample["text"]).vocabulary_)
@@ -184,10 +191,10 @@ def test_run_reports_the_ensemble_and_each_member(ensemble_run):
     assert "ensemble = " in stdout and "alone: recurrent accuracy" in stdout
     assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()
     # the linear models (member and baselines) were fitted on a sample of BOUND training sentences, and say so
-    settings = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))
-    assert settings["char_ngram_train_rows"] == BOUND and settings["train_rows"] > BOUND
-    assert metrics["linear_models_fitted_on"] == {"train_rows": BOUND, "of": settings["train_rows"]}
-    assert f"a seeded sample of {BOUND} of the {settings['train_rows']:,} training sentences" in stdout
+    rows = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["rows"]
+    assert rows["train"]["rows"] == BOUND and rows["train"]["of"] > BOUND
+    assert metrics["linear_models_fitted_on"]["train"] == rows["train"]
+    assert f"{BOUND} of the {rows['train']['of']:,} train sentences" in stdout
 
 
 MIXED_WEIGHT = 0.35  # a value of WEIGHT_GRID strictly inside (0, 1): both members count
