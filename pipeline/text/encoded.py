@@ -163,7 +163,21 @@ class StoredArray:
     def __init__(self, path: Path, offset: int, dtype: np.dtype, count: int) -> None:
         self.path, self.offset, self.dtype, self.size = Path(path), int(offset), np.dtype(dtype), int(count)
         self.shape = (self.size,)
+        self._file = None
         self._descriptor = os.open(self.path, os.O_RDONLY)
+
+    @classmethod
+    def of_file(cls, handle: Any, dtype: np.dtype, count: int) -> StoredArray:
+        """The array written from the start of the open binary file ``handle`` (e.g. an unnamed
+        ``tempfile.TemporaryFile``, removed when the array is), which it keeps open."""
+        self = cls.__new__(cls)
+        name = getattr(handle, "name", None)  # an unnamed temporary file's is its descriptor
+        self.path = Path(name) if isinstance(name, str | os.PathLike) else Path(f"<temporary file {name}>")
+        self.offset, self.dtype, self.size = 0, np.dtype(dtype), int(count)
+        self.shape = (self.size,)
+        handle.flush()
+        self._file, self._descriptor = handle, handle.fileno()
+        return self
 
     def __len__(self) -> int:
         return self.size
@@ -195,10 +209,14 @@ class StoredArray:
         return whole if dtype is None else whole.astype(dtype)
 
     def __reduce__(self) -> tuple:
+        if self._file is not None:
+            raise TypeError("a StoredArray over an open (temporary) file cannot be pickled")
         return StoredArray, (self.path, self.offset, self.dtype, self.size)
 
     def __del__(self) -> None:
         descriptor = getattr(self, "_descriptor", None)
-        if descriptor is not None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+        elif descriptor is not None:
             os.close(descriptor)
-            self._descriptor = None
+        self._file = self._descriptor = None

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig
-from pipeline.text.encoded import RaggedIds
+from pipeline.text.encoded import RaggedIds, StoredArray
 
 CHAR_ORDERS = (1, 2, 3)  # character n-gram lengths of the bag (the TF-IDF char 1-3-gram baseline's)
 WORD_FIELD = "surface"  # the characters a token is written with, whatever vectorize.token_field says
@@ -118,7 +118,8 @@ def _ragged(codes: array, lengths: array) -> RaggedIds:
 class SentenceWords(Sequence):
     """The words of many sentences in little memory: each distinct word once, a sentence as word codes.
 
-    Item ``i`` is sentence ``i``'s list of words. Memory: 4 bytes a token plus the distinct words, so the
+    Item ``i`` is sentence ``i``'s list of words. Memory: the distinct words, 8 bytes a sentence and the codes
+    (4 bytes a token; none when they are read from a file, as :func:`read_split_words` keeps them), so the
     training split of a corpus larger than memory fits where its token lists would not.
 
     Args:
@@ -202,18 +203,33 @@ class NgramRows(Sequence):
 
 def read_split_words(tokens_path: Path, splits: Sequence[str]) -> dict[str, SentenceWords]:
     """The surface words (:data:`WORD_FIELD`) of the rows of ``tokens.parquet`` in each of ``splits``, in file
-    order (the order ``vectorize`` encoded them), read a batch of rows at a time."""
+    order (the order ``vectorize`` encoded them), read a batch of rows at a time.
+
+    The sentences' word codes (4 bytes a token) go to an unnamed temporary file beside ``tokens.parquet`` a
+    batch at a time, and are read back a sentence at a time (:class:`~pipeline.text.encoded.StoredArray`), so
+    they take no memory of the process: what stays is each distinct word once and 8 bytes a sentence.
+    """
+    import tempfile
+
     from pipeline.text.vectors import token_batches
 
     forms: dict[str, int] = {}
-    codes = {split: array("i") for split in splits}  # 4 bytes a token while reading
+    files = {split: tempfile.TemporaryFile(dir=tokens_path.parent, prefix=".codes-") for split in splits}
     lengths = {split: array("q") for split in splits}
     for batch in token_batches(tokens_path, ["split", WORD_FIELD]):
+        codes = {split: array("i") for split in splits}  # this batch's
         for split, words in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
             if split in codes:
                 _add_sentence(words, forms, codes[split], lengths[split])
+        for split, part in codes.items():
+            files[split].write(part.tobytes())
     table = list(forms)  # one table of words for every split
-    return {split: SentenceWords(table, _ragged(codes[split], lengths[split])) for split in splits}
+    result = {}
+    for split, handle in files.items():
+        offsets = np.concatenate([[0], np.cumsum(lengths[split], dtype=np.int64)])
+        result[split] = SentenceWords(table, RaggedIds(StoredArray.of_file(handle, np.int32, int(offsets[-1])),
+                                                       offsets))
+    return result
 
 
 def split_inputs(settings: ModelConfig, tokens_path: Path, sequences: dict[str, Sequence[np.ndarray]],

@@ -135,3 +135,19 @@ def test_reading_stored_ids_leaves_resident_memory_alone(tmp_path):
     with open("/proc/self/statm") as handle:
         after = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     assert total > 16 << 20 and after - before < 16 << 20, (after - before) >> 20
+
+
+def test_stored_array_of_an_open_temporary_file(tmp_path):
+    import tempfile
+
+    handle = tempfile.TemporaryFile(dir=tmp_path)
+    array = np.arange(1000, dtype=np.int32)
+    handle.write(array.tobytes())
+    ids = StoredArray.of_file(handle, np.int32, len(array))
+    np.testing.assert_array_equal(ids[10:20], array[10:20])
+    np.testing.assert_array_equal(np.asarray(ids), array)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(ids)
+    assert list(tmp_path.iterdir()) == []  # nothing named on disk
+    del ids
+    assert handle.closed

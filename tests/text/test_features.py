@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig
+from pipeline.text.encoded import StoredArray
 from pipeline.text.features import (
     char_ids,
     char_ngrams,
@@ -142,6 +143,8 @@ def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path
                     "bag_inputs": {"ngram_ids": [ngram_ids(each[:5], "both", 1000) for each in words]}}
         chars, bags = inputs[split]["token_inputs"]["char_ids"], inputs[split]["bag_inputs"]["ngram_ids"]
         assert len(chars) == len(bags) == len(words)
+        assert isinstance(chars.codes.flat, StoredArray)  # the codes are read from a file, not held
+        assert not [path for path in tmp_path.iterdir() if path.name.startswith(".codes-")]  # unnamed
         for row in range(len(words)):
             np.testing.assert_array_equal(chars[row], expected["token_inputs"]["char_ids"][row])
             np.testing.assert_array_equal(bags[row], expected["bag_inputs"]["ngram_ids"][row])
