@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,21 @@ def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, .
     frame = pd.concat(parts, ignore_index=True) if parts else \
         table.schema_arrow.empty_table().select(names).to_pandas().assign(row=np.zeros(0, dtype=np.int64))
     return frame, counts
+
+
+def split_chunks(tokens_path: Path, columns: list[str], split: str, rows: int = 65_536) -> Iterator[pd.DataFrame]:
+    """The rows of ``split`` in the token table, in table order: a frame (``columns`` and ``split``) per
+    ``rows`` rows of the table read, so that a large split is never whole in memory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(tokens_path)
+    names = list(dict.fromkeys([*columns, "split"]))
+    for batch in table.iter_batches(batch_size=rows, columns=names):
+        kept = batch.filter(pc.equal(batch.column("split"), pa.scalar(split, batch.schema.field("split").type)))
+        if kept.num_rows:
+            yield kept.to_pandas()
 
 
 def sampled(frame: pd.DataFrame, counts: dict[str, int]) -> dict[str, dict[str, int]]:

@@ -12,6 +12,7 @@ confusion matrix and the training curves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from pipeline.classifier.ensemble import (
     mix,
     read_linear_rows,
     sampled,
+    split_chunks,
 )
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
@@ -72,36 +74,47 @@ def majority_baseline(train_targets: np.ndarray, test_targets: np.ndarray, label
     return {"label": labels[majority], "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
+# The test rows a baseline scores: a function giving them as frames, a chunk of the token table at a time
+# (pipeline.classifier.ensemble.split_chunks); None: the frame's own rows whose split is "test".
+TestRows = Callable[[], Iterable[pd.DataFrame]] | None
+
+
+def test_chunks(tokens: pd.DataFrame, test: TestRows) -> Iterable[pd.DataFrame]:
+    return [tokens[tokens["split"] == "test"]] if test is None else test()
+
+
 def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, labels: list[str],
-                                 seed: int) -> dict:
+                                 seed: int, test: TestRows = None) -> dict:
     """``vectorizer`` fitted on the training rows of ``tokens[column]``, logistic regression (C = ``FIXED_C``),
-    scored on the test rows. ``saga`` is the fastest multinomial solver on these sparse features: it fits the
-    token baseline of the shipped corpus in under a second where lbfgs took 17 s.
+    scored on the test rows (``test``'s, a chunk at a time). ``saga`` is the fastest multinomial solver on these
+    sparse features: it fits the token baseline of the shipped corpus in under a second where lbfgs took 17 s.
     """
     from sklearn.linear_model import LogisticRegression
 
     label_index = {label: i for i, label in enumerate(labels)}
-    parts = {split: tokens[tokens["split"] == split] for split in ("train", "test")}
-    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
+    train = tokens[tokens["split"] == "train"]
     classifier = LogisticRegression(solver="saga", max_iter=1000, C=FIXED_C, random_state=seed)
-    classifier.fit(vectorizer.fit_transform(parts["train"][column]), targets["train"])
-    scores = classification_metrics(targets["test"], chunked_predict(classifier, vectorizer, parts["test"][column]),
-                                    labels)
+    classifier.fit(vectorizer.fit_transform(train[column]), train["label"].map(label_index).to_numpy())
+    truth, predicted = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for chunk in test_chunks(tokens, test):
+        truth.append(chunk["label"].map(label_index).to_numpy())
+        predicted.append(chunked_predict(classifier, vectorizer, chunk[column]))
+    scores = classification_metrics(np.concatenate(truth), np.concatenate(predicted), labels)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
-def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int) -> dict:
+def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int, test: TestRows = None) -> dict:
     """TF-IDF of unigrams and bigrams of the same tokens, logistic regression (C = 10); scored on the test split."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(analyzer=lambda words: list(words) + [" ".join(p) for p in zip(words, words[1:])],
                                  sublinear_tf=True)
-    scores = logistic_regression_baseline(tokens, field, vectorizer, labels, seeds.child_seed(seed, "tfidf"))
+    scores = logistic_regression_baseline(tokens, field, vectorizer, labels, seeds.child_seed(seed, "tfidf"), test)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
 def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
-                        member: CharNgramModel | None = None) -> dict:
+                        member: CharNgramModel | None = None, test: TestRows = None) -> dict:
     """TF-IDF of character 1-3-grams of the normalised sentence text (``tokens["text"]``), logistic regression
     with C chosen on the validation split from ``C_GRID`` (:func:`pipeline.classifier.ensemble.fit_char_ngram`);
     scored on the test split. ``member``: the run's own fit of this model (``model.ensemble = "char_ngram"``),
@@ -110,15 +123,27 @@ def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
     The bar for a recurrent classifier on real Japanese text: it needs no tokenizer, and names, katakana
     loanwords and numbers outside any word vocabulary still give it features.
     """
+    return char_scores(tokens, labels, seed, member, test)[0]
+
+
+def char_scores(tokens: pd.DataFrame, labels: list[str], seed: int, member: CharNgramModel | None,
+                test: TestRows) -> tuple[dict, np.ndarray]:
+    """:func:`char_tfidf_baseline`'s scores, and its test probabilities ``(test, classes)`` in table order."""
     label_index = {label: i for i, label in enumerate(labels)}
-    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation", "test")}
-    texts = {split: part["text"].tolist() for split, part in parts.items()}
-    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
+    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
     if member is None:
+        texts = {split: part["text"].tolist() for split, part in parts.items()}
+        targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
         member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
-    scores = classification_metrics(targets["test"], member.probabilities(texts["test"]).argmax(axis=1), labels)
-    chosen_on = "validation" if len(texts["validation"]) else "fixed (no validation split)"
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "C": member.C, "C_chosen_on": chosen_on}
+    truth, probabilities = [np.zeros(0, dtype=np.int64)], [np.zeros((0, len(labels)))]
+    for chunk in test_chunks(tokens, test):
+        truth.append(chunk["label"].map(label_index).to_numpy())
+        probabilities.append(member.probabilities(chunk["text"].tolist()))
+    probabilities = np.concatenate(probabilities)
+    scores = classification_metrics(np.concatenate(truth), probabilities.argmax(axis=1), labels)
+    chosen_on = "validation" if len(parts["validation"]) else "fixed (no validation split)"
+    result = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "C": member.C, "C_chosen_on": chosen_on}
+    return result, probabilities
 
 
 def evaluate_classifier(config: Config, paths: Paths) -> dict:
@@ -132,25 +157,30 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     batches = SequenceBatches(splits.sequences["test"], None, config.train.batch_size, config.train.max_length,
                               **extra["test"])
     probabilities = batches.predict(model)
-    # what the baselines read (not the other token fields: on a big corpus they are most of the file)
-    tokens, counts = read_linear_rows(paths.tokens, ["text", "label", config.vectorize.token_field],
-                                      ("train", "validation", "test"), config.classify.linear_max_rows, config.seed)
+    # what the baselines read (not the other token fields: on a big corpus they are most of the file): the
+    # training and validation rows they fit on (bounded), the test rows a chunk at a time
+    columns = ["text", "label", config.vectorize.token_field]
+    tokens, counts = read_linear_rows(paths.tokens, columns, ("train", "validation"), config.classify.linear_max_rows,
+                                      config.seed)
+
+    def test() -> Iterable[pd.DataFrame]:
+        return split_chunks(paths.tokens, columns, "test")
+
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
-    char = char_tfidf_baseline(tokens, labels, config.seed, member)
+    char, char_probabilities = char_scores(tokens, labels, config.seed, member, test)
     members = None
     if member is not None:  # the run classifies with the mixture; each member is scored alone too
         weight = ensemble_weight(paths.run)
         recurrent = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
         members = {"weight": weight, "recurrent": {key: recurrent[key] for key in ("accuracy", "macro_f1")},
                    "char_ngram": {key: char[key] for key in ("accuracy", "macro_f1")}}
-        test_texts = tokens.loc[tokens["split"] == "test", "text"].tolist()
-        probabilities = mix(probabilities, member.probabilities(test_texts), weight)
+        probabilities = mix(probabilities, char_probabilities, weight)
     metrics = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
     if members is not None:
         metrics["ensemble"] = members
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
-        "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed),
+        "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed, test),
         "char_tfidf_logistic_regression": char,
     }
     samples = sampled(tokens, counts)

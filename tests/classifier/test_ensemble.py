@@ -266,3 +266,12 @@ def test_explain_gives_the_ensemble_label(ensemble_run):
     assert result["probability"] == pytest.approx(classified["probability"], abs=1e-5)
     assert [token for token, _ in result["tokens"]]
 
+
+
+def test_split_chunks_give_a_splits_rows_in_table_order_a_chunk_at_a_time(tmp_path):
+    frame = token_table(tmp_path / "tokens.parquet", 5_000)
+    chunks = list(ensemble.split_chunks(tmp_path / "tokens.parquet", ["text", "surface"], "test", rows=700))
+    assert len(chunks) == 8 and all(len(chunk) <= 140 for chunk in chunks)  # 700 rows read, 1 in 5 of them test
+    test = frame[frame["split"] == "test"]
+    assert pd.concat(chunks)["text"].tolist() == test["text"].tolist()
+    assert [list(words) for chunk in chunks for words in chunk["surface"]] == test["surface"].tolist()
