@@ -68,6 +68,10 @@ def run_config(config: str, corpus: Path, root: Path, options: argparse.Namespac
         f'work_dir="{root / "work"}"', f'models_dir="{root / "models"}"', f'run_name="{name}"',
         "generate.prompts=[]", *options.overrides, *own,
     ]
+    for override in (*options.overrides, *own):  # a run_name of the user's, set after ours, names the run folder
+        key, _, value = override.partition("=")
+        if key.strip() == "run_name":
+            name = value.strip().strip("\"'")
     finished = run_pipeline(config, overrides)
     run = root / "models" / name
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
