@@ -87,8 +87,7 @@ class CharNgramModel:
         Features are made ``SCORE_CHUNK`` texts at a time, so scoring a large split holds one chunk's matrix.
         """
         if len(texts) > SCORE_CHUNK:
-            return np.concatenate([self.probabilities(texts[start:start + SCORE_CHUNK])
-                                   for start in range(0, len(texts), SCORE_CHUNK)])
+            return in_chunks(self.probabilities, texts)
         decision = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
         if self.coef.shape[0] == 1:
             positive = 1.0 / (1.0 + np.exp(-decision[:, 0]))
@@ -153,8 +152,12 @@ def chunked_predict(classifier, vectorizer, texts) -> np.ndarray:
     texts = list(texts)
     if not texts:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([classifier.predict(vectorizer.transform(texts[start:start + SCORE_CHUNK]))
-                           for start in range(0, len(texts), SCORE_CHUNK)])
+    return in_chunks(lambda part: classifier.predict(vectorizer.transform(part)), texts)
+
+
+def in_chunks(score, texts: list) -> np.ndarray:
+    """``score`` of ``texts`` (at least one), ``SCORE_CHUNK`` of them at a time, the results concatenated."""
+    return np.concatenate([score(texts[start:start + SCORE_CHUNK]) for start in range(0, len(texts), SCORE_CHUNK)])
 
 
 SAMPLED_SPLITS = ("train", "validation")  # what a linear model fits on and is tuned on; the test split is all scored
