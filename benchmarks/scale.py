@@ -77,6 +77,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-train", action="store_true", help="the front end only (as --until vectorize)")
     parser.add_argument("--tasks", default="generator,classifier",
                         help="which of generator (the text file) and classifier (the table) to run, comma-separated")
+    parser.add_argument("--tokenize-processes", type=int, default=2,
+                        help="after the tokenize stage, run it again with tokenize.processes = N (--force; checked "
+                        "to write the same tokens.parquet) for the N-process speed-up; 1: do not")
     parser.add_argument("--until", choices=STAGES, default="train",
                         help="the last stage to run (each stage's process runs the ones before it when they are "
                         "out of date, so only a first part of the stages can be measured alone)")
@@ -140,14 +143,14 @@ def pipeline_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "pipeline"]
 
 
-def run_stage(stage: str, config: str, overrides: list[str]) -> StageRun:
+def run_stage(stage: str, config: str, overrides: list[str], flags: tuple[str, ...] = ()) -> StageRun:
     """``pipeline STAGE --config CONFIG --set ...`` in its own process; exits on failure.
 
     The peak RSS is what ``/usr/bin/time -f %M`` reports for that process: Linux counts into a child's
     ``ru_maxrss`` the peak of the process it was forked from (up to its ``exec``), so ``wait4`` on a child of
     this process (which holds SudachiPy's dictionary after :func:`bare_sudachi_rate`) would report at least ours.
     """
-    command = [*pipeline_command(), stage, "--config", config]
+    command = [*pipeline_command(), stage, "--config", config, *flags]
     for override in overrides:
         command += ["--set", override]
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as log, \
@@ -210,7 +213,8 @@ class Row:
 
 
 def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple[str, ...],
-                 sudachi_sentences: int, chosen: tuple[str, ...] = TASKS) -> tuple[list[Row], float | None]:
+                 sudachi_sentences: int, chosen: tuple[str, ...] = TASKS,
+                 processes: int = 1) -> tuple[list[Row], float | None]:
     folder = scratch / str(size)
     started = time.perf_counter()
     text_path, table_path = write_corpus(pools, size, seed, folder)
@@ -236,11 +240,34 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple
             rows.append(Row(size, task, stage, units, unit, run.seconds, run.peak_rss_mib))
             print(f"  {task:<10} {stage:<9} {run.seconds:8.1f} s  {units / max(run.seconds, 1e-9):>9.0f} {unit}/s  "
                   f"peak RSS {run.peak_rss_mib:7.0f} MiB", flush=True)
+            if stage == "tokenize" and processes > 1:  # before vectorize: it rewrites tokens.parquet
+                rows.append(tokenize_again(work, config, overrides, processes, rows[-1]))
     if "tokenize" not in stages:
         return rows, None
     rate, sampled = bare_sudachi_rate(text_path, sudachi_sentences)
     print(f"  bare SudachiPy: {rate:.0f} sentences/s over {sampled} sentences (same run)", flush=True)
     return rows, rate
+
+
+def tokenize_again(work: Path, config: str, overrides: list[str], processes: int, single: Row) -> Row:
+    """The tokenize stage once more with ``tokenize.processes = processes`` (``--force``): its row, labelled
+    ``tokenize×N``; exits when its ``tokens.parquet`` differs from the one-process stage's by a byte."""
+    import hashlib
+
+    def digest() -> str:
+        with open(work / "tokens.parquet", "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    before = digest()
+    run = run_stage("tokenize", config, [*overrides, f"tokenize.processes={processes}"], ("--force",))
+    if digest() != before:
+        raise SystemExit(f"{work / 'tokens.parquet'}: {processes} processes wrote other bytes than one process")
+    row = Row(single.size, single.task, f"tokenize×{processes}", single.units, single.unit, run.seconds,
+              run.peak_rss_mib)
+    print(f"  {row.task:<10} {row.stage:<9} {run.seconds:8.1f} s  {row.units / max(run.seconds, 1e-9):>9.0f} "
+          f"sentences/s  peak RSS {run.peak_rss_mib:7.0f} MiB (the parent's; same tokens.parquet)  "
+          f"{single.seconds / max(run.seconds, 1e-9):.2f}× one process", flush=True)
+    return row
 
 
 def report(rows: list[Row], sudachi: dict[int, float | None], reference_size: int) -> None:
@@ -262,8 +289,12 @@ def report(rows: list[Row], sudachi: dict[int, float | None], reference_size: in
     for row in rows:
         if row.stage == "tokenize":
             rate = row.units / max(row.seconds, 1e-9)
+            several = [other for other in rows if (other.size, other.task) == (row.size, row.task)
+                       and other.stage.startswith("tokenize×")]
+            speedup = "".join(f"; {other.stage.split('×')[1]} processes {row.seconds / max(other.seconds, 1e-9):.2f}×"
+                              " one (goal >= 1.7 with 2)" for other in several)
             print(f"{row.size:>9} {row.task:<10} {rate:>8.0f} sentences/s = {rate / sudachi[row.size]:.2f} of bare "
-                  f"SudachiPy ({sudachi[row.size]:.0f} sentences/s)")
+                  f"SudachiPy ({sudachi[row.size]:.0f} sentences/s){speedup}")
 
 
 def main(argv=None) -> None:
@@ -281,7 +312,8 @@ def main(argv=None) -> None:
     try:
         for size in sizes:
             measured, sudachi[size] = measure_size(size, pools, arguments.seed, scratch, stages,
-                                                   arguments.sudachi_sentences, tasks)
+                                                   arguments.sudachi_sentences, tasks,
+                                                   arguments.tokenize_processes)
             rows.extend(measured)
     finally:
         if not arguments.scratch:

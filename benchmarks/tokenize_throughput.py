@@ -91,6 +91,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--breakdown", action="store_true", help="with the stage: the time of its pieces in one "
                                                                   "process, each a share of bare SudachiPy's")
     parser.add_argument("--peak-memory-of", type=Path, default=None, help=argparse.SUPPRESS)  # --memory's child
+    parser.add_argument("--stage-copies", type=int, default=1, help="the stage's sentences: the Aozora lm/ "
+                        "sentences this many times over (fixed costs, e.g. the workers' start, weigh less)")
     parser.add_argument("--shard-rows", type=int, default=None, help="tokenize.shard_rows of the stage (default: "
                                                                      "the config's)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of (a), (b) and (e)")
@@ -129,8 +131,9 @@ def load_aozora_lm(root: Path) -> list[str]:
     return [text for table in tables for text in map(normalize, table["text"]) if text]
 
 
-def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None) -> None:
-    """The tokenize stage with 1 and ``processes`` processes against bare SudachiPy, same sentences, same run."""
+def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None, copies: int = 1) -> None:
+    """The tokenize stage with 1 and ``processes`` processes against bare SudachiPy, same sentences, same run
+    (the ``root/lm`` sentences ``copies`` times over)."""
     import tempfile
 
     import pandas as pd
@@ -139,7 +142,7 @@ def time_stage(root: Path, processes: int, repeats: int, shard_rows: int | None)
     from pipeline.text.shards import ShardJob, file_stamp, process_tokenizer, tokenize_stage
     from pipeline.text.sudachi import SudachiTokenizer
 
-    sentences = load_aozora_lm(root)
+    sentences = load_aozora_lm(root) * copies
     rows = {} if shard_rows is None else {"shard_rows": shard_rows}
     settings = {count: TokenizeConfig(processes=count, **rows) for count in (1, processes)}
     sudachi = SudachiTokenizer(settings[1]).sudachi
@@ -370,7 +373,7 @@ def main(argv=None) -> int:
     if arguments.stage_only:
         if arguments.breakdown:
             stage_breakdown(stage_corpus, arguments.repeats, arguments.shard_rows)
-        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
+        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows, arguments.stage_copies)
         if arguments.memory:
             measure_peak_memory(stage_corpus)
         return 0
@@ -443,7 +446,7 @@ def main(argv=None) -> int:
           f"GiNZA path {parallel} / one process = {best[GINZA] / best[f'(d) GiNZA path, {parallel}']:.2f}")
 
     if arguments.stage:
-        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows)
+        time_stage(stage_corpus, arguments.processes, arguments.repeats, arguments.shard_rows, arguments.stage_copies)
     different = 0
     if arguments.aozora:
         different = compare_on_aozora(Path(arguments.aozora), ginza, fast, sudachi)

@@ -110,6 +110,11 @@ class ShardJob:
         """This job with ``tokenize.processes = 1``: for a worker that tokenizes whole shards alone."""
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, processes=1))
 
+    def piece_path(self, index: int, number: int, pieces: int) -> Path:
+        """The file of the ``number``-th of ``pieces`` slices of shard ``index`` (:func:`tokenize_in_processes`);
+        not a shard file: :meth:`missing` and the merge never read it."""
+        return self.folder / f"part-{index:05d}.piece{number}of{pieces}{SHARD_SUFFIX}"
+
     def missing(self, indices: Iterable[int]) -> list[int]:
         """Those of ``indices`` whose shard file is not written yet."""
         return [index for index in indices if not self.path(index).is_file()]
@@ -179,25 +184,61 @@ def process_tokenizer(settings: TokenizeConfig) -> Any:
 
 
 def tokenize_shards(job: ShardJob, indices: Collection[int], tokenizer: Any = None,
-                    progress: Progress | None = None) -> None:
+                    progress: Progress | None = None, piece: tuple[int, int] = (0, 1)) -> None:
     """Tokenize shards ``indices`` of ``job`` and write each one's file atomically as soon as it is done.
 
-    ``tokenizer`` defaults to :func:`process_tokenizer`'s; ``progress`` counts sentences.
+    ``tokenizer`` defaults to :func:`process_tokenizer`'s; ``progress`` counts sentences. ``piece = (p, n)``
+    tokenizes the ``p``-th of ``n`` equal slices of each shard's rows instead, into :meth:`ShardJob.piece_path`
+    (:func:`tokenize_in_processes` cuts a few shards into more tasks than workers this way).
     """
     import pyarrow as pa
 
     if not indices:
         return
     tokenizer = process_tokenizer(job.settings) if tokenizer is None else tokenizer
+    number, pieces = piece
     with open_prepared(job) as source:
         schema = output_schema(source.schema_arrow, job.settings)
         for index, rows in read_shards(source, job.settings.shard_rows, indices):
+            if pieces > 1:
+                start, stop = piece_bounds(rows.num_rows, number, pieces)
+                rows = rows.slice(start, stop - start)
             arrays = token_arrays(rows.column("text").to_pylist(), job.settings, tokenizer, progress)
             table = pa.Table.from_arrays([*rows.columns, *arrays], schema=schema)
-            with artifact_io.atomic_path(job.path(index), suffix=SHARD_SUFFIX) as temporary, \
-                    pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                writer.write_table(table)
-            log.debug("%s: written", job.path(index))
+            path = job.path(index) if pieces == 1 else job.piece_path(index, number, pieces)
+            write_shard(path, table)
+            log.debug("%s: written", path)
+
+
+def piece_bounds(rows: int, number: int, pieces: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of the ``number``-th of ``pieces`` near-equal slices of ``rows`` rows."""
+    return rows * number // pieces, rows * (number + 1) // pieces
+
+
+def write_shard(path: Path, table: Any) -> None:
+    """``table`` as an uncompressed Arrow IPC file at ``path``, atomically."""
+    import pyarrow as pa
+
+    with artifact_io.atomic_path(path, suffix=SHARD_SUFFIX) as temporary, \
+            pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def join_pieces(job: ShardJob, index: int, pieces: int) -> None:
+    """Write shard ``index``'s file from its ``pieces`` piece files (one record batch, the bytes a whole-shard
+    task writes), then remove them."""
+    import pyarrow as pa
+
+    paths = [job.piece_path(index, number, pieces) for number in range(pieces)]
+    sources = [pa.memory_map(str(path)) for path in paths]
+    try:
+        table = pa.concat_tables([pa.ipc.open_file(source).read_all() for source in sources]).combine_chunks()
+        write_shard(job.path(index), table)
+    finally:
+        for source in sources:
+            source.close()
+    for path in paths:
+        path.unlink()
 
 
 def token_arrays(texts: list[str], settings: TokenizeConfig, tokenizer: Any, progress: Progress | None = None) -> list:
@@ -224,32 +265,66 @@ def token_arrays(texts: list[str], settings: TokenizeConfig, tokenizer: Any, pro
     return [pa.array(columns[name], type=pa.list_(pa.string())) for name in token_fields(settings)]
 
 
+def shard_pieces(rows: Collection[int], workers: int) -> int:
+    """Slices to cut each of shards of ``rows`` rows into so that ``workers`` processes share them evenly: whole
+    shards when there are :data:`TASKS_PER_WORKER` of them a worker, else enough slices for that many tasks, none
+    under :data:`MIN_PIECE_ROWS` rows (the 5 shards of 100k sentences on 2 workers: 3 against 2 shards, at most
+    1.67 times one process, where 10 slices share 5 and 5)."""
+    wanted = -(-TASKS_PER_WORKER * workers // max(1, len(rows)))
+    return max(1, min(wanted, max(rows, default=0) // MIN_PIECE_ROWS))
+
+
+TASKS_PER_WORKER = 4  # tasks a worker at least, so that the last ones leave little idle time at the end
+MIN_PIECE_ROWS = 256  # a slice's rows at least: each costs a file and a read of its shard's rows
+
+
 def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progress: Progress | None = None) -> None:
     """``tokenize.processes`` forked workers over whole shards, merged into ``target`` meanwhile.
 
-    Each worker tokenizes a shard and writes its file itself, so the token lists never travel back; this process
-    streams the finished shards, in order, into ``target`` (:func:`merge`) while the workers do the next ones, so
-    that the merge adds little after the last shard. Memory: a shard per worker. ``progress`` counts each shard's
-    sentences once its file is written; the first shard that fails (or Ctrl-C) stops all: no worker starts another.
+    Each worker tokenizes a shard (or, with few shards, a slice of one: :func:`shard_pieces`) and writes its file
+    itself, so the token lists never travel back; this process joins a shard's slices into its file
+    (:func:`join_pieces`) and streams the finished shards, in order, into ``target`` (:func:`merge`) while the
+    workers do the next ones, so that the merge adds little after the last shard. Memory: a shard per worker.
+    ``progress`` counts each task's sentences once its file is written; the first task that fails (or Ctrl-C)
+    stops all: no worker starts another. A slice's file left by a killed run is used again.
     """
     single = job.in_one_process()
-    with fork_pool(min(job.settings.processes, len(indices))) as pool:
-        futures = {index: pool.submit(tokenize_shards, single, [index]) for index in indices}
-        pending = {future: index for index, future in futures.items()}
+    workers = job.settings.processes
+    pieces = shard_pieces([job.size(index) for index in indices], workers)
+    tasks = [(index, number) for index in indices for number in range(pieces)]
+    todo = set(indices)
+    if pieces > 1:
+        log.info("%d shards in %d slices each over %d processes", len(indices), pieces, workers)
+    with fork_pool(min(workers, len(tasks))) as pool:
+        futures: dict[int, list[concurrent.futures.Future]] = {}
+        pending = {}
+        for index, number in tasks:
+            if pieces > 1 and job.piece_path(index, number, pieces).is_file():
+                if progress is not None:  # written by a run that was killed before joining them
+                    start, stop = piece_bounds(job.size(index), number, pieces)
+                    progress.update(stop - start)
+                continue
+            future = pool.submit(tokenize_shards, single, [index], None, None, (number, pieces))
+            futures.setdefault(index, []).append(future)
+            pending[future] = (index, number)
 
-        def account() -> None:  # the shards finished since: their progress; a failed one raises its error
+        def account() -> None:  # the tasks finished since: their progress; a failed one raises its error
             for future in [future for future in pending if future.done()]:
-                index = pending.pop(future)
+                index, number = pending.pop(future)
                 future.result()
                 if progress is not None:
-                    progress.update(job.size(index))
+                    start, stop = piece_bounds(job.size(index), number, pieces)
+                    progress.update(stop - start)
 
         def written(index: int) -> None:  # returns once shard index's file is there
-            future = futures.get(index)
-            while future is not None and not future.done():
+            if index not in todo:
+                return
+            while any(not future.done() for future in futures.get(index, ())):
                 concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
                 account()
             account()
+            if pieces > 1:
+                join_pieces(job, index, pieces)
 
         try:
             merge(job, target, written)

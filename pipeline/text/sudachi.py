@@ -100,11 +100,11 @@ def fast_path_applies(settings: TokenizeConfig) -> bool:
 
     True for ``method = "ginza"`` when no statistical component is needed (``pos_source = "sudachi"``,
     ``entities = false``) and the model's tokenizer is spaCy's ``JapaneseTokenizer`` (GiNZA models' is).
-    Loads the model's tokenizer and vocabulary (:func:`pipeline.text.tokenize.load_nlp`, cached).
+    Loads the model's tokenizer (:func:`pipeline.text.tokenize.load_nlp`, cached, without the vocabulary).
     """
     if settings.method != "ginza" or components_for(settings):
         return False
-    return spacy_japanese_tokenizer(load_nlp(settings.model, ())) is not None
+    return spacy_japanese_tokenizer(load_nlp(settings.model, (), vocabulary=False)) is not None
 
 
 class SudachiTokenizer:
@@ -129,7 +129,7 @@ class SudachiTokenizer:
         if not fast_path_applies(settings):
             raise ValueError(f"the SudachiPy fast path does not give the tokens of {settings}")
         self.settings = settings
-        self.nlp = load_nlp(settings.model, ())
+        self.nlp = load_nlp(settings.model, (), vocabulary=False)  # no vectors: 0.5 s and 220 MiB less
         self.japanese_tokenizer = spacy_japanese_tokenizer(self.nlp)
         # GiNZA's own SudachiPy tokenizer: the dictionary and split mode of the model's config (ja_ginza: C)
         self.sudachi = self.japanese_tokenizer.tokenizer

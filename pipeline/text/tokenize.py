@@ -34,8 +34,14 @@ SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])")
 
 
 @functools.lru_cache(maxsize=4)
-def load_nlp(model: str, components: tuple[str, ...]) -> Any:
-    """Load the spaCy model once per process with only ``components`` (plus the tokenizer)."""
+def load_nlp(model: str, components: tuple[str, ...], vocabulary: bool = True) -> Any:
+    """Load the spaCy model once per process with only ``components`` (plus the tokenizer).
+
+    ``vocabulary = False`` (the tokenizer alone, for the SudachiPy fast path) leaves out the model's vocabulary
+    from disk, its word vectors and 600k strings: ja_ginza then loads in 0.06 s instead of 0.55 s and takes about
+    220 MiB less memory. Strings are added as they are met; GiNZA models have no lookup tables, so no token
+    attribute changes (``tests/text/test_sudachi.py`` compares with the full model's tokens).
+    """
     import spacy
 
     try:
@@ -50,7 +56,10 @@ def load_nlp(model: str, components: tuple[str, ...]) -> Any:
     if keep:
         keep.add("tok2vec")
     exclude = [name for name in pipeline_names if name not in keep]
-    log.info("loading spaCy model %s with components %s", model, sorted(keep & set(pipeline_names)) or "none")
+    if not vocabulary and not keep:
+        exclude.append("vocab")
+    log.info("loading spaCy model %s with components %s%s", model, sorted(keep & set(pipeline_names)) or "none",
+             "" if vocabulary or keep else ", without its vocabulary")
     nlp = spacy.load(model, exclude=exclude)
     if hasattr(nlp.tokenizer, "need_subtokens"):
         # Split-A/B sub-tokens are computed for every token by default and never read here.

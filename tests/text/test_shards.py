@@ -87,6 +87,36 @@ def test_two_processes_over_whole_shards_write_the_same_bytes(reference, tmp_pat
     assert paths.tokens.read_bytes() == reference
 
 
+def test_few_shards_are_cut_into_slices_for_the_workers_and_joined_into_the_same_bytes(tmp_path, caplog):
+    """Two shards of 700 and 541 rows on 2 workers: 2 slices a shard (4 tasks, none under 256 rows); the joined
+    shard files and so tokens.parquet are byte for byte one process's. A slice left by a killed run is used."""
+    whole = small(tmp_path / "one", "tokenize.shard_rows=700")
+    stages.run_stage("tokenize", whole)
+    config = small(tmp_path / "two", "tokenize.shard_rows=700", "tokenize.processes=2")
+    paths = Paths.from_config(config)
+    stages.run_stage("prepare", config)
+    job = front_end.tokenize_job(config, paths)
+    shards.tokenize_shards(job.in_one_process(), [1], piece=(0, 2))  # as a killed run leaves it
+    assert job.piece_path(1, 0, 2).is_file() and not job.path(1).exists()
+    with caplog.at_level(logging.INFO, logger="pipeline.text.shards"):
+        stages.run_stage("tokenize", config)
+    assert "2 shards in 2 slices each over 2 processes" in caplog.text
+    assert paths.tokens.read_bytes() == Paths.from_config(whole).tokens.read_bytes()
+    assert not (paths.work / shards.SHARDS).exists()
+
+
+@pytest.mark.parametrize(("rows", "workers", "pieces"), [
+    ([20000] * 5, 2, 2),  # 10 tasks: 5 and 5 instead of 3 and 2 shards
+    ([20000] * 50, 2, 1),  # enough shards
+    ([20000] * 2, 4, 8),
+    ([300, 41], 2, 1),  # slices would be under MIN_PIECE_ROWS
+    ([1000], 2, 3),
+])
+def test_shard_pieces_gives_each_worker_several_tasks_of_enough_rows(rows, workers, pieces):
+    assert shards.shard_pieces(rows, workers) == pieces
+    assert shards.piece_bounds(41, 0, 3) == (0, 13) and shards.piece_bounds(41, 2, 3) == (27, 41)
+
+
 @pytest.mark.parametrize("row_group_rows", [7, 333, 1000])
 def test_read_shards_gives_each_wanted_slice_whatever_the_row_groups(tmp_path, row_group_rows):
     import pyarrow as pa

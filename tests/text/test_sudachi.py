@@ -83,10 +83,13 @@ def test_fast_path_is_the_default_where_it_is_exact():
 
 
 def test_fast_path_uses_ginzas_own_sudachi_tokenizer():
-    """Dictionary and split mode are those of the loaded model (ja_ginza's config: C), not chosen here."""
-    fast, japanese = SudachiTokenizer(TokenizeConfig()), load_nlp("ja_ginza", ()).tokenizer
-    assert fast.sudachi is japanese.tokenizer
-    assert fast.split_mode == japanese.split_mode == "C"
+    """Dictionary and split mode are those of the loaded model (ja_ginza's config: C), not chosen here; the model
+    is loaded without its vocabulary (vectors, strings), which the full model's tokens do not depend on."""
+    fast = SudachiTokenizer(TokenizeConfig())
+    alone, full = load_nlp("ja_ginza", (), vocabulary=False), load_nlp("ja_ginza", ())
+    assert fast.sudachi is alone.tokenizer.tokenizer and alone.vocab.vectors.shape == (0, 0)
+    assert full.vocab.vectors.shape[0] > 0 and len(full.vocab.strings) > 100_000 > len(alone.vocab.strings)
+    assert fast.split_mode == full.tokenizer.split_mode == "C"
     assert fast.tokenize(["選挙管理委員会に行った。"])[0]["surface"][0] == "選挙管理委員会"  # mode C: one word
 
 
