@@ -101,3 +101,9 @@ def read_text_file(path: Path, encoding: str = "auto") -> str:
     if not path.is_file():
         raise PipelineError(f"{path}: file not found; check corpus.path")
     return decode(path.read_bytes(), path, encoding)
+
+
+def require_input(path: Path, what: str, key: str = "corpus.path") -> None:
+    """A one-line error when the input ``path`` (a ``what``, set by config key ``key``) does not exist."""
+    if not path.exists():
+        raise PipelineError(f"{path}: {what} not found; set {key} to an existing {what}")

@@ -1,7 +1,7 @@
 """The ``prepare`` stage, a chunk of rows at a time: a ``text`` or ``table`` corpus of any size -> ``prepared.parquet``.
 
 Two passes. The first reads the raw rows a chunk at a time (:func:`pipeline.text.corpora.plain_text_rows`,
-:func:`~pipeline.text.corpora.table_rows`), cleans each chunk as :func:`~pipeline.text.corpora.clean` cleans a
+:func:`~pipeline.text.tables.table_rows`), cleans each chunk as :func:`~pipeline.text.corpora.clean` cleans a
 table (:func:`~pipeline.text.corpora.normalized`, repeats dropped by hash with
 :class:`~pipeline.text.corpora.SeenTexts`), counts sentences per document and label
 (:class:`~pipeline.text.splits.DocumentTally`) and writes the clean rows to a scratch Parquet file. The
@@ -33,7 +33,7 @@ from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.sections import CorpusConfig
-from pipeline.text import corpora
+from pipeline.text import corpora, tables
 from pipeline.text.splits import DocumentTally
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ def streamed_rows(corpus: CorpusConfig) -> Iterator[tuple] | None:
     if corpus.format == "text":
         files, splits = corpora.text_layout(root)
         return None if splits else (row[:3] for row in corpora.plain_text_rows(files, {}, corpus))
-    if corpus.format == "table" and not corpus.split_column and list(corpora.table_files(root).values()) == [None]:
-        return (row[:3] for row in corpora.table_rows(root, corpus))
+    if corpus.format == "table" and not corpus.split_column and list(tables.table_files(root).values()) == [None]:
+        return (row[:3] for row in tables.table_rows(root, corpus))
     return None
 
 
