@@ -14,7 +14,7 @@ Formats (``corpus.format``):
   The original release is EUC-JP, a later one UTF-8: the encoding is detected.
 * ``table``: ``.csv``, ``.tsv`` or ``.jsonl`` with configurable text, label and
   (optional) document columns; a split column, or a folder with one table per
-  split, keeps the user's own split (:mod:`pipeline.text.splits`).
+  split, keeps the user's own split (:mod:`pipeline.text.splits`); read by :mod:`pipeline.text.tables`.
 * ``folders``: one sub-folder per label holding ``.txt`` files (one document
   each); optionally skip header lines and split bodies into sentences.
 * ``text``: a UTF-8 text file or a folder of them, one sentence or paragraph a
