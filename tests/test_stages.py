@@ -228,7 +228,7 @@ def test_a_stage_fingerprints_the_code_it_runs_and_nothing_else(config):
     generator = Config(model=replace(config.model, task="generator"))
     assert "language_model/train.py" in code_of("train", generator) and "classifier/train.py" not in \
         code_of("train", generator)
-    assert code_of("prepare", config) == {"text/prepare.py", "text/corpora.py", "text/encodings.py",
+    assert code_of("prepare", config) == {"text/prepare.py", "text/corpora.py", "text/tables.py", "text/encodings.py",
                                         "text/unlabeled.py", "text/splits.py", "seeds.py", "sections.py"} | \
         (code_of("prepare", config) & {"text/__init__.py", "progress.py"})
 

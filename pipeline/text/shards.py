@@ -266,10 +266,10 @@ def token_arrays(texts: list[str], settings: TokenizeConfig, tokenizer: Any, pro
 
 
 def shard_pieces(rows: Collection[int], workers: int) -> int:
-    """Slices to cut each of shards of ``rows`` rows into so that ``workers`` processes share them evenly: whole
-    shards when there are :data:`TASKS_PER_WORKER` of them a worker, else enough slices for that many tasks, none
-    under :data:`MIN_PIECE_ROWS` rows (the 5 shards of 100k sentences on 2 workers: 3 against 2 shards, at most
-    1.67 times one process, where 10 slices share 5 and 5)."""
+    """How many slices to cut each shard into (``rows``: the shards' row counts) so that ``workers`` processes
+    share them evenly: 1 (whole shards) when there are :data:`TASKS_PER_WORKER` shards a worker, else enough for
+    that many tasks, none under :data:`MIN_PIECE_ROWS` rows (the 5 shards of 100k sentences on 2 workers: 3
+    against 2 shards, at most 1.67 times one process, where 10 slices share 5 and 5)."""
     wanted = -(-TASKS_PER_WORKER * workers // max(1, len(rows)))
     return max(1, min(wanted, max(rows, default=0) // MIN_PIECE_ROWS))
 
@@ -377,10 +377,10 @@ def use_runner(runner: Runner) -> Iterator[None]:
 def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
     """The tokenize stage: the shards not written yet, then :func:`merge` into ``target``.
 
-    Who tokenizes them: the runner of :func:`use_runner` (Dask); else, with ``tokenize.processes`` > 1 and at least
-    as many shards to do, :func:`tokenize_in_processes` (the merge meanwhile); else this process (a single shard
-    still gets the tokenizer's own batch workers). ``tokenizer`` (SentencePiece's, learned first) keeps the work in
-    this process.
+    Who tokenizes them: the runner of :func:`use_runner` (Dask); else, with ``tokenize.processes`` > 1 and more
+    than one task (shards, or slices of them), :func:`tokenize_in_processes` (the merge meanwhile); else this
+    process (a single shard of under 512 rows still gets the tokenizer's own batch workers). ``tokenizer``
+    (SentencePiece's, learned first) keeps the work in this process.
     """
     missing = job.missing(range(job.count))
     if len(missing) < job.count:
@@ -389,7 +389,8 @@ def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
     with Progress(sum(map(job.size, missing)), "tokenize", "sentences", log) as progress:
         if runner is not None and missing:
             runner(job, missing, progress)
-        elif tokenizer is None and 1 < processes <= len(missing):
+        elif tokenizer is None and processes > 1 and \
+                len(missing) * shard_pieces([job.size(index) for index in missing], processes) > 1:
             return tokenize_in_processes(job, missing, target, progress)  # the merge runs meanwhile
         else:
             tokenize_shards(job, missing, tokenizer, progress)
