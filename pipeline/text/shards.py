@@ -278,10 +278,12 @@ TASKS_PER_WORKER = 4  # tasks a worker at least, so that the last ones leave lit
 MIN_PIECE_ROWS = 256  # a slice's rows at least: each costs a file and a read of its shard's rows
 
 
-def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progress: Progress | None = None) -> None:
-    """``tokenize.processes`` forked workers over whole shards, merged into ``target`` meanwhile.
+def tokenize_in_processes(job: ShardJob, indices: list[int], pieces: int, target: Path,
+                          progress: Progress | None = None) -> None:
+    """``tokenize.processes`` forked workers over shards ``indices``, each cut into ``pieces`` slices
+    (:func:`shard_pieces`), merged into ``target`` meanwhile.
 
-    Each worker tokenizes a shard (or, with few shards, a slice of one: :func:`shard_pieces`) and writes its file
+    Each worker tokenizes a shard (or a slice of one) and writes its file
     itself, so the token lists never travel back; this process joins a shard's slices into its file
     (:func:`join_pieces`) and streams the finished shards, in order, into ``target`` (:func:`merge`) while the
     workers do the next ones, so that the merge adds little after the last shard. Memory: a shard per worker.
@@ -290,7 +292,6 @@ def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progr
     """
     single = job.in_one_process()
     workers = job.settings.processes
-    pieces = shard_pieces([job.size(index) for index in indices], workers)
     tasks = [(index, number) for index in indices for number in range(pieces)]
     todo = set(indices)
     if pieces > 1:
@@ -298,11 +299,15 @@ def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progr
     with fork_pool(min(workers, len(tasks))) as pool:
         futures: dict[int, list[concurrent.futures.Future]] = {}
         pending = {}
+
+        def count(index: int, number: int) -> None:  # a task's sentences, once its file is there
+            if progress is not None:
+                start, stop = piece_bounds(job.size(index), number, pieces)
+                progress.update(stop - start)
+
         for index, number in tasks:
             if pieces > 1 and job.piece_path(index, number, pieces).is_file():
-                if progress is not None:  # written by a run that was killed before joining them
-                    start, stop = piece_bounds(job.size(index), number, pieces)
-                    progress.update(stop - start)
+                count(index, number)  # written by a run that was killed before joining them
                 continue
             future = pool.submit(tokenize_shards, single, [index], None, None, (number, pieces))
             futures.setdefault(index, []).append(future)
@@ -312,9 +317,7 @@ def tokenize_in_processes(job: ShardJob, indices: list[int], target: Path, progr
             for future in [future for future in pending if future.done()]:
                 index, number = pending.pop(future)
                 future.result()
-                if progress is not None:
-                    start, stop = piece_bounds(job.size(index), number, pieces)
-                    progress.update(stop - start)
+                count(index, number)
 
         def written(index: int) -> None:  # returns once shard index's file is there
             if index not in todo:
@@ -386,12 +389,12 @@ def tokenize_stage(job: ShardJob, target: Path, tokenizer: Any = None) -> None:
     if len(missing) < job.count:
         log.info("%s: %d of %d shards already tokenized, kept", job.folder, job.count - len(missing), job.count)
     runner, processes = _runner.get(), job.settings.processes
+    pieces = shard_pieces([job.size(index) for index in missing], processes)
     with Progress(sum(map(job.size, missing)), "tokenize", "sentences", log) as progress:
         if runner is not None and missing:
             runner(job, missing, progress)
-        elif tokenizer is None and processes > 1 and \
-                len(missing) * shard_pieces([job.size(index) for index in missing], processes) > 1:
-            return tokenize_in_processes(job, missing, target, progress)  # the merge runs meanwhile
+        elif tokenizer is None and processes > 1 and len(missing) * pieces > 1:
+            return tokenize_in_processes(job, missing, pieces, target, progress)  # the merge runs meanwhile
         else:
             tokenize_shards(job, missing, tokenizer, progress)
     merge(job, target)
