@@ -88,6 +88,8 @@ class CharNgramModel:
         """
         if len(texts) > SCORE_CHUNK:
             return in_chunks(self.probabilities, texts)
+        if not texts:
+            return np.zeros((0, max(2, self.coef.shape[0])))
         decision = np.asarray(self.features(texts) @ self.coef.T) + self.intercept
         if self.coef.shape[0] == 1:
             positive = 1.0 / (1.0 + np.exp(-decision[:, 0]))

@@ -78,16 +78,30 @@ def majority_baseline(train_targets: np.ndarray, test_targets: np.ndarray, label
 # (pipeline.classifier.ensemble.split_chunks); None: the frame's own rows whose split is "test".
 TestRows = Callable[[], Iterable[pd.DataFrame]] | None
 
+# A fitted baseline: the test rows of a chunk of the token table -> its outputs for them, one row each.
+Scorer = Callable[[pd.DataFrame], np.ndarray]
 
-def test_chunks(tokens: pd.DataFrame, test: TestRows) -> Iterable[pd.DataFrame]:
-    return [tokens[tokens["split"] == "test"]] if test is None else test()
+
+def score_test(tokens: pd.DataFrame, test: TestRows, labels: list[str],
+               scorers: dict[str, Scorer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The test labels as class ids ``(test,)`` and every scorer's outputs, in table order, from **one** pass
+    over the test rows (``test``'s chunks; on a large corpus each pass reads the token table again)."""
+    label_index = {label: i for i, label in enumerate(labels)}
+    truth: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in scorers}
+    for chunk in [tokens[tokens["split"] == "test"]] if test is None else test():
+        truth.append(chunk["label"].map(label_index).to_numpy())
+        for name, scorer in scorers.items():
+            outputs[name].append(scorer(chunk))
+    empty = {name: scorer(tokens.iloc[:0]) for name, scorer in scorers.items() if not outputs[name]}
+    return np.concatenate(truth), {name: np.concatenate(parts) if parts else empty[name]
+                                   for name, parts in outputs.items()}
 
 
-def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, labels: list[str],
-                                 seed: int, test: TestRows = None) -> dict:
-    """``vectorizer`` fitted on the training rows of ``tokens[column]``, logistic regression (C = ``FIXED_C``),
-    scored on the test rows (``test``'s, a chunk at a time). ``saga`` is the fastest multinomial solver on these
-    sparse features: it fits the token baseline of the shipped corpus in under a second where lbfgs took 17 s.
+def fit_logistic_regression(tokens: pd.DataFrame, column: str, vectorizer, labels: list[str], seed: int) -> Scorer:
+    """``vectorizer`` fitted on the training rows of ``tokens[column]``, logistic regression (C = ``FIXED_C``);
+    the scorer gives predicted class ids ``(rows,)``. ``saga`` is the fastest multinomial solver on these sparse
+    features: it fits the token baseline of the shipped corpus in under a second where lbfgs took 17 s.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -95,55 +109,62 @@ def logistic_regression_baseline(tokens: pd.DataFrame, column: str, vectorizer, 
     train = tokens[tokens["split"] == "train"]
     classifier = LogisticRegression(solver="saga", max_iter=1000, C=FIXED_C, random_state=seed)
     classifier.fit(vectorizer.fit_transform(train[column]), train["label"].map(label_index).to_numpy())
-    truth, predicted = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for chunk in test_chunks(tokens, test):
-        truth.append(chunk["label"].map(label_index).to_numpy())
-        predicted.append(chunked_predict(classifier, vectorizer, chunk[column]))
-    scores = classification_metrics(np.concatenate(truth), np.concatenate(predicted), labels)
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
+    return lambda chunk: chunked_predict(classifier, vectorizer, chunk[column]).astype(np.int64)
 
 
-def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int, test: TestRows = None) -> dict:
-    """TF-IDF of unigrams and bigrams of the same tokens, logistic regression (C = 10); scored on the test split."""
+def fit_tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int) -> Scorer:
+    """TF-IDF of unigrams and bigrams of the same tokens, logistic regression (C = 10): predicted class ids."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(analyzer=lambda words: list(words) + [" ".join(p) for p in zip(words, words[1:])],
                                  sublinear_tf=True)
-    scores = logistic_regression_baseline(tokens, field, vectorizer, labels, seeds.child_seed(seed, "tfidf"), test)
+    return fit_logistic_regression(tokens, field, vectorizer, labels, seeds.child_seed(seed, "tfidf"))
+
+
+def tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int, test: TestRows = None) -> dict:
+    """:func:`fit_tfidf_baseline`'s accuracy and macro-F1 on the test split."""
+    truth, outputs = score_test(tokens, test, labels, {"tfidf": fit_tfidf_baseline(tokens, field, labels, seed)})
+    return predicted_scores(truth, outputs["tfidf"], labels)
+
+
+def predicted_scores(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
+    scores = classification_metrics(truth, predicted, labels)
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 
-def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
-                        member: CharNgramModel | None = None, test: TestRows = None) -> dict:
+def fit_char_baseline(tokens: pd.DataFrame, labels: list[str], seed: int) -> CharNgramModel:
     """TF-IDF of character 1-3-grams of the normalised sentence text (``tokens["text"]``), logistic regression
-    with C chosen on the validation split from ``C_GRID`` (:func:`pipeline.classifier.ensemble.fit_char_ngram`);
-    scored on the test split. ``member``: the run's own fit of this model (``model.ensemble = "char_ngram"``),
-    scored instead of fitting again.
+    with C chosen on the validation split from ``C_GRID`` (:func:`pipeline.classifier.ensemble.fit_char_ngram`).
 
     The bar for a recurrent classifier on real Japanese text: it needs no tokenizer, and names, katakana
     loanwords and numbers outside any word vocabulary still give it features.
     """
-    return char_scores(tokens, labels, seed, member, test)[0]
-
-
-def char_scores(tokens: pd.DataFrame, labels: list[str], seed: int, member: CharNgramModel | None,
-                test: TestRows) -> tuple[dict, np.ndarray]:
-    """:func:`char_tfidf_baseline`'s scores, and its test probabilities ``(test, classes)`` in table order."""
     label_index = {label: i for i, label in enumerate(labels)}
     parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
-    if member is None:
-        texts = {split: part["text"].tolist() for split, part in parts.items()}
-        targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
-        member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
-    truth, probabilities = [np.zeros(0, dtype=np.int64)], [np.zeros((0, len(labels)))]
-    for chunk in test_chunks(tokens, test):
-        truth.append(chunk["label"].map(label_index).to_numpy())
-        probabilities.append(member.probabilities(chunk["text"].tolist()))
-    probabilities = np.concatenate(probabilities)
-    scores = classification_metrics(np.concatenate(truth), probabilities.argmax(axis=1), labels)
-    chosen_on = "validation" if len(parts["validation"]) else "fixed (no validation split)"
-    result = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "C": member.C, "C_chosen_on": chosen_on}
-    return result, probabilities
+    texts = {split: part["text"].tolist() for split, part in parts.items()}
+    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
+    return fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
+
+
+def char_scorer(member: CharNgramModel) -> Scorer:
+    """The char model's class probabilities ``(rows, classes)`` for a chunk of rows."""
+    return lambda chunk: member.probabilities(chunk["text"].tolist())
+
+
+def char_result(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], member: CharNgramModel,
+                tokens: pd.DataFrame) -> dict:
+    """The char baseline's entry of ``metrics.json``: scores, its C and what chose it."""
+    chosen_on = "validation" if (tokens["split"] == "validation").any() else "fixed (no validation split)"
+    return {**predicted_scores(truth, probabilities.argmax(axis=1), labels), "C": member.C, "C_chosen_on": chosen_on}
+
+
+def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
+                        member: CharNgramModel | None = None, test: TestRows = None) -> dict:
+    """:func:`fit_char_baseline` (or ``member``, the run's own fit of this model with
+    ``model.ensemble = "char_ngram"``, scored instead of fitting again) scored on the test split."""
+    member = member or fit_char_baseline(tokens, labels, seed)
+    truth, outputs = score_test(tokens, test, labels, {"char": char_scorer(member)})
+    return char_result(truth, outputs["char"], labels, member, tokens)
 
 
 def evaluate_classifier(config: Config, paths: Paths) -> dict:
@@ -167,20 +188,24 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         return split_chunks(paths.tokens, columns, "test")
 
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
-    char, char_probabilities = char_scores(tokens, labels, config.seed, member, test)
+    char_member = member or fit_char_baseline(tokens, labels, config.seed)
+    word = fit_tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed)
+    # one pass over the test rows for both baselines
+    truth, outputs = score_test(tokens, test, labels, {"char": char_scorer(char_member), "word": word})
+    char = char_result(truth, outputs["char"], labels, char_member, tokens)
     members = None
     if member is not None:  # the run classifies with the mixture; each member is scored alone too
         weight = ensemble_weight(paths.run)
         recurrent = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
         members = {"weight": weight, "recurrent": {key: recurrent[key] for key in ("accuracy", "macro_f1")},
                    "char_ngram": {key: char[key] for key in ("accuracy", "macro_f1")}}
-        probabilities = mix(probabilities, char_probabilities, weight)
+        probabilities = mix(probabilities, outputs["char"], weight)
     metrics = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
     if members is not None:
         metrics["ensemble"] = members
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
-        "tfidf_logistic_regression": tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed, test),
+        "tfidf_logistic_regression": predicted_scores(truth, outputs["word"], labels),
         "char_tfidf_logistic_regression": char,
     }
     samples = sampled(tokens, counts)

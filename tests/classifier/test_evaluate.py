@@ -10,7 +10,11 @@ from pipeline.classifier.evaluate import (
     char_tfidf_baseline,
     classification_metrics,
     confusion_matrix,
+    char_scorer,
+    fit_char_baseline,
+    fit_tfidf_baseline,
     majority_baseline,
+    score_test,
     summary,
     tfidf_baseline,
 )
@@ -130,6 +134,30 @@ def test_char_tfidf_baseline_picks_the_c_with_the_best_validation_macro_f1():
         predicted = model.predict(vectorizer.transform(parts["validation"]["text"]))
         validation_f1[inverse_regularization] = f1_score(parts["validation"]["label"], predicted, average="macro")
     assert validation_f1[scores["C"]] == pytest.approx(max(validation_f1.values()), abs=0.03)
+
+
+def test_both_baselines_are_scored_in_one_pass_over_the_test_rows_as_each_alone():
+    table = char_corpus().assign(surface=lambda frame: frame["text"].map(list))
+    labels = ["Keitai", "Kyoto"]
+    passes = []
+
+    def test_rows():  # the test rows in chunks of 4, as split_chunks gives them from the token table
+        passes.append(1)
+        rows = table[table["split"] == "test"]
+        return (rows.iloc[start:start + 4] for start in range(0, len(rows), 4))
+
+    scorers = {"char": char_scorer(fit_char_baseline(table, labels, 0)),
+               "word": fit_tfidf_baseline(table, "surface", labels, 0)}
+    truth, outputs = score_test(table, test_rows, labels, scorers)
+    assert len(passes) == 1
+    np.testing.assert_array_equal(truth, table[table["split"] == "test"]["label"].map(labels.index))
+    assert outputs["char"].shape == (len(truth), 2) and outputs["word"].shape == (len(truth),)
+    alone = {"char": char_tfidf_baseline(table, labels, 0), "word": tfidf_baseline(table, "surface", labels, 0)}
+    assert alone["char"]["accuracy"] == np.mean(outputs["char"].argmax(axis=1) == truth)
+    assert alone["word"]["accuracy"] == np.mean(outputs["word"] == truth)
+    # no test rows: empty outputs of the right shapes
+    truth, outputs = score_test(table, lambda: iter(()), labels, scorers)
+    assert truth.shape == (0,) and outputs["char"].shape == (0, 2) and outputs["word"].shape == (0,)
 
 
 def test_char_tfidf_baseline_without_a_validation_split_uses_a_fixed_c():
