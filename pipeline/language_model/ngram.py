@@ -48,19 +48,19 @@ never predicted and has no probability. Words outside the caller's vocabulary be
 Lower-order n-grams that begin with ``<s>`` get continuation counts like the others (KenLM keeps
 raw counts there; that scored 0.05-0.4 % worse on Aozora characters).
 
-Everything lives in NumPy arrays, never in n-gram tuples (the pure-Python ``Counter`` version before,
-kept as ``tests/kneser_ney_reference.py``, fitted and scored several times slower; see
-``benchmarks/ngram_speed.py``). Tokens become ids, ``<s>`` = 0 and the vocabulary 1 .. |V|, and the
-training sentences one padded id stream. A k-gram is one int64 key, ``id(its first k - 1 words) *
-(|V| + 1) + id(last word)``, the id of a k-gram being its index in the sorted unique keys of order
-``k`` (``np.unique``): a trie stored as one sorted array per order, whose keys never overflow
-(``|order k - 1 grams| * (|V| + 1)`` stays far below 2**63). Each order's table holds every k-gram of
-the stream, also those ending on a ``<s>`` pad (``<s> <s>`` is a context at order 3, never a
-predicted gram); per k-gram it stores ``c_k``; per context (a k - 1-gram id) ``c_k(h .)``,
-``N1+``, ``N1``, ``N2`` and ``gamma_k`` by ``np.bincount``. The continuation count ``c_k(g)`` is a
-bincount of the suffix ids of the distinct (k + 1)-grams. Scoring a text looks its grams up with
-``np.searchsorted``, order by order, and computes the log-probability of every predicted token at
-once (``token_log_probabilities``); ``probability`` is the same computation on one n-gram.
+Everything lives in NumPy arrays, never in n-gram tuples (the pure-Python ``Counter`` version before, kept
+as ``tests/kneser_ney_reference.py``, fitted and scored several times slower; see
+``benchmarks/ngram_speed.py``). Tokens become ids, ``<s>`` = 0 and the vocabulary 1 .. |V|, and the training
+sentences one padded id stream (:mod:`pipeline.language_model.ngram_stream`). A k-gram is one int64 key,
+``id(its first k - 1 words) * (|V| + 1) + id(last word)``, the id of a k-gram being its index in the sorted
+unique keys of order ``k`` (``np.unique``): a trie stored as one sorted array per order, whose keys never
+overflow (``|order k - 1 grams| * (|V| + 1)`` stays far below 2**63). Each order's table holds every k-gram
+of the stream, also those ending on a ``<s>`` pad (``<s> <s>`` is a context at order 3, never a predicted
+gram); per k-gram it stores ``c_k``; per context (a k - 1-gram id) ``c_k(h .)``, ``N1+``, ``N1``, ``N2`` and
+``gamma_k`` by ``np.bincount``. The continuation count ``c_k(g)`` is a bincount of the suffix ids of the
+distinct (k + 1)-grams. Scoring a text looks its grams up with ``np.searchsorted``, order by order, and
+computes the log-probability of every predicted token at once (``token_log_probabilities``); ``probability``
+is the same computation on one n-gram.
 
 Tokens may be strings or ids (any hashable): for ids pass e.g. ``bos_token=2, eos_token=3,
 unk_token=1, pad_token=0, vocabulary=range(vocab_size)``.
@@ -72,8 +72,7 @@ import logging
 import math
 import numbers
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 
 import numpy as np
 
@@ -85,26 +84,11 @@ from pipeline.language_model.ngram_counts import (
     backoff_weights,
     modified_discounts,
 )
+from pipeline.language_model.ngram_stream import BOS_ID, IdStream, gram_keys, id_stream
 
 logger = logging.getLogger(__name__)
 
 MODIFIED = "modified"
-BOS_ID = 0  # the id of <s> in the model's own numbering; the vocabulary is 1 .. |V|
-
-
-@dataclass(frozen=True)
-class _Stream:
-    """Sentences as one padded id stream: ``<s>`` x (N - 1), the predicted tokens, sentence after sentence.
-
-    Attributes:
-        ids: int64 ``(length,)`` token ids.
-        offsets: int64 ``(length,)`` position of each token within its sentence (0 at the first pad).
-        predicted: int64 ``(tokens,)`` stream positions of the predicted tokens, in order.
-    """
-
-    ids: np.ndarray
-    offsets: np.ndarray
-    predicted: np.ndarray
 
 
 class KneserNeyModel:
@@ -214,7 +198,7 @@ class KneserNeyModel:
         stream = self._stream(sequences)
         gram_ids = [np.zeros(len(stream.ids), dtype=np.int64)]  # order 0: the empty gram, id 0 everywhere
         for k in range(1, self.order + 1):
-            keys, valid = self._keys(stream, gram_ids[-1], k)
+            keys, valid = gram_keys(stream, gram_ids[-1], k, self._index)
             table, inverse = np.unique(keys, return_inverse=True)
             self._index.tables.append(table)
             ids_k = np.full(len(stream.ids), -1, dtype=np.int64)
@@ -264,61 +248,16 @@ class KneserNeyModel:
         )
         return self
 
-    def _stream(self, sequences: Sequence[Sequence[Hashable]], max_tokens: int | None = None) -> _Stream:
-        """The padded id stream of ``sequences``; words outside the vocabulary (``<s>`` too) are ``<unk>``.
-
-        ``max_tokens`` keeps the first that many predicted tokens of each sentence (``w1 .. wn </s>``
-        cut as ``pipeline.language_model.data.teacher_forcing_pairs`` cuts its targets).
-        """
-        pads = self.order - 1
-        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-        predicted_counts = lengths + 1 if max_tokens is None else np.minimum(lengths + 1, max_tokens)
-        sizes = predicted_counts + pads
-        starts = np.cumsum(sizes) - sizes
-        offsets = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(starts, sizes)
-        ids = np.full(len(offsets), BOS_ID, dtype=np.int64)
-        word_ids = np.fromiter(map(self._index.ids.get, chain.from_iterable(sequences), repeat(self._unk_id)),
-                               dtype=np.int64, count=int(lengths.sum()))
-        word_ids[word_ids == BOS_ID] = self._unk_id  # <s> is not a word of the vocabulary
-        position = offsets - pads  # index of the predicted token within its sentence, < 0 on the pads
-        sentence_length = np.repeat(lengths, sizes)
-        is_word = (position >= 0) & (position < sentence_length)
-        if max_tokens is not None:  # drop the words of long sentences beyond the cut
-            kept = np.repeat(np.minimum(lengths, predicted_counts), lengths)
-            word_ids = word_ids[np.arange(len(word_ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths) < kept]
-        ids[is_word] = word_ids
-        ids[position == sentence_length] = self._eos_id
-        return _Stream(ids, offsets, np.flatnonzero(position >= 0))
-
-    def _keys(self, stream: _Stream, shorter_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The keys of the k-grams ending at each stream position that has k tokens of its sentence.
-
-        Args:
-            stream: the id stream.
-            shorter_ids: ``(length,)`` the id of the k - 1-gram ending at each position (-1: unknown).
-            k: the order.
-
-        Returns:
-            ``(keys, valid)``: int64 keys ``id(k - 1-gram ending one position earlier) * base + id(token)``
-            of the positions where ``valid`` (a bool mask ``(length,)``: within the sentence, prefix known).
-        """
-        if k == 1:  # the empty prefix, id 0
-            previous = np.zeros_like(shorter_ids)
-        else:
-            previous = np.full_like(shorter_ids, -1)
-            previous[1:] = shorter_ids[:-1]
-        valid = (stream.offsets >= k - 1) & (previous >= 0)
-        if len(self._index.tables[k - 1]) * self._index.base >= 2**63:
-            raise ValueError(f"order {k}: {len(self._index.tables[k - 1])} contexts x {self._index.base} ids "
-                             "overflow int64 keys")
-        return previous[valid] * self._index.base + stream.ids[valid], valid
+    def _stream(self, sequences: Sequence[Sequence[Hashable]], max_tokens: int | None = None) -> IdStream:
+        """``sequences`` as this model's padded id stream (:func:`id_stream`)."""
+        return id_stream(sequences, self._index.ids, self.order, self._unk_id, self._eos_id, max_tokens)
 
     # ----------------------------------------------------------------------------- scoring
-    def _probabilities(self, stream: _Stream) -> np.ndarray:
+    def _probabilities(self, stream: IdStream) -> np.ndarray:
         """``P_N(w | h)`` of every predicted token of the stream, float64 ``(tokens,)``, order 1 upwards."""
         gram_ids = [np.zeros(len(stream.ids), dtype=np.int64)]
         for k in range(1, self.order + 1):  # the training id of each k-gram of the stream, -1 if unseen
-            keys, valid = self._keys(stream, gram_ids[-1], k)
+            keys, valid = gram_keys(stream, gram_ids[-1], k, self._index)
             table = self._index.tables[k]
             found = np.minimum(np.searchsorted(table, keys), len(table) - 1)
             ids_k = np.full(len(stream.ids), -1, dtype=np.int64)
@@ -359,7 +298,7 @@ class KneserNeyModel:
         word_id = ids.get(word, self._unk_id) if word != self.bos_token else self._unk_id
         gram = np.array([*history[len(history) - (self.order - 1):], word_id], dtype=np.int64)
         # one n-gram as a stream of one sentence whose pads are the context
-        stream = _Stream(gram, np.arange(self.order, dtype=np.int64), np.array([self.order - 1]))
+        stream = IdStream(gram, np.arange(self.order, dtype=np.int64), np.array([self.order - 1]))
         return float(self._probabilities(stream)[0])
 
     def token_log_probabilities(self, sequences: Iterable[Sequence[Hashable]],
