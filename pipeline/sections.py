@@ -225,6 +225,9 @@ class TrainConfig:
     clipvalue: float = 0.0  # clip each gradient element to [-v, v]; 0: off
     batch_size: int = 32
     epochs: int = 20
+    # batches an epoch reads (validation, checkpoint, early stopping and resume after each); the next epoch goes
+    # on where this one stopped in the shuffled order; 0: the whole training split every epoch
+    steps_per_epoch: int = 0
     patience: int = 3  # early stopping: epochs without a better validation loss; 0: off
     class_weights: str = "none"  # none | balanced
     bucketing: bool = True  # batch sentences of similar length together
@@ -266,6 +269,7 @@ class TrainConfig:
                "0 when train.clipnorm is set (clip by global norm or by value, not both)")
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
+        check(self.steps_per_epoch >= 0, "train.steps_per_epoch", self.steps_per_epoch, ">= 0 (0: whole epochs)")
         check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")

@@ -123,6 +123,12 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"distribute": "mirrored", "regime": "tbptt"}, "model": {"task": "generator"}}, "train.distribute"),
         ({"train": {"distribute": "multi_worker"}, "model": {"readout": "ridge"}}, "train.distribute"),
         ({"tokenize": {"processes": 0}}, "tokenize.processes"),
+        # epochs of a set number of batches
+        ({"train": {"steps_per_epoch": -1}}, "train.steps_per_epoch"),
+        ({"train": {"steps_per_epoch": 100, "regime": "tbptt"}, "model": {"task": "generator"}},
+         "train.steps_per_epoch"),
+        ({"train": {"steps_per_epoch": 100}, "model": {"readout": "ridge"}}, "train.steps_per_epoch"),
+        ({"train": {"steps_per_epoch": 100}, "model": {"task": "reading"}}, "train.steps_per_epoch"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

@@ -25,6 +25,8 @@ def validate(config) -> None:
           "\"float32\" for a classifier (mixed precision is for language models)")
     check(train.distribute == "none" or model.readout != "ridge", "train.distribute", train.distribute,
           "\"none\" with model.readout = \"ridge\" (a closed-form fit in one process)")
+    check(train.steps_per_epoch == 0 or model.readout != "ridge", "train.steps_per_epoch", train.steps_per_epoch,
+          "0 with model.readout = \"ridge\" (its closed-form fit reads the whole training split)")
     for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor"):
         value, off = getattr(train, key), getattr(type(train), key)  # the defaults are off
         check(value == off or model.trainable_embeddings, f"train.{key}", value,

@@ -152,7 +152,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
                          {split: splits.sequences[split] for split in ("train", "validation")}, settings.max_length)
     train_batches = SequenceBatches(splits.sequences["train"], train_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
-                                    weights, **extra["train"])
+                                    weights, **extra["train"], steps_per_epoch=settings.steps_per_epoch)
     has_validation = len(splits.sequences["validation"]) > 0
     validation_batches = SequenceBatches(splits.sequences["validation"], splits.targets["validation"],
                                          settings.batch_size, settings.max_length,

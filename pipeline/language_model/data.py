@@ -87,9 +87,9 @@ class LanguageModelBatches(SequenceBatches):
 
     def __init__(self, sequences, label_ids, batch_size: int, max_length: int, bos_id: int, eos_id: int,
                  rng: np.random.Generator | None = None, bucketing: bool = True, conditioned: bool = False,
-                 width_multiple: int | None = None) -> None:
+                 width_multiple: int | None = None, steps_per_epoch: int = 0) -> None:
         super().__init__(sequences, label_ids, batch_size, max_length + 1, rng, bucketing,
-                         width_multiple=width_multiple)
+                         width_multiple=width_multiple, steps_per_epoch=steps_per_epoch)
         self.bos_id, self.eos_id, self.conditioned = bos_id, eos_id, conditioned
         self.timesteps = max_length
 

@@ -27,6 +27,8 @@ def validate(config) -> None:
     check_off(config, UNSUPPORTED, "a language model")
     check(config.train.distribute == "none" or config.train.regime == "sentences", "train.distribute",
           config.train.distribute, '"none" with train.regime = "tbptt" (its stateful stream is one row per track)')
+    check(config.train.steps_per_epoch == 0 or config.train.regime == "sentences", "train.steps_per_epoch",
+          config.train.steps_per_epoch, '0 with train.regime = "tbptt" (an epoch is one pass over its stream)')
     check(config.train.lr_schedule not in ("slanted_triangular", "one_cycle"), "train.lr_schedule",
           config.train.lr_schedule, "constant, step or plateau for a language model")
 

@@ -145,7 +145,7 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
         train_data = distribution.share(LanguageModelBatches(train_sequences, train_targets, settings.batch_size,
                                                              settings.max_length, bos, eos,
                                                              seeds.rng(config.seed, "batches"), settings.bucketing,
-                                                             conditioned))
+                                                             conditioned, steps_per_epoch=settings.steps_per_epoch))
         validation_data = distribution.share(LanguageModelBatches(
             splits.sequences["validation"], splits.targets["validation"], settings.batch_size, settings.max_length,
             bos, eos, conditioned=conditioned)) if splits.sequences["validation"] else None

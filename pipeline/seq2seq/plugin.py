@@ -13,8 +13,9 @@ from pipeline.seq2seq.sections import ReadingConfig
 registry.register_section("reading", ReadingConfig, owner="reading")
 
 
-# What a reading model does not take: an ensemble member, data parallelism, fine-tuning, mixed precision.
-UNSUPPORTED = ("model.ensemble", "train.distribute", "train.precision", *FINE_TUNING_KEYS)
+# What a reading model does not take: an ensemble member, data parallelism, fine-tuning, mixed precision,
+# epochs of a set number of batches.
+UNSUPPORTED = ("model.ensemble", "train.distribute", "train.precision", "train.steps_per_epoch", *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:

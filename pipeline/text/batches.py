@@ -99,6 +99,11 @@ class SequenceBatches(keras.utils.PyDataset):
         width_multiple: batch widths are rounded up to a multiple of this (at most ``max_length``), and
             when it is over 1, bag widths to a multiple of :data:`COMPILED_BAG_MULTIPLE`. ``None``: the
             backend's (:func:`backend_width_multiple`; 1, exact widths, on TensorFlow).
+        steps_per_epoch: an epoch is this many batches (``train.steps_per_epoch``): epoch ``e`` reads the
+            batches of the shuffled plan after those epoch ``e - 1`` read, and past the plan's end the first
+            batches of the next shuffle, so every example is read once per pass as in whole epochs, and a
+            corpus of millions of sentences validates, checkpoints and can be resumed every few minutes.
+            0, or at least one whole plan: every epoch is the whole plan.
 
     With extra inputs the first element of a batch is ``{"token_ids": ..., **token_inputs, **bag_inputs}``.
     """
@@ -106,7 +111,8 @@ class SequenceBatches(keras.utils.PyDataset):
     def __init__(self, sequences: Sequence[np.ndarray], targets: np.ndarray | None, batch_size: int,
                  max_length: int, rng: np.random.Generator | None = None, bucketing: bool = True,
                  sample_weights: np.ndarray | None = None, token_inputs: dict | None = None,
-                 bag_inputs: dict | None = None, width_multiple: int | None = None) -> None:
+                 bag_inputs: dict | None = None, width_multiple: int | None = None,
+                 steps_per_epoch: int = 0) -> None:
         super().__init__()
         # a RaggedIds view (memory-mapped ids) stays as it is: indexing reads one sentence
         self.sequences = sequences if isinstance(sequences, RaggedIds) else list(sequences)
@@ -123,7 +129,10 @@ class SequenceBatches(keras.utils.PyDataset):
         self.token_inputs = {name: _indexable(values) for name, values in (token_inputs or {}).items()}
         self.bag_inputs = {name: _indexable(values) for name, values in (bag_inputs or {}).items()}
         self.bag_lengths = {name: sequence_lengths(values) for name, values in self.bag_inputs.items()}
-        self.batches = self._plan()
+        whole = -(-len(self.sequences) // batch_size)  # batches in one plan
+        self.steps_per_epoch = steps_per_epoch if 0 < steps_per_epoch < whole else 0
+        self._rest: list[np.ndarray] = []  # the batches of the current plan that no epoch has read yet
+        self.batches = self._epoch()
 
     def _plan(self) -> list[np.ndarray]:
         count = len(self.sequences)
@@ -137,6 +146,19 @@ class SequenceBatches(keras.utils.PyDataset):
         if self.rng is not None:
             batches = [batches[i] for i in self.rng.permutation(len(batches))]
         return self._vary_first_widths(batches)
+
+    def _epoch(self) -> list[np.ndarray]:
+        """The next epoch's batches: a whole plan, or the next ``steps_per_epoch`` batches of the plans."""
+        if not self.steps_per_epoch:
+            return self._plan()
+        window: list[np.ndarray] = []
+        while len(window) < self.steps_per_epoch:
+            if not self._rest:
+                self._rest = self._plan()
+            taken = self.steps_per_epoch - len(window)
+            window += self._rest[:taken]
+            self._rest = self._rest[taken:]
+        return self._vary_first_widths(window)
 
     def _width(self, rows: np.ndarray) -> int:
         """The padded width of a batch of ``rows``: its longest sentence, rounded up to ``width_multiple``."""
@@ -186,11 +208,13 @@ class SequenceBatches(keras.utils.PyDataset):
         return inputs, self.targets[rows], self.sample_weights[rows]
 
     def on_epoch_end(self) -> None:
-        if self.rng is not None:
-            self.batches = self._plan()
+        if self.rng is not None or self.steps_per_epoch:
+            self.batches = self._epoch()
 
     def predict(self, model: keras.Model) -> np.ndarray:
         """Model outputs for every example, in input order (whatever order the batches have)."""
+        if self.steps_per_epoch:
+            raise ValueError("predict reads every example once: make these batches without steps_per_epoch")
         rows, outputs = [], []
         for index, batch_rows in enumerate(self.batches):
             outputs.append(np.asarray(model.predict_on_batch(self[index][0])))

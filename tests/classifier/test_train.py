@@ -136,6 +136,20 @@ def test_another_seed_gives_another_history(make_config):
     assert not np.allclose(first["loss"], second["loss"])
 
 
+def test_steps_per_epoch_trains_epochs_of_that_many_batches(make_config):
+    # 927 training sentences in batches of 64: 15 a plan; epochs of 4 batches read 3 epochs x 4 = 12 of them
+    config = make_config("train.steps_per_epoch=4", "train.epochs=3", "train.patience=0")
+    result = train(config)
+    run = RunPaths(Paths.from_config(config).run)
+    history = pd.read_csv(run.history)
+    assert result["epochs"] == 3 and len(history) == 3
+    # the checkpoint is the best epoch's model: its optimizer took 4 steps an epoch up to it (15 in whole epochs)
+    best = int(history["val_loss"].to_numpy().argmin()) + 1
+    assert int(keras.saving.load_model(run.model).optimizer.iterations.numpy()) == 4 * best
+    with pytest.raises(PipelineError, match="train.steps_per_epoch"):
+        train(make_config("train.steps_per_epoch=-1"))
+
+
 # ------------------------------------------------------------------ class weights
 def test_balanced_class_weights_train_and_change_the_loss(make_config, small_work_dir):
     plain, balanced = make_config("run_name=plain"), make_config("run_name=balanced", 'train.class_weights="balanced"')

@@ -177,6 +177,40 @@ def test_on_epoch_end_reshuffles_reproducibly():
         assert sorted(sum(first[1], [])) == list(range(200))
 
 
+def test_epochs_of_a_set_number_of_batches_walk_through_the_same_shuffled_plans():
+    """steps_per_epoch cuts the sequence of whole plans (the same rng draws) into epochs of that many batches:
+    every example once per pass, the pass's order unchanged, the next pass's first batches after its end."""
+    sequences, _ = mixed_lengths()  # 200 sentences, batches of 8: 25 a plan
+    targets = np.zeros(200, dtype=np.int32)
+
+    def batches(steps):
+        return SequenceBatches(sequences, targets, 8, 100, rng=np.random.default_rng(7), steps_per_epoch=steps)
+
+    whole = batches(0)
+    plans = []
+    for _ in range(3):
+        plans += [rows.tolist() for rows in whole.batches]
+        whole.on_epoch_end()
+    windowed = batches(10)
+    epochs = []
+    for _ in range(7):
+        assert len(windowed) == 10
+        epochs.append([rows.tolist() for rows in windowed.batches])
+        windowed.on_epoch_end()
+    read = sum(epochs, [])
+    # the same batches as the whole plans, in the same order except where a window moves a batch of another
+    # width second (Keras infers the input shape from the first two batches)
+    for start in range(0, 70, 10):
+        assert sorted(map(tuple, read[start:start + 10])) == sorted(map(tuple, plans[start:start + 10]))
+    assert sorted(sum(read[:25], [])) == list(range(200))  # the first pass: every sentence once
+    # at least one whole plan per epoch (or 0): whole epochs, exactly as without the option
+    for steps in (0, 25, 40):
+        again = batches(steps)
+        assert [rows.tolist() for rows in again.batches] == plans[:25] and again.steps_per_epoch == 0
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        windowed.predict(None)
+
+
 # ------------------------------------------------------------------ extra inputs (subword features)
 def test_pad_keeps_the_item_shape_and_a_fixed_width():
     rows = [np.arange(1, 7, dtype=np.int32).reshape(3, 2), np.full((1, 2), 9, dtype=np.int32)]
