@@ -15,14 +15,18 @@ written twice into the scratch folder, the same sentences in the same order:
 Every stage runs through the real CLI, one process each (``.venv/bin/pipeline STAGE --config CONFIG --set ...``):
 ``configs/generator.toml`` on the text file (prepare, tokenize, vectorize, then train with ``train.epochs = 1``)
 and ``configs/default.toml`` on the table (the same four). The overrides made on the fly point
-``corpus.*``, ``work_dir``, ``models_dir`` and ``run_name`` into the scratch folder and set ``train.epochs = 1``
-and ``train.tensorboard = false``. Per stage the table gives the stage's own seconds (its ``STAGE: done in X s``
+``corpus.*``, ``work_dir``, ``models_dir`` and ``run_name`` into the scratch folder and set ``train.epochs = 1``,
+``train.tensorboard = false`` and ``train.steps_per_epoch = --train-steps`` (default 1000 batches: the same
+training work at every size, so that what grows with the corpus is what the train stage holds per sentence, not
+the length of the epoch; ``--train-steps 0`` trains a whole epoch, hours at 5M here). The train stage's time
+includes its set-up and one validation pass over the whole validation split, which does grow with the corpus.
+Per stage the table gives the stage's own seconds (its ``STAGE: done in X s``
 log line: the process's imports and the up-to-date checks of the stages before it are left out), sentences (or
 training tokens) per second, the peak resident memory of its process (``/usr/bin/time -f %M``), and both as ratios
 against the reference row (``--reference``, default 100000 when it is among the sizes, else the smallest) measured
 in the same run: the goals are RSS at most 1.5 times the reference's (the vocabulary's counts excepted) and time
-per sentence within 20% of it. Training tokens: the training split's ids in ``ids.npz`` (for the language model,
-plus one ``</s>`` a sentence).
+per sentence within 20% of it. Training tokens: the tokens the epoch trained on (for the language model, plus one
+``</s>`` a sentence): the training split's mean per sentence in ``ids.npz`` times the sentences its batches hold.
 
 The tokenize stage is compared with bare SudachiPy (``SudachiTokenizer(TokenizeConfig()).sudachi.tokenize``
 per sentence, reading nothing) over the first ``--sudachi-sentences`` sentences of the same corpus, timed in
@@ -31,7 +35,7 @@ this process in the same run.
 Usage::
 
     .venv/bin/python benchmarks/scale.py --sizes 20000,100000           # a few minutes on 2 shared cores
-    .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: hours
+    .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: about 1.5 hours
     .venv/bin/python benchmarks/scale.py --sizes 100000 --skip-train     # the front end alone
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000,5000000 --until prepare   # prepare alone
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000 --tasks classifier        # one task
@@ -80,6 +84,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--tokenize-processes", type=int, default=2,
                         help="after the tokenize stage, run it again with tokenize.processes = N (--force; checked "
                         "to write the same tokens.parquet) for the N-process speed-up; 1: do not")
+    parser.add_argument("--train-steps", type=int, default=1000,
+                        help="batches of the one training epoch (train.steps_per_epoch); 0: the whole training split")
     parser.add_argument("--until", choices=STAGES, default="train",
                         help="the last stage to run (each stage's process runs the ones before it when they are "
                         "out of date, so only a first part of the stages can be measured alone)")
@@ -175,10 +181,22 @@ def prepared_sentences(work: Path) -> int:
     return pq.ParquetFile(work / "prepared.parquet").metadata.num_rows
 
 
-def training_tokens(work: Path, language_model: bool) -> int:
-    """Tokens of the training split in ``ids.npz`` (with one ``</s>`` a sentence for a language model)."""
+def training_tokens(work: Path, language_model: bool, sentences: int | None = None) -> int:
+    """Tokens of the training split in ``ids.npz`` (with one ``</s>`` a sentence for a language model); with
+    ``sentences``, of that many of its sentences at the split's mean length (what an epoch of a set number of
+    batches reads: its batches are a uniform draw of the split's)."""
     with np.load(work / "ids.npz") as ids:
-        return int(ids["train_ids"].size + (len(ids["train_offsets"]) - 1 if language_model else 0))
+        count = len(ids["train_offsets"]) - 1
+        tokens = ids["train_ids"].size + (count if language_model else 0)
+    if sentences is None or sentences >= count:
+        return int(tokens)
+    return round(tokens / max(count, 1) * sentences)
+
+
+def batch_size(config: str, overrides: list[str]) -> int:
+    from pipeline import config as config_module
+
+    return config_module.load(REPOSITORY / config, overrides).train.batch_size
 
 
 def bare_sudachi_rate(path: Path, count: int) -> tuple[float, int]:
@@ -214,13 +232,13 @@ class Row:
 
 def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple[str, ...],
                  sudachi_sentences: int, chosen: tuple[str, ...] = TASKS,
-                 processes: int = 1) -> tuple[list[Row], float | None]:
+                 processes: int = 1, train_steps: int = 0) -> tuple[list[Row], float | None]:
     folder = scratch / str(size)
     started = time.perf_counter()
     text_path, table_path = write_corpus(pools, size, seed, folder)
     print(f"\n{size} sentences written in {time.perf_counter() - started:.0f} s to {folder}", flush=True)
     common = [f'work_dir="{folder / "work"}"', f'models_dir="{folder / "models"}"', f"seed={seed}",
-              "train.epochs=1", "train.tensorboard=false"]
+              "train.epochs=1", "train.tensorboard=false", f"train.steps_per_epoch={train_steps}"]
     tasks = {
         "generator": ("configs/generator.toml", [*common, 'corpus.format="text"', f'corpus.path="{text_path}"',
                                                  'corpus.name="scale_text"', 'run_name="scale_generator"']),
@@ -234,7 +252,8 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple
         for stage in stages:
             run = run_stage(stage, config, overrides)
             if stage == "train":
-                units, unit = training_tokens(work, task == "generator"), "tokens"
+                read = train_steps * batch_size(config, overrides) if train_steps else None
+                units, unit = training_tokens(work, task == "generator", read), "tokens"
             else:
                 units, unit = (size if stage == "prepare" else prepared_sentences(work)), "sentences"
             rows.append(Row(size, task, stage, units, unit, run.seconds, run.peak_rss_mib))
@@ -313,7 +332,7 @@ def main(argv=None) -> None:
         for size in sizes:
             measured, sudachi[size] = measure_size(size, pools, arguments.seed, scratch, stages,
                                                    arguments.sudachi_sentences, tasks,
-                                                   arguments.tokenize_processes)
+                                                   arguments.tokenize_processes, arguments.train_steps)
             rows.extend(measured)
     finally:
         if not arguments.scratch:
