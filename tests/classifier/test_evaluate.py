@@ -7,10 +7,10 @@ import pytest
 from pipeline.classifier.evaluate import (
     C_GRID,
     FIXED_C,
+    char_scorer,
     char_tfidf_baseline,
     classification_metrics,
     confusion_matrix,
-    char_scorer,
     fit_char_baseline,
     fit_tfidf_baseline,
     majority_baseline,

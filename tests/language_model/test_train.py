@@ -128,3 +128,15 @@ def test_mixed_bfloat16_training_gives_a_float32_distribution(lm_work_dir, tmp_p
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
     assert np.isfinite(history_of(config)["val_perplexity"]).all()
+
+
+def test_sentence_training_in_epochs_of_a_set_number_of_batches(lm_work_dir, tmp_path):
+    config = knb_config("generator_small", lm_work_dir, tmp_path, "train.steps_per_epoch=3", "train.epochs=2",
+                        "train.patience=0")
+    run_stage("train", config)
+    history = history_of(config)
+    assert len(history) == 2
+    # the checkpoint (the best epoch's model) took 3 optimizer steps an epoch up to it
+    best = int(history["val_perplexity"].to_numpy().argmin()) + 1
+    model = keras.saving.load_model(Paths.from_config(config).run / "model.keras", compile=True)
+    assert int(model.optimizer.iterations.numpy()) == 3 * best

@@ -203,6 +203,11 @@ def test_epochs_of_a_set_number_of_batches_walk_through_the_same_shuffled_plans(
     for start in range(0, 70, 10):
         assert sorted(map(tuple, read[start:start + 10])) == sorted(map(tuple, plans[start:start + 10]))
     assert sorted(sum(read[:25], [])) == list(range(200))  # the first pass: every sentence once
+    # what a resumed training replays (pipeline.resume: one on_epoch_end per finished epoch) gives the next window
+    resumed = batches(10)
+    for _ in range(3):
+        resumed.on_epoch_end()
+    assert [rows.tolist() for rows in resumed.batches] == epochs[3]
     # at least one whole plan per epoch (or 0): whole epochs, exactly as without the option
     for steps in (0, 25, 40):
         again = batches(steps)
