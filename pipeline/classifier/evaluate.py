@@ -162,7 +162,7 @@ def char_tfidf_baseline(tokens: pd.DataFrame, labels: list[str], seed: int,
                         member: CharNgramModel | None = None, test: TestRows = None) -> dict:
     """:func:`fit_char_baseline` (or ``member``, the run's own fit of this model with
     ``model.ensemble = "char_ngram"``, scored instead of fitting again) scored on the test split."""
-    member = member or fit_char_baseline(tokens, labels, seed)
+    member = member if member is not None else fit_char_baseline(tokens, labels, seed)
     truth, outputs = score_test(tokens, test, labels, {"char": char_scorer(member)})
     return char_result(truth, outputs["char"], labels, member, tokens)
 
@@ -188,7 +188,7 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         return split_chunks(paths.tokens, columns, "test")
 
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
-    char_member = member or fit_char_baseline(tokens, labels, config.seed)
+    char_member = member if member is not None else fit_char_baseline(tokens, labels, config.seed)
     word = fit_tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed)
     # one pass over the test rows for both baselines
     truth, outputs = score_test(tokens, test, labels, {"char": char_scorer(char_member), "word": word})
