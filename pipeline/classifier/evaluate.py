@@ -109,7 +109,7 @@ def fit_logistic_regression(tokens: pd.DataFrame, column: str, vectorizer, label
     train = tokens[tokens["split"] == "train"]
     classifier = LogisticRegression(solver="saga", max_iter=1000, C=FIXED_C, random_state=seed)
     classifier.fit(vectorizer.fit_transform(train[column]), train["label"].map(label_index).to_numpy())
-    return lambda chunk: chunked_predict(classifier, vectorizer, chunk[column]).astype(np.int64)
+    return lambda chunk: chunked_predict(classifier, vectorizer, chunk[column])
 
 
 def fit_tfidf_baseline(tokens: pd.DataFrame, field: str, labels: list[str], seed: int) -> Scorer:
