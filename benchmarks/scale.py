@@ -18,8 +18,10 @@ and ``configs/default.toml`` on the table (the same four). The overrides made on
 ``corpus.*``, ``work_dir``, ``models_dir`` and ``run_name`` into the scratch folder and set ``train.epochs = 1``,
 ``train.tensorboard = false`` and ``train.steps_per_epoch = --train-steps`` (default 1000 batches: the same
 training work at every size, so that what grows with the corpus is what the train stage holds per sentence, not
-the length of the epoch; ``--train-steps 0`` trains a whole epoch, hours at 5M here). The train stage's time
-includes its set-up and one validation pass over the whole validation split, which does grow with the corpus.
+the length of the epoch; ``--train-steps 0`` trains a whole epoch, hours at 5M here) and
+``train.validation_rows = --validation-rows`` (default 10000: the epoch validates on a seeded sample of that
+many sentences; 0: on the whole validation split, 500,000 sentences at 5M). The train stage's time includes
+its set-up, which reads the whole training split's ids (and, for the classifier, its words).
 Per stage the table gives the stage's own seconds (its ``STAGE: done in X s``
 log line: the process's imports and the up-to-date checks of the stages before it are left out), sentences (or
 training tokens) per second, the peak resident memory of its process (``/usr/bin/time -f %M``), and both as ratios
@@ -86,6 +88,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         "to write the same tokens.parquet) for the N-process speed-up; 1: do not")
     parser.add_argument("--train-steps", type=int, default=1000,
                         help="batches of the one training epoch (train.steps_per_epoch); 0: the whole training split")
+    parser.add_argument("--validation-rows", type=int, default=10_000,
+                        help="validation sentences the training epoch is scored on (train.validation_rows); 0: all")
+    parser.add_argument("--from", dest="first", choices=STAGES, default="prepare",
+                        help="the first stage measured: with --scratch holding a run of the stages before it at "
+                        "the same sizes and seed, they are up to date and only the later ones run (e.g. --from "
+                        "train to measure training again)")
     parser.add_argument("--until", choices=STAGES, default="train",
                         help="the last stage to run (each stage's process runs the ones before it when they are "
                         "out of date, so only a first part of the stages can be measured alone)")
@@ -232,13 +240,15 @@ class Row:
 
 def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple[str, ...],
                  sudachi_sentences: int, chosen: tuple[str, ...] = TASKS,
-                 processes: int = 1, train_steps: int = 0) -> tuple[list[Row], float | None]:
+                 processes: int = 1, train_steps: int = 0,
+                 validation_rows: int = 0) -> tuple[list[Row], float | None]:
     folder = scratch / str(size)
     started = time.perf_counter()
     text_path, table_path = write_corpus(pools, size, seed, folder)
     print(f"\n{size} sentences written in {time.perf_counter() - started:.0f} s to {folder}", flush=True)
     common = [f'work_dir="{folder / "work"}"', f'models_dir="{folder / "models"}"', f"seed={seed}",
-              "train.epochs=1", "train.tensorboard=false", f"train.steps_per_epoch={train_steps}"]
+              "train.epochs=1", "train.tensorboard=false", f"train.steps_per_epoch={train_steps}",
+              f"train.validation_rows={validation_rows}"]
     tasks = {
         "generator": ("configs/generator.toml", [*common, 'corpus.format="text"', f'corpus.path="{text_path}"',
                                                  'corpus.name="scale_text"', 'run_name="scale_generator"']),
@@ -323,7 +333,9 @@ def main(argv=None) -> None:
     pools = clause_pools(AUTHORS)
     print("clauses: " + ", ".join(f"{author} {len(clauses)}" for author, clauses in pools.items()))
     scratch = Path(arguments.scratch) if arguments.scratch else Path(tempfile.mkdtemp(prefix="pipeline-scale-"))
-    stages = STAGES[:STAGES.index(arguments.until) + 1]
+    stages = STAGES[STAGES.index(arguments.first):STAGES.index(arguments.until) + 1]
+    if not stages:
+        raise SystemExit(f"--from {arguments.first} comes after --until {arguments.until}")
     tasks = tuple(task.strip() for task in arguments.tasks.split(",") if task.strip())
     if not tasks or set(tasks) - set(TASKS):
         raise SystemExit(f"--tasks {arguments.tasks!r}: choose from {', '.join(TASKS)}")
@@ -332,7 +344,8 @@ def main(argv=None) -> None:
         for size in sizes:
             measured, sudachi[size] = measure_size(size, pools, arguments.seed, scratch, stages,
                                                    arguments.sudachi_sentences, tasks,
-                                                   arguments.tokenize_processes, arguments.train_steps)
+                                                   arguments.tokenize_processes, arguments.train_steps,
+                                                   arguments.validation_rows)
             rows.extend(measured)
     finally:
         if not arguments.scratch:

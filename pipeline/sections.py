@@ -228,6 +228,10 @@ class TrainConfig:
     # batches an epoch reads (validation, checkpoint, early stopping and resume after each); the next epoch goes
     # on where this one stopped in the shuffled order; 0: the whole training split every epoch
     steps_per_epoch: int = 0
+    # validation sentences scored after each epoch (early stopping, the checkpoint, the learning-rate plateau): a
+    # seeded sample of this many, the same every epoch, so epochs on millions of sentences do not validate on
+    # hundreds of thousands; 0: the whole validation split. evaluate still scores the whole test split
+    validation_rows: int = 0
     patience: int = 3  # early stopping: epochs without a better validation loss; 0: off
     class_weights: str = "none"  # none | balanced
     bucketing: bool = True  # batch sentences of similar length together
@@ -270,6 +274,8 @@ class TrainConfig:
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check(self.epochs >= 1, "train.epochs", self.epochs, ">= 1")
         check(self.steps_per_epoch >= 0, "train.steps_per_epoch", self.steps_per_epoch, ">= 0 (0: whole epochs)")
+        check(self.validation_rows >= 0, "train.validation_rows", self.validation_rows,
+              ">= 0 (0: the whole validation split)")
         check(self.patience >= 0, "train.patience", self.patience, ">= 0")
         one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         check(self.max_length >= 1, "train.max_length", self.max_length, ">= 1")

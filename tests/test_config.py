@@ -129,6 +129,8 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
          "train.steps_per_epoch"),
         ({"train": {"steps_per_epoch": 100}, "model": {"readout": "ridge"}}, "train.steps_per_epoch"),
         ({"train": {"steps_per_epoch": 100}, "model": {"task": "reading"}}, "train.steps_per_epoch"),
+        ({"train": {"validation_rows": -1}}, "train.validation_rows"),
+        ({"train": {"validation_rows": 100}, "model": {"task": "reading"}}, "train.validation_rows"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

@@ -196,6 +196,9 @@ def test_pretrained_folder_depends_on_the_encoder_and_pretrain_settings(config):
     assert folder.parent == Paths.from_config(enabled).work / "pretrained"
     assert pretrained(enabled.replace(run_name="other", train=replace(config.train, epochs=3))) == folder  # shared
     assert pretrained(enabled.replace(pretrain=replace(enabled.pretrain, epochs=2))) != folder
+    # a validation sample changes what its epochs validate on; unset, the key is absent (older folders hold)
+    assert pretrained(enabled.replace(train=replace(config.train, validation_rows=500))) != folder
+    assert "validation_rows" not in stages.STAGES["pretrain"].settings(enabled)
     layers = ({"type": "lstm", "units": 16},)
     assert pretrained(enabled.replace(model=replace(config.model, layers=layers))) != folder
     assert stages.STAGES["pretrain"].lock_key(enabled, Paths.from_config(enabled)) == f"pretrain:{folder}"

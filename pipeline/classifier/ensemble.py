@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,12 +252,13 @@ def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
     return weight * recurrent + (1.0 - weight) * char
 
 
-def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities: np.ndarray,
-                 validation_targets: np.ndarray, seed: int, folder: Path, max_rows: int) -> float:
+def fit_ensemble(tokens_path: Path, labels: list[str], recurrent_probabilities: Callable[[np.ndarray], np.ndarray],
+                 seed: int, folder: Path, max_rows: int) -> float:
     """Fit the char member on the prepared text of the training split, choose its C and w on the validation
     split (at most ``max_rows`` of each, see :func:`read_linear_rows`), save both to the run ``folder``;
-    returns w. ``validation_probabilities`` ``(validation, classes)`` are the recurrent model's, in the order
-    of the validation rows of the token table."""
+    returns w. ``recurrent_probabilities(rows)`` gives the recurrent model's ``(len(rows), classes)`` for
+    the validation rows at positions ``rows`` of the split (in the token table's order): only the rows read
+    are predicted."""
     tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), max_rows, seed)
     samples = sampled(tokens, counts)
     for split, sample in samples.items():
@@ -269,7 +270,7 @@ def fit_ensemble(tokens_path: Path, labels: list[str], validation_probabilities:
     targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
     member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
     rows = parts["validation"]["row"].to_numpy()  # the validation rows read (all, or a sample)
-    weight = mixture_weight(validation_probabilities[rows], member.probabilities(texts["validation"]),
+    weight = mixture_weight(recurrent_probabilities(rows), member.probabilities(texts["validation"]),
                             targets["validation"])
     member.save(folder)
     artifact_io.write_json(folder / "ensemble.json", {"members": ["recurrent", "char_ngram"], "weight": weight,

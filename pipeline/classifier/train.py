@@ -29,7 +29,13 @@ from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
 from pipeline.stages import folder_of, settings_read
-from pipeline.text.batches import SequenceBatches, balanced_class_weights
+from pipeline.text.batches import (
+    SequenceBatches,
+    balanced_class_weights,
+    inputs_at,
+    sampled_rows,
+    take_rows,
+)
 from pipeline.text.features import split_inputs
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import Vocabulary
@@ -153,13 +159,21 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     train_batches = SequenceBatches(splits.sequences["train"], train_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
                                     weights, **extra["train"], steps_per_epoch=settings.steps_per_epoch)
-    has_validation = len(splits.sequences["validation"]) > 0
-    validation_batches = SequenceBatches(splits.sequences["validation"], splits.targets["validation"],
-                                         settings.batch_size, settings.max_length,
-                                         **extra["validation"]) if has_validation else None
-    log.info("training %s: %d parameters, %d training / %d validation sentences, %.0f%% padding per batch",
-             config.run_name, parameters, train_count, len(splits.sequences["validation"]),
-             100 * train_batches.padding_share())
+    validation_count = len(splits.sequences["validation"])
+    has_validation = validation_count > 0
+
+    def validation_at(rows: np.ndarray | None) -> SequenceBatches:
+        """Batches of the validation sentences at ``rows`` (``None``: all), in their order."""
+        return SequenceBatches(take_rows(splits.sequences["validation"], rows),
+                               take_rows(splits.targets["validation"], rows), settings.batch_size,
+                               settings.max_length, **inputs_at(extra["validation"], rows))
+
+    # train.validation_rows: the epochs' validation reads a seeded sample (the same every epoch)
+    sample = sampled_rows(validation_count, settings.validation_rows, seeds.rng(config.seed, "validation_rows"))
+    validation_batches = validation_at(sample) if has_validation else None
+    log.info("training %s: %d parameters, %d training / %d validation sentences%s, %.0f%% padding per batch",
+             config.run_name, parameters, train_count, validation_count,
+             "" if sample is None else f" ({len(sample)} read after each epoch)", 100 * train_batches.padding_share())
     # ULMFiT-style options (pipeline.classifier.finetune): rates per layer group and epoch, a per-batch schedule
     group_rates = fine_tuning_rates(settings, model)
     with distribution.scope():
@@ -198,9 +212,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         if config.model.ensemble == "char_ngram":
             from pipeline.classifier.ensemble import fit_ensemble
 
-            validation_probabilities = validation_batches.predict(model) if has_validation else \
-                np.zeros((0, num_classes))
-            fit_ensemble(paths.tokens, splits.labels, validation_probabilities, splits.targets["validation"],
+            fit_ensemble(paths.tokens, splits.labels, lambda rows: validation_at(rows).predict(model),
                          config.seed, folder, config.classify.linear_max_rows)
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:

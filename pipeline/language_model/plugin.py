@@ -87,7 +87,10 @@ def pretrain_settings(config) -> dict:
     model = config.to_dict()["model"]
     encoder = {key: model[key] for key in ("embedding_dim", "trainable_embeddings", "layers", "initializer",
                                            "init_scale")}
-    return {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
+    read = {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
+    if config.train.validation_rows:  # its epochs validate on the same sample (a key only when set: older
+        read["validation_rows"] = config.train.validation_rows  # fingerprints stay as they were)
+    return read
 
 
 def pretrained_folder(config, paths):

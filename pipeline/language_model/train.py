@@ -51,6 +51,7 @@ from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
 from pipeline.stages import settings_read
+from pipeline.text.batches import sampled_rows, take_rows
 from pipeline.text.encoded import RaggedIds
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
@@ -122,10 +123,15 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
         raise PipelineError(f"{config.corpus.path}: model.conditioning needs a labelled corpus; this one has no labels")
     eos = vocab.index[EOS]
     tbptt = settings.regime == "tbptt"
+    # train.validation_rows: the epochs' validation reads a seeded sample of the sentences (the same every epoch)
+    sample = sampled_rows(len(splits.sequences["validation"]), settings.validation_rows,
+                          seeds.rng(config.seed, "validation_rows"))
+    validation_sequences = take_rows(splits.sequences["validation"], sample)
+    validation_labels = take_rows(splits.targets["validation"], sample)
     adaptive = model_settings.output == "adaptive"
     if tbptt:
         streams = {"train": token_stream(train_sequences, eos),
-                   "validation": token_stream(splits.sequences["validation"], eos)}
+                   "validation": token_stream(validation_sequences, eos)}
         _check_stream(streams["train"], settings.batch_size, settings.bptt_steps, "train")
         with distribution.scope():
             model, trainee = build_generator_pair(model_settings, matrix, model_seed, stateful=True,
@@ -147,8 +153,8 @@ def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...]
                                                              seeds.rng(config.seed, "batches"), settings.bucketing,
                                                              conditioned, steps_per_epoch=settings.steps_per_epoch))
         validation_data = distribution.share(LanguageModelBatches(
-            splits.sequences["validation"], splits.targets["validation"], settings.batch_size, settings.max_length,
-            bos, eos, conditioned=conditioned)) if splits.sequences["validation"] else None
+            validation_sequences, validation_labels, settings.batch_size, settings.max_length,
+            bos, eos, conditioned=conditioned)) if len(validation_sequences) else None
         first = []
         tokens = int(train_sequences.lengths().sum()) + len(train_sequences)
     if adaptive:  # the training twin reads the targets too and returns log p(target) only

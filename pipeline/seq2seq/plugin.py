@@ -14,8 +14,9 @@ registry.register_section("reading", ReadingConfig, owner="reading")
 
 
 # What a reading model does not take: an ensemble member, data parallelism, fine-tuning, mixed precision,
-# epochs of a set number of batches.
-UNSUPPORTED = ("model.ensemble", "train.distribute", "train.precision", "train.steps_per_epoch", *FINE_TUNING_KEYS)
+# epochs of a set number of batches, a sample of the validation split.
+UNSUPPORTED = ("model.ensemble", "train.distribute", "train.precision", "train.steps_per_epoch",
+               "train.validation_rows", *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:

@@ -72,6 +72,48 @@ def _indexable(values) -> Sequence:
     return values if isinstance(values, Sequence) else list(values)
 
 
+def sampled_rows(count: int, limit: int, rng: np.random.Generator) -> np.ndarray | None:
+    """``limit`` of ``count`` row indices, drawn without replacement by ``rng`` and kept in increasing order;
+    ``None`` (every row) when ``limit`` is 0 or at least ``count``."""
+    if not 0 < limit < count:
+        return None
+    return np.sort(rng.choice(count, size=limit, replace=False))
+
+
+class Rows(Sequence):
+    """Rows ``rows`` of ``values`` (anything indexed by row: a list, a :class:`RaggedIds`, the subword rows of
+    :mod:`pipeline.text.features`) as a sequence of their own: item ``i`` is ``values[rows[i]]``, made when
+    asked for, so a sample of a split costs its indices only."""
+
+    def __init__(self, values: Sequence, rows: np.ndarray) -> None:
+        self.values, self.rows = values, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int):
+        return self.values[int(self.rows[index])]
+
+    def lengths(self) -> np.ndarray:
+        """Items per row, as :func:`sequence_lengths` of ``values`` gives them."""
+        return sequence_lengths(self.values)[self.rows]
+
+
+def take_rows(values, rows: np.ndarray | None):
+    """``values`` at ``rows``: an array indexed (a copy), anything else viewed (:class:`Rows`); ``rows``
+    ``None`` (every row) or ``values`` ``None`` give ``values`` as they are."""
+    if rows is None or values is None:
+        return values
+    return values[rows] if isinstance(values, np.ndarray) else Rows(values, rows)
+
+
+def inputs_at(extra: dict, rows: np.ndarray | None) -> dict:
+    """The extra inputs of :class:`SequenceBatches` (``{"token_inputs": {...}, "bag_inputs": {...}}``) at
+    ``rows`` (:func:`take_rows` of each)."""
+    return {kind: {name: take_rows(values, rows) for name, values in inputs.items()}
+            for kind, inputs in extra.items()}
+
+
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
     """``n / (classes * n_c)`` per class: every class weighs as much in the loss in total."""
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)

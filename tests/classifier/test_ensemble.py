@@ -111,12 +111,19 @@ def test_ensemble_member_is_fitted_on_the_bounded_sample(tmp_path):
                           "label": np.array(["a", "b", "c"])[index % 3],
                           "split": np.where(index % 4 == 0, "validation", "train")})
     frame.to_parquet(tmp_path / "tokens.parquet", index=False)
-    validation = int((frame["split"] == "validation").sum())
-    uniform = np.full((validation, 3), 1 / 3)
-    fit_ensemble(tmp_path / "tokens.parquet", ["a", "b", "c"], uniform, np.arange(validation) % 3, 5, tmp_path, 50)
+    asked = []
+
+    def uniform(rows):  # the recurrent model's probabilities of the validation rows at these positions
+        asked.append(rows)
+        return np.full((len(rows), 3), 1 / 3)
+
+    fit_ensemble(tmp_path / "tokens.parquet", ["a", "b", "c"], uniform, 5, tmp_path, 50)
     settings = json.loads((tmp_path / "ensemble.json").read_text(encoding="utf-8"))
     assert settings["rows"] == {"train": {"rows": 50, "of": 300}, "validation": {"rows": 50, "of": 100}}
     sample, _ = read_linear_rows(tmp_path / "tokens.parquet", ["text"], ("train",), 50, 5)
+    # only the 50 validation rows the weight is chosen on are predicted
+    read, _ = read_linear_rows(tmp_path / "tokens.parquet", ["split"], ("train", "validation"), 50, 5)
+    assert len(asked) == 1 and asked[0].tolist() == read[read["split"] == "validation"]["row"].tolist()
     member = CharNgramModel.load(tmp_path)
     assert set(member.ngrams) == set(char_vectorizer().fit(sample["text"]).vocabulary_)
 

@@ -17,11 +17,12 @@ import pytest
 from helpers import KNB_LABELS, knb_config
 
 from pipeline import config as config_module
+from pipeline import seeds
 from pipeline.classifier.train import train_classifier
 from pipeline.errors import PipelineError
 from pipeline.paths import Paths, RunPaths
 from pipeline.stages import run_stage
-from pipeline.text.batches import balanced_class_weights
+from pipeline.text.batches import SequenceBatches, balanced_class_weights, sampled_rows, take_rows
 from pipeline.text.vectors import EncodedSplits
 
 RUN_FILES = ("model.keras", "config.json", "vocab.json", "labels.json", "history.csv")
@@ -148,6 +149,26 @@ def test_steps_per_epoch_trains_epochs_of_that_many_batches(make_config):
     assert int(keras.saving.load_model(run.model).optimizer.iterations.numpy()) == 4 * best
     with pytest.raises(PipelineError, match="train.steps_per_epoch"):
         train(make_config("train.steps_per_epoch=-1"))
+
+
+def test_validation_rows_validates_every_epoch_on_one_seeded_sample(make_config):
+    config = make_config("train.validation_rows=20", "train.epochs=1", "train.patience=0")
+    train(config)
+    history = pd.read_csv(RunPaths(Paths.from_config(config).run).history)
+    splits = EncodedSplits.load(Paths.from_config(config).ids)
+    rows = sampled_rows(len(splits.sequences["validation"]), 20, seeds.rng(config.seed, "validation_rows"))
+    model = keras.saving.load_model(RunPaths(Paths.from_config(config).run).model)
+
+    def loss_on(chosen):
+        batches = SequenceBatches(take_rows(splits.sequences["validation"], chosen),
+                                  take_rows(splits.targets["validation"], chosen), 64, 100)
+        return model.evaluate(batches, verbose=0, return_dict=True)["loss"]
+
+    # the epoch's val_loss is the saved model's loss on the 20 sampled sentences, not on the whole split
+    assert history["val_loss"].iloc[0] == pytest.approx(loss_on(rows), rel=1e-5)
+    assert history["val_loss"].iloc[0] != pytest.approx(loss_on(None), rel=1e-5)
+    with pytest.raises(PipelineError, match="train.validation_rows"):
+        train(make_config("train.validation_rows=-1"))
 
 
 # ------------------------------------------------------------------ class weights

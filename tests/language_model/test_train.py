@@ -14,6 +14,7 @@ import pytest
 from helpers import knb_config
 from lm_helpers import history_of
 
+from pipeline import seeds
 from pipeline.errors import PipelineError
 from pipeline.language_model.data import token_stream
 from pipeline.language_model.evaluate import sentence_perplexity, stream_perplexity
@@ -24,6 +25,7 @@ from pipeline.language_model.model import (
 from pipeline.paths import Paths
 from pipeline.runs import load_run
 from pipeline.stages import run_stage
+from pipeline.text.batches import sampled_rows
 from pipeline.text.vectors import EncodedSplits
 
 
@@ -115,6 +117,24 @@ def test_adaptive_run_learns_and_saves_the_inference_model(adaptive_run):
     value = sentence_perplexity(run.model, splits.sequences["validation"], None, run.vocab.index["<s>"],
                                 run.vocab.index["</s>"], config.train.max_length)
     assert value == pytest.approx(history["val_perplexity"].iloc[-1], rel=1e-3)
+
+
+def test_validation_rows_scores_each_epoch_on_one_seeded_sample(lm_work_dir, tmp_path):
+    config = knb_config("generator_small", lm_work_dir, tmp_path, "train.validation_rows=30", "train.epochs=1",
+                        "train.patience=0")
+    run_stage("train", config)
+    history = history_of(config)
+    run = load_run(Paths.from_config(config).run)
+    validation = EncodedSplits.load(Paths.from_config(config).ids).sequences["validation"]
+    rows = sampled_rows(len(validation), 30, seeds.rng(config.seed, "validation_rows"))
+
+    def perplexity_of(sentences):
+        return sentence_perplexity(run.model, sentences, None, run.vocab.index["<s>"], run.vocab.index["</s>"],
+                                   config.train.max_length)
+
+    # the epoch's val_perplexity is that of the 30 sampled sentences, not of the whole split
+    assert history["val_perplexity"].iloc[0] == pytest.approx(perplexity_of([validation[i] for i in rows]), rel=1e-3)
+    assert history["val_perplexity"].iloc[0] != pytest.approx(perplexity_of(list(validation)), rel=1e-3)
 
 
 def test_mixed_bfloat16_training_gives_a_float32_distribution(lm_work_dir, tmp_path):

@@ -5,11 +5,15 @@ import pytest
 
 from pipeline.text.batches import (
     COMPILED_BAG_MULTIPLE,
+    Rows,
     SequenceBatches,
     backend_width_multiple,
     balanced_class_weights,
+    inputs_at,
     pad,
     round_up,
+    sampled_rows,
+    take_rows,
 )
 from pipeline.text.encoded import RaggedIds
 
@@ -214,6 +218,44 @@ def test_epochs_of_a_set_number_of_batches_walk_through_the_same_shuffled_plans(
         assert [rows.tolist() for rows in again.batches] == plans[:25] and again.steps_per_epoch == 0
     with pytest.raises(ValueError, match="steps_per_epoch"):
         windowed.predict(None)
+
+
+def test_sampled_rows_are_a_seeded_sorted_sample_or_every_row():
+    rows = sampled_rows(1000, 50, np.random.default_rng(3))
+    assert len(rows) == 50 == len(set(rows.tolist())) and rows.tolist() == sorted(rows.tolist())
+    assert 0 <= rows.min() and rows.max() < 1000
+    np.testing.assert_array_equal(rows, sampled_rows(1000, 50, np.random.default_rng(3)))
+    assert not np.array_equal(rows, sampled_rows(1000, 50, np.random.default_rng(4)))
+    for limit in (0, 1000, 5000):  # 0 or at least every row: no sample
+        assert sampled_rows(1000, limit, np.random.default_rng(3)) is None
+
+
+def test_rows_view_items_and_lengths_of_a_ragged_or_listed_sequence():
+    sentences = [np.arange(length, dtype=np.int32) + 10 * length for length in (3, 1, 4, 1, 5, 9, 2)]
+    flat = np.concatenate(sentences)
+    ragged = RaggedIds(flat, np.concatenate([[0], np.cumsum([len(s) for s in sentences])]))
+    rows = np.array([1, 4, 5])
+    for values in (ragged, sentences):
+        view = take_rows(values, rows)
+        assert isinstance(view, Rows) and len(view) == 3
+        assert [item.tolist() for item in view] == [sentences[i].tolist() for i in rows]
+        assert view.lengths().tolist() == [1, 5, 9]
+    np.testing.assert_array_equal(take_rows(np.arange(7) * 2, rows), [2, 8, 10])  # arrays are indexed
+    assert take_rows(sentences, None) is sentences and take_rows(None, rows) is None
+    extra = {"token_inputs": {"char_ids": sentences}, "bag_inputs": {}}
+    assert [item.tolist() for item in inputs_at(extra, rows)["token_inputs"]["char_ids"]] == \
+        [sentences[i].tolist() for i in rows]
+
+
+def test_batches_of_a_row_view_equal_those_of_the_rows_copied():
+    sequences, targets = mixed_lengths()  # the lengths serve as targets
+    rows = sampled_rows(len(sequences), 37, np.random.default_rng(5))
+    viewed = SequenceBatches(take_rows(sequences, rows), take_rows(targets, rows), 8, 100)
+    copied = SequenceBatches([sequences[i] for i in rows], targets[rows], 8, 100)
+    assert len(viewed) == len(copied) == 5
+    for index in range(len(copied)):
+        for got, want in zip(viewed[index], copied[index]):
+            np.testing.assert_array_equal(got, want)
 
 
 # ------------------------------------------------------------------ extra inputs (subword features)
