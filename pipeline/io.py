@@ -134,6 +134,18 @@ def copy_directory(source: str | os.PathLike, target: str | os.PathLike) -> None
         shutil.copytree(source, building, dirs_exist_ok=True)
 
 
+def parquet_file(source: Any) -> Any:
+    """``pq.ParquetFile(source)`` (a path or an open binary file) for reading its rows in batches.
+
+    Without pyarrow's pre-buffering: with it (pyarrow's default) one ``iter_batches`` over many row groups keeps
+    memory that grows with the groups it has read (prepared text of 5 million sentences: 135 -> 472 MiB read in
+    one pass, 160 MiB without), so every stage reading a large table a batch at a time opens it here.
+    """
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(source, pre_buffer=False)
+
+
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (on this machine)."""
     try:

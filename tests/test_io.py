@@ -196,3 +196,17 @@ def test_replace_directory_and_copy_directory_keep_file_times(tmp_path):
     assert [p.name for p in target.iterdir()] == ["model.keras"]
     assert (target / "model.keras").stat().st_mtime_ns == 1_000_000_123
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "run"]
+
+
+def test_parquet_file_reads_a_path_or_an_open_file_batch_by_batch_across_row_groups(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"text": [f"文{i}" for i in range(1000)], "n": np.arange(1000)})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=128)  # 8 row groups
+    with open(tmp_path / "t.parquet", "rb") as handle:
+        for source in (tmp_path / "t.parquet", handle):
+            opened = artifact_io.parquet_file(source)
+            assert opened.metadata.num_row_groups == 8
+            batches = list(opened.iter_batches(batch_size=300))
+            assert pa.Table.from_batches(batches).equals(table)

@@ -181,9 +181,8 @@ def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, .
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(tokens_path)
+    table = artifact_io.parquet_file(tokens_path)
     split = table.read(columns=["split"]).column("split")  # Arrow strings: no Python object per row
     keep = np.zeros(len(split), dtype=bool)
     within = np.zeros(len(split), dtype=np.int64)  # a row's position in its split
@@ -215,9 +214,8 @@ def split_chunks(tokens_path: Path, columns: list[str], split: str, rows: int = 
     ``rows`` rows of the table read, so that a large split is never whole in memory."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(tokens_path)
+    table = artifact_io.parquet_file(tokens_path)
     names = list(dict.fromkeys([*columns, "split"]))
     for batch in table.iter_batches(batch_size=rows, columns=names):
         kept = batch.filter(pc.equal(batch.column("split"), pa.scalar(split, batch.schema.field("split").type)))

@@ -109,7 +109,7 @@ def write_prepared(config: Config, path: Path) -> int:
 def read_scratch(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The scratch table, :data:`PREPARE_CHUNK_ROWS` rows at a time (pre_buffer off: with it, pyarrow keeps
     buffers of the row groups read so far, so memory would grow with the corpus; one thread: see :data:`THREADS`)."""
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns,
+    yield from artifact_io.parquet_file(path).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns,
                                                                    use_threads=THREADS)
 
 

@@ -166,14 +166,13 @@ def read_shards(source: Any, shard_rows: int, wanted: Collection[int]) -> Iterat
 @contextlib.contextmanager
 def open_prepared(job: ShardJob) -> Iterator[Any]:
     """``job.prepared`` as a ``pq.ParquetFile``, checked to be the file the fingerprint was taken of."""
-    import pyarrow.parquet as pq
 
     with open(job.prepared, "rb") as handle:
         status = os.fstat(handle.fileno())
         if (status.st_ino, status.st_size, status.st_mtime_ns) != job.stamp:
             raise PipelineError(f"{job.prepared}: replaced while tokenizing (a `pipeline prepare` ran meanwhile); "
                                 "run the tokenize command again")
-        yield pq.ParquetFile(handle)
+        yield artifact_io.parquet_file(handle)
 
 
 @functools.lru_cache(maxsize=2)
