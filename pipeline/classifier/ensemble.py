@@ -165,14 +165,15 @@ def in_chunks(score, texts: list) -> np.ndarray:
 SAMPLED_SPLITS = ("train", "validation")  # what a linear model fits on and is tuned on; the test split is all scored
 
 
-def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, ...], max_rows: int,
+def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, ...], max_rows: int | dict[str, int],
                      seed: int) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of the token table a linear model is fitted, tuned and scored on, without holding the others.
 
     Every row of ``splits`` is kept, except that the training and the validation split keep at most
-    ``max_rows`` rows each (``classify.linear_max_rows``; 0 keeps all): a seeded uniform sample, in table
-    order. Only ``columns`` (and ``split``) are read, a batch of rows at a time, so a table of millions of
-    sentences never has all its texts in memory.
+    ``max_rows`` rows each (``classify.linear_max_rows``; 0 keeps all; a dict gives each split its own bound,
+    a split it does not name keeps all): a seeded uniform sample, in table order. Only ``columns`` (and
+    ``split``) are read, a batch of rows at a time, so a table of millions of sentences never has all its texts
+    in memory.
 
     Returns:
         the kept rows: a frame with ``columns``, ``split`` and ``row`` (the row's position within its split,
@@ -191,8 +192,9 @@ def read_linear_rows(tokens_path: Path, columns: list[str], splits: tuple[str, .
         positions = np.flatnonzero(pc.equal(split, pa.scalar(name, split.type)).to_numpy(zero_copy_only=False))
         counts[name] = len(positions)
         within[positions] = np.arange(len(positions))
-        if name in SAMPLED_SPLITS and max_rows and len(positions) > max_rows:
-            positions = np.sort(seeds.rng(seed, f"linear_sample_{name}").choice(positions, max_rows, replace=False))
+        limit = max_rows.get(name, 0) if isinstance(max_rows, dict) else max_rows
+        if name in SAMPLED_SPLITS and limit and len(positions) > limit:
+            positions = np.sort(seeds.rng(seed, f"linear_sample_{name}").choice(positions, limit, replace=False))
         keep[positions] = True
     del split
     names = list(dict.fromkeys([*columns, "split"]))
@@ -251,13 +253,16 @@ def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
 
 
 def fit_ensemble(tokens_path: Path, labels: list[str], recurrent_probabilities: Callable[[np.ndarray], np.ndarray],
-                 seed: int, folder: Path, max_rows: int) -> float:
+                 seed: int, folder: Path, max_rows: int, validation_rows: int = 0) -> float:
     """Fit the char member on the prepared text of the training split, choose its C and w on the validation
-    split (at most ``max_rows`` of each, see :func:`read_linear_rows`), save both to the run ``folder``;
+    split (at most ``max_rows`` of each, see :func:`read_linear_rows`, and at most ``validation_rows``
+    (``train.validation_rows``, 0: no bound) of the validation split), save both to the run ``folder``;
     returns w. ``recurrent_probabilities(rows)`` gives the recurrent model's ``(len(rows), classes)`` for
     the validation rows at positions ``rows`` of the split (in the token table's order): only the rows read
     are predicted."""
-    tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), max_rows, seed)
+    bounds = [bound for bound in (max_rows, validation_rows) if bound]
+    limits = {"train": max_rows, "validation": min(bounds, default=0)}
+    tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), limits, seed)
     samples = sampled(tokens, counts)
     for split, sample in samples.items():
         log.info("char n-gram member: %d of %d %s sentences (classify.linear_max_rows)", sample["rows"],

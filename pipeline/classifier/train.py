@@ -213,7 +213,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             from pipeline.classifier.ensemble import fit_ensemble
 
             fit_ensemble(paths.tokens, splits.labels, lambda rows: validation_at(rows).predict(model),
-                         config.seed, folder, config.classify.linear_max_rows)
+                         config.seed, folder, config.classify.linear_max_rows, settings.validation_rows)
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:
         resume.finish()

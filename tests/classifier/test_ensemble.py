@@ -128,6 +128,31 @@ def test_ensemble_member_is_fitted_on_the_bounded_sample(tmp_path):
     assert set(member.ngrams) == set(char_vectorizer().fit(sample["text"]).vocabulary_)
 
 
+def test_ensemble_validation_rows_bound_the_validation_sample_only(tmp_path):
+    rows = 400
+    index = np.arange(rows)
+    frame = pd.DataFrame({"text": [f"{text}{i}" for i, text in zip(index, np.array(TEXTS[:9])[index % 9])],
+                          "label": np.array(["a", "b", "c"])[index % 3],
+                          "split": np.where(index % 4 == 0, "validation", "train")})
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    asked = []
+
+    def uniform(chosen):
+        asked.append(chosen)
+        return np.full((len(chosen), 3), 1 / 3)
+
+    # train.validation_rows = 20 under classify.linear_max_rows = 50 (and alone, with no linear bound)
+    for max_rows, train_rows in ((50, 50), (0, 300)):
+        fit_ensemble(tmp_path / "tokens.parquet", ["a", "b", "c"], uniform, 5, tmp_path, max_rows, 20)
+        settings = json.loads((tmp_path / "ensemble.json").read_text(encoding="utf-8"))
+        assert settings["rows"] == {"train": {"rows": train_rows, "of": 300}, "validation": {"rows": 20, "of": 100}}
+        assert len(asked[-1]) == 20
+    read, _ = read_linear_rows(tmp_path / "tokens.parquet", ["split"], ("train", "validation"),
+                               {"train": 50, "validation": 20}, 5)
+    assert read["split"].value_counts().to_dict() == {"train": 50, "validation": 20}
+    assert asked[0].tolist() == read[read["split"] == "validation"]["row"].tolist()
+
+
 def test_member_files_round_trip_exactly(tmp_path):
     member = CharNgramModel.from_fitted(*fitted(3), 3.0)
     member.save(tmp_path)
