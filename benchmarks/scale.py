@@ -37,7 +37,7 @@ this process in the same run.
 Usage::
 
     .venv/bin/python benchmarks/scale.py --sizes 20000,100000           # a few minutes on 2 shared cores
-    .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: about 1.5 hours
+    .venv/bin/python benchmarks/scale.py                                 # 100k, 1M, 5M: about 40 minutes
     .venv/bin/python benchmarks/scale.py --sizes 100000 --skip-train     # the front end alone
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000,5000000 --until prepare   # prepare alone
     .venv/bin/python benchmarks/scale.py --sizes 100000,1000000 --tasks classifier        # one task
