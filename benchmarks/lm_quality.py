@@ -20,6 +20,10 @@ Usage::
     .venv/bin/python benchmarks/lm_quality.py ../shared/corpora/aozora/lm              # the default configs
     .venv/bin/python benchmarks/lm_quality.py corpus/ --config configs/generator_full.toml \\
         --config configs/generator.toml --set train.epochs=3 --tokenize whitespace --min-count 2
+    # GiNZA words against SentencePiece pieces: compare the "test per character" column (each row's Kneser-Ney
+    # baselines are fitted on its own tokens; the table's baseline rows are the first run's)
+    .venv/bin/python benchmarks/lm_quality.py ../shared/corpora/aozora/lm --set corpus.split_sentences=true \\
+        --config configs/generator.toml --config 'configs/generator.toml;tokenize.method="sentencepiece"'
     # a config with its own overrides after ';' (here: bfloat16 mixed precision)
     .venv/bin/python benchmarks/lm_quality.py corpus/ --config configs/generator.toml \\
         --config 'configs/generator.toml;train.precision="mixed_bfloat16"'
@@ -51,7 +55,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         + ", ".join(DEFAULT_CONFIGS) + ")")
     parser.add_argument("--set", action="append", dest="overrides", default=[], metavar="KEY=VALUE",
                         help="override for every run, e.g. --set train.epochs=2 (repeatable)")
-    parser.add_argument("--tokenize", default="ginza", choices=("ginza", "whitespace", "char"),
+    parser.add_argument("--tokenize", default="ginza", choices=("ginza", "whitespace", "char", "sentencepiece"),
                         help="tokenize.method for the corpus (default: ginza)")
     parser.add_argument("--min-count", type=int, default=2, help="vectorize.min_count (default: 2)")
     parser.add_argument("--work-dir", type=Path, help="keep work/ and saved_models/ here (default: temporary)")
@@ -103,6 +107,13 @@ def versus(metrics: dict, baseline: str) -> str:
     return "" if reference is None or test is None else f"{100 * (test / reference - 1):+.1f}%"
 
 
+def per_character(metrics: dict) -> str:
+    """Test perplexity per character (exp of the test NLL over its characters, one per ``</s>``): comparable
+    across tokenizations (words, pieces, characters), where perplexity per token is not."""
+    value = metrics.get("perplexity_per_character", {}).get("test")
+    return "" if value is None else f"{value:.2f}"
+
+
 def interpolated(metrics: dict) -> str:
     """Test perplexity of ``w p_model + (1 - w) p_KN4``, ``w`` chosen on validation by the evaluate stage."""
     mixture = metrics.get("interpolated")
@@ -121,18 +132,20 @@ def main(argv=None) -> int:
     baselines = rows[0]["metrics"].get("baselines", {})
     print(f"corpus {options.corpus} (tokenize {options.tokenize}, min_count {options.min_count}); "
           f"{rows[0]['metrics']['tokens']['train']:,} training tokens")
-    header = ("| model | validation perplexity | test perplexity | vs KN3 | vs KN4 | mixed with KN4: test (weight) "
+    header = ("| model | validation perplexity | test perplexity | test per character | vs KN3 | vs KN4 "
+              "| mixed with KN4: test (weight) "
               "| epochs | train tokens/s | speed vs first | wall | peak RSS |")
     print(header)
     print("| --- " * header.count(" | ") + "| --- |")
     for key, label in (("kneser_ney_trigram", "Kneser-Ney 3-gram (modified, interpolated)"),
                        ("kneser_ney_4gram", "Kneser-Ney 4-gram (modified, interpolated)")):
         if key in baselines:
-            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | | | | | |")
+            print(f"| {label} | | {baselines[key]['perplexity']:.1f} | | | | | | | | | |")
     for row in rows:
         perplexity = row["metrics"]["perplexity"]
         print(f"| `{row['config']}` ({row['output']} softmax) | {perplexity.get('validation', float('nan')):.1f} | "
-              f"{perplexity.get('test', float('nan')):.1f} | {versus(row['metrics'], 'kneser_ney_trigram')} | "
+              f"{perplexity.get('test', float('nan')):.1f} | {per_character(row['metrics'])} | "
+              f"{versus(row['metrics'], 'kneser_ney_trigram')} | "
               f"{versus(row['metrics'], 'kneser_ney_4gram')} | "
               f"{interpolated(row['metrics'])} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
               f"{row['tokens_per_second'] / rows[0]['tokens_per_second']:.2f}x | "
