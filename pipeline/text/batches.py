@@ -59,12 +59,15 @@ def pad(sequences: Sequence[np.ndarray], max_length: int, pad_id: int = PAD_ID,
     return batch
 
 
-def sequence_lengths(sequences: Sequence[np.ndarray]) -> np.ndarray:
-    """Items per sequence, int64 ``(n,)``; a :class:`RaggedIds` (or anything with ``lengths()``, e.g.
-    :class:`pipeline.text.features.NgramRows`) answers without making the sequences."""
+def sequence_lengths(sequences: Sequence[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+    """Items per sequence (of those at ``rows`` only, when given), int64; a :class:`RaggedIds` (or anything
+    with ``lengths(rows)``, e.g. :class:`pipeline.text.features.NgramRows`) answers without making the
+    sequences."""
     if hasattr(sequences, "lengths"):
-        return sequences.lengths()
-    return np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
+        return sequences.lengths(rows)
+    chosen = sequences if rows is None else (sequences[int(row)] for row in rows)
+    return np.fromiter((len(sequence) for sequence in chosen), dtype=np.int64,
+                       count=len(sequences) if rows is None else len(rows))
 
 
 def _indexable(values) -> Sequence:
@@ -94,9 +97,10 @@ class Rows(Sequence):
     def __getitem__(self, index: int):
         return self.values[int(self.rows[index])]
 
-    def lengths(self) -> np.ndarray:
-        """Items per row, as :func:`sequence_lengths` of ``values`` gives them."""
-        return sequence_lengths(self.values)[self.rows]
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Items per row (of ``rows`` of this view only, when given), from ``values`` for those rows alone: a
+        sample of a split costs its own rows, not the split's."""
+        return sequence_lengths(self.values, self.rows if rows is None else self.rows[rows])
 
 
 def take_rows(values, rows: np.ndarray | None):

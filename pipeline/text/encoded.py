@@ -68,9 +68,11 @@ class RaggedIds(Sequence):
             for start, end in zip(starts, starts[1:]):
                 yield block[start:end][::-1] if self.reverse else block[start:end]
 
-    def lengths(self) -> np.ndarray:
-        """Tokens per sentence, int64 ``(sentences,)``, without reading the ids."""
-        return np.diff(self.offsets)
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Tokens per sentence (of ``rows`` only, when given), int64, without reading the ids."""
+        if rows is None:
+            return np.diff(self.offsets)
+        return (self.offsets[rows + 1] - self.offsets[rows]).astype(np.int64)
 
     def reversed(self) -> RaggedIds:
         """The same sentences, each read back to front."""

@@ -146,9 +146,9 @@ class SentenceWords(Sequence):
         forms = self.forms
         return [forms[code] for code in self.codes[index].tolist()]
 
-    def lengths(self) -> np.ndarray:
-        """Words per sentence, int64 ``(sentences,)``."""
-        return self.codes.lengths()
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Words per sentence (of ``rows`` only, when given), int64."""
+        return self.codes.lengths(rows)
 
 
 class CharRows(Sequence):
@@ -184,12 +184,14 @@ class NgramRows(Sequence):
     def __getitem__(self, index: int) -> np.ndarray:
         return ngram_ids(self.words[index][:self.max_length], self.kind, self.buckets)
 
-    def lengths(self) -> np.ndarray:
-        """N-grams per sentence, int64 ``(sentences,)``, counted from the words without hashing them."""
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """N-grams per sentence (of ``rows`` only, when given), int64, counted from the words without hashing
+        them."""
         char_lengths = np.fromiter((len(form) for form in self.words.forms), dtype=np.int64,
                                    count=len(self.words.forms))
-        counts = np.empty(len(self), dtype=np.int64)
-        for position, codes in enumerate(self.words.codes):
+        sentences = self.words.codes if rows is None else (self.words.codes[int(row)] for row in rows)
+        counts = np.empty(len(self) if rows is None else len(rows), dtype=np.int64)
+        for position, codes in enumerate(sentences):
             kept = codes[:self.max_length]
             count = 0
             if self.kind in ("char", "both"):

@@ -107,10 +107,10 @@ def write_prepared(config: Config, path: Path) -> int:
 
 
 def read_scratch(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """The scratch table, :data:`PREPARE_CHUNK_ROWS` rows at a time (pre_buffer off: with it, pyarrow keeps
-    buffers of the row groups read so far, so memory would grow with the corpus; one thread: see :data:`THREADS`)."""
+    """The scratch table, :data:`PREPARE_CHUNK_ROWS` rows at a time (opened without pre-buffering, see
+    :func:`pipeline.io.parquet_file`; one thread: see :data:`THREADS`)."""
     yield from artifact_io.parquet_file(path).iter_batches(batch_size=PREPARE_CHUNK_ROWS, columns=columns,
-                                                                   use_threads=THREADS)
+                                                           use_threads=THREADS)
 
 
 def _write_clean(rows: Iterable[tuple], corpus: CorpusConfig, scratch: Path) -> DocumentTally:

@@ -165,8 +165,8 @@ def read_shards(source: Any, shard_rows: int, wanted: Collection[int]) -> Iterat
 
 @contextlib.contextmanager
 def open_prepared(job: ShardJob) -> Iterator[Any]:
-    """``job.prepared`` as a ``pq.ParquetFile``, checked to be the file the fingerprint was taken of."""
-
+    """``job.prepared`` as a ``pq.ParquetFile`` (:func:`pipeline.io.parquet_file`), checked to be the file the
+    fingerprint was taken of."""
     with open(job.prepared, "rb") as handle:
         status = os.fstat(handle.fileno())
         if (status.st_ino, status.st_size, status.st_mtime_ns) != job.stamp:

@@ -192,9 +192,7 @@ def token_batches(tokens: Path | pd.DataFrame, columns: Sequence[str]) -> Iterat
     if isinstance(tokens, pd.DataFrame):
         yield from pa.Table.from_pandas(tokens[list(columns)], preserve_index=False).to_batches(TOKEN_BATCH_ROWS)
     else:
-        # pre_buffer off: with it, pyarrow keeps buffers of the row groups read so far (memory grows with the file)
-        yield from artifact_io.parquet_file(tokens).iter_batches(batch_size=TOKEN_BATCH_ROWS,
-                                                                         columns=list(columns))
+        yield from artifact_io.parquet_file(tokens).iter_batches(batch_size=TOKEN_BATCH_ROWS, columns=list(columns))
 
 
 @dataclass

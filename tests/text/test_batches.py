@@ -239,7 +239,7 @@ def test_rows_view_items_and_lengths_of_a_ragged_or_listed_sequence():
         view = take_rows(values, rows)
         assert isinstance(view, Rows) and len(view) == 3
         assert [item.tolist() for item in view] == [sentences[i].tolist() for i in rows]
-        assert view.lengths().tolist() == [1, 5, 9]
+        assert view.lengths().tolist() == [1, 5, 9] and view.lengths(np.array([2, 0])).tolist() == [9, 1]
     np.testing.assert_array_equal(take_rows(np.arange(7) * 2, rows), [2, 8, 10])  # arrays are indexed
     assert take_rows(sentences, None) is sentences and take_rows(None, rows) is None
     extra = {"token_inputs": {"char_ids": sentences}, "bag_inputs": {}}

@@ -25,6 +25,7 @@ def test_ragged_ids_index_iterate_and_measure_without_copying():
     assert ids[0].tolist() == [3, 4, 5] and ids[-1].tolist() == [2, 2] and ids[1].tolist() == []
     assert np.shares_memory(ids[0], ids.flat)
     assert ids.lengths().tolist() == [3, 0, 1, 2] and ids.lengths().dtype == np.int64
+    assert ids.lengths(np.array([3, 0])).tolist() == [2, 3] and ids.lengths(np.array([1])).dtype == np.int64
     with pytest.raises(IndexError):
         ids[4]
     assert [item.tolist() for item in ids[1:]] == SENTENCES[1:]  # a slice: a list, as of the list of arrays

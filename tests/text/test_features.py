@@ -149,6 +149,9 @@ def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path
             np.testing.assert_array_equal(chars[row], expected["token_inputs"]["char_ids"][row])
             np.testing.assert_array_equal(bags[row], expected["bag_inputs"]["ngram_ids"][row])
         np.testing.assert_array_equal(bags.lengths(), [len(bag) for bag in expected["bag_inputs"]["ngram_ids"]])
+        some = np.arange(len(words))[::3]  # the counts of a few rows alone: what a sample of the split costs
+        np.testing.assert_array_equal(bags.lengths(some), bags.lengths()[some])
+        np.testing.assert_array_equal(chars.codes.lengths(some), [len(words[row]) for row in some])
         # the batches pad both kinds alike
         ours = SequenceBatches(ids[split], None, 16, 5, **inputs[split])
         theirs = SequenceBatches(ids[split], None, 16, 5, **expected)
