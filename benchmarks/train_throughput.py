@@ -97,11 +97,12 @@ def compare_backends(arguments: argparse.Namespace) -> int:
     names = sorted({name for measured in results.values() for name in measured})
     print(f"seconds per training epoch (median of {arguments.epochs}, after 1 warm-up) per Keras backend[:jit], "
           f"validation loss / accuracy or perplexity after the {1 + arguments.epochs} epochs; "
-          f"{reference} / fastest = the default's epoch time over the fastest's (goal <= 1.3); "
+          f"{reference} / fastest = the first backend's epoch time over the fastest's; own / fastest = that of "
+          f"the backend the config trains on (train.backend: what `pipeline train` runs; goal <= 1.3); "
           f"first = the warm-up epoch's seconds (tracing, and under XLA one compilation per batch shape); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'config':<16}" + "".join(f" {variant + ' s':>16} {'first':>7} {'val':>13}" for variant in results)
-          + f" {reference + ' / fastest':>24}")
+          + f" {reference + ' / fastest':>24} {'own':>10} {'own / fastest':>14}")
     for name in names:
         cells, seconds = [], {}
         for variant, measured in results.items():
@@ -112,7 +113,10 @@ def compare_backends(arguments: argparse.Namespace) -> int:
             seconds[variant] = row["seconds"]
             cells.append(f" {row['seconds']:>16.3f} {row['warmup']:>7.1f} {row['validation']:>13}")
         ratio = seconds[reference] / min(seconds.values()) if reference in seconds else float("nan")
-        print(f"{name:<16}" + "".join(cells) + f" {ratio:>24.2f}")
+        own = next((row["own"] for measured in results.values() if (row := measured.get(name))), "tensorflow")
+        own_seconds = seconds.get(own, seconds.get(f"{own}:auto", float("nan")))
+        own_ratio = own_seconds / min(seconds.values())
+        print(f"{name:<16}" + "".join(cells) + f" {ratio:>24.2f} {own:>10} {own_ratio:>14.2f}")
     return 0 if results else 1
 
 
@@ -126,6 +130,7 @@ class Measurement:
     epoch_seconds: list[float]
     validation: str = "-"  # e.g. "0.712/0.683": validation loss / accuracy (or perplexity) after training
     warmup_seconds: float = float("nan")  # the untimed first epoch: tracing, and XLA compiling each batch shape
+    backend: str = "tensorflow"  # the config's train.backend: what `pipeline train` trains it on
 
     @property
     def median_seconds(self) -> float:
@@ -262,7 +267,7 @@ def _measure_classifier(name: str, config, epochs: int, jit_compile: str) -> Mea
         seconds, scores = _fit_timed(model, batches, validation, epochs)
     figures = f"{scores['loss']:.3f}/{scores['accuracy']:.3f}" if scores else "-"
     return Measurement(name, architecture(config), trainable_parameters(model), len(targets),
-                       settings.batch_size, seconds[1:], figures, seconds[0])
+                       settings.batch_size, seconds[1:], figures, seconds[0], settings.backend)
 
 
 def _measure_generator(name: str, config, epochs: int, jit_compile: str) -> Measurement:
@@ -309,7 +314,7 @@ def _measure_generator(name: str, config, epochs: int, jit_compile: str) -> Meas
     seconds, scores = _fit_timed(trainee, batches, validation, epochs)
     figures = f"{scores['loss']:.3f}/{scores['perplexity']:.1f}" if scores else "-"
     return Measurement(name, architecture(config), trainable_parameters(model), len(splits.sequences["train"]),
-                       settings.batch_size, seconds[1:], figures, seconds[0])
+                       settings.batch_size, seconds[1:], figures, seconds[0], settings.backend)
 
 
 def main(argv=None) -> int:
@@ -343,7 +348,8 @@ def main(argv=None) -> int:
 
     if arguments.json is not None:
         arguments.json.write_text(json.dumps({m.name: {"seconds": m.median_seconds, "validation": m.validation,
-                                                       "warmup": m.warmup_seconds} for m in measured}))
+                                                       "warmup": m.warmup_seconds, "own": m.backend}
+                                              for m in measured}))
     import keras
 
     print(f"training throughput, {arguments.epochs} timed epoch(s) after 1 warm-up, training split only; "

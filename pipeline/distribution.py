@@ -160,8 +160,8 @@ class Distribution:
                 return
             import tensorflow as tf
 
+            from pipeline.interrupts import unfinished_training
             from pipeline.keras_compat import take_strategy_from_scope, wrap_steps
-            from pipeline.resume import unfinished_training
 
             take_strategy_from_scope(model)
             wrap_steps(model, _logs_as_vectors)

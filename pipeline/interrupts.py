@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 _requested = threading.Event()
+# The saved states of this process's trainings (its training child's too) that have not finished: directory ->
+# epochs saved there, the latest last.
+_unfinished: dict[Path, int] = {}
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -39,3 +43,24 @@ def check() -> None:
     """Raise ``KeyboardInterrupt`` when SIGINT came (even if its first ``KeyboardInterrupt`` was dropped)."""
     if _requested.is_set():
         raise KeyboardInterrupt
+
+
+def training_saved(directory: Path, epochs: int) -> None:
+    """A training has saved its state after ``epochs`` epochs in ``directory``
+    (:class:`pipeline.resume.Resume`)."""
+    _unfinished.pop(Path(directory), None)
+    _unfinished[Path(directory)] = int(epochs)
+
+
+def training_finished(directory: Path) -> None:
+    _unfinished.pop(Path(directory), None)
+
+
+def unfinished_training() -> tuple[Path, int] | None:
+    """``(directory, epochs)`` of the last training state this process saved and did not finish, or None.
+
+    What an interrupted command can promise: rerun, and training resumes after that many epochs. None
+    when no training in this process finished an epoch yet (the rerun starts it over), when every one
+    finished, and for a task that does not resume (the reading model's training saves no state).
+    """
+    return next(reversed(_unfinished.items()), None)

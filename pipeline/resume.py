@@ -35,6 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from pipeline import interrupts
 from pipeline import io as artifact_io
 from pipeline.keras_compat import (
     callback_state,
@@ -50,23 +51,10 @@ log = logging.getLogger(__name__)
 STATE, VARIABLES, BEST_WEIGHTS = "state.json", "variables.npz", "best_weights.npz"
 OWN_CALLBACK = "callback_{}.npz"  # the arrays of callback number {} (pipeline.averaging.WeightAveraging's average)
 
-# The saved states of this process's trainings that have not finished: directory -> epochs saved there.
-_unfinished: dict[Path, int] = {}
-
 
 def identity_of(settings: Any) -> str:
     """A digest of what must not change between the killed run and its resumption (the resolved config)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def unfinished_training() -> tuple[Path, int] | None:
-    """``(directory, epochs)`` of the last training state this process saved and did not finish, or None.
-
-    What an interrupted command can promise: rerun, and training resumes after that many epochs. None
-    when no training in this process finished an epoch yet (the rerun starts it over), when every one
-    finished, and for a task that does not resume (the reading model's training saves no state).
-    """
-    return next(reversed(_unfinished.items()), None)
 
 
 class Resume:
@@ -97,7 +85,7 @@ class Resume:
         stopped = self.state.get("stopped", False)  # early stopping or the time limit had ended it
         self.initial_epoch = epochs if stopped else int(self.state.get("epoch", 0))
         if self.initial_epoch:
-            _unfinished[self.directory] = int(self.state["epoch"])
+            interrupts.training_saved(self.directory, self.state["epoch"])
             for path in (RunPaths(self.directory).history, RunPaths(self.directory).model):
                 if path.is_file():
                     shutil.copy2(path, self.folder / path.name)
@@ -120,7 +108,7 @@ class Resume:
         """Training is over and its run folder written: the saved state is no longer needed."""
         if self.writes:
             shutil.rmtree(self.directory, ignore_errors=True)
-        _unfinished.pop(self.directory, None)
+        interrupts.training_finished(self.directory)
 
 
 class _SaveAndRestore(keras.callbacks.Callback):
@@ -154,7 +142,7 @@ class _SaveAndRestore(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.resume.writes:
-            _unfinished[self.resume.directory] = epoch + 1  # what the chief saved
+            interrupts.training_saved(self.resume.directory, epoch + 1)  # what the chief saved
             return
         model_variables, optimizer_variables = training_variables(self.model)
         arrays = {f"model_{i}": np.asarray(v) for i, v in enumerate(model_variables)}
@@ -178,5 +166,4 @@ class _SaveAndRestore(keras.callbacks.Callback):
             for index, (_, arrays) in own.items():
                 np.savez(building / OWN_CALLBACK.format(index), **arrays)
             artifact_io.write_json(building / STATE, state)
-        _unfinished.pop(self.resume.directory, None)  # now the latest
-        _unfinished[self.resume.directory] = epoch + 1
+        interrupts.training_saved(self.resume.directory, epoch + 1)

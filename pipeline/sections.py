@@ -258,6 +258,11 @@ class TrainConfig:
     # data parallelism (tf.distribute, pipeline.distribution): none | mirrored (local devices) | multi_worker
     # (processes named by TF_CONFIG, each reading its share of every batch); batch_size stays the global batch
     distribute: str = "none"
+    # the Keras backend that trains (pipeline.backend_process): tensorflow (its steps op by op) | jax (whole steps
+    # compiled by XLA: several times faster for small recurrent layers on a CPU; compiling costs seconds per batch
+    # shape, kept between runs). Not this process's? The stage runs in a child process on it; evaluate, classify,
+    # export and serve stay on this process's backend
+    backend: str = "tensorflow"
     # weight averaging, scored in place of the epoch's own weights (pipeline.averaging.WeightAveraging): none | swa
     # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
     average: str = "none"
@@ -296,6 +301,9 @@ class TrainConfig:
         check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
         one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
         one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
+        one_of("train.backend", self.backend, ("tensorflow", "jax"))
+        check(self.backend == "tensorflow" or self.distribute == "none", "train.backend", self.backend,
+              '"tensorflow" with train.distribute (tf.distribute is TensorFlow\'s); or set train.distribute = "none"')
         one_of("train.average", self.average, ("none", "swa"))
         check(self.average_start >= 0, "train.average_start", self.average_start, ">= 0 (0: automatic)")
         check(self.average == "none" or self.distribute == "none", "train.average", self.average,

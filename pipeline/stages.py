@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import interrupts, registry, workarea
+from pipeline import backend_process, interrupts, registry, workarea
 from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.errors import PipelineError
@@ -65,6 +65,10 @@ class Stage:
         resumable: the stage saves training state after each epoch (kept only for the same fingerprint).
         partial: what an interrupted run of the stage leaves for the next run to continue from (``tokenize``'s
             finished shards), kept by their fingerprint; ``--force`` removes it, so that everything is done again.
+        backend: the Keras backend the stage's action needs (``train.backend``); "": whichever this process runs.
+            When this process runs another, the action runs in a child process on that one
+            (:mod:`pipeline.backend_process`), under this process's locks.
+        entry: the action's importable name (``"module:function"``), which such a child runs.
     """
 
     name: str
@@ -78,6 +82,8 @@ class Stage:
     run_folder: str = ""  # "" | new | amend
     resumable: Callable[[Config], bool] = lambda config: False
     partial: Callable[[Config, Paths], list[Path]] = lambda config, paths: []
+    backend: Callable[[Config], str] = lambda config: ""
+    entry: Callable[[Config], str] | None = None
 
     def lock_key(self, config: Config, paths: Paths) -> str:
         folder = paths.run if self.run_folder else self.folder(config, paths)
@@ -161,6 +167,7 @@ def _imported_modules(path: Path, stamp: tuple[int, int]) -> frozenset[str]:
 # The frame's modules that move results around without computing them (running stages, locks, paths, atomic
 # writes, config parsing, the registry): a change to them re-runs nothing, and their imports are not followed.
 ORCHESTRATION = frozenset({"pipeline.stages", "pipeline.front_end", "pipeline.workarea", "pipeline.registry",
+                           "pipeline.backend_process",
                            "pipeline.config", "pipeline.paths", "pipeline.io", "pipeline.errors", "pipeline.interrupts",
                            "pipeline"})
 
@@ -286,7 +293,11 @@ def run_stage(name: str, config: Config, force: bool = False, upstream: bool = T
                 workarea.reset_resume(Paths(paths.work, folder) if folder else paths, digest, force)
             log.info("%s: running", name)
             started = time.perf_counter()
-            result = stage.action(config, where) or {}
+            backend = stage.backend(config)
+            if backend and stage.entry is not None and backend != backend_process.current():
+                result = backend_process.call(backend, stage.entry(config), config, where)
+            else:
+                result = stage.action(config, where) or {}
             interrupts.check()  # a Ctrl-C that Python dropped: record and publish nothing (pipeline.interrupts)
             if result.pop("outputs_written", True):  # False: a multi-worker non-chief, whose outputs the chief writes
                 record(stage, config, paths, digest, where)
@@ -328,7 +339,8 @@ register(Stage("train", _train_settings,
                lambda c, p: run_files(p.run),
                lambda c: (registry.task(c.model.task).train.action.split(":")[0],),
                lambda c, p: registry.resolve(registry.task(c.model.task).train.action)(c, p),
-               packages=TRAINING_PACKAGES, run_folder="new", resumable=lambda c: True))
+               packages=TRAINING_PACKAGES, run_folder="new", resumable=lambda c: True,
+               backend=lambda c: c.train.backend, entry=lambda c: registry.task(c.model.task).train.action))
 register(Stage("evaluate",
                lambda c: {"seed": c.seed, "field": c.vectorize.token_field,
                           "task": registry.task(c.model.task).evaluate.settings(c)},

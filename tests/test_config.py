@@ -123,6 +123,9 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"distribute": "mirrored", "regime": "tbptt"}, "model": {"task": "generator"}}, "train.distribute"),
         ({"train": {"distribute": "multi_worker"}, "model": {"readout": "ridge"}}, "train.distribute"),
         ({"tokenize": {"processes": 0}}, "tokenize.processes"),
+        # the training backend (pipeline.backend_process)
+        ({"train": {"backend": "torch"}}, "train.backend"),
+        ({"train": {"backend": "jax", "distribute": "mirrored"}}, "train.backend"),
         # epochs of a set number of batches
         ({"train": {"steps_per_epoch": -1}}, "train.steps_per_epoch"),
         ({"train": {"steps_per_epoch": 100, "regime": "tbptt"}, "model": {"task": "generator"}},

@@ -18,8 +18,9 @@ from helpers import TEST_CONFIGS, write_csv
 
 from pipeline import config as config_module
 from pipeline import io as artifact_io
+from pipeline.interrupts import unfinished_training
 from pipeline.paths import Paths
-from pipeline.resume import STATE, Resume, identity_of, unfinished_training
+from pipeline.resume import STATE, Resume, identity_of
 from pipeline.runs import load_run
 from pipeline.stages import folder_of, run_stage
 

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return PipelineError.exit_status
     except KeyboardInterrupt:
-        from pipeline.resume import unfinished_training
+        from pipeline.interrupts import unfinished_training
 
         saved = unfinished_training()  # None: no training saved an epoch (reading runs save no state)
         resumes = f" (training resumes after epoch {saved[1]}, the last one it finished)" if saved else ""

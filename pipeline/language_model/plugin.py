@@ -90,6 +90,8 @@ def pretrain_settings(config) -> dict:
     read = {"seed": config.seed, "pretrain": config.to_dict()["pretrain"], "encoder": encoder}
     if config.train.validation_rows:  # its epochs validate on the same sample (a key only when set: older
         read["validation_rows"] = config.train.validation_rows  # fingerprints stay as they were)
+    if config.train.backend != "tensorflow":  # the backend it trains on (a key only when not the first one)
+        read["backend"] = config.train.backend
     return read
 
 
@@ -101,7 +103,7 @@ def pretrained_folder(config, paths):
     return paths.work / "pretrained" / digest
 
 
-def _pretrain(config, paths) -> dict:
+def pretrain_action(config, paths) -> dict:
     if not config.pretrain.enabled:
         return {}
     return registry.resolve("pipeline.language_model.pretrain:pretrain_encoder")(config, paths)
@@ -111,5 +113,7 @@ stages.register(stages.Stage(
     "pretrain", pretrain_settings,
     lambda config, paths: [paths.vocab, paths.embeddings, paths.ids] if config.pretrain.enabled else [],
     lambda config, paths: stages.run_files(pretrained_folder(config, paths)) if config.pretrain.enabled else [],
-    lambda config: ("pipeline.language_model.pretrain",), _pretrain, packages=stages.TRAINING_PACKAGES,
-    folder=pretrained_folder, resumable=lambda config: config.pretrain.enabled))
+    lambda config: ("pipeline.language_model.pretrain",), pretrain_action, packages=stages.TRAINING_PACKAGES,
+    folder=pretrained_folder, resumable=lambda config: config.pretrain.enabled,
+    backend=lambda config: config.train.backend if config.pretrain.enabled else "",
+    entry=lambda config: "pipeline.language_model.plugin:pretrain_action"))
