@@ -164,10 +164,12 @@ def test_language_model_builds_and_trains_on_jax_as_on_tensorflow(jax_report, te
 @pytest.mark.slow
 def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
     """The real `pipeline train`, then `pipeline classify` of the run it wrote, with KERAS_BACKEND=jax on the small
-    config: one process runs both commands' ``main`` (a JAX process start costs seconds); each must return 0."""
+    config with ``train.backend = "jax"``: one process runs both commands' ``main`` (a JAX process start costs
+    seconds), training in this process (no child: pipeline.backend_process); each must return 0."""
     options = ["--config", str(TEST_CONFIGS / "small.toml"),
                "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', "--set", f'work_dir="{small_work_dir}"',
-               "--set", f'models_dir="{tmp_path / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"']
+               "--set", f'models_dir="{tmp_path / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"',
+               "--set", 'train.backend="jax"']
     commands = [["train", *options],
                 ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
     script = ("import json, sys; from pipeline.cli import main\n"
@@ -178,6 +180,7 @@ def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
                         XDG_CACHE_HOME=str(tmp_path / "cache"))
     assert result.returncode == 0, explain(result)
     assert "Traceback" not in result.stderr, explain(result)
+    assert "in a child process" not in result.stderr, explain(result)
     label, probability, text = result.stdout.strip().splitlines()[-1].split("\t")
     assert text == "京都の紅葉がきれいでした。" and 0 < float(probability) <= 1
     # the command line keeps JAX's compiled steps for the next process (pipeline.paths.keep_jax_programs)

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(levelname).1s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+    for noisy in ("absl", "tensorflow", "jax", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

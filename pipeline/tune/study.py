@@ -176,12 +176,17 @@ def make_view(paths: Paths, view: Path) -> None:
 
 
 def trial_data(job: Job, values: dict[str, Any], folder: Path, number: int) -> dict:
-    """The config of trial ``number``: the sampled ``values``, the view as its work folder, a scratch run."""
+    """The config of trial ``number``: the sampled ``values``, the view as its work folder, a scratch run. It
+    trains in this process, on its Keras backend, where the pruner watches every epoch (``train.backend`` is
+    for the best config's own training)."""
+    from pipeline import backend_process
+
     data = with_values(job.data, values, job.resolved)
     corpus = dict(data.get("corpus", {}), name="view")
+    train = dict(data.get("train", {}), backend=backend_process.current())
     paths = trial_paths(folder, number)
-    return {**data, "corpus": corpus, "work_dir": str(paths.work.parent), "models_dir": str(paths.run.parent),
-            "run_name": paths.run.name}
+    return {**data, "corpus": corpus, "train": train, "work_dir": str(paths.work.parent),
+            "models_dir": str(paths.run.parent), "run_name": paths.run.name}
 
 
 def trial_paths(folder: Path, number: int) -> Paths:
