@@ -21,7 +21,10 @@ training work at every size, so that what grows with the corpus is what the trai
 the length of the epoch; ``--train-steps 0`` trains a whole epoch, hours at 5M here) and
 ``train.validation_rows = --validation-rows`` (default 10000: the epoch validates on a seeded sample of that
 many sentences; 0: on the whole validation split, 500,000 sentences at 5M). The train stage's time includes
-its set-up, which reads the whole training split's ids (and, for the classifier, its words).
+its set-up, which reads the whole training split's ids (and, for the classifier, its words) and plans the
+batches of a whole pass over it; the ``epoch`` row below each ``train`` row is the epoch alone (its training
+batches and the validation after them: the per-step time Keras prints, times the steps), what issue 19 asks to
+stay flat per token. A config that trains on JAX (``train.backend``) compiles its steps within that epoch.
 Per stage the table gives the stage's own seconds (its ``STAGE: done in X s``
 log line: the process's imports and the up-to-date checks of the stages before it are left out), sentences (or
 training tokens) per second, the peak resident memory of its process (``/usr/bin/time -f %M``), and both as ratios
@@ -150,6 +153,22 @@ class StageRun:
     stage: str
     seconds: float  # the stage's own time, from its log line
     peak_rss_mib: float
+    epoch_seconds: float | None = None  # train: its last epoch, from Keras' progress line
+
+
+# Keras' end-of-epoch line with verbose=2: "1000/1000 - 81s - 81ms/step - loss: ..."
+EPOCH_LINE = re.compile(r"^(\d+)/\1 - [\d.]+\w*s - ([\d.]+)(s|ms|us)/step", re.MULTILINE)
+STEP_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def epoch_seconds(output: str) -> float | None:
+    """The last epoch's seconds in a train stage's output: steps × the per-step time Keras prints (training and
+    the validation after it); None when there is no such line."""
+    found = EPOCH_LINE.findall(output)
+    if not found:
+        return None
+    steps, per_step, unit = found[-1]
+    return int(steps) * float(per_step) * STEP_UNIT[unit]
 
 
 def pipeline_command() -> list[str]:
@@ -180,7 +199,7 @@ def run_stage(stage: str, config: str, overrides: list[str], flags: tuple[str, .
     found = re.search(rf"\b{stage}: done in ([\d.]+) s", output)
     if not found:
         raise SystemExit(f"{stage}: no 'done in' line (was it skipped?):\n{output[-2000:]}")
-    return StageRun(stage, float(found.group(1)), int(peak_kib) / 1024)
+    return StageRun(stage, float(found.group(1)), int(peak_kib) / 1024, epoch_seconds(output))
 
 
 def prepared_sentences(work: Path) -> int:
@@ -269,6 +288,10 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple
             rows.append(Row(size, task, stage, units, unit, run.seconds, run.peak_rss_mib))
             print(f"  {task:<10} {stage:<9} {run.seconds:8.1f} s  {units / max(run.seconds, 1e-9):>9.0f} {unit}/s  "
                   f"peak RSS {run.peak_rss_mib:7.0f} MiB", flush=True)
+            if stage == "train" and run.epoch_seconds:  # the epoch alone: the stage less its set-up over the split
+                rows.append(Row(size, task, "epoch", units, unit, run.epoch_seconds, run.peak_rss_mib))
+                print(f"  {task:<10} {'epoch':<9} {run.epoch_seconds:8.1f} s  "
+                      f"{units / max(run.epoch_seconds, 1e-9):>9.0f} {unit}/s", flush=True)
             if stage == "tokenize" and processes > 1:  # before vectorize: it rewrites tokens.parquet
                 rows.append(tokenize_again(work, config, overrides, processes, rows[-1]))
     if "tokenize" not in stages:
