@@ -111,14 +111,17 @@ def test_a_killed_parent_takes_its_child_with_it(actions, tmp_path):
     assert gone(child), "the child kept running after its parent (and the parent's locks) were gone"
 
 
-def test_this_process_runs_a_stage_itself_when_it_already_has_the_backend(monkeypatch):
+def test_current_is_keras_own_backend_once_imported_else_what_keras_would_choose(monkeypatch, tmp_path):
+    """Which backend a stage would run on in this process, without importing Keras."""
     assert backend_process.current() == keras.backend.backend()  # Keras imported: its own answer
     monkeypatch.delitem(sys.modules, "keras")
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     assert backend_process.current() == "jax"
     monkeypatch.delenv("KERAS_BACKEND")
-    monkeypatch.setenv("KERAS_HOME", str(REPOSITORY / "missing"))
-    assert backend_process.current() == "tensorflow"  # Keras' default
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert backend_process.current() == "tensorflow"  # no keras.json: Keras' default
+    (tmp_path / "keras.json").write_text('{"backend": "jax", "floatx": "float32"}')
+    assert backend_process.current() == "jax"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install -e '.[dev]')")
