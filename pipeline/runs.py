@@ -149,6 +149,10 @@ class Run:
         from pipeline import __version__
 
         exported = build(self)
+        # every variable the signatures may read, tracked: Keras' recurrent cells draw a dropout mask even when
+        # not training (and do not apply it), so the graph reads their seed generators' state, which Keras' own
+        # tracking does not hand to tf.saved_model.save (a model with recurrent dropout failed to export)
+        exported.module.keras_variables = list(self.model.variables)
         metadata = {"exported_by": "pipeline", "pipeline_version": __version__, "format": "savedmodel",
                     "task": self.task, "run": self.folder.name, **exported.metadata}
         try:

@@ -105,7 +105,9 @@ def test_classifier_export_answers_as_classify(small_trained, tmp_path):
 def subword_ensemble_run(small_trained, tmp_path_factory) -> Path:
     """The small run's vocabulary and tokenizer with every in-graph feature on: a character CNN and the n-gram
     bag (``both``) beside the words, 6 tokens at most (truncation), and a char n-gram member fitted on the
-    corpus's training texts, mixed with w = 0.35. The recurrent model keeps random weights (scale 0.5)."""
+    corpus's training texts, mixed with w = 0.35. The recurrent model keeps random weights (scale 0.5). Its BiLSTM
+    has dropout and the embedding word dropout, as configs/default.toml: a cell draws its dropout mask even when
+    not training, so the graph reads the seed generators' state, which the export must track."""
     import pandas as pd
 
     from pipeline.classifier.ensemble import CharNgramModel, fit_char_ngram
@@ -114,7 +116,8 @@ def subword_ensemble_run(small_trained, tmp_path_factory) -> Path:
     config, trained = small_trained
     settings = json.loads(RunPaths(trained).config.read_text(encoding="utf-8"))
     settings["model"].update(char_encoder="cnn", max_chars=4, char_buckets=500, ngram_features="both",
-                             ngram_buckets=2000, ensemble="char_ngram", pooling="attention")
+                             ngram_buckets=2000, ensemble="char_ngram", pooling="attention", embedding_dropout=0.1,
+                             layers=[{"type": "bilstm", "units": 8, "dropout": 0.2}])
     settings["train"]["max_length"] = 6
     subword_config = config_module.from_dict(settings, where="test")
     vocab = Vocabulary.load(RunPaths(trained).vocab)
