@@ -213,22 +213,34 @@ def read_split_words(tokens_path: Path, splits: Sequence[str]) -> dict[str, Sent
     """
     import tempfile
 
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from pipeline.text.vectors import token_batches
 
     forms: dict[str, int] = {}
     files = {split: tempfile.TemporaryFile(dir=tokens_path.parent, prefix=".codes-") for split in splits}
-    lengths = {split: array("q") for split in splits}
+    lengths: dict[str, list[np.ndarray]] = {split: [] for split in splits}
+    wanted = pa.array(list(splits), pa.string())
     for batch in token_batches(tokens_path, ["split", WORD_FIELD]):
-        codes = {split: array("i") for split in splits}  # this batch's
-        for split, words in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-            if split in codes:
-                _add_sentence(words, forms, codes[split], lengths[split])
-        for split, part in codes.items():
-            files[split].write(part.tobytes())
+        batch = batch.filter(pc.is_in(batch.column(0), value_set=wanted))  # file order kept
+        sentences = batch.column(1)
+        # Arrow numbers the batch's distinct words in the order they first appear; only those few go through
+        # Python, to their code in `forms` (new words get the next codes, in that order: a sentence-by-sentence
+        # scan gives the same codes); every token's code is then one NumPy take
+        encoded = pc.dictionary_encode(pc.list_flatten(sentences))
+        new = [forms.setdefault(word, len(forms)) for word in encoded.dictionary.to_pylist()]
+        codes = np.asarray(new, dtype=np.int32)[encoded.indices.to_numpy(zero_copy_only=False)]
+        counts = pc.list_value_length(sentences).to_numpy(zero_copy_only=False).astype(np.int64)
+        names = batch.column(0).to_numpy(zero_copy_only=False)
+        for split in splits:
+            rows = names == split
+            files[split].write(codes[np.repeat(rows, counts)].tobytes())
+            lengths[split].append(counts[rows])
     table = list(forms)  # one table of words for every split
     result = {}
     for split, handle in files.items():
-        offsets = np.concatenate([[0], np.cumsum(lengths[split], dtype=np.int64)])
+        offsets = np.concatenate([[0], np.cumsum(np.concatenate([np.zeros(0, np.int64), *lengths[split]]))])
         result[split] = SentenceWords(table, RaggedIds(StoredArray.of_file(handle, np.int32, int(offsets[-1])),
                                                        offsets))
     return result

@@ -12,9 +12,11 @@ from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig
 from pipeline.text.encoded import StoredArray
 from pipeline.text.features import (
+    SentenceWords,
     char_ids,
     char_ngrams,
     ngram_ids,
+    read_split_words,
     sentence_inputs,
     split_inputs,
     stable_id,
@@ -116,6 +118,25 @@ def test_split_inputs_read_the_tokens_of_each_split_in_order(tmp_path):
     inputs = split_inputs(SUBWORD, tokens, ids, 10)
     np.testing.assert_array_equal(inputs["train"]["token_inputs"]["char_ids"][1], char_ids(["スマホ"], 4, 100))
     np.testing.assert_array_equal(inputs["test"]["bag_inputs"]["ngram_ids"][0], ngram_ids(["雨"], "both", 1000))
+
+
+def test_read_split_words_codes_words_as_a_scan_of_the_wanted_rows_in_file_order_would(tmp_path, monkeypatch):
+    """Arrow's per-batch dictionary of words, mapped to codes: the same forms, in the same first-seen order, and
+    the same codes as SentenceWords.of over the wanted splits' sentences read one by one; across read batches,
+    with words of unwanted rows left out, empty sentences and a split with no rows."""
+    from pipeline.text import vectors
+
+    monkeypatch.setattr(vectors, "TOKEN_BATCH_ROWS", 3)
+    rows = [("train", ["京都", "に"]), ("test", ["雨", "京都"]), ("validation", ["に", "雪"]), ("train", []),
+            ("train", ["スマホ", "京都", "京都"]), ("test", ["試合"]), ("validation", ["スマホ"]), ("train", ["雪"])]
+    tokens = write_tokens(tmp_path / "tokens.parquet", rows)
+    words = read_split_words(tokens, ["train", "validation", "unlabeled"])
+    scanned = SentenceWords.of([sentence for split, sentence in rows if split in ("train", "validation")])
+    assert words["train"].forms == scanned.forms == ["京都", "に", "雪", "スマホ"]  # no test-only word
+    for split in ("train", "validation"):
+        assert [list(sentence) for sentence in words[split]] == [sentence for name, sentence in rows if name == split]
+    assert [list(words["train"].codes[i]) for i in range(4)] == [[0, 1], [], [3, 0, 0], [2]]
+    assert len(words["unlabeled"]) == 0
 
 
 def test_split_inputs_make_per_batch_exactly_what_sentence_inputs_gives(tmp_path):
