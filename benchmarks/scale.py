@@ -95,8 +95,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="validation sentences the training epoch is scored on (train.validation_rows); 0: all")
     parser.add_argument("--from", dest="first", choices=STAGES, default="prepare",
                         help="the first stage measured: with --scratch holding a run of the stages before it at "
-                        "the same sizes and seed, they are up to date and only the later ones run (e.g. --from "
-                        "train to measure training again)")
+                        "the same sizes and seed, they are up to date and only the later ones run, each with "
+                        "--force (e.g. --from train to measure training again)")
     parser.add_argument("--until", choices=STAGES, default="train",
                         help="the last stage to run (each stage's process runs the ones before it when they are "
                         "out of date, so only a first part of the stages can be measured alone)")
@@ -279,7 +279,7 @@ def measure_size(size: int, pools: dict, seed: int, scratch: Path, stages: tuple
     for task, (config, overrides) in ((task, tasks[task]) for task in chosen):
         work = folder / "work" / ("scale_text" if task == "generator" else "scale_table")
         for stage in stages:
-            run = run_stage(stage, config, overrides)
+            run = run_stage(stage, config, overrides, ("--force",))  # measured even when up to date
             if stage == "train":
                 read = train_steps * batch_size(config, overrides) if train_steps else None
                 units, unit = training_tokens(work, task == "generator", read), "tokens"
