@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPOSITORY, TEST_CONFIGS, explain, folders
+from helpers import REPOSITORY, TEST_CONFIGS, explain
 
 from pipeline import backend_process
 from pipeline.cli import main
@@ -126,9 +126,11 @@ def test_current_is_keras_own_backend_once_imported_else_what_keras_would_choose
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install -e '.[dev]')")
 def test_a_classifier_trained_on_jax_in_a_child_is_evaluated_here_and_trains_again_to_the_same_history(
-        tmp_path, monkeypatch):
+        small_work_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # JAX's compiled programs: the second run reuses
-    arguments = ["--config", str(TEST_CONFIGS / "small.toml"), *folders(tmp_path), "--set", 'train.backend="jax"']
+    arguments = ["--config", str(TEST_CONFIGS / "small.toml"), "--set", f'work_dir="{small_work_dir}"',  # its front end
+                 "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"',
+                 "--set", f'models_dir="{tmp_path / "models"}"', "--set", 'train.backend="jax"']
     assert keras.backend.backend() == "tensorflow"
     assert main(["run", *arguments[1:]]) == 0
     run = RunPaths(tmp_path / "models" / "small")
