@@ -89,14 +89,14 @@ def call(backend: str, action: str, config: Any, paths: Paths) -> dict:
             if child.poll() is None:  # a terminal's Ctrl-C reached it too; a SIGINT to this process alone did not
                 child.send_signal(signal.SIGINT)
             _wait_through_interrupts(child)
-            _remember_saved(outcome)
+            _remember_saved(_read(outcome))
             raise
         except BaseException:
             child.kill()
             child.wait()
             raise
         answer = _read(outcome)
-        _remember_saved(outcome)
+        _remember_saved(answer)
         if "error" in answer:
             raise PipelineError(answer["error"])
         if status == INTERRUPTED or "interrupted" in answer:
@@ -125,9 +125,9 @@ def _read(outcome: Path) -> dict:
     return answer if isinstance(answer, dict) else {}
 
 
-def _remember_saved(outcome: Path) -> None:
+def _remember_saved(answer: dict) -> None:
     """The child's unfinished training state, for this process's interrupt message (:mod:`pipeline.interrupts`)."""
-    saved = _read(outcome).get("saved")
+    saved = answer.get("saved")
     if saved:
         interrupts.training_saved(Path(saved[0]), saved[1])
 
@@ -170,7 +170,7 @@ def child_main(request_path: str) -> int:
         saved = interrupts.unfinished_training()
         if saved:
             fields["saved"] = [str(saved[0]), saved[1]]
-        artifact_io.write_json(outcome, json.loads(json.dumps(fields, default=_plain)))
+        artifact_io.write_text(outcome, json.dumps(fields, default=_plain))
 
     try:
         registry.load_plugins()

@@ -333,14 +333,19 @@ def _train_settings(config: Config) -> dict:
             "task": task.train.settings(config)}
 
 
+def _train_action(config: Config) -> str:
+    """The task's train function, ``"module:function"``."""
+    return registry.task(config.model.task).train.action
+
+
 register(Stage("train", _train_settings,
                lambda c, p: [p.vocab, p.embeddings, p.ids, *front_end.subword_model_files(c, p),
                              *registry.task(c.model.task).train.inputs(c, p)],
                lambda c, p: run_files(p.run),
-               lambda c: (registry.task(c.model.task).train.action.split(":")[0],),
-               lambda c, p: registry.resolve(registry.task(c.model.task).train.action)(c, p),
+               lambda c: (_train_action(c).split(":")[0],),
+               lambda c, p: registry.resolve(_train_action(c))(c, p),
                packages=TRAINING_PACKAGES, run_folder="new", resumable=lambda c: True,
-               backend=lambda c: c.train.backend, entry=lambda c: registry.task(c.model.task).train.action))
+               backend=lambda c: c.train.backend, entry=_train_action))
 register(Stage("evaluate",
                lambda c: {"seed": c.seed, "field": c.vectorize.token_field,
                           "task": registry.task(c.model.task).evaluate.settings(c)},
