@@ -267,6 +267,10 @@ class TrainConfig:
     # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
     average: str = "none"
     average_start: int = 0  # swa: first averaged epoch (from 1); 0: the epoch after the first one without a new best
+    # classifier: knowledge distillation from the char n-gram model (pipeline.classifier.train.distillation_targets):
+    # each training target is (1 - distill) * one-hot label + distill * that model's out-of-fold probabilities; 0: off
+    distill: float = 0.0
+    distill_folds: int = 5  # the folds of the out-of-fold probabilities
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -308,6 +312,8 @@ class TrainConfig:
         check(self.average_start >= 0, "train.average_start", self.average_start, ">= 0 (0: automatic)")
         check(self.average == "none" or self.distribute == "none", "train.average", self.average,
                "\"none\" with train.distribute (averaging swaps the weights of one process)")
+        fraction("train.distill", self.distill, high_open=False)
+        check(self.distill_folds >= 2, "train.distill_folds", self.distill_folds, ">= 2")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

@@ -134,6 +134,12 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"steps_per_epoch": 100}, "model": {"task": "reading"}}, "train.steps_per_epoch"),
         ({"train": {"validation_rows": -1}}, "train.validation_rows"),
         ({"train": {"validation_rows": 100}, "model": {"task": "reading"}}, "train.validation_rows"),
+        # distillation from the char n-gram model: a classifier's, a weight in [0, 1]
+        ({"train": {"distill": 1.5}}, "train.distill"),
+        ({"train": {"distill": -0.1}}, "train.distill"),
+        ({"train": {"distill_folds": 1}}, "train.distill_folds"),
+        ({"train": {"distill": 0.5}, "model": {"task": "generator"}}, "train.distill"),
+        ({"train": {"distill": 0.5}, "model": {"task": "reading"}}, "train.distill"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

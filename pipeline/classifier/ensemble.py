@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,33 +253,112 @@ def mix(recurrent: np.ndarray, char: np.ndarray, weight: float) -> np.ndarray:
     return weight * recurrent + (1.0 - weight) * char
 
 
+@dataclass
+class MemberRows:
+    """The rows the char member is fitted and tuned on (:func:`read_linear_rows`): per split ``train`` and
+    ``validation``, the ``texts``, their label ids ``targets`` (n,), their positions ``rows`` (n,) within the
+    split (in the token table's order), and ``counts``: every row of each split in the table."""
+
+    texts: dict[str, list[str]]
+    targets: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    counts: dict[str, int]
+
+
+def read_member_rows(tokens_path: Path, labels: list[str], seed: int, max_rows: int,
+                     validation_rows: int = 0) -> MemberRows:
+    """The char member's rows: at most ``max_rows`` of the training and of the validation split, and at most
+    ``validation_rows`` (``train.validation_rows``, 0: no bound) of the validation split."""
+    bounds = [bound for bound in (max_rows, validation_rows) if bound]
+    limits = {"train": max_rows, "validation": min(bounds, default=0)}
+    tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), limits, seed)
+    for split, sample in sampled(tokens, counts).items():
+        log.info("char n-gram member: %d of %d %s sentences (classify.linear_max_rows)", sample["rows"],
+                 sample["of"], split)
+    label_index = {label: i for i, label in enumerate(labels)}
+    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
+    return MemberRows({split: part["text"].tolist() for split, part in parts.items()},
+                      {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()},
+                      {split: part["row"].to_numpy() for split, part in parts.items()}, counts)
+
+
+def fit_member(data: MemberRows, labels: list[str], seed: int) -> CharNgramModel:
+    """The char member: fitted on ``data``'s training rows, C chosen on its validation rows."""
+    return fit_char_ngram(data.texts, data.targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
+
+
+def teacher_probabilities(tokens_path: Path, data: MemberRows, member: CharNgramModel, labels: list[str], seed: int,
+                          folds: int) -> np.ndarray:
+    """The char member's probabilities ``(training sentences, classes)`` of every training sentence, each from
+    a model that did not see it (``train.distill``: the soft targets the recurrent model learns from).
+
+    The sentences the member was fitted on get out-of-fold probabilities: ``folds`` stratified folds, each
+    predicted by char TF-IDF + logistic regression fitted (vocabulary, idf and weights) on the other folds at
+    the member's C. Training sentences outside its sample (``classify.linear_max_rows``) are held out from the
+    member itself, so they get its probabilities, read a chunk of the table at a time. Rows are in the token
+    table's order of the training split, as the encoded sequences.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    started = time.perf_counter()
+    texts, targets = data.texts["train"], data.targets["train"]
+    if data.counts["train"] > len(texts):  # a sample: the rest are held out from the member already
+        probabilities = np.concatenate([member.probabilities(chunk["text"].tolist())
+                                        for chunk in split_chunks(tokens_path, ["text"], "train")])
+    else:
+        probabilities = np.zeros((len(texts), len(labels)))
+    largest = int(np.bincount(targets).max(initial=0))
+    splits = max(2, min(folds, largest))  # a class of fewer sentences than folds is spread over fewer folds
+    if len(texts) < splits:
+        raise PipelineError(f"train.distill: {len(texts)} training sentences are too few for out-of-fold "
+                            "probabilities; set train.distill = 0.0")
+    # stratified unless every class has a single sentence; a class smaller than the folds leaves some out
+    splitter = (StratifiedKFold if largest >= splits else KFold)(splits, shuffle=True,
+                                                                  random_state=seeds.child_seed(seed, "distill_folds"))
+    texts_array = np.array(texts, dtype=object)
+    out_of_fold = np.zeros((len(texts), len(labels)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        parts = list(splitter.split(np.zeros(len(texts)), targets))
+    for fitted, held in parts:
+        vectorizer = char_vectorizer()
+        features = vectorizer.fit_transform(texts_array[fitted].tolist())
+        present = np.unique(targets[fitted])  # a class missing from these folds gets no probability
+        if len(present) == 1:
+            out_of_fold[held, present[0]] = 1.0
+            continue
+        classifier = LogisticRegression(solver="saga", max_iter=1000, C=member.C,
+                                        random_state=seeds.child_seed(seed, "char_tfidf"))
+        classifier.fit(features, targets[fitted])
+        out_of_fold[np.ix_(held, present)] = classifier.predict_proba(vectorizer.transform(texts_array[held].tolist()))
+    probabilities[data.rows["train"]] = out_of_fold
+    log.info("distillation teacher: char n-gram out-of-fold probabilities of %d training sentences (%d folds, "
+             "accuracy %.3f), %.1f s", len(texts), splits, float(np.mean(out_of_fold.argmax(axis=1) == targets)),
+             time.perf_counter() - started)
+    return probabilities
+
+
 def fit_ensemble(tokens_path: Path, labels: list[str], recurrent_probabilities: Callable[[np.ndarray], np.ndarray],
-                 seed: int, folder: Path, max_rows: int, validation_rows: int = 0) -> float:
+                 seed: int, folder: Path, max_rows: int, validation_rows: int = 0,
+                 fitted: tuple[MemberRows, CharNgramModel] | None = None) -> float:
     """Fit the char member on the prepared text of the training split, choose its C and w on the validation
     split (at most ``max_rows`` of each, see :func:`read_linear_rows`, and at most ``validation_rows``
     (``train.validation_rows``, 0: no bound) of the validation split), save both to the run ``folder``;
     returns w. ``recurrent_probabilities(rows)`` gives the recurrent model's ``(len(rows), classes)`` for
     the validation rows at positions ``rows`` of the split (in the token table's order): only the rows read
-    are predicted."""
-    bounds = [bound for bound in (max_rows, validation_rows) if bound]
-    limits = {"train": max_rows, "validation": min(bounds, default=0)}
-    tokens, counts = read_linear_rows(tokens_path, ["text", "label"], ("train", "validation"), limits, seed)
-    samples = sampled(tokens, counts)
-    for split, sample in samples.items():
-        log.info("char n-gram member: %d of %d %s sentences (classify.linear_max_rows)", sample["rows"],
-                 sample["of"], split)
-    label_index = {label: i for i, label in enumerate(labels)}
-    parts = {split: tokens[tokens["split"] == split] for split in ("train", "validation")}
-    texts = {split: part["text"].tolist() for split, part in parts.items()}
-    targets = {split: part["label"].map(label_index).to_numpy() for split, part in parts.items()}
-    member = fit_char_ngram(texts, targets, labels, seeds.child_seed(seed, "char_tfidf"), C_GRID, FIXED_C)
-    rows = parts["validation"]["row"].to_numpy()  # the validation rows read (all, or a sample)
-    weight = mixture_weight(recurrent_probabilities(rows), member.probabilities(texts["validation"]),
-                            targets["validation"])
+    are predicted. ``fitted``: the rows and member already made (the distillation teacher), used as they are."""
+    data, member = fitted if fitted is not None else (None, None)
+    if data is None:
+        data = read_member_rows(tokens_path, labels, seed, max_rows, validation_rows)
+        member = fit_member(data, labels, seed)
+    weight = mixture_weight(recurrent_probabilities(data.rows["validation"]),
+                            member.probabilities(data.texts["validation"]), data.targets["validation"])
     member.save(folder)
     artifact_io.write_json(folder / "ensemble.json", {"members": ["recurrent", "char_ngram"], "weight": weight,
                                                       "weight_chosen_on": "validation negative log-likelihood",
-                                                      "rows": {split: {"rows": len(texts[split]), "of": counts[split]}
+                                                      "rows": {split: {"rows": len(data.texts[split]),
+                                                                       "of": data.counts[split]}
                                                                for split in ("train", "validation")}})
     log.info("ensemble: p = %.2f · recurrent + %.2f · char n-gram (chosen on validation)", weight, 1 - weight)
     return weight

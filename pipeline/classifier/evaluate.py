@@ -203,6 +203,8 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     metrics = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
     if members is not None:
         metrics["ensemble"] = members
+    if config.train.distill:  # the recurrent model learned from the char n-gram model's soft targets
+        metrics["distilled"] = {"teacher": "char_ngram", "weight": config.train.distill}
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
         "tfidf_logistic_regression": predicted_scores(truth, outputs["word"], labels),
@@ -238,7 +240,12 @@ def summary(metrics: dict) -> str:
         members = metrics["ensemble"]
         lines.append(f"  ensemble = {members['weight']:.2f} · recurrent + {1 - members['weight']:.2f} · char n-gram "
                      f"(weight chosen on validation); alone: recurrent accuracy "
-                     f"{members['recurrent']['accuracy']:.3f} macro-F1 {members['recurrent']['macro_f1']:.3f}")
+                     f"{members['recurrent']['accuracy']:.3f} macro-F1 {members['recurrent']['macro_f1']:.3f}"
+                     + recurrent_gap(members["recurrent"], baselines.get("char_tfidf_logistic_regression")))
+    if "distilled" in metrics:
+        alpha = metrics["distilled"]["weight"]
+        lines.append(f"  the recurrent model learned from {1 - alpha:.2f} · labels + {alpha:.2f} · the char n-gram "
+                     "model's out-of-fold probabilities (train.distill)")
     lines += char_baseline_lines(metrics)
     if "linear_models_fitted_on" in metrics:
         samples = metrics["linear_models_fitted_on"]
@@ -251,16 +258,29 @@ def summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+GAP_KEYS = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))  # metric key, its name on the terminal
+
+
+def gaps_to_char(scores: dict, char: dict) -> str:
+    """``accuracy +0.012, macro-F1 −0.003``: ``scores`` minus the char baseline's."""
+    return ", ".join(f"{name} " + f"{scores[key] - char[key]:+.3f}".replace("-", "−") for key, name in GAP_KEYS)
+
+
+def recurrent_gap(recurrent: dict, char: dict | None) -> str:
+    """`` (− char TF-IDF: accuracy …, macro-F1 …)``: the ensemble's recurrent member alone against the char
+    baseline; empty for metrics written before that baseline existed."""
+    return "" if char is None else f" (− char TF-IDF: {gaps_to_char(recurrent, char)})"
+
+
 def char_baseline_lines(metrics: dict) -> list[str]:
     """The char TF-IDF baseline, the model's gap to it, and a plain word when the model does not clear it."""
     char = metrics["baselines"].get("char_tfidf_logistic_regression")
     if char is None:  # metrics written before this baseline existed
         return []
-    gaps = {name: metrics[key] - char[key] for key, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"))}
+    gaps = {name: metrics[key] - char[key] for key, name in GAP_KEYS}
     lines = [f"  char 1-3-gram TF-IDF + logistic regression (C={char['C']:g}, {char['C_chosen_on']}): "
              f"accuracy {char['accuracy']:.3f}  macro-F1 {char['macro_f1']:.3f}",
-             "  model − char TF-IDF: " + ", ".join(f"{name} " + f"{gap:+.3f}".replace("-", "−")
-                                                   for name, gap in gaps.items())]
+             f"  model − char TF-IDF: {gaps_to_char(metrics, char)}"]
     ahead = [name for name, gap in gaps.items() if gap > 0]
     if not ahead:
         lines.append("  the model does not beat the character n-gram baseline")

@@ -34,16 +34,16 @@ def validate(config) -> None:
 
 
 def reads_tokens(config) -> bool:
-    """The subword features (``model.char_encoder``, ``model.ngram_features``) and the n-gram ensemble
-    member (``model.ensemble``) read the tokens' text."""
-    return uses_subword_features(config.model) or config.model.ensemble != "none"
+    """The subword features (``model.char_encoder``, ``model.ngram_features``), the n-gram ensemble
+    member (``model.ensemble``) and the distillation teacher (``train.distill``) read the tokens' text."""
+    return uses_subword_features(config.model) or config.model.ensemble != "none" or config.train.distill > 0
 
 
 def train_settings(config) -> dict:
     """What training reads beyond ``[model]`` and ``[train]``: pretraining on or off, and the char n-gram
-    member's row bound when there is one."""
+    model's row bound when there is one (the ensemble member, the distillation teacher)."""
     settings = {"pretrain": config.pretrain.enabled}
-    if config.model.ensemble != "none":
+    if config.model.ensemble != "none" or config.train.distill > 0:
         settings["linear_max_rows"] = config.classify.linear_max_rows
     return settings
 
@@ -69,7 +69,8 @@ def search_space(config) -> registry.SearchSpace:
       takes one), ``model.embedding_dropout`` (0-0.3), ``train.learning_rate`` (a tenth to 3x the config's, log);
     * with ``model.trainable_embeddings``: ``train.freeze_embeddings_epochs`` (0-3) and
       ``train.embedding_learning_rate_factor`` (0.05-1, log);
-    * ``model.ensemble`` (none or char_ngram);
+    * ``model.ensemble`` (none or char_ngram) and ``train.distill`` (0-0.8: how much the recurrent model learns
+      from the char n-gram model);
     * with ``[pretrain] enabled``: ``pretrain.epochs`` (2 to twice the config's), and the units are kept: each
       new width would pretrain a new language model.
 
@@ -92,6 +93,7 @@ def search_space(config) -> registry.SearchSpace:
         parameters["train.embedding_learning_rate_factor"] = {
             "low": min(0.05, train.embedding_learning_rate_factor) or 0.05, "high": 1.0, "log": True}
     parameters["model.ensemble"] = {"choices": ["none", "char_ngram"]}
+    parameters["train.distill"] = {"low": 0.0, "high": max(0.8, train.distill)}
     if config.pretrain.enabled:
         parameters["pretrain.epochs"] = {"low": 2, "high": max(2, 2 * config.pretrain.epochs)}
     return registry.SearchSpace(parameters, {"macro_f1": "maximize", "accuracy": "maximize"},

@@ -52,13 +52,14 @@ log = logging.getLogger(__name__)
 
 
 def fit_ridge(model: keras.Model, batches: SequenceBatches, ridge: float, num_classes: int) -> None:
-    """Closed-form readout: fit the ``readout`` Dense layer by ridge regression on one-hot targets."""
+    """Closed-form readout: fit the ``readout`` Dense layer by ridge regression on one-hot targets (or the soft
+    targets of ``train.distill``)."""
     from pipeline.layers.esn import fit_ridge_readout
 
     def one_hot_batches():
         for index in range(len(batches)):
             ids, targets = batches[index][:2]
-            yield ids, np.eye(num_classes, dtype=np.float64)[targets]
+            yield ids, targets if targets.ndim == 2 else np.eye(num_classes, dtype=np.float64)[targets]
 
     fit_ridge_readout(model, model.get_layer("readout"), one_hot_batches(), ridge)
 
@@ -125,6 +126,31 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
     target.set_weights(weights)
 
 
+def distillation_targets(config: Config, paths: Paths, splits: EncodedSplits):
+    """The training and validation targets, and the char n-gram teacher when ``train.distill`` > 0.
+
+    Without distillation: the label ids ``(n,)`` of each split and no teacher. With it (Hinton et al. 2015,
+    the teacher being the char member of :mod:`pipeline.classifier.ensemble`): each training sentence's target
+    is ``(1 − distill) · one_hot(label) + distill · p_char(· | sentence)`` ``(n, classes)``, where ``p_char`` comes
+    from a char TF-IDF model that did not see the sentence (out-of-fold), so the targets carry what the n-grams
+    know of sentences they have not read, not their memory of the training set; validation targets are one-hot,
+    so the validation loss stays the labels' cross-entropy. The teacher (its rows and fitted member) is returned
+    for the ensemble to reuse.
+    """
+    train, validation = splits.targets["train"], splits.targets["validation"]
+    alpha = config.train.distill
+    if not alpha:
+        return None, train, validation
+    from pipeline.classifier.ensemble import fit_member, read_member_rows, teacher_probabilities
+
+    data = read_member_rows(paths.tokens, splits.labels, config.seed, config.classify.linear_max_rows,
+                            config.train.validation_rows)
+    member = fit_member(data, splits.labels, config.seed)
+    soft = teacher_probabilities(paths.tokens, data, member, splits.labels, config.seed, config.train.distill_folds)
+    one_hot = np.eye(len(splits.labels), dtype=np.float32)
+    return (data, member), ((1.0 - alpha) * one_hot[train] + alpha * soft).astype(np.float32), one_hot[validation]
+
+
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
     settings = config.train
@@ -153,10 +179,12 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     weights = None
     if settings.class_weights == "balanced":
         weights = balanced_class_weights(train_targets, num_classes)[train_targets]
+    # train.distill: soft targets mixing the labels with the char n-gram model's out-of-fold probabilities
+    teacher, fit_targets, validation_targets = distillation_targets(config, paths, splits)
     # the subword inputs when model.char_encoder / model.ngram_features are on, else nothing
     extra = split_inputs(config.model, paths.tokens,
                          {split: splits.sequences[split] for split in ("train", "validation")}, settings.max_length)
-    train_batches = SequenceBatches(splits.sequences["train"], train_targets, settings.batch_size,
+    train_batches = SequenceBatches(splits.sequences["train"], fit_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
                                     weights, **extra["train"], steps_per_epoch=settings.steps_per_epoch)
     validation_count = len(splits.sequences["validation"])
@@ -165,7 +193,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     def validation_at(rows: np.ndarray | None) -> SequenceBatches:
         """Batches of the validation sentences at ``rows`` (``None``: all), in their order."""
         return SequenceBatches(take_rows(splits.sequences["validation"], rows),
-                               take_rows(splits.targets["validation"], rows), settings.batch_size,
+                               take_rows(validation_targets, rows), settings.batch_size,
                                settings.max_length, **inputs_at(extra["validation"], rows))
 
     # train.validation_rows: the epochs' validation reads a seeded sample (the same every epoch)
@@ -178,7 +206,8 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     group_rates = fine_tuning_rates(settings, model)
     with distribution.scope():
         optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy" if teacher is None
+                      else "categorical_crossentropy",
                       metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
     resume, examples_read = None, None
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
@@ -213,7 +242,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             from pipeline.classifier.ensemble import fit_ensemble
 
             fit_ensemble(paths.tokens, splits.labels, lambda rows: validation_at(rows).predict(model),
-                         config.seed, folder, config.classify.linear_max_rows, settings.validation_rows)
+                         config.seed, folder, config.classify.linear_max_rows, settings.validation_rows, teacher)
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:
         resume.finish()

@@ -19,8 +19,8 @@ from pipeline.text.vocab import SENTENCE_MARKERS
 registry.register_section("generate", GenerateConfig, owner="language_model")
 registry.register_section("pretrain", PretrainConfig, owner="language_model")
 
-# What a language model does not take: an ensemble member, data parallelism, fine-tuning options.
-UNSUPPORTED = ("model.ensemble", *FINE_TUNING_KEYS)
+# What a language model does not take: an ensemble member or teacher, fine-tuning options.
+UNSUPPORTED = ("model.ensemble", "train.distill", *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:

@@ -13,9 +13,9 @@ from pipeline.seq2seq.sections import ReadingConfig
 registry.register_section("reading", ReadingConfig, owner="reading")
 
 
-# What a reading model does not take: an ensemble member, data parallelism, fine-tuning, mixed precision,
+# What a reading model does not take: an ensemble member or teacher, data parallelism, fine-tuning, mixed precision,
 # epochs of a set number of batches, a sample of the validation split.
-UNSUPPORTED = ("model.ensemble", "train.distribute", "train.precision", "train.steps_per_epoch",
+UNSUPPORTED = ("model.ensemble", "train.distill", "train.distribute", "train.precision", "train.steps_per_epoch",
                "train.validation_rows", *FINE_TUNING_KEYS)
 
 

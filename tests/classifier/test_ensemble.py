@@ -2,6 +2,7 @@
 mixture weight, and a run with ``model.ensemble = "char_ngram"`` through the real CLI."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers import TEST_CONFIGS, assert_success, cli
 
+from pipeline import seeds
 from pipeline.classifier import ensemble
 from pipeline.classifier.ensemble import (
     ARRAYS_FILE,
@@ -18,9 +20,12 @@ from pipeline.classifier.ensemble import (
     char_vectorizer,
     fit_char_ngram,
     fit_ensemble,
+    fit_member,
     mix,
     mixture_weight,
     read_linear_rows,
+    read_member_rows,
+    teacher_probabilities,
 )
 from pipeline.errors import PipelineError
 
@@ -199,21 +204,117 @@ def test_mixture_weight_minimises_validation_nll():
     assert mixture_weight(sure[:0], uniform[:0], targets[:0]) == 1.0  # no validation split
 
 
+LABELS = ["a", "b", "c"]
+
+
+def member_table(path: Path, rows: int, texts=None, every_validation: int = 4) -> pd.DataFrame:
+    """A token table of ``rows`` sentences (``texts``, else the TEXTS patterns numbered), labels a/b/c in turn,
+    every ``every_validation``-th row in the validation split, the others in the training split."""
+    index = np.arange(rows)
+    texts = texts if texts is not None else [f"{TEXTS[i % 9]}{i}" for i in index]
+    frame = pd.DataFrame({"text": texts, "label": np.array(LABELS)[index % 3],
+                          "split": np.where(index % every_validation == 0, "validation", "train")})
+    frame.to_parquet(path, index=False)
+    return frame
+
+
+def test_teacher_probabilities_are_scikit_learns_out_of_fold_predictions(tmp_path):
+    """Every row equals scikit-learn's ``cross_val_predict`` of the same TF-IDF + logistic regression pipeline
+    (vectorizer refitted on each fold) at the member's C, over the same stratified folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    frame = member_table(tmp_path / "tokens.parquet", 240)
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 5, 0)
+    member = fit_member(data, LABELS, 5)
+    soft = teacher_probabilities(tmp_path / "tokens.parquet", data, member, LABELS, 5, folds=4)
+    train = frame[frame["split"] == "train"]
+    targets = train["label"].map({label: i for i, label in enumerate(LABELS)}).to_numpy()
+    pipeline = make_pipeline(char_vectorizer(), LogisticRegression(solver="saga", max_iter=1000, C=member.C,
+                                                                   random_state=seeds.child_seed(5, "char_tfidf")))
+    folds = StratifiedKFold(4, shuffle=True, random_state=seeds.child_seed(5, "distill_folds"))
+    reference = cross_val_predict(pipeline, train["text"].tolist(), targets, cv=folds, method="predict_proba")
+    assert soft.shape == (len(train), 3)
+    np.testing.assert_allclose(soft, reference, rtol=1e-6, atol=1e-9)
+
+
+def test_teacher_probabilities_never_come_from_a_model_that_read_the_sentence(tmp_path):
+    """Random labels on sentences of random characters: a model that read them memorises them (C = 300), one
+    that did not is at chance. The teacher's probabilities of the training sentences are at chance."""
+    generator = np.random.default_rng(0)
+    pool = np.array(list("日月火水木金土山川田中本大小上下左右人口目耳手足力刀糸竹米貝車門雨花草"))
+    texts = ["".join(generator.choice(pool, 8)) for _ in range(600)]
+    frame = member_table(tmp_path / "tokens.parquet", 600, texts)
+    frame["label"] = np.array(LABELS)[generator.integers(0, 3, 600)]  # labels unrelated to the text
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 1, 0)
+    member = fit_char_ngram(data.texts, data.targets, LABELS, 1, (300.0,), 300.0)
+    targets = data.targets["train"]
+    assert np.mean(member.probabilities(data.texts["train"]).argmax(axis=1) == targets) > 0.95  # memorised
+    soft = teacher_probabilities(tmp_path / "tokens.parquet", data, member, LABELS, 1, folds=5)
+    assert np.mean(soft.argmax(axis=1) == targets) < 0.45  # chance is 1/3
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+
+
+def test_teacher_of_a_sampled_training_split_scores_the_unread_rows_with_the_member(tmp_path):
+    """classify.linear_max_rows: the member read 50 of the training sentences; those get out-of-fold
+    probabilities, the others (held out from the member already) the member's, all in the split's order."""
+    frame = member_table(tmp_path / "tokens.parquet", 400)
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 5, 50)
+    assert len(data.texts["train"]) == 50 and data.counts["train"] == 300
+    member = fit_member(data, LABELS, 5)
+    soft = teacher_probabilities(tmp_path / "tokens.parquet", data, member, LABELS, 5, folds=3)
+    train_texts = frame[frame["split"] == "train"]["text"].tolist()
+    assert soft.shape == (300, 3)
+    unread = np.setdiff1d(np.arange(300), data.rows["train"])
+    np.testing.assert_allclose(soft[unread], member.probabilities([train_texts[i] for i in unread]))
+    read = data.rows["train"]
+    assert [train_texts[i] for i in read] == data.texts["train"]
+    assert not np.allclose(soft[read], member.probabilities(data.texts["train"]))  # not the member's own
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+
+
+def test_teacher_of_tiny_classes_and_of_too_few_sentences(tmp_path):
+    """A class with fewer sentences than folds is spread over fewer folds; a class left out of the fitted folds
+    gets probability 0 where it is held out; one training sentence is a one-line error."""
+    texts = ["京都の寺", "スマホの電池", "野球の試合", "嵐山の紅葉", "新しいケータイ", "サッカー", "清水寺",
+             "充電器"]
+    frame = pd.DataFrame({"text": texts, "label": ["a", "b", "a", "a", "b", "c", "a", "b"],
+                          "split": ["train"] * 7 + ["validation"]})
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 3, 0)
+    member = fit_member(data, LABELS, 3)
+    soft = teacher_probabilities(tmp_path / "tokens.parquet", data, member, LABELS, 3, folds=5)
+    assert soft.shape == (7, 3)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+    assert soft[5, 2] == 0.0  # the one "c" sentence: no model that did not read it knows "c"
+    frame.iloc[:7, frame.columns.get_loc("split")] = ["validation"] * 6 + ["train"]
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 3, 0)
+    with pytest.raises(PipelineError, match="train.distill"):
+        teacher_probabilities(tmp_path / "tokens.parquet", data, member, LABELS, 3, folds=5)
+
+
 @pytest.fixture(scope="module")
 def ensemble_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
     result = cli("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
                  "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
-                 "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}")
+                 "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}",
+                 "--set", f"train.distill={DISTILL}")
     assert_success(result)
-    return root / "models" / "e2e", result.stdout
+    return root / "models" / "e2e", result.stdout, result.stderr
+
+
+DISTILL = 0.5  # the run's recurrent model also learns from the char member's out-of-fold probabilities
 
 
 BOUND = 40  # classify.linear_max_rows of the run: fewer than its training sentences
 
 
 def test_run_reports_the_ensemble_and_each_member(ensemble_run):
-    folder, stdout = ensemble_run
+    folder, stdout, stderr = ensemble_run
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     members = metrics["ensemble"]
     assert 0.0 <= members["weight"] <= 1.0
@@ -221,6 +322,14 @@ def test_run_reports_the_ensemble_and_each_member(ensemble_run):
     # the char member is the char TF-IDF baseline itself, fitted once
     assert members["char_ngram"]["accuracy"] == metrics["baselines"]["char_tfidf_logistic_regression"]["accuracy"]
     assert "ensemble = " in stdout and "alone: recurrent accuracy" in stdout
+    char = metrics["baselines"]["char_tfidf_logistic_regression"]
+    gap = members["recurrent"]["macro_f1"] - char["macro_f1"]
+    assert "(− char TF-IDF: accuracy " in stdout and "macro-F1 " + f"{gap:+.3f})".replace("-", "−") in stdout
+    # train.distill: said in the metrics and on the terminal; the teacher is the ensemble's member, fitted once
+    assert metrics["distilled"] == {"teacher": "char_ngram", "weight": DISTILL}
+    assert "0.50 · labels + 0.50 · the char n-gram model's out-of-fold probabilities" in stdout
+    assert stderr.count("distillation teacher: char n-gram out-of-fold probabilities") == 1
+    assert len(re.findall(r"char n-gram member: \d+ features, C = ", stderr)) == 1
     assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()
     # the linear models (member and baselines) were fitted on a sample of BOUND training sentences, and say so
     rows = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))["rows"]
@@ -288,7 +397,7 @@ def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run, tmp_path):
 
 
 def test_explain_gives_the_ensemble_label(ensemble_run):
-    folder, _ = ensemble_run
+    folder = ensemble_run[0]
     text = "週末は嵐山で紅葉を見てから湯豆腐を食べました。"
     classified = json.loads(cli("classify", "--model", str(folder), "--json", text).stdout.splitlines()[0])
     explained = cli("classify", "--model", str(folder), "--json", "--explain", text)

@@ -37,7 +37,7 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
     assert default.metric == "macro_f1" and default.direction == "maximize"
     assert {"model.layers.units", "model.layers.dropout", "model.embedding_dropout", "train.learning_rate",
             "train.freeze_embeddings_epochs", "train.embedding_learning_rate_factor",
-            "model.ensemble"} == set(default.space)
+            "model.ensemble", "train.distill"} == set(default.space)
     pretrained = load_job(REPOSITORY / "configs" / "lstm_pretrained.toml")
     assert "pretrain.epochs" in pretrained.space and "model.layers.units" not in pretrained.space
     generator = load_job(REPOSITORY / "configs" / "generator.toml")
