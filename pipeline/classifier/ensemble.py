@@ -49,6 +49,14 @@ def char_vectorizer(vocabulary: dict[str, int] | None = None):
     return TfidfVectorizer(analyzer="char", ngram_range=NGRAM_RANGE, sublinear_tf=True, vocabulary=vocabulary)
 
 
+def logistic_regression(seed: int, **options):
+    """The one definition of the linear models' classifier (the char member, its out-of-fold copies, the TF-IDF
+    baselines): multinomial logistic regression by ``saga``, the fastest solver on these sparse features."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(solver="saga", max_iter=1000, random_state=seed, **options)
+
+
 @dataclass
 class CharNgramModel:
     """A fitted char TF-IDF + logistic regression, as plain arrays.
@@ -129,14 +137,13 @@ def fit_char_ngram(texts: dict[str, list[str]], targets: dict[str, np.ndarray], 
 
     Warm starts from the smallest C up, as the char baseline does; the returned arrays are those of the best C.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
     started = time.perf_counter()
     vectorizer = char_vectorizer()
     train_features = vectorizer.fit_transform(texts["train"])
     has_validation = len(texts["validation"]) > 0
-    classifier = LogisticRegression(solver="saga", max_iter=1000, warm_start=True, random_state=seed)
+    classifier = logistic_regression(seed, warm_start=True)
     best: tuple[float, CharNgramModel] | None = None
     for inverse_regularization in c_grid if has_validation else (fixed_c,):
         classifier.set_params(C=inverse_regularization).fit(train_features, targets["train"])
@@ -298,16 +305,20 @@ def teacher_probabilities(tokens_path: Path, data: MemberRows, member: CharNgram
     member itself, so they get its probabilities, read a chunk of the table at a time. Rows are in the token
     table's order of the training split, as the encoded sequences.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
 
     started = time.perf_counter()
     texts, targets = data.texts["train"], data.targets["train"]
+    probabilities = np.zeros((data.counts["train"], len(labels)))
     if data.counts["train"] > len(texts):  # a sample: the rest are held out from the member already
-        probabilities = np.concatenate([member.probabilities(chunk["text"].tolist())
-                                        for chunk in split_chunks(tokens_path, ["text"], "train")])
-    else:
-        probabilities = np.zeros((len(texts), len(labels)))
+        unread = np.ones(data.counts["train"], dtype=bool)
+        unread[data.rows["train"]] = False
+        start = 0
+        for chunk in split_chunks(tokens_path, ["text"], "train"):
+            rows = np.flatnonzero(unread[start:start + len(chunk)])
+            if len(rows):
+                probabilities[start + rows] = member.probabilities(chunk["text"].to_numpy()[rows].tolist())
+            start += len(chunk)
     largest = int(np.bincount(targets).max(initial=0))
     splits = max(2, min(folds, largest))  # a class of fewer sentences than folds is spread over fewer folds
     if len(texts) < splits:
@@ -328,8 +339,7 @@ def teacher_probabilities(tokens_path: Path, data: MemberRows, member: CharNgram
         if len(present) == 1:
             out_of_fold[held, present[0]] = 1.0
             continue
-        classifier = LogisticRegression(solver="saga", max_iter=1000, C=member.C,
-                                        random_state=seeds.child_seed(seed, "char_tfidf"))
+        classifier = logistic_regression(seeds.child_seed(seed, "char_tfidf"), C=member.C)
         classifier.fit(features, targets[fitted])
         out_of_fold[np.ix_(held, present)] = classifier.predict_proba(vectorizer.transform(texts_array[held].tolist()))
     probabilities[data.rows["train"]] = out_of_fold
@@ -348,10 +358,10 @@ def fit_ensemble(tokens_path: Path, labels: list[str], recurrent_probabilities: 
     returns w. ``recurrent_probabilities(rows)`` gives the recurrent model's ``(len(rows), classes)`` for
     the validation rows at positions ``rows`` of the split (in the token table's order): only the rows read
     are predicted. ``fitted``: the rows and member already made (the distillation teacher), used as they are."""
-    data, member = fitted if fitted is not None else (None, None)
-    if data is None:
+    if fitted is None:
         data = read_member_rows(tokens_path, labels, seed, max_rows, validation_rows)
-        member = fit_member(data, labels, seed)
+        fitted = (data, fit_member(data, labels, seed))
+    data, member = fitted
     weight = mixture_weight(recurrent_probabilities(data.rows["validation"]),
                             member.probabilities(data.texts["validation"]), data.targets["validation"])
     member.save(folder)

@@ -33,17 +33,23 @@ def validate(config) -> None:
               f"{str(off).lower()} (off) with model.trainable_embeddings = false")
 
 
+def fits_char_model(config) -> bool:
+    """Whether ``train`` fits the char n-gram model: as the ensemble member (``model.ensemble``) or as the
+    distillation teacher (``train.distill``)."""
+    return config.model.ensemble != "none" or config.train.distill > 0
+
+
 def reads_tokens(config) -> bool:
-    """The subword features (``model.char_encoder``, ``model.ngram_features``), the n-gram ensemble
-    member (``model.ensemble``) and the distillation teacher (``train.distill``) read the tokens' text."""
-    return uses_subword_features(config.model) or config.model.ensemble != "none" or config.train.distill > 0
+    """The subword features (``model.char_encoder``, ``model.ngram_features``) and the char n-gram model
+    (:func:`fits_char_model`) read the tokens' text."""
+    return uses_subword_features(config.model) or fits_char_model(config)
 
 
 def train_settings(config) -> dict:
     """What training reads beyond ``[model]`` and ``[train]``: pretraining on or off, and the char n-gram
     model's row bound when there is one (the ensemble member, the distillation teacher)."""
     settings = {"pretrain": config.pretrain.enabled}
-    if config.model.ensemble != "none" or config.train.distill > 0:
+    if fits_char_model(config):
         settings["linear_max_rows"] = config.classify.linear_max_rows
     return settings
 
