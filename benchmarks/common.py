@@ -36,9 +36,11 @@ class PipelineRun:
         return float(found.group(1)) if found else float("nan")
 
 
-def run_pipeline(config: str, overrides: list[str]) -> PipelineRun:
-    """``python -m pipeline run CONFIG --set OVERRIDE ...`` from the repository root; exits on failure."""
-    command = [sys.executable, "-m", "pipeline", "run", config]
+def run_pipeline(config: str, overrides: list[str], stage: str = "run") -> PipelineRun:
+    """``python -m pipeline run CONFIG --set OVERRIDE ...`` from the repository root (another ``stage``:
+    ``python -m pipeline STAGE --config CONFIG ...``); exits on failure."""
+    command = [sys.executable, "-m", "pipeline", "run", config] if stage == "run" else \
+        [sys.executable, "-m", "pipeline", stage, "--config", config]
     for override in overrides:
         command += ["--set", override]
     started = time.perf_counter()

@@ -271,6 +271,10 @@ class TrainConfig:
     # each training target is (1 - distill) * one-hot label + distill * that model's out-of-fold probabilities; 0: off
     distill: float = 0.0
     distill_folds: int = 5  # the folds of the out-of-fold probabilities
+    # with distill > 0 and corpus.unlabeled_path: the recurrent model also learns the char n-gram model's
+    # probabilities of at most this many unlabeled sentences per training sentence (a seeded sample); 0: none
+    # (measured, README: no gain on Aozora or the shipped corpus, where the unlabeled text's words pay instead)
+    distill_unlabeled: float = 0.0
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -314,6 +318,8 @@ class TrainConfig:
                "\"none\" with train.distribute (averaging swaps the weights of one process)")
         fraction("train.distill", self.distill, high_open=False)
         check(self.distill_folds >= 2, "train.distill_folds", self.distill_folds, ">= 2")
+        check(self.distill_unlabeled >= 0, "train.distill_unlabeled", self.distill_unlabeled,
+              ">= 0 (unlabeled sentences per training sentence; 0: none)")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

@@ -21,6 +21,7 @@ from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.classifier.ensemble import (
     C_GRID,
+    DISTILLATION_FILE,
     FIXED_C,
     CharNgramModel,
     chunked_predict,
@@ -203,7 +204,9 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     if members is not None:
         metrics["ensemble"] = members
     if config.train.distill:  # the recurrent model learned from the char n-gram model's soft targets
-        metrics["distilled"] = {"teacher": "char_ngram", "weight": config.train.distill}
+        record = paths.run / DISTILLATION_FILE
+        metrics["distilled"] = artifact_io.read_json(record) if record.is_file() else \
+            {"teacher": "char_ngram", "weight": config.train.distill}
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
         "tfidf_logistic_regression": predicted_scores(truth, outputs["word"], labels),
@@ -243,8 +246,11 @@ def summary(metrics: dict) -> str:
                      + recurrent_gap(members["recurrent"], baselines.get("char_tfidf_logistic_regression")))
     if "distilled" in metrics:
         alpha = metrics["distilled"]["weight"]
+        unlabeled = metrics["distilled"].get("unlabeled", {}).get("rows", 0)
         lines.append(f"  the recurrent model learned from {1 - alpha:.2f} · labels + {alpha:.2f} · the char n-gram "
-                     "model's out-of-fold probabilities (train.distill)")
+                     "model's out-of-fold probabilities (train.distill)"
+                     + (f", and from its probabilities of {unlabeled:,} unlabeled sentences (train.distill_unlabeled)"
+                        if unlabeled else ""))
     lines += char_baseline_lines(metrics)
     if "linear_models_fitted_on" in metrics:
         samples = metrics["linear_models_fitted_on"]

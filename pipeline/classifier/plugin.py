@@ -76,7 +76,8 @@ def search_space(config) -> registry.SearchSpace:
     * with ``model.trainable_embeddings``: ``train.freeze_embeddings_epochs`` (0-3) and
       ``train.embedding_learning_rate_factor`` (0.05-1, log);
     * ``model.ensemble`` (none or char_ngram) and ``train.distill`` (0-0.8: how much the recurrent model learns
-      from the char n-gram model);
+      from the char n-gram model), and with ``corpus.unlabeled_path`` ``train.distill_unlabeled`` (0-4: how many
+      unlabeled sentences per training sentence it learns that model's guesses of);
     * with ``[pretrain] enabled``: ``pretrain.epochs`` (2 to twice the config's), and the units are kept: each
       new width would pretrain a new language model.
 
@@ -100,6 +101,8 @@ def search_space(config) -> registry.SearchSpace:
             "low": min(0.05, train.embedding_learning_rate_factor) or 0.05, "high": 1.0, "log": True}
     parameters["model.ensemble"] = {"choices": ["none", "char_ngram"]}
     parameters["train.distill"] = {"low": 0.0, "high": max(0.8, train.distill)}
+    if config.corpus.unlabeled_path:
+        parameters["train.distill_unlabeled"] = {"low": 0.0, "high": max(4.0, train.distill_unlabeled)}
     if config.pretrain.enabled:
         parameters["pretrain.epochs"] = {"low": 2, "high": max(2, 2 * config.pretrain.epochs)}
     return registry.SearchSpace(parameters, {"macro_f1": "maximize", "accuracy": "maximize"},

@@ -32,10 +32,12 @@ from pipeline.stages import folder_of, settings_read
 from pipeline.text.batches import (
     SequenceBatches,
     balanced_class_weights,
+    chain_rows,
     inputs_at,
     sampled_rows,
     take_rows,
 )
+from pipeline.text.corpora import UNLABELED
 from pipeline.text.features import split_inputs
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import Vocabulary
@@ -127,28 +129,41 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
 
 
 def distillation_targets(config: Config, paths: Paths, splits: EncodedSplits):
-    """The training and validation targets, and the char n-gram teacher when ``train.distill`` > 0.
+    """The training and validation targets, the char n-gram teacher when ``train.distill`` > 0, and the
+    unlabeled sentences it labels.
 
-    Without distillation: the label ids ``(n,)`` of each split and no teacher. With it (Hinton et al. 2015,
-    the teacher being the char member of :mod:`pipeline.classifier.ensemble`): each training sentence's target
-    is ``(1 − distill) · one_hot(label) + distill · p_char(· | sentence)`` ``(n, classes)``, where ``p_char`` comes
-    from a char TF-IDF model that did not see the sentence (out-of-fold), so the targets carry what the n-grams
-    know of sentences they have not read, not their memory of the training set; validation targets are one-hot,
-    so the validation loss stays the labels' cross-entropy. The teacher (its rows and fitted member) is returned
-    for the ensemble to reuse.
+    Without distillation: the label ids ``(n,)`` of each split, no teacher, no unlabeled rows. With it (Hinton
+    et al. 2015, the teacher being the char member of :mod:`pipeline.classifier.ensemble`): each training
+    sentence's target is ``(1 − distill) · one_hot(label) + distill · p_char(· | sentence)`` ``(n, classes)``,
+    where ``p_char`` comes from a char TF-IDF model that did not see the sentence (out-of-fold), so the targets
+    carry what the n-grams know of sentences they have not read, not their memory of the training set;
+    validation targets are one-hot, so the validation loss stays the labels' cross-entropy. The teacher (its rows
+    and fitted member) is returned for the ensemble to reuse.
+
+    With ``corpus.unlabeled_path`` the teacher also labels up to ``train.distill_unlabeled`` unlabeled sentences
+    per training sentence (:func:`pipeline.classifier.ensemble.unlabeled_targets`): their rows of the
+    ``unlabeled`` split and targets ``p_char(· | sentence)`` ``(rows, classes)``, else ``None``.
     """
     train, validation = splits.targets["train"], splits.targets["validation"]
     alpha = config.train.distill
     if not alpha:
-        return None, train, validation
-    from pipeline.classifier.ensemble import fit_member, read_member_rows, teacher_probabilities
+        return None, train, validation, None
+    from pipeline.classifier.ensemble import fit_member, read_member_rows, teacher_probabilities, unlabeled_targets
+    from pipeline.text.corpora import UNLABELED
 
     data = read_member_rows(paths.tokens, splits.labels, config.seed, config.classify.linear_max_rows,
                             config.train.validation_rows)
     member = fit_member(data, splits.labels, config.seed)
     soft = teacher_probabilities(paths.tokens, data, member, splits.labels, config.seed, config.train.distill_folds)
     one_hot = np.eye(len(splits.labels), dtype=np.float32)
-    return (data, member), ((1.0 - alpha) * one_hot[train] + alpha * soft).astype(np.float32), one_hot[validation]
+    unlabeled = None
+    count = len(splits.sequences.get(UNLABELED, ()))
+    limit = int(config.train.distill_unlabeled * len(train))
+    if count and limit:
+        rows, probabilities = unlabeled_targets(paths.tokens, member, count, limit, len(splits.labels), config.seed)
+        unlabeled = (rows, probabilities.astype(np.float32))
+    return ((data, member), ((1.0 - alpha) * one_hot[train] + alpha * soft).astype(np.float32), one_hot[validation],
+            unlabeled)
 
 
 def train_classifier(config: Config, paths: Paths) -> dict:
@@ -180,13 +195,25 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     if settings.class_weights == "balanced":
         weights = balanced_class_weights(train_targets, num_classes)[train_targets]
     # train.distill: soft targets mixing the labels with the char n-gram model's out-of-fold probabilities
-    teacher, fit_targets, validation_targets = distillation_targets(config, paths, splits)
+    teacher, fit_targets, validation_targets, unlabeled = distillation_targets(config, paths, splits)
     # the subword inputs when model.char_encoder / model.ngram_features are on, else nothing
-    extra = split_inputs(config.model, paths.tokens,
-                         {split: splits.sequences[split] for split in ("train", "validation")}, settings.max_length)
-    train_batches = SequenceBatches(splits.sequences["train"], fit_targets, settings.batch_size,
+    read = ("train", "validation", UNLABELED) if unlabeled is not None else ("train", "validation")
+    extra = split_inputs(config.model, paths.tokens, {split: splits.sequences[split] for split in read},
+                         settings.max_length)
+    train_sequences, train_extra = splits.sequences["train"], extra["train"]
+    if unlabeled is not None:  # train.distill_unlabeled: the teacher's labels of unlabeled sentences, after the rest
+        rows, probabilities = unlabeled
+        train_sequences = chain_rows([train_sequences, take_rows(splits.sequences[UNLABELED], rows)])
+        train_extra = {kind: {name: chain_rows([values, take_rows(extra[UNLABELED][kind][name], rows)])
+                              for name, values in inputs.items()} for kind, inputs in train_extra.items()}
+        fit_targets = np.concatenate([fit_targets, probabilities])
+        if weights is not None:  # a sentence of unknown class weighs its class's expected weight
+            weights = np.concatenate([weights, probabilities @ balanced_class_weights(train_targets, num_classes)])
+        log.info("training also on %d unlabeled sentences, the char n-gram model's probabilities as targets "
+                 "(train.distill_unlabeled)", len(rows))
+    train_batches = SequenceBatches(train_sequences, fit_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
-                                    weights, **extra["train"], steps_per_epoch=settings.steps_per_epoch)
+                                    weights, **train_extra, steps_per_epoch=settings.steps_per_epoch)
     validation_count = len(splits.sequences["validation"])
     has_validation = validation_count > 0
 
@@ -238,6 +265,14 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             examples_read = feeding[0].examples_read if feeding else None
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)
+        if teacher is not None:  # what the recurrent model learned from, for evaluate's report
+            from pipeline import io as artifact_io
+            from pipeline.classifier.ensemble import DISTILLATION_FILE
+
+            artifact_io.write_json(folder / DISTILLATION_FILE, {
+                "teacher": "char_ngram", "weight": settings.distill, "folds": settings.distill_folds,
+                "unlabeled": {"rows": 0 if unlabeled is None else len(unlabeled[0]),
+                              "of": len(splits.sequences.get(UNLABELED, ()))}})
         if config.model.ensemble == "char_ngram":
             from pipeline.classifier.ensemble import fit_ensemble
 

@@ -103,6 +103,37 @@ class Rows(Sequence):
         return sequence_lengths(self.values, self.rows if rows is None else self.rows[rows])
 
 
+class Chained(Sequence):
+    """Several sequences indexed by row as one: the rows of ``parts[0]``, then those of ``parts[1]``, ... (e.g.
+    the training sentences followed by unlabeled ones); each item is made when asked for, nothing is copied."""
+
+    def __init__(self, parts: Sequence[Sequence]) -> None:
+        self.parts = list(parts)
+        self.starts = np.cumsum([0, *(len(part) for part in self.parts)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, index: int):
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        part = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return self.parts[part][index - int(self.starts[part])]
+
+    def lengths(self, rows: np.ndarray | None = None) -> np.ndarray:
+        every = np.concatenate([sequence_lengths(part) for part in self.parts]) if self.parts \
+            else np.zeros(0, dtype=np.int64)
+        return every if rows is None else every[rows]
+
+
+def chain_rows(parts: Sequence):
+    """``parts`` (each indexed by row) one after the other: arrays concatenated, anything else :class:`Chained`."""
+    if all(isinstance(part, np.ndarray) for part in parts):
+        return np.concatenate(parts)
+    return Chained(parts)
+
+
 def take_rows(values, rows: np.ndarray | None):
     """``values`` at ``rows``: an array indexed (a copy), anything else viewed (:class:`Rows`); ``rows``
     ``None`` (every row) or ``values`` ``None`` give ``values`` as they are."""
@@ -161,7 +192,7 @@ class SequenceBatches(keras.utils.PyDataset):
                  steps_per_epoch: int = 0) -> None:
         super().__init__()
         # a RaggedIds view (memory-mapped ids) stays as it is: indexing reads one sentence
-        self.sequences = sequences if isinstance(sequences, RaggedIds) else list(sequences)
+        self.sequences = sequences if isinstance(sequences, (RaggedIds, Chained)) else list(sequences)
         self.targets = targets
         self.batch_size = batch_size
         self.max_length = max_length

@@ -26,6 +26,7 @@ from pipeline.classifier.ensemble import (
     read_linear_rows,
     read_member_rows,
     teacher_probabilities,
+    unlabeled_targets,
 )
 from pipeline.errors import PipelineError
 
@@ -275,6 +276,27 @@ def test_teacher_of_a_sampled_training_split_scores_the_unread_rows_with_the_mem
     np.testing.assert_allclose(soft.sum(axis=1), 1.0)
 
 
+def test_unlabeled_targets_are_the_members_probabilities_of_a_seeded_sample(tmp_path):
+    """train.distill_unlabeled: the teacher labels a seeded sample of the unlabeled split (the rows in the split's
+    order, interleaved with labelled rows in the table) with the member's own probabilities: it never read them."""
+    frame = member_table(tmp_path / "tokens.parquet", 90)
+    frame["split"] = np.where(np.arange(90) % 5 == 2, "unlabeled", frame["split"])
+    frame.loc[frame["split"] == "unlabeled", "label"] = ""
+    frame.to_parquet(tmp_path / "tokens.parquet", index=False)
+    unlabeled = frame[frame["split"] == "unlabeled"]["text"].tolist()
+    data = read_member_rows(tmp_path / "tokens.parquet", LABELS, 4, 0)
+    member = fit_member(data, LABELS, 4)
+    rows, soft = unlabeled_targets(tmp_path / "tokens.parquet", member, len(unlabeled), 12, 3, seed=4)
+    assert len(rows) == 12 and np.all(np.diff(rows) > 0) and rows.max() < len(unlabeled)
+    np.testing.assert_allclose(soft, member.probabilities([unlabeled[i] for i in rows]))
+    again, _ = unlabeled_targets(tmp_path / "tokens.parquet", member, len(unlabeled), 12, 3, seed=4)
+    other, _ = unlabeled_targets(tmp_path / "tokens.parquet", member, len(unlabeled), 12, 3, seed=5)
+    assert np.array_equal(rows, again) and not np.array_equal(rows, other)
+    every, soft = unlabeled_targets(tmp_path / "tokens.parquet", member, len(unlabeled), 1000, 3, seed=4)
+    assert np.array_equal(every, np.arange(len(unlabeled)))  # a bound above the split's size keeps every row
+    np.testing.assert_allclose(soft, member.probabilities(unlabeled))
+
+
 def test_teacher_of_tiny_classes_and_of_too_few_sentences(tmp_path):
     """A class with fewer sentences than folds is spread over fewer folds; a class left out of the fitted folds
     gets probability 0 where it is held out; one training sentence is a one-line error."""
@@ -302,12 +324,23 @@ def ensemble_run(tmp_path_factory):
     result = cli("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
                  "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
                  "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}",
-                 "--set", f"train.distill={DISTILL}")
+                 "--set", f"train.distill={DISTILL}", "--set", f"corpus.unlabeled_path='{unlabeled_text(root)}'",
+                 "--set", "train.distill_unlabeled=2")
     assert_success(result)
     return root / "models" / "e2e", result.stdout, result.stderr
 
 
 DISTILL = 0.5  # the run's recurrent model also learns from the char member's out-of-fold probabilities
+PLACES, DOINGS = ["京都", "大阪の店", "近所の公園", "新しいスマホ", "野球場"], ["で遊んだ。", "が気に入った。", "を見に行った。",
+                                                                         "について書きます。", "はどうかな？"]
+UNLABELED = [place + doing for place in PLACES for doing in DOINGS]  # 25 sentences the blog corpus does not hold
+
+
+def unlabeled_text(root: Path) -> Path:
+    """``corpus.unlabeled_path`` of the run: UNLABELED, one sentence a line."""
+    path = root / "unlabeled.txt"
+    path.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    return path
 
 
 BOUND = 40  # classify.linear_max_rows of the run: fewer than its training sentences
@@ -326,8 +359,12 @@ def test_run_reports_the_ensemble_and_each_member(ensemble_run):
     gap = members["recurrent"]["macro_f1"] - char["macro_f1"]
     assert "(− char TF-IDF: accuracy " in stdout and "macro-F1 " + f"{gap:+.3f})".replace("-", "−") in stdout
     # train.distill: said in the metrics and on the terminal; the teacher is the ensemble's member, fitted once
-    assert metrics["distilled"] == {"teacher": "char_ngram", "weight": DISTILL}
-    assert "0.50 · labels + 0.50 · the char n-gram model's out-of-fold probabilities" in stdout
+    # ... and from its probabilities of every unlabeled sentence (train.distill_unlabeled: up to 2 per training one)
+    unlabeled = {"rows": len(UNLABELED), "of": len(UNLABELED)}
+    assert metrics["distilled"] == {"teacher": "char_ngram", "weight": DISTILL, "folds": 5, "unlabeled": unlabeled}
+    assert "0.50 · labels + 0.50 · the char n-gram model's out-of-fold probabilities (train.distill), and from its " \
+           f"probabilities of {len(UNLABELED)} unlabeled sentences" in stdout
+    assert f"training also on {len(UNLABELED)} unlabeled sentences" in stderr
     assert stderr.count("distillation teacher: char n-gram out-of-fold probabilities") == 1
     assert len(re.findall(r"char n-gram member: \d+ features, C = ", stderr)) == 1
     assert (folder / "char_ngram.npz").is_file() and (folder / "ensemble.json").is_file()

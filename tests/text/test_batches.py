@@ -5,10 +5,12 @@ import pytest
 
 from pipeline.text.batches import (
     COMPILED_BAG_MULTIPLE,
+    Chained,
     Rows,
     SequenceBatches,
     backend_width_multiple,
     balanced_class_weights,
+    chain_rows,
     inputs_at,
     pad,
     round_up,
@@ -255,6 +257,27 @@ def test_batches_of_a_row_view_equal_those_of_the_rows_copied():
     assert len(viewed) == len(copied) == 5
     for index in range(len(copied)):
         for got, want in zip(viewed[index], copied[index]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_chained_rows_are_the_parts_one_after_the_other():
+    """The training sentences then the unlabeled ones (train.distill_unlabeled): items, negative indices, lengths
+    and batches as if the parts were concatenated; arrays are concatenated."""
+    sentences = [np.arange(length, dtype=np.int32) + 10 * length for length in (3, 1, 4, 1, 5, 9, 2)]
+    ragged = RaggedIds(np.concatenate(sentences[:4]), np.concatenate([[0], np.cumsum([3, 1, 4, 1])]))
+    chained = chain_rows([ragged, take_rows(sentences, np.array([4, 5])), [], sentences[6:]])
+    assert isinstance(chained, Chained) and len(chained) == 7
+    assert [item.tolist() for item in chained] == [sentence.tolist() for sentence in sentences]
+    assert chained[-1].tolist() == sentences[6].tolist() and chained[-7].tolist() == sentences[0].tolist()
+    with pytest.raises(IndexError):
+        chained[7]
+    assert chained.lengths().tolist() == [3, 1, 4, 1, 5, 9, 2] and chained.lengths(np.array([5, 0])).tolist() == [9, 3]
+    np.testing.assert_array_equal(chain_rows([np.arange(3), np.arange(2)]), [0, 1, 2, 0, 1])
+    targets = np.arange(7)
+    rng = np.random.default_rng
+    for viewed, copied in zip(SequenceBatches(chained, targets, 3, 100, rng(1)), SequenceBatches(sentences, targets,
+                                                                                                     3, 100, rng(1))):
+        for got, want in zip(viewed, copied):
             np.testing.assert_array_equal(got, want)
 
 

@@ -38,13 +38,15 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
     assert {"model.layers.units", "model.layers.dropout", "model.embedding_dropout", "train.learning_rate",
             "train.freeze_embeddings_epochs", "train.embedding_learning_rate_factor",
             "model.ensemble", "train.distill"} == set(default.space)
+    given = load_job(REPOSITORY / "configs" / "default.toml", ['corpus.unlabeled_path="corpora/blog_text"'])
+    assert set(given.space) - set(default.space) == {"train.distill_unlabeled"}  # only with unlabeled text
     pretrained = load_job(REPOSITORY / "configs" / "lstm_pretrained.toml")
     assert "pretrain.epochs" in pretrained.space and "model.layers.units" not in pretrained.space
     generator = load_job(REPOSITORY / "configs" / "generator.toml")
     assert generator.metric == "perplexity" and generator.direction == "minimize"
     assert {"model.layers.units", "model.layers.weight_drop", "model.input_dropout",
             "train.learning_rate"} <= set(generator.space)
-    for job in (default, pretrained, generator):  # every range holds the config's own value: trial 0 is the config
+    for job in (default, given, pretrained, generator):  # every range holds the config's own value: trial 0 is the config
         for key, parameter in job.space.items():
             own = get_value(job.resolved, key)
             assert own is None or parameter.contains(own), key  # None: a layer key left to its default
