@@ -331,8 +331,8 @@ def ensemble_run(tmp_path_factory):
 
 
 DISTILL = 0.5  # the run's recurrent model also learns from the char member's out-of-fold probabilities
-PLACES, DOINGS = ["京都", "大阪の店", "近所の公園", "新しいスマホ", "野球場"], ["で遊んだ。", "が気に入った。", "を見に行った。",
-                                                                         "について書きます。", "はどうかな？"]
+PLACES = ["京都", "大阪の店", "近所の公園", "新しいスマホ", "野球場"]
+DOINGS = ["で遊んだ。", "が気に入った。", "を見に行った。", "について書きます。", "はどうかな？"]
 UNLABELED = [place + doing for place in PLACES for doing in DOINGS]  # 25 sentences the blog corpus does not hold
 
 

@@ -46,7 +46,7 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
     assert generator.metric == "perplexity" and generator.direction == "minimize"
     assert {"model.layers.units", "model.layers.weight_drop", "model.input_dropout",
             "train.learning_rate"} <= set(generator.space)
-    for job in (default, given, pretrained, generator):  # every range holds the config's own value: trial 0 is the config
+    for job in (default, given, pretrained, generator):  # every range holds the config's own value (trial 0)
         for key, parameter in job.space.items():
             own = get_value(job.resolved, key)
             assert own is None or parameter.contains(own), key  # None: a layer key left to its default
