@@ -120,6 +120,18 @@ class VectorizeConfig:
     # words without a vector: random (seeded), or characters: the mean vector of their longest pieces that have one
     # (湯豆腐 -> 湯 + 豆腐), random only when no piece has one
     unknown_init: str = "random"  # random | characters
+    # with vectors = ja_ginza: the words owning the first this-many rows of its vector table (its most frequent
+    # words) join the vocabulary after the training words, so a word that training never saw still reads as its
+    # vector at test and classify time (pipeline.text.vectors.vector_table_words); 0: training words only
+    vector_words: int = 0
+    # a word outside the vocabulary reads as its entry under its other forms (norm, then lemma: 言い -> 言う,
+    # いちご -> 苺) before <unk>, in vectorize and in classify alike (pipeline.text.vocab.Vocabulary.encode_forms)
+    form_fallback: bool = False
+
+    @property
+    def fallback_fields(self) -> tuple[str, ...]:
+        """The token fields a word outside the vocabulary is looked up under, in order (``form_fallback``)."""
+        return tuple(field for field in ("norm", "lemma") if field != self.token_field) if self.form_fallback else ()
 
     def validate(self) -> None:
         one_of("vectorize.token_field", self.token_field, ("surface", "lemma", "norm"))
@@ -130,6 +142,9 @@ class VectorizeConfig:
         one_of("vectorize.unknown_init", self.unknown_init, ("random", "characters"))
         check(self.unknown_init == "random" or self.vectors != "none", "vectorize.unknown_init", self.unknown_init,
                '"random" with vectorize.vectors = "none" (there are no vectors to build from)')
+        check(self.vector_words >= 0, "vectorize.vector_words", self.vector_words, ">= 0 (0: training words only)")
+        check(self.vector_words == 0 or self.vectors != "none", "vectorize.vector_words", self.vector_words,
+              '0 with vectorize.vectors = "none" (there is no vector table to take words from)')
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import KNB_LABELS, REPOSITORY, TOOL_COMMANDS, assert_user_error, cli, folders, tree_bytes, write_csv
 
@@ -123,6 +124,16 @@ def test_run_beats_the_majority_baseline_by_a_clear_margin(e2e):
     print(f"\ntest accuracy {metrics['accuracy']:.3f}, majority baseline {majority:.3f}", file=sys.__stderr__)
     assert metrics["accuracy"] >= majority + 0.2, metrics
     assert metrics["labels"] == KNB_LABELS
+
+
+@pytest.mark.slow
+def test_run_reports_the_share_of_test_tokens_the_model_reads_as_unknown(e2e):
+    from pipeline.text.vectors import EncodedSplits
+
+    metrics = json.loads((e2e.run_folder / "metrics.json").read_text(encoding="utf-8"))
+    ids = np.concatenate(list(EncodedSplits.load(e2e.root / "work" / "knb_blog" / "ids.npz").sequences["test"]))
+    assert metrics["unknown_token_share"] == pytest.approx(np.mean(ids == 1)) and 0 < np.mean(ids == 1) < 0.5
+    assert f"test tokens outside the vocabulary (<unk>): {100 * np.mean(ids == 1):.1f}%" in e2e.result.stdout
 
 
 @pytest.mark.slow

@@ -40,6 +40,7 @@ from pipeline.runs import load_run
 from pipeline.text.batches import SequenceBatches
 from pipeline.text.features import split_inputs
 from pipeline.text.vectors import EncodedSplits
+from pipeline.text.vocab import UNK_ID
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,8 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
     if samples:  # samples of large training and validation splits (classify.linear_max_rows)
         metrics["linear_models_fitted_on"] = samples
     metrics["test_size"] = int(len(test_targets))
+    test_ids = np.asarray(splits.sequences["test"].flat[:])  # <unk>: fewer with vector_words and form_fallback
+    metrics["unknown_token_share"] = float(np.mean(test_ids == UNK_ID)) if len(test_ids) else 0.0
     metrics["labels"] = labels
     history = pd.read_csv(run.history)
     run.plots.mkdir(exist_ok=True)
@@ -252,6 +255,8 @@ def summary(metrics: dict) -> str:
                      + (f", and from its probabilities of {unlabeled:,} unlabeled sentences (train.distill_unlabeled)"
                         if unlabeled else ""))
     lines += char_baseline_lines(metrics)
+    if "unknown_token_share" in metrics:
+        lines.append(f"  test tokens outside the vocabulary (<unk>): {100 * metrics['unknown_token_share']:.1f}%")
     if "linear_models_fitted_on" in metrics:
         samples = metrics["linear_models_fitted_on"]
         lines.append("  (the TF-IDF models read seeded samples: " + ", ".join(

@@ -9,6 +9,9 @@ Signature ``serving_default`` (a batch of texts, already tokenized by the run's 
       when ``model.char_encoder`` or ``model.ngram_features`` is on (the character ids and the n-gram bag);
     * ``text``: ``tf.string`` ``(batch,)``, the normalised text (:func:`pipeline.text.corpora.normalize`: NFKC,
       URLs removed, whitespace collapsed); only with ``model.ensemble = "char_ngram"``;
+    * ``norms``, ``lemmas``: ``tf.string`` ``(batch, timesteps)``, the same tokens' normalised forms and lemmas,
+      padded alike; only with ``vectorize.form_fallback`` (those of them that are not ``token_field``): a word
+      outside the vocabulary reads as its norm's entry, else its lemma's, before ``<unk>``;
 * outputs: ``probabilities`` ``float32`` ``(batch, classes)`` in the order of the labels, ``label`` ``tf.string``
   ``(batch,)`` (the most probable one).
 
@@ -98,6 +101,7 @@ class ClassifierGraph(tf.Module):
         self.label_names = tf.constant(run.labels, tf.string)
         self.max_length = run.config.train.max_length
         self.settings = settings
+        self.fallbacks = run.config.vectorize.fallback_fields  # vectorize.form_fallback: the norms, the lemmas
         self.char_member, self.weight = None, None
         if "ensemble" in run.extras:
             member, weight = run.extras["ensemble"]
@@ -105,17 +109,24 @@ class ClassifierGraph(tf.Module):
 
     def input_specs(self) -> dict[str, tf.TensorSpec]:
         specs = {"tokens": tf.TensorSpec([None, None], tf.string, name="tokens")}
+        for field in self.fallbacks:
+            specs[f"{field}s"] = tf.TensorSpec([None, None], tf.string, name=f"{field}s")
         if uses_subword_features(self.settings):
             specs["surfaces"] = tf.TensorSpec([None, None], tf.string, name="surfaces")
         if self.char_member is not None:
             specs["text"] = tf.TensorSpec([None], tf.string, name="text")
         return specs
 
-    def model_inputs(self, tokens: tf.Tensor, surfaces: tf.Tensor | None) -> Any:
-        """What the Keras model takes, as :func:`pipeline.classifier.predict.text_batches` builds it."""
+    def model_inputs(self, tokens: tf.Tensor, surfaces: tf.Tensor | None, forms: tuple = ()) -> Any:
+        """What the Keras model takes, as :func:`pipeline.classifier.predict.text_batches` builds it; ``forms``: the
+        same tokens' other forms, looked up in order for a word outside the vocabulary (``vectorize.form_fallback``,
+        :meth:`pipeline.text.vocab.Vocabulary.encode_forms`)."""
         width = tf.maximum(tf.minimum(tf.shape(tokens)[1], self.max_length), 1)
         tokens = graph.pad_columns(tokens[:, :self.max_length], width)
         token_ids = graph.encode_tokens(self.vocabulary, tokens)
+        for other in forms:  # "" (padding) is no key: it stays <unk>, as in Python
+            found = tf.cast(self.vocabulary.lookup(graph.pad_columns(other[:, :self.max_length], width)), tf.int32)
+            token_ids = tf.where(tf.equal(token_ids, graph.UNK_ID), found, token_ids)
         if surfaces is None:
             return token_ids
         surfaces = graph.pad_columns(surfaces[:, :self.max_length], width)
@@ -126,9 +137,12 @@ class ClassifierGraph(tf.Module):
             inputs["ngram_ids"] = graph.ngram_ids(surfaces, self.settings.ngram_features, self.settings.ngram_buckets)
         return inputs
 
-    def classify(self, tokens: tf.Tensor, surfaces: tf.Tensor | None = None,
-                 text: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
-        probabilities = tf.cast(self.model(self.model_inputs(tokens, surfaces), training=False), tf.float64)
+    def classify(self, tokens: tf.Tensor, surfaces: tf.Tensor | None = None, text: tf.Tensor | None = None,
+                 norms: tf.Tensor | None = None, lemmas: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
+        given = {"norm": norms, "lemma": lemmas}
+        probabilities = tf.cast(self.model(self.model_inputs(tokens, surfaces, tuple(given[field] for field in
+                                                                                     self.fallbacks)),
+                                           training=False), tf.float64)
         if self.char_member is not None:
             probabilities = self.weight * probabilities + (1.0 - self.weight) * self.char_member.probabilities(text)
         return {"probabilities": tf.cast(probabilities, tf.float32),
@@ -143,6 +157,8 @@ INPUT_DESCRIPTIONS = {
               "right-padded with \"\"",
     "surfaces": "the same tokens' surface forms, padded alike (character ids and n-gram bag)",
     "text": "the normalised text (NFKC, URLs removed, whitespace collapsed), for the char n-gram member",
+    "norms": "the same tokens' normalised forms, padded alike: a word outside the vocabulary reads as its norm",
+    "lemmas": "the same tokens' lemmas, padded alike: a word outside the vocabulary (and its norm) reads as its lemma",
 }
 
 
@@ -158,7 +174,8 @@ def export(run: Run) -> ExportGraph:
         model_inputs.append(f"the ids of each token's first {settings.max_chars} characters")
     if settings.ngram_features != "none":
         model_inputs.append(f"the hashed {settings.ngram_features} n-gram bag")
-    contains = [f"vocabulary lookup of {len(run.vocab)} tokens (unknown -> <unk>, \"\" -> padding)",
+    fallback = "".join(f"its {field}'s entry, else " for field in module.fallbacks)
+    contains = [f"vocabulary lookup of {len(run.vocab)} tokens (unknown -> {fallback}<unk>, \"\" -> padding)",
                 f"truncation to train.max_length = {run.config.train.max_length} tokens",
                 f"the Keras model: {', '.join(model_inputs)} -> probabilities"]
     if uses_subword_features(settings):

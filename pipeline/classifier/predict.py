@@ -63,7 +63,9 @@ def encode_tokens(run: Run, texts: list[str],
             sequences.append(np.zeros(0, dtype=np.int32))
             errors.append("empty text; nothing to classify")
             continue
-        ids = np.array(run.vocab.encode(fields[field]), dtype=np.int32)
+        ids = np.array(run.vocab.encode_forms(fields[field], *(fields[name] for name in
+                                                                 run.config.vectorize.fallback_fields)),
+                       dtype=np.int32)
         sequences.append(ids)
         errors.append(None if len(ids) else "no tokens left after filtering; nothing to classify")
     return sequences, errors

@@ -167,6 +167,22 @@ def embedding_matrix(vocab: Vocabulary, forms: dict[str, tuple[str, str]], looku
     return matrix, coverage
 
 
+def vector_table_words(model: str, limit: int) -> list[str]:
+    """The words owning the first ``limit`` rows of ``model``'s vector table, in row order.
+
+    ``ja_ginza`` keeps 20,000 rows for about 480,000 words: row ``r`` is the vector of its ``r``-th most frequent
+    word, and rarer words were mapped to the nearest row when the table was pruned (spaCy's ``prune_vectors``). A
+    row's owner is the first word its key table lists for it: the word whose frequency rank is the row (a test
+    checks this), so the first ``limit`` rows give the ``limit`` most frequent words.
+    """
+    vocabulary = load_nlp(model, ()).vocab
+    owners: dict[int, int] = {}
+    for key, row in vocabulary.vectors.key2row.items():
+        if row < limit:
+            owners.setdefault(int(row), key)
+    return [vocabulary.strings[owners[row]] for row in sorted(owners)]
+
+
 def ginza_lookup(model: str):
     """A ``word -> vector | None`` function over the static vectors of ``model``."""
     nlp = load_nlp(model, ())
@@ -265,13 +281,15 @@ class NpyAppender:
 
 
 def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, counts: TokenCounts, ids_path: Path,
-                  progress: Progress | None = None) -> None:
+                  progress: Progress | None = None, fallbacks: tuple[str, ...] = ()) -> None:
     """Write ``ids_path`` (:mod:`pipeline.text.encoded`) in a second pass over the tokens table, a batch at a time.
 
     Per split of :data:`SPLITS`: ``<split>_ids`` (int32, every sentence's ids one after the other),
     ``<split>_offsets`` (int64, sentences + 1) and ``<split>_labels`` (int32 label ids, -1 for none); and
     ``labels`` (the label names). The arrays are appended to ``.npy`` files next to ``ids_path``
     (:class:`NpyAppender`, sized by the first pass), which then go into the archive: memory holds one batch.
+    ``fallbacks``: the fields a word outside the vocabulary is looked up under next
+    (:meth:`Vocabulary.encode_forms`, ``vectorize.form_fallback``).
     """
     label_index = {label: index for index, label in enumerate(counts.labels)}
     index = vocab.index
@@ -289,7 +307,7 @@ def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, co
                     files[split, name] = NpyAppender(members[f"{split}_{name}"], dtype, length)
                 files[split, "offsets"].append([0])
                 written[split] = 0  # tokens written
-            for batch in token_batches(tokens, list(dict.fromkeys([field, "label", "split"]))):
+            for batch in token_batches(tokens, list(dict.fromkeys([field, *fallbacks, "label", "split"]))):
                 for split in SPLITS:
                     rows = pc.equal(batch.column("split"), split)
                     if not pc.any(rows).as_py():
@@ -297,8 +315,13 @@ def encode_splits(tokens: Path | pd.DataFrame, field: str, vocab: Vocabulary, co
                     words = pc.filter(batch.column(field), rows)
                     lengths = pc.list_value_length(words).fill_null(0).to_numpy()
                     flat = pc.list_flatten(words).to_pylist()
-                    files[split, "ids"].append(np.fromiter(map(index.get, flat, repeat(UNK_ID)), dtype=np.int32,
-                                                           count=len(flat)))
+                    if fallbacks:  # norm, then lemma, for a word outside the vocabulary
+                        others = [pc.list_flatten(pc.filter(batch.column(name), rows)).to_pylist()
+                                  for name in fallbacks]
+                        files[split, "ids"].append(np.array(vocab.encode_forms(flat, *others), dtype=np.int32))
+                    else:
+                        files[split, "ids"].append(np.fromiter(map(index.get, flat, repeat(UNK_ID)),
+                                                               dtype=np.int32, count=len(flat)))
                     files[split, "offsets"].append(written[split] + np.cumsum(lengths))
                     files[split, "labels"].append([label_index.get(label, -1) for label in
                                                    pc.filter(batch.column("label"), rows).to_pylist()])
@@ -332,6 +355,14 @@ def vectorize(config: Config, tokens: Path | pd.DataFrame, vocab_path: Path, emb
     if len(vocab) <= 2 + len(specials):
         raise PipelineError(f"{ids_path.parent}: the training split has no words (vectorize.min_count = "
                             f"{settings.min_count}); lower min_count or check the corpus")
+    if settings.vector_words:  # words training never saw keep their vectors at test and classify time
+        if config.tokenize.method == "sentencepiece":
+            raise PipelineError(f"vectorize.vector_words = {settings.vector_words}: a vocabulary of pieces takes no "
+                                'words; set it to 0 or tokenize.method = "ginza"')
+        size = len(vocab)
+        vocab = vocab.extended(vector_table_words(config.tokenize.model, settings.vector_words))
+        log.info("vocabulary: %d words of the training split, %d more from the %s vector table "
+                 "(vectorize.vector_words)", size - 2 - len(specials), len(vocab) - size, config.tokenize.model)
     if settings.vectors == "ja_ginza":
         lookup, dimension = ginza_lookup(config.tokenize.model)
         if config.model.embedding_dim not in (0, dimension):
@@ -357,7 +388,7 @@ def vectorize(config: Config, tokens: Path | pd.DataFrame, vocab_path: Path, emb
                  "%d entries random (<unk> and special tokens included)", coverage.from_characters,
                  100 * coverage.characters_tokens, coverage.random)
     with Progress(sum(counts.rows.values()), "vectorize: ids", "sentences", log) as progress:
-        encode_splits(tokens, field, vocab, counts, ids_path, progress)
+        encode_splits(tokens, field, vocab, counts, ids_path, progress, settings.fallback_fields)
     vocab.save(vocab_path)
     with artifact_io.atomic_path(embeddings_path, suffix=".npy") as temporary:
         np.save(temporary, matrix)

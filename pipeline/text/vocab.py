@@ -55,6 +55,11 @@ class Vocabulary:
         tokens = reserved + words[: max(0, max_size - len(reserved))]
         return cls(tokens, {word: counts[word] for word in tokens if word in counts})
 
+    def extended(self, words: Iterable[str]) -> Vocabulary:
+        """This vocabulary followed by ``words`` it does not hold yet (in their order, each once; no count)."""
+        extra = [word for word in dict.fromkeys(words) if word not in self.index]
+        return Vocabulary(self.tokens + extra, self.counts)
+
     def __len__(self) -> int:
         return len(self.tokens)
 
@@ -65,6 +70,20 @@ class Vocabulary:
         """Ids of ``tokens``; words not in the vocabulary become ``UNK_ID``."""
         index = self.index
         return [index.get(token, UNK_ID) for token in tokens]
+
+    def encode_forms(self, tokens: Sequence[str], *others: Sequence[str]) -> list[int]:
+        """Ids of ``tokens``; a word not in the vocabulary takes the id of the first of its ``others`` forms (one
+        sequence per form, aligned with ``tokens``, e.g. its norms then its lemmas) that is, else ``UNK_ID``."""
+        index = self.index
+        ids = []
+        for position, token in enumerate(tokens):
+            found = index.get(token)
+            for forms in others:
+                if found is not None:
+                    break
+                found = index.get(forms[position])
+            ids.append(UNK_ID if found is None else found)
+        return ids
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.tokens[i] for i in ids]

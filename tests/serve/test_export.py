@@ -69,7 +69,9 @@ def token_inputs(run: Run, texts: list[str]) -> dict:
     cleaned, tokens = tokenize_texts(run, texts)
     assert all(cleaned) and len(tokens) == len(texts)
     return {"tokens": padded([token[run.config.vectorize.token_field] for token in tokens]),
-            "surfaces": padded([token["surface"] for token in tokens]), "text": cleaned}
+            "surfaces": padded([token["surface"] for token in tokens]), "text": cleaned,
+            **{f"{field}s": padded([token[field] for token in tokens])
+               for field in run.config.vectorize.fallback_fields}}
 
 
 def classify_probabilities(run: Run, texts: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -119,6 +121,7 @@ def subword_ensemble_run(small_trained, tmp_path_factory) -> Path:
                              ngram_buckets=2000, ensemble="char_ngram", pooling="attention", embedding_dropout=0.1,
                              layers=[{"type": "bilstm", "units": 8, "dropout": 0.2}])
     settings["train"]["max_length"] = 6
+    settings["vectorize"]["form_fallback"] = True  # the norms and lemmas go in too
     subword_config = config_module.from_dict(settings, where="test")
     vocab = Vocabulary.load(RunPaths(trained).vocab)
     folder = tmp_path_factory.mktemp("subword-ensemble") / "run"
@@ -144,13 +147,20 @@ def test_export_computes_subword_ids_truncation_and_the_ensemble_in_the_graph(su
     run = load_run(subword_ensemble_run)
     assert "ensemble" in run.extras and run.config.train.max_length == 6
     run.export(tmp_path / "export")
-    inputs = token_inputs(run, CLASSIFIED)
+    texts = [*CLASSIFIED, "昨日は京都に行かなかった", "いちごを言い"]  # inflected forms outside the vocabulary
+    inputs = token_inputs(run, texts)
     assert max(len([t for t in row if t]) for row in inputs["tokens"]) > 6  # truncation matters
     [answer] = serve([{"path": str(tmp_path / "export"), "signature": "serving_default", "inputs": inputs}],
                      tmp_path)
     assert answer["inputs"] == {"tokens": ["string", [None, None]], "surfaces": ["string", [None, None]],
-                                "text": ["string", [None]]}
-    expected, expected_labels = classify_probabilities(run, CLASSIFIED)
+                                "text": ["string", [None]], "norms": ["string", [None, None]],
+                                "lemmas": ["string", [None, None]]}
+    # vectorize.form_fallback: some word is outside the vocabulary but its norm or lemma is not, within 6 tokens
+    vocab = run.vocab.index
+    assert any(token and token not in vocab and (norm in vocab or lemma in vocab)
+               for row in range(len(texts)) for token, norm, lemma in
+               zip(inputs["tokens"][row][:6], inputs["norms"][row][:6], inputs["lemmas"][row][:6]))
+    expected, expected_labels = classify_probabilities(run, texts)
     np.testing.assert_allclose(np.array(answer["outputs"]["probabilities"]), expected, rtol=0, atol=1e-5)
     assert answer["outputs"]["label"] == expected_labels
     # both members count: the answer is neither the recurrent model nor the n-gram member alone

@@ -23,6 +23,7 @@ from pipeline.text.vectors import (
     character_vector,
     embedding_matrix,
     ginza_lookup,
+    vector_table_words,
     vectorize,
 )
 from pipeline.text.vocab import PAD, UNK, Vocabulary
@@ -245,6 +246,60 @@ def test_vectorize_with_ginza_vectors_and_character_init_logs_the_fallbacks(tmp_
     np.testing.assert_allclose(np.load(tmp_path / "e.npy")[vocab.index["湯豆腐"]], (lookup("湯") + lookup("豆腐")) / 2)
     assert result["coverage"]["from_characters"] == 1 and result["coverage"]["random"] == 1  # <unk>
     assert "words without a vector: 1 start from their characters' vectors (11.1% of training tokens)" in caplog.text
+
+
+def test_vector_table_words_own_their_rows():
+    """Each word of vector_table_words is a key of its row of ja_ginza's pruned table, in row order, and the word of
+    that frequency rank: the first rows are the most frequent words."""
+    from pipeline.text.tokenize import load_nlp
+
+    words = vector_table_words("ja_ginza", 300)
+    vocabulary = load_nlp("ja_ginza", ()).vocab
+    assert len(words) == len(set(words)) == 300
+    assert [vocabulary.vectors.key2row[vocabulary.strings[word]] for word in words] == list(range(300))
+    assert [vocabulary[word].rank for word in words] == list(range(300)) and words[:2] == ["の", "、"]
+    np.testing.assert_array_equal(vocabulary.get_vector(words[299]), vocabulary.vectors.data[299])
+    assert len(vector_table_words("ja_ginza", 10**9)) == vocabulary.vectors.shape[0]  # every row
+
+
+def test_vector_words_join_the_vocabulary_after_the_training_words(tmp_path, ginza):
+    """vectorize.vector_words: a test word that training never saw gets its own id and its vector (not <unk>)."""
+    lookup, _ = ginza
+    table = tokens_table()
+    extra = vector_table_words("ja_ginza", 400)
+    unseen = next(word for word in reversed(extra) if word not in {"が", "走る", "犬", "猫", "電車", "鳴く"})
+    table.at[4, "surface"] = ["鳥", "が", unseen]
+    config = Config(vectorize=VectorizeConfig(vector_words=400))
+    result = vectorize(config, table, tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    vocab = Vocabulary.load(tmp_path / "v.json")
+    training = [PAD, UNK, "が", "走る", "犬", "猫", "電車", "鳴く"]
+    assert vocab.tokens[:8] == training and vocab.tokens[8:] == [word for word in extra if word not in training]
+    assert result["vocabulary_size"] == len(vocab) and vocab.counts.get(unseen) is None
+    test_ids = EncodedSplits.load(tmp_path / "i.npz").sequences["test"][0].tolist()
+    assert test_ids[2] == vocab.index[unseen] != 1
+    np.testing.assert_array_equal(np.load(tmp_path / "e.npy")[vocab.index[unseen]], lookup(unseen))
+    with pytest.raises(PipelineError, match="vectorize.vector_words"):
+        VectorizeConfig(vectors="none", vector_words=5).validate()
+    with pytest.raises(PipelineError, match="vectorize.vector_words = 400: a vocabulary of pieces"):
+        vectorize(replace(config, tokenize=replace(config.tokenize, method="sentencepiece")), table,
+                  tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+
+
+def test_form_fallback_encodes_an_unknown_word_as_its_norm_then_its_lemma(tmp_path):
+    """vectorize.form_fallback: a validation or test word outside the vocabulary gets the id of its norm, else of
+    its lemma (the other fields than token_field), else <unk>."""
+    table = tokens_table()
+    table.at[3, "surface"], table.at[3, "norm"], table.at[3, "lemma"] = ["猫ちゃん", "と"], ["猫", "と"], ["x", "と"]
+    table.at[4, "surface"], table.at[4, "norm"], table.at[4, "lemma"] = ["走っ", "鳥"], ["走っ", "鳥"], ["走る", "鳥"]
+    config = Config(vectorize=VectorizeConfig(vectors="none", form_fallback=True), model=ModelConfig(embedding_dim=4))
+    vectorize(config, table, tmp_path / "v.json", tmp_path / "e.npy", tmp_path / "i.npz")
+    vocab, splits = Vocabulary.load(tmp_path / "v.json"), EncodedSplits.load(tmp_path / "i.npz")
+    assert splits.sequences["validation"][0].tolist() == [vocab.index["猫"], 1]  # と: not a training word
+    assert splits.sequences["test"][0].tolist() == [vocab.index["走る"], 1]
+    assert VectorizeConfig(form_fallback=True, token_field="lemma").fallback_fields == ("norm",)
+    vectorize(replace(config, vectorize=VectorizeConfig(vectors="none")), table, tmp_path / "v.json",
+              tmp_path / "e.npy", tmp_path / "i.npz")
+    assert EncodedSplits.load(tmp_path / "i.npz").sequences["test"][0].tolist() == [1, 1]  # off: <unk>
 
 
 def test_vectorize_with_an_empty_training_vocabulary(tmp_path):

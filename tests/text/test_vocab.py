@@ -54,6 +54,24 @@ def test_encode_unknown_words_and_decode():
     assert "猫" in vocab and "泳ぐ" not in vocab
 
 
+def test_encode_forms_falls_back_to_the_other_forms_in_order():
+    """vectorize.form_fallback: a word outside the vocabulary takes its norm's id, else its lemma's, else <unk>;
+    a word inside keeps its own id whatever its other forms are."""
+    vocab = Vocabulary([PAD, UNK, "言う", "苺", "行く"])
+    words, norms = ["言い", "いちご", "行く", "謎"], ["言う", "苺", "苺", "謎"]
+    lemmas = ["言う", "いちご", "行く", "謎"]
+    assert vocab.encode_forms(words, norms, lemmas) == [2, 3, 4, UNK_ID]
+    assert vocab.encode_forms(words, lemmas) == [2, UNK_ID, 4, UNK_ID]
+    assert vocab.encode_forms(words) == vocab.encode(words) == [UNK_ID, UNK_ID, 4, UNK_ID]
+
+
+def test_extended_appends_new_words_once_without_counts():
+    vocab = Vocabulary([PAD, UNK, "猫"], {"猫": 3})
+    longer = vocab.extended(["犬", "猫", "鳥", "犬"])
+    assert longer.tokens == [PAD, UNK, "猫", "犬", "鳥"] and longer.counts == {"猫": 3}
+    assert vocab.tokens == [PAD, UNK, "猫"]  # a new vocabulary; this one is unchanged
+
+
 def test_save_load_round_trip(tmp_path):
     vocab = Vocabulary.build(SENTENCES, specials=("<s>",))
     path = tmp_path / "vocab.json"
