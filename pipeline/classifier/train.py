@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.classifier.finetune import fine_tuning_rates
 from pipeline.classifier.model import build_classifier
@@ -149,7 +150,6 @@ def distillation_targets(config: Config, paths: Paths, splits: EncodedSplits):
     if not alpha:
         return None, train, validation, None
     from pipeline.classifier.ensemble import fit_member, read_member_rows, teacher_probabilities, unlabeled_targets
-    from pipeline.text.corpora import UNLABELED
 
     data = read_member_rows(paths.tokens, splits.labels, config.seed, config.classify.linear_max_rows,
                             config.train.validation_rows)
@@ -191,9 +191,9 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         log.warning("the model has %d trainable parameters for %d training examples: it can memorise the "
                     "training set (overfitting); early stopping and dropout matter here", parameters, train_count)
     train_targets = splits.targets["train"]
-    weights = None
-    if settings.class_weights == "balanced":
-        weights = balanced_class_weights(train_targets, num_classes)[train_targets]
+    class_weights = balanced_class_weights(train_targets, num_classes) if settings.class_weights == "balanced" \
+        else None
+    weights = None if class_weights is None else class_weights[train_targets]
     # train.distill: soft targets mixing the labels with the char n-gram model's out-of-fold probabilities
     teacher, fit_targets, validation_targets, unlabeled = distillation_targets(config, paths, splits)
     # the subword inputs when model.char_encoder / model.ngram_features are on, else nothing
@@ -208,7 +208,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
                               for name, values in inputs.items()} for kind, inputs in train_extra.items()}
         fit_targets = np.concatenate([fit_targets, probabilities])
         if weights is not None:  # a sentence of unknown class weighs its class's expected weight
-            weights = np.concatenate([weights, probabilities @ balanced_class_weights(train_targets, num_classes)])
+            weights = np.concatenate([weights, probabilities @ class_weights])
         log.info("training also on %d unlabeled sentences, the char n-gram model's probabilities as targets "
                  "(train.distill_unlabeled)", len(rows))
     train_batches = SequenceBatches(train_sequences, fit_targets, settings.batch_size,
@@ -266,7 +266,6 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)
         if teacher is not None:  # what the recurrent model learned from, for evaluate's report
-            from pipeline import io as artifact_io
             from pipeline.classifier.ensemble import DISTILLATION_FILE
 
             artifact_io.write_json(folder / DISTILLATION_FILE, {
