@@ -282,7 +282,7 @@ class TrainConfig:
     # (an equal average of the epoch-end weights from epoch average_start on; Izmailov et al. 2018)
     average: str = "none"
     average_start: int = 0  # swa: first averaged epoch (from 1); 0: the epoch after the first one without a new best
-    # classifier: knowledge distillation from the char n-gram model (pipeline.classifier.train.distillation_targets):
+    # classifier: knowledge distillation from the char n-gram model (pipeline.classifier.distill.distillation_targets):
     # each training target is (1 - distill) * one-hot label + distill * that model's out-of-fold probabilities; 0: off
     distill: float = 0.0
     distill_folds: int = 5  # the folds of the out-of-fold probabilities

@@ -13,6 +13,9 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 TEST_CONFIGS = REPOSITORY / "tests" / "configs"
 KNB_LABELS = ["Gourmet", "Keitai", "Kyoto", "Sports"]  # the themes of the shipped corpus, sorted
+# short sentences of the four themes, three times: texts for the char n-gram member and its distillation teacher
+SHORT_TEXTS = ["京都の寺で紅葉を見た", "スマホの電池が切れた", "野球の試合に勝った", "嵐山で湯豆腐", "新しいケータイ",
+               "サッカーの決勝戦", "清水寺へ行きました", "充電器を買った", "延長戦でサヨナラ勝ち"] * 3
 
 # Our log records: "I pipeline.stages: prepare: running" (cli.configure_logging's format).
 LOG_RECORD = re.compile(r"^[DIWEC] [\w.]+: ")

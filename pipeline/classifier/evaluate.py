@@ -19,9 +19,9 @@ import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
+from pipeline.classifier.distill import DISTILLATION_FILE
 from pipeline.classifier.ensemble import (
     C_GRID,
-    DISTILLATION_FILE,
     FIXED_C,
     CharNgramModel,
     chunked_predict,

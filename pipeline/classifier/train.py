@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
+from pipeline.classifier.distill import DISTILLATION_FILE, distillation_targets
 from pipeline.classifier.finetune import fine_tuning_rates
 from pipeline.classifier.model import build_classifier
 from pipeline.config import Config
@@ -129,43 +130,6 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
     target.set_weights(weights)
 
 
-def distillation_targets(config: Config, paths: Paths, splits: EncodedSplits):
-    """The training and validation targets, the char n-gram teacher when ``train.distill`` > 0, and the
-    unlabeled sentences it labels.
-
-    Without distillation: the label ids ``(n,)`` of each split, no teacher, no unlabeled rows. With it (Hinton
-    et al. 2015, the teacher being the char member of :mod:`pipeline.classifier.ensemble`): each training
-    sentence's target is ``(1 − distill) · one_hot(label) + distill · p_char(· | sentence)`` ``(n, classes)``,
-    where ``p_char`` comes from a char TF-IDF model that did not see the sentence (out-of-fold), so the targets
-    carry what the n-grams know of sentences they have not read, not their memory of the training set;
-    validation targets are one-hot, so the validation loss stays the labels' cross-entropy. The teacher (its rows
-    and fitted member) is returned for the ensemble to reuse.
-
-    With ``corpus.unlabeled_path`` the teacher also labels up to ``train.distill_unlabeled`` unlabeled sentences
-    per training sentence (:func:`pipeline.classifier.ensemble.unlabeled_targets`): their rows of the
-    ``unlabeled`` split and targets ``p_char(· | sentence)`` ``(rows, classes)``, else ``None``.
-    """
-    train, validation = splits.targets["train"], splits.targets["validation"]
-    alpha = config.train.distill
-    if not alpha:
-        return None, train, validation, None
-    from pipeline.classifier.ensemble import fit_member, read_member_rows, teacher_probabilities, unlabeled_targets
-
-    data = read_member_rows(paths.tokens, splits.labels, config.seed, config.classify.linear_max_rows,
-                            config.train.validation_rows)
-    member = fit_member(data, splits.labels, config.seed)
-    soft = teacher_probabilities(paths.tokens, data, member, splits.labels, config.seed, config.train.distill_folds)
-    one_hot = np.eye(len(splits.labels), dtype=np.float32)
-    unlabeled = None
-    count = len(splits.sequences.get(UNLABELED, ()))
-    limit = int(config.train.distill_unlabeled * len(train))
-    if count and limit:
-        rows, probabilities = unlabeled_targets(paths.tokens, member, count, limit, len(splits.labels), config.seed)
-        unlabeled = (rows, probabilities.astype(np.float32))
-    return ((data, member), ((1.0 - alpha) * one_hot[train] + alpha * soft).astype(np.float32), one_hot[validation],
-            unlabeled)
-
-
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
     settings = config.train
@@ -266,8 +230,6 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             if settings.patience:  # the best weights are restored; make the saved model match them
                 model.save(RunPaths(folder).model)
         if teacher is not None:  # what the recurrent model learned from, for evaluate's report
-            from pipeline.classifier.ensemble import DISTILLATION_FILE
-
             artifact_io.write_json(folder / DISTILLATION_FILE, {
                 "teacher": "char_ngram", "weight": settings.distill, "folds": settings.distill_folds,
                 "unlabeled": {"rows": 0 if unlabeled is None else len(unlabeled[0]),
