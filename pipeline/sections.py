@@ -122,7 +122,7 @@ class VectorizeConfig:
     unknown_init: str = "random"  # random | characters
     # with vectors = ja_ginza: the words owning the first this-many rows of its vector table (its most frequent
     # words) join the vocabulary after the training words, so a word that training never saw still reads as its
-    # vector at test and classify time (pipeline.text.vectors.vector_table_words); 0: training words only
+    # vector at test and classify time (pipeline.text.embeddings.vector_table_words); 0: training words only
     vector_words: int = 0
     # a word outside the vocabulary reads as its entry under its other forms (norm, then lemma: 言い -> 言う,
     # いちご -> 苺) before <unk>, in vectorize and in classify alike (pipeline.text.vocab.Vocabulary.encode_forms)

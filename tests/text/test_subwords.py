@@ -14,6 +14,7 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import TokenizeConfig, VectorizeConfig
 from pipeline.text.corpora import normalize, read_knb
+from pipeline.text.embeddings import ginza_lookup
 from pipeline.text.subwords import (
     SPACE_MARK,
     SubwordTokenizer,
@@ -24,7 +25,7 @@ from pipeline.text.subwords import (
     write_model,
 )
 from pipeline.text.tokenize import make_tokenizer
-from pipeline.text.vectors import ginza_lookup, vectorize
+from pipeline.text.vectors import vectorize
 from pipeline.text.vocab import Vocabulary
 
 SETTINGS = TokenizeConfig(method="sentencepiece", sp_vocab_size=2000)

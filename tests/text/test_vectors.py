@@ -15,15 +15,17 @@ from pipeline.config import Config
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig, VectorizeConfig
 from pipeline.text import vectors
+from pipeline.text.embeddings import (
+    character_vector,
+    embedding_matrix,
+    ginza_lookup,
+    vector_table_words,
+)
 from pipeline.text.vectors import (
     DEFAULT_EMBEDDING_DIM,
     EncodedSplits,
     NpyAppender,
     WordForms,
-    character_vector,
-    embedding_matrix,
-    ginza_lookup,
-    vector_table_words,
     vectorize,
 )
 from pipeline.text.vocab import PAD, UNK, Vocabulary

@@ -43,7 +43,7 @@ def train_tiny_run(folder: Path) -> Path:
     from pipeline.classifier.model import build_classifier
     from pipeline.paths import RunPaths
     from pipeline.runs import write_run_metadata
-    from pipeline.text.vectors import ginza_lookup
+    from pipeline.text.embeddings import ginza_lookup
     from pipeline.text.vocab import Vocabulary
 
     config = config_module.from_dict({"run_name": folder.name, "model": {
