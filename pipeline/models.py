@@ -18,14 +18,16 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from pipeline.config import nearest
 from pipeline.errors import PipelineError
 from pipeline.sections import ModelConfig
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class LayerContext:
     stateful: bool = False
 
 
-Builder = Callable[..., keras.layers.Layer]
+Builder = Callable[..., Any]  # returns a keras.layers.Layer
 RECURRENT_LAYERS: dict[str, Builder] = {}
 
 
@@ -56,6 +58,9 @@ def register(kind: str) -> Callable[[Builder], Builder]:
 
 def _options(builder: Builder) -> dict[str, inspect.Parameter]:
     return {name: p for name, p in inspect.signature(builder).parameters.items() if name != "context"}
+
+
+CHECKED_HERE = frozenset({"units", "dropout", "recurrent_dropout", "weight_drop"})
 
 
 def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
@@ -88,6 +93,8 @@ def check_layer_spec(spec: dict, position: int) -> tuple[Builder, dict]:
         value = options.get(key, 0.0)
         if not 0.0 <= value < 1.0:
             raise PipelineError(f"config key '{where}.{key}' = {value!r} is invalid: it must be in [0, 1)")
+    if not set(options) - CHECKED_HERE:
+        return builder, options  # defaults and the values checked above: no need to import Keras (seconds)
     # Constructing the layer (no weights yet) runs its own argument checks, so a bad value
     # (an unknown activation, leak_rate 0, ...) fails here, at config load, naming the table.
     probe = LayerContext(return_sequences=False, kernel_initializer="glorot_uniform",
@@ -108,25 +115,27 @@ def check_layers(settings: ModelConfig) -> None:
         check_layer_spec(spec, position)
 
 
-def _keras_recurrent(layer_class: type, bidirectional: bool) -> Builder:
+def _keras_recurrent(class_name: str, bidirectional: bool) -> Builder:
     def build(units: int = 64, dropout: float = 0.0, recurrent_dropout: float = 0.0, *,
               context: LayerContext) -> keras.layers.Layer:
-        layer = layer_class(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+        import keras
+
+        layer = getattr(keras.layers, class_name)(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
                             return_sequences=context.return_sequences, stateful=context.stateful,
                             kernel_initializer=context.kernel_initializer,
                             recurrent_initializer=context.recurrent_initializer, seed=context.seed,
                             name=None if bidirectional else context.name)
         return keras.layers.Bidirectional(layer, name=context.name) if bidirectional else layer
 
-    build.__doc__ = f"{'Bidirectional ' if bidirectional else ''}keras.layers.{layer_class.__name__}."
+    build.__doc__ = f"{'Bidirectional ' if bidirectional else ''}keras.layers.{class_name}."
     return build
 
 
-register("lstm")(_keras_recurrent(keras.layers.LSTM, False))
-register("gru")(_keras_recurrent(keras.layers.GRU, False))
-register("simple_rnn")(_keras_recurrent(keras.layers.SimpleRNN, False))
-register("bilstm")(_keras_recurrent(keras.layers.LSTM, True))
-register("bigru")(_keras_recurrent(keras.layers.GRU, True))
+register("lstm")(_keras_recurrent("LSTM", False))
+register("gru")(_keras_recurrent("GRU", False))
+register("simple_rnn")(_keras_recurrent("SimpleRNN", False))
+register("bilstm")(_keras_recurrent("LSTM", True))
+register("bigru")(_keras_recurrent("GRU", True))
 
 
 @register("elman")
@@ -208,6 +217,8 @@ def esn(units: int = 500, leak_rate: float = 0.3, spectral_radius: float = 0.9, 
 
 def kernel_initializer(settings: ModelConfig, seed: int) -> keras.initializers.Initializer:
     """Glorot (Xavier) uniform by default: variance 2 / (fan_in + fan_out) keeps activations in range."""
+    import keras
+
     if settings.initializer == "uniform":
         return keras.initializers.RandomUniform(-settings.init_scale, settings.init_scale, seed=seed)
     return keras.initializers.get({"class_name": settings.initializer, "config": {"seed": seed}})
@@ -215,6 +226,8 @@ def kernel_initializer(settings: ModelConfig, seed: int) -> keras.initializers.I
 
 def recurrent_initializer(settings: ModelConfig, seed: int) -> keras.initializers.Initializer:
     """Orthogonal (norm-preserving) by default; ``uniform`` applies ±init_scale to every weight (Zaremba et al.)."""
+    import keras
+
     if settings.initializer == "uniform":
         return kernel_initializer(settings, seed)
     return keras.initializers.Orthogonal(seed=seed)
@@ -249,6 +262,8 @@ def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_seque
 
 
 def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str = "embedding") -> keras.layers.Embedding:
+    import keras
+
     return keras.layers.Embedding(vocabulary_size, dimension, mask_zero=True, trainable=trainable, name=name)
 
 
