@@ -261,10 +261,34 @@ def recurrent_stack(x: Any, settings: ModelConfig, seed: int, last_returns_seque
     return x
 
 
-def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str = "embedding") -> keras.layers.Embedding:
+def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str = "embedding",
+              trainable_rows: int | None = None) -> keras.layers.Layer:
+    """Ids ``(batch, timesteps)`` -> vectors ``(batch, timesteps, dimension)``, id 0 masked.
+
+    ``trainable_rows``: when the embedding trains, only rows ``[0, trainable_rows)`` do (the words the training data
+    reaches; :class:`pipeline.layers.embedding.PartlyFrozenEmbedding`, the same training at lower cost); ``None`` or
+    the whole vocabulary: a ``keras.layers.Embedding``. Set the start with :func:`set_embedding_matrix`.
+    """
     import keras
 
+    if trainable and trainable_rows is not None and trainable_rows < vocabulary_size:
+        from pipeline.layers.embedding import PartlyFrozenEmbedding
+
+        return PartlyFrozenEmbedding(vocabulary_size, dimension, max(1, trainable_rows), name=name)
     return keras.layers.Embedding(vocabulary_size, dimension, mask_zero=True, trainable=trainable, name=name)
+
+
+def set_embedding_matrix(layer: keras.layers.Layer, matrix: np.ndarray) -> None:
+    """Set the whole ``(vocabulary, dimension)`` matrix of a layer :func:`embedding` built."""
+    if hasattr(layer, "assign_matrix"):
+        layer.assign_matrix(matrix)
+    else:
+        layer.set_weights([matrix])
+
+
+def embedding_matrix_of(layer: keras.layers.Layer) -> np.ndarray:
+    """The whole ``(vocabulary, dimension)`` matrix of a layer :func:`embedding` built."""
+    return layer.matrix() if hasattr(layer, "matrix") else np.asarray(layer.get_weights()[0])
 
 
 def trainable_parameters(model: keras.Model) -> int:

@@ -36,7 +36,7 @@ CUSTOM_OBJECT_MODULES = ("pipeline.models", "pipeline.layers.elman", "pipeline.l
                          "pipeline.layers.attention", "pipeline.layers.seq2seq_attention",
                          "pipeline.layers.char_encoder", "pipeline.layers.jordan", "pipeline.layers.deep_transition",
                          "pipeline.layers.adaptive_softmax", "pipeline.layers.regularization",
-                         "pipeline.layers.weight_drop")
+                         "pipeline.layers.weight_drop", "pipeline.layers.embedding")
 # Beside saved_model.pb: what an export holds (signatures, labels or vocabulary, what the graph contains). The
 # SavedModel convention's folder for files the graph does not read; TensorFlow Serving ignores it.
 EXPORT_METADATA = Path("assets.extra") / "export.json"

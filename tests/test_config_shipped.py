@@ -83,3 +83,12 @@ def test_cheap_shipped_configs_run_every_stage_for_one_epoch(name, shared_folder
         run_stage(stage, loaded, upstream=False)
     run = RunPaths(Paths.from_config(loaded).run)
     assert run.model.is_file() and run.metrics.is_file()
+    if name == "default":  # ja_ginza's words no training sentence holds (vectorize.vector_words) stay out of training
+        from pipeline.classifier.train import rows_reached
+        from pipeline.layers.embedding import PartlyFrozenEmbedding
+        from pipeline.runs import load_run
+        from pipeline.text.vectors import EncodedSplits
+
+        layer = load_run(run.root).model.get_layer("embedding")
+        reached = rows_reached(EncodedSplits.load(Paths.from_config(loaded).ids).sequences["train"])
+        assert isinstance(layer, PartlyFrozenEmbedding) and layer.trainable_rows == reached < layer.input_dim

@@ -17,21 +17,23 @@ from pipeline.classifier.subword import with_char_vectors, with_ngram_vector
 from pipeline.layers.attention import AttentionPooling
 from pipeline.layers.pooling import MaskedGlobalPooling
 from pipeline.layers.regularization import EmbeddingDropout
-from pipeline.models import embedding, kernel_initializer, recurrent_stack
+from pipeline.models import embedding, kernel_initializer, recurrent_stack, set_embedding_matrix
 from pipeline.sections import ModelConfig
 
 
 def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_classes: int,
-                     seed: int) -> keras.Model:
+                     seed: int, trainable_rows: int | None = None) -> keras.Model:
     """Embedding -> recurrent stack -> pooling -> [dense] -> softmax over ``num_classes``.
 
     The embedding starts from ``embedding_matrix`` ``(vocabulary, dim)``; it is
     set after building rather than passed as an initializer, so the saved
-    config stays small.
+    config stays small. ``trainable_rows``: the rows the training data reaches (ids below it); the others
+    (``vectorize.vector_words``' words no training sentence holds) never get a gradient, so they are kept
+    out of the trainable weight (:func:`pipeline.models.embedding`).
     """
     vocabulary_size, dimension = embedding_matrix.shape
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings)
+    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings, trainable_rows=trainable_rows)
     inputs = {"token_ids": token_ids}  # + char_ids / ngram_ids when the subword features are on
     x = embed(token_ids)
     if settings.embedding_dropout:  # whole word types, each sentence its own mask (Gal & Ghahramani 2016)
@@ -60,5 +62,5 @@ def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_cl
         outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
     model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="classifier")
-    embed.set_weights([embedding_matrix])
+    set_embedding_matrix(embed, embedding_matrix)
     return model

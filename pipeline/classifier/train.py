@@ -26,7 +26,8 @@ from pipeline.classifier.model import build_classifier
 from pipeline.config import Config
 from pipeline.distribution import make_distribution
 from pipeline.errors import PipelineError
-from pipeline.models import trainable_parameters
+from pipeline.layers.embedding import PartlyFrozenEmbedding
+from pipeline.models import embedding_matrix_of, trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
 from pipeline.runs import write_run_metadata
@@ -112,6 +113,13 @@ def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
 
 def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: Path, direction: str) -> None:
     """``target.set_weights`` from ``source``'s, a smaller input kernel placed as :func:`start_from_pretrained` says."""
+    if isinstance(target, PartlyFrozenEmbedding):  # the language model's embedding is one matrix
+        matrix = embedding_matrix_of(source)
+        if matrix.shape != (target.input_dim, target.output_dim):
+            raise PipelineError(f"{folder}: the embedding of the pretrained {direction} language model does not "
+                                "fit the classifier; run `pipeline pretrain --force`")
+        target.assign_matrix(matrix)
+        return
     ours = target.get_weights()
     weights = source.get_weights()[:len(ours)]  # a tied embedding also holds an output bias
     if source.name.startswith("recurrent_") and weights and weights[0].ndim == 2 \
@@ -130,6 +138,11 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
     target.set_weights(weights)
 
 
+def rows_reached(sequences) -> int:
+    """One past the highest token id of ``sequences`` (id arrays): the embedding rows training can change."""
+    return 1 + max((int(ids.max()) for ids in sequences if len(ids)), default=0)
+
+
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
     settings = config.train
@@ -143,17 +156,6 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     num_classes = len(splits.labels)
     if num_classes < 2:
         raise PipelineError(f"{config.corpus.path}: only one label ({splits.labels}); a classifier needs two or more")
-    with distribution.scope():
-        model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"))
-    if config.pretrain.enabled:
-        pretrained = folder_of("pretrain", config, paths)
-        copied = start_from_pretrained(model, pretrained)
-        log.info("encoder starts from the pretrained language model (%s): %s", pretrained, ", ".join(copied))
-    train_count = len(splits.sequences["train"])
-    parameters = trainable_parameters(model)
-    if parameters > train_count:
-        log.warning("the model has %d trainable parameters for %d training examples: it can memorise the "
-                    "training set (overfitting); early stopping and dropout matter here", parameters, train_count)
     train_targets = splits.targets["train"]
     class_weights = balanced_class_weights(train_targets, num_classes) if settings.class_weights == "balanced" \
         else None
@@ -175,6 +177,18 @@ def train_classifier(config: Config, paths: Paths) -> dict:
             weights = np.concatenate([weights, probabilities @ class_weights])
         log.info("training also on %d unlabeled sentences, the char n-gram model's probabilities as targets "
                  "(train.distill_unlabeled)", len(rows))
+    with distribution.scope():  # the embedding rows no training sentence reaches stay out of the trainable weight
+        model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"),
+                                 trainable_rows=rows_reached(train_sequences))
+    if config.pretrain.enabled:
+        pretrained = folder_of("pretrain", config, paths)
+        copied = start_from_pretrained(model, pretrained)
+        log.info("encoder starts from the pretrained language model (%s): %s", pretrained, ", ".join(copied))
+    train_count = len(splits.sequences["train"])
+    parameters = trainable_parameters(model)
+    if parameters > train_count:
+        log.warning("the model has %d trainable parameters for %d training examples: it can memorise the "
+                    "training set (overfitting); early stopping and dropout matter here", parameters, train_count)
     train_batches = SequenceBatches(train_sequences, fit_targets, settings.batch_size,
                                     settings.max_length, seeds.rng(config.seed, "batches"), settings.bucketing,
                                     weights, **train_extra, steps_per_epoch=settings.steps_per_epoch)

@@ -80,6 +80,16 @@ def test_start_from_pretrained_copies_embedding_and_recurrent_weights(pretrained
             np.testing.assert_array_equal(ours, theirs)
 
 
+def test_a_partly_frozen_embedding_starts_from_the_whole_pretrained_matrix(pretrained_run):
+    """With rows beyond the training words (vectorize.vector_words) the classifier's embedding has two parts."""
+    paths, config = pretrained_run["paths"], pretrained_run["config"]
+    theirs = load_run(pretrained_run["pretrained"]).model.get_layer("embedding").get_weights()[0]
+    matrix = np.load(paths.embeddings)
+    classifier = build_classifier(config.model, np.zeros_like(matrix), 4, seed=0, trainable_rows=len(matrix) // 2)
+    assert "embedding" in start_from_pretrained(classifier, pretrained_run["pretrained"])
+    np.testing.assert_array_equal(classifier.get_layer("embedding").matrix(), theirs)
+
+
 def test_an_encoder_that_does_not_fit_is_a_user_error(pretrained_run):
     paths, config = pretrained_run["paths"], pretrained_run["config"]
     matrix = np.load(paths.embeddings)

@@ -261,3 +261,12 @@ def test_frozen_embedding_epochs_then_the_embedding_trains(make_config):
     assert history["epoch"].tolist() == [0, 1]  # one fit: one continuous history
     embedding = keras.saving.load_model(RunPaths(paths.run).model, compile=False).get_layer("embedding")
     assert not np.array_equal(embedding.get_weights()[0], np.load(paths.embeddings))
+
+
+def test_rows_reached_is_one_past_the_highest_id_of_any_sentence():
+    from pipeline.classifier.train import rows_reached
+    from pipeline.text.encoded import RaggedIds
+
+    assert rows_reached(RaggedIds(np.array([5, 2, 9, 3]), np.array([0, 2, 2, 4]))) == 10  # an empty sentence too
+    assert rows_reached([np.array([1, 4]), np.array([], dtype=int)]) == 5
+    assert rows_reached([]) == 1

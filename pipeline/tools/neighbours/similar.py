@@ -88,6 +88,8 @@ def embedding_weights(model, vocabulary_size: int) -> np.ndarray | None:
     """The weights of the layer named ``embedding`` or else the first ``(vocabulary_size, dim)`` weight."""
     layers = sorted(model.layers, key=lambda layer: layer.name != "embedding")  # "embedding" first
     for layer in layers:
+        if hasattr(layer, "matrix") and layer.matrix().shape[0] == vocabulary_size:  # a PartlyFrozenEmbedding
+            return layer.matrix()
         for weight in layer.weights:
             if len(weight.shape) == 2 and weight.shape[0] == vocabulary_size:
                 return np.asarray(weight.numpy() if hasattr(weight, "numpy") else weight)
