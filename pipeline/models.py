@@ -265,30 +265,36 @@ def embedding(vocabulary_size: int, dimension: int, trainable: bool, name: str =
               trainable_rows: int | None = None) -> keras.layers.Layer:
     """Ids ``(batch, timesteps)`` -> vectors ``(batch, timesteps, dimension)``, id 0 masked.
 
-    ``trainable_rows``: when the embedding trains, only rows ``[0, trainable_rows)`` do (the words the training data
-    reaches; :class:`pipeline.layers.embedding.PartlyFrozenEmbedding`, the same training at lower cost); ``None`` or
-    the whole vocabulary: a ``keras.layers.Embedding``. Set the start with :func:`set_embedding_matrix`.
+    ``trainable_rows``: when the embedding trains, only that many rows do (those the training data reaches:
+    :class:`pipeline.layers.embedding.PartlyFrozenEmbedding`, the same training at lower cost); ``None`` or the
+    whole vocabulary: a ``keras.layers.Embedding``. Set its start with :func:`set_embedding_matrix`.
     """
     import keras
 
-    if trainable and trainable_rows is not None and trainable_rows < vocabulary_size:
+    if trainable and trainable_rows is not None and 0 < trainable_rows < vocabulary_size:
         from pipeline.layers.embedding import PartlyFrozenEmbedding
 
-        return PartlyFrozenEmbedding(vocabulary_size, dimension, max(1, trainable_rows), name=name)
+        return PartlyFrozenEmbedding(vocabulary_size, dimension, trainable_rows, name=name)
     return keras.layers.Embedding(vocabulary_size, dimension, mask_zero=True, trainable=trainable, name=name)
 
 
-def set_embedding_matrix(layer: keras.layers.Layer, matrix: np.ndarray) -> None:
-    """Set the whole ``(vocabulary, dimension)`` matrix of a layer :func:`embedding` built."""
-    if hasattr(layer, "assign_matrix"):
-        layer.assign_matrix(matrix)
+def set_embedding_matrix(layer: keras.layers.Layer, matrix: np.ndarray,
+                         trainable_ids: np.ndarray | None = None) -> None:
+    """Set the whole ``(vocabulary, dimension)`` matrix of a layer :func:`embedding` built; ``trainable_ids``: the
+    rows that train, when it was built with ``trainable_rows``."""
+    from pipeline.layers.embedding import PartlyFrozenEmbedding
+
+    if isinstance(layer, PartlyFrozenEmbedding):
+        layer.assign(matrix, trainable_ids)
     else:
         layer.set_weights([matrix])
 
 
 def embedding_matrix_of(layer: keras.layers.Layer) -> np.ndarray:
     """The whole ``(vocabulary, dimension)`` matrix of a layer :func:`embedding` built."""
-    return layer.matrix() if hasattr(layer, "matrix") else np.asarray(layer.get_weights()[0])
+    from pipeline.layers.embedding import PartlyFrozenEmbedding
+
+    return layer.matrix() if isinstance(layer, PartlyFrozenEmbedding) else np.asarray(layer.get_weights()[0])
 
 
 def trainable_parameters(model: keras.Model) -> int:

@@ -84,11 +84,16 @@ def test_cheap_shipped_configs_run_every_stage_for_one_epoch(name, shared_folder
     run = RunPaths(Paths.from_config(loaded).run)
     assert run.model.is_file() and run.metrics.is_file()
     if name == "default":  # ja_ginza's words no training sentence holds (vectorize.vector_words) stay out of training
+        import keras
+        import numpy as np
+
         from pipeline.classifier.train import rows_reached
         from pipeline.layers.embedding import PartlyFrozenEmbedding
         from pipeline.runs import load_run
         from pipeline.text.vectors import EncodedSplits
 
         layer = load_run(run.root).model.get_layer("embedding")
-        reached = rows_reached(EncodedSplits.load(Paths.from_config(loaded).ids).sequences["train"])
-        assert isinstance(layer, PartlyFrozenEmbedding) and layer.trainable_rows == reached < layer.input_dim
+        reached = rows_reached(EncodedSplits.load(Paths.from_config(loaded).ids).sequences["train"], layer.input_dim)
+        assert isinstance(layer, PartlyFrozenEmbedding) and layer.trainable_rows == len(reached) < layer.input_dim
+        slots = keras.ops.convert_to_numpy(layer.slots)
+        np.testing.assert_array_equal(np.flatnonzero(slots >= 0), reached)

@@ -22,18 +22,19 @@ from pipeline.sections import ModelConfig
 
 
 def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_classes: int,
-                     seed: int, trainable_rows: int | None = None) -> keras.Model:
+                     seed: int, trainable_ids: np.ndarray | None = None) -> keras.Model:
     """Embedding -> recurrent stack -> pooling -> [dense] -> softmax over ``num_classes``.
 
     The embedding starts from ``embedding_matrix`` ``(vocabulary, dim)``; it is
     set after building rather than passed as an initializer, so the saved
-    config stays small. ``trainable_rows``: the rows the training data reaches (ids below it); the others
+    config stays small. ``trainable_ids``: the rows the training data reaches (sorted ids); the others
     (``vectorize.vector_words``' words no training sentence holds) never get a gradient, so they are kept
     out of the trainable weight (:func:`pipeline.models.embedding`).
     """
     vocabulary_size, dimension = embedding_matrix.shape
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings, trainable_rows=trainable_rows)
+    embed = embedding(vocabulary_size, dimension, settings.trainable_embeddings,
+                      trainable_rows=None if trainable_ids is None else len(trainable_ids))
     inputs = {"token_ids": token_ids}  # + char_ids / ngram_ids when the subword features are on
     x = embed(token_ids)
     if settings.embedding_dropout:  # whole word types, each sentence its own mask (Gal & Ghahramani 2016)
@@ -62,5 +63,5 @@ def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_cl
         outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
     model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="classifier")
-    set_embedding_matrix(embed, embedding_matrix)
+    set_embedding_matrix(embed, embedding_matrix, trainable_ids)
     return model

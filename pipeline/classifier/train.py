@@ -118,7 +118,7 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
         if matrix.shape != (target.input_dim, target.output_dim):
             raise PipelineError(f"{folder}: the embedding of the pretrained {direction} language model does not "
                                 "fit the classifier; run `pipeline pretrain --force`")
-        target.assign_matrix(matrix)
+        target.assign(matrix)
         return
     ours = target.get_weights()
     weights = source.get_weights()[:len(ours)]  # a tied embedding also holds an output bias
@@ -138,9 +138,12 @@ def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: 
     target.set_weights(weights)
 
 
-def rows_reached(sequences) -> int:
-    """One past the highest token id of ``sequences`` (id arrays): the embedding rows training can change."""
-    return 1 + max((int(ids.max()) for ids in sequences if len(ids)), default=0)
+def rows_reached(sequences, vocabulary_size: int) -> np.ndarray:
+    """The token ids ``sequences`` (id arrays) hold, sorted: the embedding rows training can change."""
+    seen = np.zeros(vocabulary_size, bool)
+    for ids in sequences:
+        seen[ids] = True
+    return np.flatnonzero(seen)
 
 
 def train_classifier(config: Config, paths: Paths) -> dict:
@@ -179,7 +182,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
                  "(train.distill_unlabeled)", len(rows))
     with distribution.scope():  # the embedding rows no training sentence reaches stay out of the trainable weight
         model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"),
-                                 trainable_rows=rows_reached(train_sequences))
+                                 trainable_ids=rows_reached(train_sequences, len(embedding_matrix)))
     if config.pretrain.enabled:
         pretrained = folder_of("pretrain", config, paths)
         copied = start_from_pretrained(model, pretrained)

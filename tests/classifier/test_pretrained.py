@@ -85,7 +85,8 @@ def test_a_partly_frozen_embedding_starts_from_the_whole_pretrained_matrix(pretr
     paths, config = pretrained_run["paths"], pretrained_run["config"]
     theirs = load_run(pretrained_run["pretrained"]).model.get_layer("embedding").get_weights()[0]
     matrix = np.load(paths.embeddings)
-    classifier = build_classifier(config.model, np.zeros_like(matrix), 4, seed=0, trainable_rows=len(matrix) // 2)
+    classifier = build_classifier(config.model, np.zeros_like(matrix), 4, seed=0,
+                                  trainable_ids=np.arange(1, len(matrix), 2))
     assert "embedding" in start_from_pretrained(classifier, pretrained_run["pretrained"])
     np.testing.assert_array_equal(classifier.get_layer("embedding").matrix(), theirs)
 

@@ -234,6 +234,7 @@ def test_gradual_unfreezing_first_epoch_trains_the_head_only(make_config, caplog
     embedding and the recurrent layer keep their initial weights exactly, the softmax layer learns."""
     from pipeline import seeds
     from pipeline.classifier.model import build_classifier
+    from pipeline.models import embedding_matrix_of
 
     config = make_config("model.trainable_embeddings=true", "train.gradual_unfreezing=true", "train.epochs=1",
                          'train.lr_schedule="slanted_triangular"', "model.embedding_dropout=0.2", "train.patience=0")
@@ -244,9 +245,11 @@ def test_gradual_unfreezing_first_epoch_trains_the_head_only(make_config, caplog
     trained = keras.saving.load_model(RunPaths(paths.run).model, compile=False)
     initial = build_classifier(config.model, np.load(paths.embeddings), len(KNB_LABELS),
                                seeds.child_seed(config.seed, "model"))
-    for name in ("embedding", "recurrent_0"):
-        for ours, theirs in zip(trained.get_layer(name).get_weights(), initial.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(embedding_matrix_of(trained.get_layer("embedding")),
+                                  embedding_matrix_of(initial.get_layer("embedding")))
+    recurrent = [model.get_layer("recurrent_0").get_weights() for model in (trained, initial)]
+    for ours, theirs in zip(*recurrent):
+        np.testing.assert_array_equal(ours, theirs)
     assert not np.array_equal(trained.get_layer("probabilities").get_weights()[0],
                               initial.get_layer("probabilities").get_weights()[0])
     assert result["epochs"] == 1 and np.isfinite(pd.read_csv(RunPaths(paths.run).history)["loss"]).all()
@@ -263,10 +266,10 @@ def test_frozen_embedding_epochs_then_the_embedding_trains(make_config):
     assert not np.array_equal(embedding.get_weights()[0], np.load(paths.embeddings))
 
 
-def test_rows_reached_is_one_past_the_highest_id_of_any_sentence():
+def test_rows_reached_are_the_ids_the_sentences_hold():
     from pipeline.classifier.train import rows_reached
     from pipeline.text.encoded import RaggedIds
 
-    assert rows_reached(RaggedIds(np.array([5, 2, 9, 3]), np.array([0, 2, 2, 4]))) == 10  # an empty sentence too
-    assert rows_reached([np.array([1, 4]), np.array([], dtype=int)]) == 5
-    assert rows_reached([]) == 1
+    sentences = RaggedIds(np.array([5, 2, 9, 2]), np.array([0, 2, 2, 4]))  # an empty sentence too
+    assert rows_reached(sentences, 12).tolist() == [2, 5, 9]
+    assert rows_reached([], 12).tolist() == []
