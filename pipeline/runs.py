@@ -165,11 +165,8 @@ class Run:
         return metadata
 
     def _task_function(self, name: str) -> Any:
-        task = registry.task(self.task)
-        if name not in task.api:
-            doers = sorted(other.name for other in registry.tasks().values() if name in other.api)
-            raise PipelineError(f"{self.folder}: a {self.task} run cannot {name}; use a {' or '.join(doers)} run")
-        return registry.resolve(task.api[name])
+        check_able(self.folder, self.task, name)
+        return registry.resolve(registry.task(self.task).api[name])
 
 
 def is_export(folder: Path) -> bool:
@@ -190,8 +187,10 @@ def check_export_target(run_folder: Path, out: Path, force: bool) -> None:
                             "pass --force to replace it")
 
 
-def load_run(folder: str | Path) -> Run:
-    """Load ``saved_models/<run>/``; a missing or corrupt folder is a one-line PipelineError."""
+def run_config(folder: str | Path, able_to: str | None = None) -> Config:
+    """The config a run folder was trained with, read without Keras (milliseconds): a missing, incomplete or
+    corrupt folder, or (``able_to``: a :attr:`Run` API name such as ``"generate"``) a run of a task that cannot
+    do it, is a one-line PipelineError before a command pays for importing the backend."""
     folder = Path(folder)
     run = RunPaths(folder)
     if not folder.is_dir():
@@ -204,6 +203,23 @@ def load_run(folder: str | Path) -> Run:
         config = config_module.from_dict(artifact_io.read_json(run.config), where=str(run.config))
     except ValueError as error:
         raise PipelineError(f"{run.config}: corrupt run metadata ({error}); retrain with --force") from None
+    if able_to is not None:
+        check_able(folder, config.model.task, able_to)
+    return config
+
+
+def check_able(folder: Path, task_name: str, name: str) -> None:
+    """A one-line PipelineError unless a run of ``task_name`` offers the API function ``name``."""
+    if name not in registry.task(task_name).api:
+        doers = sorted(other.name for other in registry.tasks().values() if name in other.api)
+        raise PipelineError(f"{folder}: a {task_name} run cannot {name}; use a {' or '.join(doers)} run")
+
+
+def load_run(folder: str | Path) -> Run:
+    """Load ``saved_models/<run>/``; a missing or corrupt folder is a one-line PipelineError."""
+    folder = Path(folder)
+    run = RunPaths(folder)
+    config = run_config(folder)
     try:
         labels = artifact_io.read_json(run.labels)
     except ValueError as error:

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import KNB_LABELS, REPOSITORY, TOOL_COMMANDS, assert_user_error, cli, folders, tree_bytes, write_csv
+from helpers import (
+    KNB_LABELS,
+    REPOSITORY,
+    TOOL_COMMANDS,
+    assert_user_error,
+    cli,
+    folders,
+    tree_bytes,
+    write_classifier_run,
+    write_csv,
+)
 
 E2E_CONFIG = "tests/configs/e2e.toml"
 CONSOLE_SCRIPT = Path(sys.executable).parent / "pipeline"
@@ -395,12 +405,26 @@ def test_classify_without_any_text(e2e):
     assert_user_error(cli("classify", "--model", str(e2e.run_folder)), "no text to classify")
 
 
-@pytest.mark.parametrize("arguments", [["--help"], ["classify", "--model", "no/such/run", "x"],
-                                       ["classify", "--model", "saved_models"]])
-def test_help_and_user_errors_import_no_keras(arguments):
-    """`--help` and a mistake answer at once: neither Keras nor TensorFlow is imported (benchmarks/cold_start.py)."""
+def modules_imported(*arguments: str) -> list[str]:
+    """Which of Keras, TensorFlow, JAX and spaCy the CLI imported for ``arguments``."""
     script = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
               "print(sorted({'keras', 'tensorflow', 'jax', 'spacy'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", script, *arguments], cwd=REPOSITORY, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["classify", "--model", "no/such/run", "x"],
+                                       ["classify", "--model", "saved_models"]])
+def test_help_and_user_errors_import_no_keras(arguments):
+    """`--help` and a mistake answer at once: neither Keras nor TensorFlow is imported (benchmarks/cold_start.py)."""
+    assert modules_imported(*arguments) == "[]"
+
+
+@pytest.mark.parametrize("command", [["generate"], ["read", "x"], ["run", "configs/default.toml", "--set",
+                                                                   'corpus.path="no/such/corpus"']])
+def test_a_run_of_the_wrong_kind_or_a_missing_corpus_imports_no_keras(tmp_path, command):
+    """A classifier run handed to generate or read, and a run whose corpus is missing, fail before Keras."""
+    folder = write_classifier_run(tmp_path / "run")
+    arguments = [command[0], "--model", str(folder), *command[1:]] if command[0] != "run" else command
+    assert modules_imported(*arguments, *(folders(tmp_path) if command[0] == "run" else [])) == "[]"

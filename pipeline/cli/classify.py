@@ -63,16 +63,15 @@ def print_classifications(results: list[dict], as_json: bool, color: bool = Fals
 
 def command_classify(args: argparse.Namespace) -> int:
     # user errors first, then Keras (load_run), then the classifier code: a mistake costs no Keras import
-    from pipeline.runs import load_run
+    from pipeline.runs import load_run, run_config
 
     if args.html is not None and args.html.is_dir():
         raise PipelineError(f"{args.html}: a folder; pass a file name to --html, e.g. --html explain.html")
-    if not args.model.is_dir():
-        load_run(args.model)  # its one-line error, before reading stdin
+    task = run_config(args.model).model.task  # a missing or corrupt folder's one-line error, before reading stdin
+    if task != "classifier":
+        raise PipelineError(f"{args.model}: a {task} run, not a classifier; use `pipeline generate`")
     texts = read_texts(args)
     run = load_run(args.model)
-    if run.config.model.task != "classifier":
-        raise PipelineError(f"{args.model}: a {run.config.model.task} run, not a classifier; use `pipeline generate`")
     if args.explain or args.html is not None:
         return explain_classifications(run, texts, args)
     return print_classifications(run.classify(texts), args.json)

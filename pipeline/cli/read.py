@@ -49,12 +49,13 @@ def command_read(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.is_dir():
         raise PipelineError(f"{args.plot}: a folder; pass a file name to --plot, e.g. --plot attention.png")
     texts = read_texts(args, "read")
-    from pipeline.runs import load_run
+    from pipeline.runs import load_run, run_config
 
-    run = load_run(args.model)
-    if run.task != "reading":
-        raise PipelineError(f"{args.model}: a {run.task} run, not a reading model; train one with "
+    task = run_config(args.model).model.task  # before Keras is imported
+    if task != "reading":
+        raise PipelineError(f"{args.model}: a {task} run, not a reading model; train one with "
                             "`pipeline run configs/reading.toml`")
+    run = load_run(args.model)
     if args.plot is not None and run.config.reading.attention == "none":
         raise PipelineError(f"{args.model}: a model without attention (reading.attention = \"none\"), nothing to "
                             "plot; drop --plot or use a run with attention")
