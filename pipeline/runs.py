@@ -187,10 +187,9 @@ def check_export_target(run_folder: Path, out: Path, force: bool) -> None:
                             "pass --force to replace it")
 
 
-def run_config(folder: str | Path, able_to: str | None = None) -> Config:
+def run_config(folder: str | Path) -> Config:
     """The config a run folder was trained with, read without Keras (milliseconds): a missing, incomplete or
-    corrupt folder, or (``able_to``: a :attr:`Run` API name such as ``"generate"``) a run of a task that cannot
-    do it, is a one-line PipelineError before a command pays for importing the backend."""
+    corrupt folder is a one-line PipelineError before a command pays for importing the backend."""
     folder = Path(folder)
     run = RunPaths(folder)
     if not folder.is_dir():
@@ -203,8 +202,6 @@ def run_config(folder: str | Path, able_to: str | None = None) -> Config:
         config = config_module.from_dict(artifact_io.read_json(run.config), where=str(run.config))
     except ValueError as error:
         raise PipelineError(f"{run.config}: corrupt run metadata ({error}); retrain with --force") from None
-    if able_to is not None:
-        check_able(folder, config.model.task, able_to)
     return config
 
 

@@ -75,9 +75,9 @@ def command_generate(args: argparse.Namespace) -> int:
     from pipeline.language_model.sampling import check_settings
 
     check_settings(args.temperature, args.top_k, args.top_p)
-    from pipeline.runs import load_run, run_config
+    from pipeline.runs import check_able, load_run, run_config
 
-    run_config(args.model, able_to="generate")  # a classifier run is refused before Keras is imported
+    check_able(args.model, run_config(args.model).model.task, "generate")  # refused before Keras is imported
     run = load_run(args.model)
     samples = run.generate(args.prompt, num=args.num, seed=args.seed, label=args.label,
                            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,

@@ -86,9 +86,11 @@ def run_table(folder: str | Path) -> VectorTable:
 
 def embedding_weights(model, vocabulary_size: int) -> np.ndarray | None:
     """The weights of the layer named ``embedding`` or else the first ``(vocabulary_size, dim)`` weight."""
+    from pipeline.layers.embedding import PartlyFrozenEmbedding
+
     layers = sorted(model.layers, key=lambda layer: layer.name != "embedding")  # "embedding" first
     for layer in layers:
-        if hasattr(layer, "matrix") and layer.matrix().shape[0] == vocabulary_size:  # a PartlyFrozenEmbedding
+        if isinstance(layer, PartlyFrozenEmbedding) and layer.input_dim == vocabulary_size:  # its two parts, whole
             return layer.matrix()
         for weight in layer.weights:
             if len(weight.shape) == 2 and weight.shape[0] == vocabulary_size:
