@@ -84,8 +84,9 @@ class PartlyFrozenEmbedding(keras.layers.Layer):
         """The whole ``(input_dim, output_dim)`` matrix."""
         slots = ops.convert_to_numpy(self.slots)
         trained = slots >= 0
-        whole = np.empty((self.input_dim, self.output_dim), ops.convert_to_numpy(self.embeddings).dtype)
-        whole[trained] = ops.convert_to_numpy(self.embeddings)[slots[trained]]
+        head = ops.convert_to_numpy(self.embeddings)
+        whole = np.empty((self.input_dim, self.output_dim), head.dtype)
+        whole[trained] = head[slots[trained]]
         whole[~trained] = ops.convert_to_numpy(self.frozen_embeddings)[-1 - slots[~trained]]
         return whole
 
