@@ -5,9 +5,14 @@ Importable as ``helpers`` (``pythonpath = tests`` in pyproject.toml); fixtures l
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import os
 import re
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -35,6 +40,48 @@ def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
     return subprocess.run([*command, *arguments], cwd=cwd, input=stdin,
                           stdin=None if stdin is not None else subprocess.DEVNULL,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def cli_here(*arguments: str, stdin: str = "", cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:
+    """``pipeline ARGUMENTS`` through :func:`pipeline.cli.main` in this process, answered as :func:`cli` answers:
+    the same parser, handlers and one-line errors, without a fresh interpreter's 5-6 s of importing TensorFlow.
+
+    For the variants of a command (where its input comes from, its output formats, its errors); what only a
+    process shows (the console script, native stderr, signals, a fresh process's numbers) keeps a :func:`cli`
+    test. An exception main does not handle becomes exit status 1 and its traceback on stderr, as in a
+    process; the working directory, environment and logging handlers are restored afterwards."""
+    from pipeline.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    root, environment, here = logging.getLogger(), dict(os.environ), Path.cwd()
+    handlers, level = root.handlers[:], root.level
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                _replaced_stdin(io.StringIO(stdin)):
+            try:
+                status = main(list(arguments))
+            except SystemExit as exit:  # argparse's usage errors and --help
+                status = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
+            except Exception:  # noqa: BLE001 (what a process would print before dying)
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(environment)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return subprocess.CompletedProcess(["pipeline", *arguments], status, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _replaced_stdin(stream):
+    saved, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 def explain(result: subprocess.CompletedProcess) -> str:

@@ -23,6 +23,7 @@ from helpers import (
     TOOL_COMMANDS,
     assert_user_error,
     cli,
+    cli_here,
     folders,
     tree_bytes,
     write_classifier_run,
@@ -164,7 +165,7 @@ def test_a_second_run_with_only_unrelated_settings_changed_skips_every_stage(e2e
     tokens = e2e.root / "work" / "knb_blog" / "tokens.parquet"
     tokens_stamp = tokens.stat().st_mtime_ns
     started = time.perf_counter()
-    result = cli(*e2e.arguments, "--set", 'classify.examples=["別の例文です。"]', "--set", "pretrain.epochs=2",
+    result = cli_here(*e2e.arguments, "--set", 'classify.examples=["別の例文です。"]', "--set", "pretrain.epochs=2",
                  "--set", "tokenize.processes=2")
     seconds = time.perf_counter() - started
     print(f"\nsecond `pipeline run`: {seconds:.1f} s (first: {e2e.seconds:.1f} s)", file=sys.__stderr__)
@@ -196,17 +197,17 @@ def test_tool_commands_with_their_defaults_leave_the_trained_run_byte_identical(
     assert sorted(path.name for path in models.iterdir()) == ["default", *sorted(TOOL_COMMANDS)]
 
     # A tool pointed at the classifier's run name is refused, naming both kinds and the way out ...
-    error = assert_user_error(cli(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", cwd=tmp_path),
+    error = assert_user_error(cli_here(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", cwd=tmp_path),
                               "holds a classifier run", "--force")
     assert str(Path("saved_models") / "default") in error
     assert tree_bytes(models / "default") == trained
     # ... and --force replaces it whole, with a complete hopfield run and nothing of the classifier left.
-    result = cli(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", "--force", cwd=tmp_path)
+    result = cli_here(*TOOL_COMMANDS["hopfield"], "--set", "run_name=default", "--force", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(tree_bytes(models / "default")) == ["hopfield.json", "hopfield_recall.png", "run.json"]
     assert [path.name for path in models.glob(".*")] == []
     # A stage refuses in turn to train over a tool's run.
-    assert_user_error(cli("train", "--config", E2E_CONFIG, "--set", "run_name=hopfield", *folders(tmp_path),
+    assert_user_error(cli_here("train", "--config", E2E_CONFIG, "--set", "run_name=hopfield", *folders(tmp_path),
                           "--set", f'models_dir="{models}"'), "holds a hopfield run, not a classifier run")
 
 
@@ -227,7 +228,7 @@ def test_classify_arguments_with_the_console_script(e2e):
 
 @pytest.mark.slow
 def test_classify_json_lines_hold_every_class_probability_and_line_errors(e2e):
-    result = cli("classify", "--model", str(e2e.run_folder), "--json", stdin=f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n")
+    result = cli_here("classify", "--model", str(e2e.run_folder), "--json", stdin=f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n")
     assert result.returncode == 2, result.stderr  # one line failed
     assert "Traceback" not in result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -249,7 +250,7 @@ def test_classify_reads_a_file_or_stdin(e2e, tmp_path, source):
     arguments = {"file": (["--file", str(tmp_path / "sentences.txt")], None),
                  "file-dash-stdin": (["--file", "-"], text),
                  "piped-stdin": ([], text)}[source]
-    result = cli("classify", "--model", str(e2e.run_folder), *arguments[0], stdin=arguments[1])
+    result = cli_here("classify", "--model", str(e2e.run_folder), *arguments[0], stdin=arguments[1] or "")
     assert result.returncode == 0, result.stderr
     parse_label_lines(result.stdout, SENTENCES)
 
@@ -257,7 +258,7 @@ def test_classify_reads_a_file_or_stdin(e2e, tmp_path, source):
 @pytest.mark.slow
 def test_classify_empty_line_is_an_error_for_that_line_only(e2e, tmp_path):
     (tmp_path / "sentences.txt").write_text(f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n", encoding="utf-8")
-    result = cli("classify", "--model", str(e2e.run_folder), "--file", str(tmp_path / "sentences.txt"))
+    result = cli_here("classify", "--model", str(e2e.run_folder), "--file", str(tmp_path / "sentences.txt"))
     assert_user_error(result, "line 2", "empty")
     parse_label_lines(result.stdout, SENTENCES)
 
@@ -267,7 +268,7 @@ def test_classify_corrupt_run_folder(e2e, tmp_path):
     copy = Path(shutil.copytree(e2e.run_folder, tmp_path / "run"))
     data = (copy / "model.keras").read_bytes()
     (copy / "model.keras").write_bytes(data[: len(data) // 2])
-    assert_user_error(cli("classify", "--model", str(copy), SENTENCES[0]), "model.keras")
+    assert_user_error(cli_here("classify", "--model", str(copy), SENTENCES[0]), "model.keras")
 
 
 @pytest.mark.parametrize("command, layers, key", [("run", '[{type="gru", units=32, dropout=1.5}]', "dropout"),
@@ -283,6 +284,15 @@ def test_invalid_layer_options_fail_before_any_stage(tmp_path, command, layers, 
 # ------------------------------------------------------------------ bad inputs
 def test_missing_run_folder(tmp_path):
     assert_user_error(cli("classify", "--model", str(tmp_path / "no-such-run"), SENTENCES[0]), "no-such-run")
+
+
+@pytest.mark.parametrize("arguments", [("--version",), ("classify", "--model", "no-such-run", SENTENCES[0]),
+                                       ("run", "no-such-config.toml"), ("frobnicate",)],
+                         ids=["version", "missing-run", "missing-config", "unknown-command"])
+def test_main_in_this_process_answers_as_a_fresh_process(arguments):
+    """The in-process variant tests (helpers.cli_here) see the exit status, stdout and stderr a user sees."""
+    here, there = cli_here(*arguments), cli(*arguments)
+    assert (here.returncode, here.stdout, here.stderr) == (there.returncode, there.stdout, there.stderr)
 
 
 @pytest.mark.parametrize("command", ["run", "train"])

@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from helpers import KNB_LABELS, assert_success, assert_user_error, cli
+from helpers import KNB_LABELS, assert_success, assert_user_error, cli, cli_here
 
 from pipeline.classifier.explain import explain
 from pipeline.runs import load_run
@@ -30,8 +30,8 @@ def mean_folder(small_trained):
 
 def test_explain_text_and_html_of_an_attention_model(attention_folder, tmp_path):
     page = tmp_path / "out" / "explain.html"
-    result = cli("classify", "--model", str(attention_folder), "--explain", "--html", str(page), stdin=SENTENCES[0] +
-                 "\n\n" + SENTENCES[1] + "\n")
+    result = cli_here("classify", "--model", str(attention_folder), "--explain", "--html", str(page),
+                      stdin=SENTENCES[0] + "\n\n" + SENTENCES[1] + "\n")
     assert_user_error(result, "line 2", "empty")  # one empty line: exit 2, the others explained
     expected = explain(load_run(attention_folder), SENTENCES)
     lines = result.stdout.splitlines()
@@ -58,7 +58,7 @@ def test_explain_json_of_an_occlusion_model_with_colours(mean_folder):
     assert record["method"] == "occlusion" and record["truncated"] == 0 and record["label"] in KNB_LABELS
     assert record["tokens"] == [[word, pytest.approx(weight, abs=1e-5)]
                                 for word, weight in explain(load_run(mean_folder), SENTENCES[1:])[0]["tokens"]]
-    coloured = cli("classify", "--model", str(mean_folder), "--explain", "--color", "always", SENTENCES[1])
+    coloured = cli_here("classify", "--model", str(mean_folder), "--explain", "--color", "always", SENTENCES[1])
     assert_success(coloured)
     label_line, token_line = coloured.stdout.splitlines()
     assert token_line.startswith("  occlusion: ")
@@ -67,5 +67,5 @@ def test_explain_json_of_an_occlusion_model_with_colours(mean_folder):
 
 
 def test_html_into_a_folder_is_a_user_error(mean_folder, tmp_path):
-    assert_user_error(cli("classify", "--model", str(mean_folder), "--html", str(tmp_path), SENTENCES[0]),
+    assert_user_error(cli_here("classify", "--model", str(mean_folder), "--html", str(tmp_path), SENTENCES[0]),
                       str(tmp_path), "--html", stdout_empty=True)

@@ -18,6 +18,7 @@ import pytest
 from helpers import (
     assert_user_error,
     cli,
+    cli_here,
     explain,
     folders,
     write_classifier_run,
@@ -113,7 +114,7 @@ def test_run_command_evaluates_and_samples_with_the_configured_repetition_contro
     """``pipeline run`` on the trained config with [generate] repetition controls set: earlier stages skipped,
     perplexities, then the config's prompts sampled with no token twice (no_repeat_ngram = 1)."""
     root = run_folder.parent.parent
-    result = cli("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
+    result = cli_here("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
                  "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
     assert result.returncode == 0, explain(result)
     assert "train: up to date" in result.stderr or "train: up to date" in result.stdout, explain(result)
@@ -130,7 +131,7 @@ def test_run_command_evaluates_and_samples_with_the_configured_repetition_contro
 def test_generate_with_repetition_controls(run_folder):
     """--repetition-penalty and --no-repeat-ngram: no bigram twice (prompt included), text without spaces."""
     arguments = (*SAMPLING, *REPETITION)
-    result = generate(run_folder, *arguments, "--json")
+    result = cli_here("generate", "--model", str(run_folder), *arguments, "--json")
     assert result.returncode == 0, explain(result)
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(samples) == 3 and any(sample["tokens"] for sample in samples), result.stdout

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPOSITORY, assert_success, assert_user_error, cli, folders
+from helpers import REPOSITORY, assert_success, assert_user_error, cli, cli_here, folders
 
 from pipeline import config as config_module
 from pipeline import seeds
@@ -185,7 +185,7 @@ def test_esn_classify_in_a_fresh_process_matches_the_python_api(esn_run, tmp_pat
 @pytest.mark.slow
 def test_bad_elman_activation_fails_before_prepare(tmp_path):
     layers = 'model.layers=[{type="elman", units=4, activation="softmaxx"}]'
-    result = cli("run", ESN_CONFIG, *folders(tmp_path), "--set", layers, "--set", 'model.readout="softmax"')
+    result = cli_here("run", ESN_CONFIG, *folders(tmp_path), "--set", layers, "--set", 'model.readout="softmax"')
     assert_user_error(result, "model.layers[0].activation", "softmaxx")
     assert not (tmp_path / "work").exists(), "prepare ran before the layer table was checked"
     assert not (tmp_path / "models").exists()
@@ -223,7 +223,7 @@ def csv_forecast(csv_path: Path, column: str, models: Path, *overrides: str) -> 
                 "forecast.train_length=400", "forecast.test_length=100", "forecast.generative_steps=100",
                 *overrides]
     arguments = [item for setting in settings for item in ("--set", setting)]
-    return cli("forecast", "--config", FORECAST_CONFIG, *arguments, *models_dir(models))
+    return cli_here("forecast", "--config", FORECAST_CONFIG, *arguments, *models_dir(models))
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import REPOSITORY, assert_success, assert_user_error, cli, explain, folders
+from helpers import REPOSITORY, assert_success, assert_user_error, cli, cli_here, explain, folders
 
 CONFIG = "tests/configs/reading_small.toml"
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def test_read_json_with_attention_and_plot(run_folder, tmp_path):
 
 
 def test_read_stdin_reports_an_empty_line_and_reads_the_others(run_folder):
-    result = cli("read", "--model", str(run_folder), "--greedy", stdin="今日は晴れ。\n\n京都へ行く\n")
+    result = cli_here("read", "--model", str(run_folder), "--greedy", stdin="今日は晴れ。\n\n京都へ行く\n")
     assert result.returncode == 2, explain(result)
     readings = result.stdout.splitlines()
     assert [line.split("\t")[1] for line in readings] == ["今日は晴れ。", "京都へ行く"]
@@ -56,5 +56,5 @@ def test_read_stdin_reports_an_empty_line_and_reads_the_others(run_folder):
 
 
 def test_read_user_errors(run_folder, tmp_path):
-    assert_user_error(cli("read", "--model", str(run_folder), "--beam", "0", "文"), "--beam")
-    assert_user_error(cli("read", "--model", str(tmp_path / "missing"), "文"), "run folder not found")
+    assert_user_error(cli_here("read", "--model", str(run_folder), "--beam", "0", "文"), "--beam")
+    assert_user_error(cli_here("read", "--model", str(tmp_path / "missing"), "文"), "run folder not found")

@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from helpers import KNB_LABELS, TEST_CONFIGS, assert_success, cli, folders
+from helpers import KNB_LABELS, TEST_CONFIGS, assert_success, cli, cli_here, folders
 
 UNSEEN = "ヴィトゲンシュタインの論理哲学論考を鸚鵡と読みました。"
 
@@ -23,7 +23,7 @@ def test_run_then_classify_new_text_with_the_runs_pieces(tmp_path):
     assert json.loads((run_folder / "config.json").read_text())["tokenize"]["method"] == "sentencepiece"
 
     shutil.rmtree(tmp_path / "work")  # the run folder is enough to cut new text
-    result = cli("classify", "--model", str(run_folder), "--json", UNSEEN)
+    result = cli_here("classify", "--model", str(run_folder), "--json", UNSEEN)
     assert_success(result)
     classified = json.loads(result.stdout.strip().splitlines()[0])
     assert classified["text"] == UNSEEN and classified["label"] in KNB_LABELS

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import SHORT_TEXTS as TEXTS
-from helpers import TEST_CONFIGS, assert_success, cli
+from helpers import TEST_CONFIGS, assert_success, cli, cli_here
 
 from pipeline.classifier import ensemble
 from pipeline.classifier.ensemble import (
@@ -317,8 +317,8 @@ def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run, tmp_path):
 def test_explain_gives_the_ensemble_label(ensemble_run):
     folder = ensemble_run[0]
     text = "週末は嵐山で紅葉を見てから湯豆腐を食べました。"
-    classified = json.loads(cli("classify", "--model", str(folder), "--json", text).stdout.splitlines()[0])
-    explained = cli("classify", "--model", str(folder), "--json", "--explain", text)
+    classified = json.loads(cli_here("classify", "--model", str(folder), "--json", text).stdout.splitlines()[0])
+    explained = cli_here("classify", "--model", str(folder), "--json", "--explain", text)
     assert_success(explained)
     result = json.loads(explained.stdout.splitlines()[0])
     assert result["label"] == classified["label"]

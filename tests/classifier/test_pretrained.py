@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TEST_CONFIGS, assert_success, assert_user_error, cli, folders, knb_config
+from helpers import TEST_CONFIGS, assert_success, assert_user_error, cli, cli_here, folders, knb_config
 
 from pipeline.classifier.model import build_classifier
 from pipeline.classifier.train import start_from_pretrained
@@ -31,7 +31,7 @@ def pretrained_run(tmp_path_factory) -> dict:
     extra.write_text("\n".join(f"{text}{i}回目" for i, text in enumerate(UNLABELED)) + "\n", encoding="utf-8")
     arguments = ["run", CONFIG, *folders(root), "--set", f'corpus.unlabeled_path="{extra}"']
     first = cli(*arguments)
-    again = cli(*arguments, "--set", "train.epochs=2")  # another classifier, the same encoder
+    again = cli_here(*arguments, "--set", "train.epochs=2")  # another classifier, the same encoder (in this process)
     config = knb_config("pretrained_small", root / "work", root / "models", f'corpus.unlabeled_path="{extra}"')
     paths = Paths.from_config(config)
     return {"first": first, "again": again, "paths": paths, "config": config,

@@ -18,6 +18,7 @@ from helpers import (
     assert_success,
     classifier,
     cli,
+    cli_here,
     embedding_matrix,
     knb_config,
 )
@@ -161,7 +162,7 @@ def test_run_then_classify_sentences_with_unseen_words(small_work_dir, tmp_path)
     assert metrics["accuracy"] > metrics["baselines"]["majority"]["accuracy"]
     sentences = ["新型のギャラクシーＺフォールドを予約しました。", "新型のペロブスカイトを予約しました。",
                  "Snapdragonのベンチマークを比べた。"]
-    classified = cli("classify", "--model", str(run_folder), "--json", *sentences)
+    classified = cli_here("classify", "--model", str(run_folder), "--json", *sentences)
     assert_success(classified)
     rows = [json.loads(line) for line in classified.stdout.splitlines()]
     assert [row["text"] for row in rows] == sentences
