@@ -155,7 +155,7 @@ class ModelConfig:
     embedding_dim: int = 0  # 0: the vector size (300) with vectors, else 128
     trainable_embeddings: bool = True
     layers: tuple[dict, ...] = ({"type": "bilstm", "units": 64},)
-    pooling: str = "last"  # last | mean | max | attention (classifier)
+    pooling: str = "last"  # last | mean | max | attention, or a "+" of mean, max, attention (classifier)
     # attention pooling: size of u_t = tanh(W h_t + b), scored against a learned context vector (Yang et al. 2016)
     attention_units: int = 64
     dense_units: int = 0  # optional dense layer before the softmax; 0: none
@@ -197,7 +197,12 @@ class ModelConfig:
     def validate(self) -> None:
         check(self.embedding_dim >= 0, "model.embedding_dim", self.embedding_dim, ">= 0")
         check(len(self.layers) >= 1, "model.layers", self.layers, "at least one [[model.layers]] table")
-        one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
+        kinds = self.pooling.split("+")
+        if len(kinds) == 1:
+            one_of("model.pooling", self.pooling, ("last", "mean", "max", "attention"))
+        check(len(kinds) == 1 or (set(kinds) <= {"mean", "max", "attention"} and len(set(kinds)) == len(kinds)),
+              "model.pooling", self.pooling, 'one of "last", "mean", "max", "attention", or several of mean, max and '
+              'attention joined by "+", each once (e.g. "attention+mean+max")')
         check(self.attention_units >= 1, "model.attention_units", self.attention_units, ">= 1")
         check(self.dense_units >= 0, "model.dense_units", self.dense_units, ">= 0")
         fraction("model.dense_dropout", self.dense_dropout)

@@ -3,7 +3,7 @@
 Token ids ``(batch, timesteps)`` -> embedding with masking ``(batch, timesteps, dim)``
 -> [whole-word dropout in training] -> recurrent stack (``return_sequences`` on all but the last, or on all when
 pooling over time) -> pooling ``(batch, units)`` (last state, masked mean/max, or
-attention) -> optional dense layer ->
+attention; or several of mean, max and attention concatenated, ``(batch, k * units)``) -> optional dense layer ->
 softmax ``(batch, classes)``. Optional subword inputs (:mod:`pipeline.classifier.subword`):
 character vectors beside the word vectors, a hashed n-gram bag beside the sentence vector.
 """
@@ -43,13 +43,8 @@ def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_cl
     x = with_char_vectors(x, inputs, settings, seed)
     pooled = settings.pooling != "last"
     x = recurrent_stack(x, settings, seed, last_returns_sequences=pooled)
-    if settings.pooling == "attention":
-        # The weights alpha (batch, timesteps) stay in the graph for `pipeline classify --explain`.
-        x, _ = AttentionPooling(settings.attention_units, return_attention=True, name="attention_pooling",
-                                kernel_initializer=kernel_initializer(settings, seed + 53),
-                                context_initializer=kernel_initializer(settings, seed + 54))(x)
-    elif pooled:
-        x = MaskedGlobalPooling(settings.pooling, name=f"{settings.pooling}_pooling")(x)
+    if pooled:
+        x = pool(x, settings, seed)
     if settings.dense_units:
         x = keras.layers.Dense(settings.dense_units, activation="relu", name="dense",
                                kernel_initializer=kernel_initializer(settings, seed + 50))(x)
@@ -65,3 +60,23 @@ def build_classifier(settings: ModelConfig, embedding_matrix: np.ndarray, num_cl
     model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="classifier")
     set_embedding_matrix(embed, embedding_matrix, trainable_ids)
     return model
+
+
+def pool(sequence, settings: ModelConfig, seed: int):
+    """``(batch, timesteps, units)`` -> ``(batch, units)`` by ``model.pooling`` (mean, max or attention over the
+    unmasked steps), or ``(batch, k * units)``: the k poolings of a ``+``-joined ``model.pooling`` concatenated in
+    its order (``"attention+mean+max"``; mean and max keep what the attention's one weighted sum loses, e.g. a
+    feature strong at one word only). Only a model pooled by attention alone keeps ``alpha`` ``(batch, timesteps)``
+    in the graph for ``pipeline classify --explain``; a combined one is explained by occlusion, since its
+    attention weights are no longer the whole of its reading."""
+    pooled = []
+    for kind in settings.pooling.split("+"):
+        if kind == "attention":
+            alone = settings.pooling == "attention"
+            layer = AttentionPooling(settings.attention_units, return_attention=alone, name="attention_pooling",
+                                     kernel_initializer=kernel_initializer(settings, seed + 53),
+                                     context_initializer=kernel_initializer(settings, seed + 54))
+            pooled.append(layer(sequence)[0] if alone else layer(sequence))
+        else:
+            pooled.append(MaskedGlobalPooling(kind, name=f"{kind}_pooling")(sequence))
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="pooled")(pooled)

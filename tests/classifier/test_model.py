@@ -86,6 +86,7 @@ def test_uniform_initializer_range_and_seeded_kernels():
 @pytest.mark.parametrize("kind, pooling", [
     ("lstm", "last"), ("gru", "last"), ("simple_rnn", "last"), ("bilstm", "last"), ("bigru", "last"),
     ("lstm", "mean"), ("bilstm", "max"), ("gru", "attention"), ("bilstm", "attention"),
+    ("bigru", "attention+mean+max"),
 ])
 def test_padding_does_not_change_the_prediction(kind, pooling):
     model = classifier([{"type": kind, "units": 4}, {"type": kind, "units": 3}], pooling=pooling)
@@ -146,3 +147,32 @@ def test_attention_pooling_keeps_its_weights_in_the_graph_and_round_trips(tmp_pa
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
     same = classifier([{"type": "bilstm", "units": 4}], pooling="attention", attention_units=5)
     np.testing.assert_array_equal(same.get_layer("attention_pooling").get_weights()[2], layer.get_weights()[2])
+
+
+def test_combined_pooling_concatenates_attention_mean_and_max_of_the_unmasked_steps(tmp_path):
+    """``model.pooling = "attention+mean+max"`` against numpy: the attention's weighted sum, the mean and the max
+    of the BiLSTM's states over the real tokens, concatenated in that order; no attention weights in the graph
+    (explained by occlusion), and the same numbers after a .keras round trip."""
+    from pipeline.classifier.explain import attention_layer
+
+    model = classifier([{"type": "bilstm", "units": 4}], pooling="attention+mean+max", attention_units=5)
+    assert attention_layer(model) is None and not model.get_layer("attention_pooling").return_attention
+    ids = np.array([[3, 4, 5, 0, 0], [6, 7, 8, 9, 2]], dtype=np.int32)
+    states, pooled = (np.asarray(output) for output in keras.Model(
+        model.input, [model.get_layer("recurrent_0").output, model.get_layer("pooled").output])(ids))
+    kernel, bias, context = model.get_layer("attention_pooling").get_weights()
+    assert pooled.shape == (2, 3 * 8)
+    for row, length in enumerate((3, 5)):
+        h = states[row, :length].astype(np.float64)  # (length, 8): the real tokens' states
+        scores = np.tanh(h @ kernel + bias) @ context
+        alpha = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        expected = np.concatenate([alpha @ h, h.mean(axis=0), h.max(axis=0)])
+        np.testing.assert_allclose(pooled[row], expected, atol=1e-5)
+    model.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(restored(ids)), np.asarray(model(ids)), atol=1e-6)
+    reordered = classifier([{"type": "bilstm", "units": 4}], pooling="max+attention", attention_units=5)
+    states, pooled = (np.asarray(output) for output in keras.Model(
+        reordered.input, [reordered.get_layer("recurrent_0").output, reordered.get_layer("pooled").output])(ids))
+    assert pooled.shape == (2, 2 * 8)  # in the order written: the max first
+    np.testing.assert_allclose(pooled[0, :8], states[0, :3].max(axis=0), atol=1e-6)

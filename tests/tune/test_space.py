@@ -37,7 +37,8 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
     assert default.metric == "macro_f1" and default.direction == "maximize"
     assert {"model.layers.units", "model.layers.dropout", "model.embedding_dropout", "train.learning_rate",
             "train.freeze_embeddings_epochs", "train.embedding_learning_rate_factor",
-            "model.ensemble", "train.distill"} == set(default.space)
+            "model.pooling", "model.ensemble", "train.distill"} == set(default.space)
+    assert default.space["model.pooling"].choices == ("attention", "attention+mean+max")
     given = load_job(REPOSITORY / "configs" / "default.toml", ['corpus.unlabeled_path="corpora/blog_text"'])
     assert set(given.space) - set(default.space) == {"train.distill_unlabeled"}  # only with unlabeled text
     pretrained = load_job(REPOSITORY / "configs" / "lstm_pretrained.toml")
