@@ -75,7 +75,7 @@ def search_space(config) -> registry.SearchSpace:
       takes one), ``model.embedding_dropout`` (0-0.3), ``train.learning_rate`` (a tenth to 3x the config's, log);
     * with ``model.trainable_embeddings``: ``train.freeze_embeddings_epochs`` (0-3) and
       ``train.embedding_learning_rate_factor`` (0.05-1, log);
-    * a pooled model's ``model.pooling`` (its own, attention, or attention+mean+max);
+    * a pooled model's ``model.pooling`` (its own, attention, or attention+mean+max; softmax readouts);
     * ``model.ensemble`` (none or char_ngram) and ``train.distill`` (0-0.8: how much the recurrent model learns
       from the char n-gram model), and with ``corpus.unlabeled_path`` ``train.distill_unlabeled`` (0-4: how many
       unlabeled sentences per training sentence it learns that model's guesses of);
@@ -100,7 +100,7 @@ def search_space(config) -> registry.SearchSpace:
         parameters["train.freeze_embeddings_epochs"] = {"low": 0, "high": max(3, train.freeze_embeddings_epochs)}
         parameters["train.embedding_learning_rate_factor"] = {
             "low": min(0.05, train.embedding_learning_rate_factor) or 0.05, "high": 1.0, "log": True}
-    if model.pooling != "last":
+    if model.pooling != "last" and model.readout == "softmax":  # a ridge readout would leave attention untrained
         parameters["model.pooling"] = {"choices": list(dict.fromkeys([model.pooling, "attention",
                                                                        "attention+mean+max"]))}
     parameters["model.ensemble"] = {"choices": ["none", "char_ngram"]}

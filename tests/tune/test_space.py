@@ -39,6 +39,7 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
             "train.freeze_embeddings_epochs", "train.embedding_learning_rate_factor",
             "model.pooling", "model.ensemble", "train.distill"} == set(default.space)
     assert default.space["model.pooling"].choices == ("attention", "attention+mean+max")
+    assert "model.pooling" not in load_job(REPOSITORY / "configs" / "esn.toml").space  # ridge: no attention
     given = load_job(REPOSITORY / "configs" / "default.toml", ['corpus.unlabeled_path="corpora/blog_text"'])
     assert set(given.space) - set(default.space) == {"train.distill_unlabeled"}  # only with unlabeled text
     pretrained = load_job(REPOSITORY / "configs" / "lstm_pretrained.toml")
