@@ -14,6 +14,7 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from unittest import mock
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TEST_CONFIGS = REPOSITORY / "tests" / "configs"
@@ -42,7 +43,7 @@ def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout)
 
 
-def cli_here(*arguments: str, stdin: str = "", cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:
+def cli_here(*arguments: str, stdin: str | None = None, cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:
     """``pipeline ARGUMENTS`` through :func:`pipeline.cli.main` in this process, answered as :func:`cli` answers:
     the same parser, handlers and one-line errors, without a fresh interpreter's 5-6 s of importing TensorFlow.
 
@@ -53,12 +54,12 @@ def cli_here(*arguments: str, stdin: str = "", cwd: Path = REPOSITORY) -> subpro
     from pipeline.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    root, environment, here = logging.getLogger(), dict(os.environ), Path.cwd()
+    root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
-                _replaced_stdin(io.StringIO(stdin)):
+        with contextlib.chdir(cwd), mock.patch.dict(os.environ), \
+                mock.patch.object(sys, "stdin", io.StringIO(stdin or "")), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 status = main(list(arguments))
             except SystemExit as exit:  # argparse's usage errors and --help
@@ -67,21 +68,9 @@ def cli_here(*arguments: str, stdin: str = "", cwd: Path = REPOSITORY) -> subpro
                 traceback.print_exc()
                 status = 1
     finally:
-        os.chdir(here)
-        os.environ.clear()
-        os.environ.update(environment)
-        root.handlers[:] = handlers
+        root.handlers[:] = handlers  # main's logging.basicConfig(force=True) replaced them
         root.setLevel(level)
     return subprocess.CompletedProcess(["pipeline", *arguments], status, out.getvalue(), err.getvalue())
-
-
-@contextlib.contextmanager
-def _replaced_stdin(stream):
-    saved, sys.stdin = sys.stdin, stream
-    try:
-        yield
-    finally:
-        sys.stdin = saved
 
 
 def explain(result: subprocess.CompletedProcess) -> str:

@@ -166,7 +166,7 @@ def test_a_second_run_with_only_unrelated_settings_changed_skips_every_stage(e2e
     tokens_stamp = tokens.stat().st_mtime_ns
     started = time.perf_counter()
     result = cli_here(*e2e.arguments, "--set", 'classify.examples=["別の例文です。"]', "--set", "pretrain.epochs=2",
-                 "--set", "tokenize.processes=2")
+                      "--set", "tokenize.processes=2")
     seconds = time.perf_counter() - started
     print(f"\nsecond `pipeline run`: {seconds:.1f} s (first: {e2e.seconds:.1f} s)", file=sys.__stderr__)
     assert result.returncode == 0, result.stderr
@@ -208,7 +208,7 @@ def test_tool_commands_with_their_defaults_leave_the_trained_run_byte_identical(
     assert [path.name for path in models.glob(".*")] == []
     # A stage refuses in turn to train over a tool's run.
     assert_user_error(cli_here("train", "--config", E2E_CONFIG, "--set", "run_name=hopfield", *folders(tmp_path),
-                          "--set", f'models_dir="{models}"'), "holds a hopfield run, not a classifier run")
+                               "--set", f'models_dir="{models}"'), "holds a hopfield run, not a classifier run")
 
 
 def parse_label_lines(stdout: str, texts: list[str]) -> None:
@@ -250,7 +250,7 @@ def test_classify_reads_a_file_or_stdin(e2e, tmp_path, source):
     arguments = {"file": (["--file", str(tmp_path / "sentences.txt")], None),
                  "file-dash-stdin": (["--file", "-"], text),
                  "piped-stdin": ([], text)}[source]
-    result = cli_here("classify", "--model", str(e2e.run_folder), *arguments[0], stdin=arguments[1] or "")
+    result = cli_here("classify", "--model", str(e2e.run_folder), *arguments[0], stdin=arguments[1])
     assert result.returncode == 0, result.stderr
     parse_label_lines(result.stdout, SENTENCES)
 
