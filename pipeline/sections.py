@@ -295,6 +295,9 @@ class TrainConfig:
     # probabilities of at most this many unlabeled sentences per training sentence (a seeded sample); 0: none
     # (measured, README: no gain on Aozora or the shipped corpus, where the unlabeled text's words pay instead)
     distill_unlabeled: float = 0.0
+    # classifier: adversarial training (pipeline.adversarial): each step adds the loss with every word vector of the
+    # batch moved by this fraction of its length in the direction that raises the loss most; 0: off
+    adversarial: float = 0.0
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -340,6 +343,8 @@ class TrainConfig:
         check(self.distill_folds >= 2, "train.distill_folds", self.distill_folds, ">= 2")
         check(self.distill_unlabeled >= 0, "train.distill_unlabeled", self.distill_unlabeled,
               ">= 0 (unlabeled sentences per training sentence; 0: none)")
+        check(0 <= self.adversarial <= 1, "train.adversarial", self.adversarial,
+              "in [0, 1]: the radius as a fraction of each word vector's length (e.g. 0.05); 0: off")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

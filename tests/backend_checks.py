@@ -20,7 +20,8 @@ import keras
 import numpy as np
 
 # The checks whose numbers do not depend on a random draw of the backend: compared with TensorFlow's.
-DETERMINISTIC = ("adaptive_softmax", "weight_drop", "regularization", "char_encoder", "lsm", "generator")
+DETERMINISTIC = ("adaptive_softmax", "weight_drop", "regularization", "char_encoder", "lsm", "generator",
+                 "adversarial")
 
 
 def plain(value) -> list:
@@ -194,8 +195,61 @@ def classifier() -> dict:
             "max_difference": float(np.abs(before - after).max())}
 
 
+def adversarial() -> dict:
+    """One SGD step (rate 1) of a bag-of-vectors softmax classifier with adversarial training on its embedding
+    (:mod:`pipeline.adversarial`, radius 0.1), the embedding trainable and frozen; :func:`adversarial_reference`
+    computes the same step in NumPy."""
+    from pipeline.adversarial import adversarial_training
+
+    rng = np.random.default_rng(7)
+    ids = rng.integers(1, 12, size=(4, 6)).astype("int32")
+    ids[:, 0] = 3  # a word in every sentence: its gradient sums over the batch
+    labels = rng.integers(0, 3, size=4).astype("int32")
+    report = {"ids": ids.tolist(), "labels": labels.tolist(), "epsilon": 0.1}
+    for case in ("trainable", "frozen"):
+        inputs = keras.Input((None,), dtype="int32")
+        embed = keras.layers.Embedding(12, 5, name="embedding", trainable=case == "trainable")
+        outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling1D()(embed(inputs)))
+        model = keras.Model(inputs, outputs)
+        random_weights(model, seed=8, scale=0.8)
+        initial = model.get_weights()
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="sparse_categorical_crossentropy")
+        adversarial_training(model, embed.embeddings, report["epsilon"])
+        logs = model.train_on_batch(ids, labels, return_dict=True)
+        report[case] = {"initial": [plain(w) for w in initial], "after": [plain(w) for w in model.get_weights()],
+                        "loss": float(logs["loss"])}
+    return report
+
+
+def adversarial_reference(report: dict, case: str) -> tuple[float, list[np.ndarray]]:
+    """NumPy's clean loss and weights ``[E, W, b]`` after the step :func:`adversarial` takes, from the math:
+    ``g = dL/dE`` at ``E``; ``r_w = epsilon * |E_w| * g_w / |g_w|``; every weight moves by minus the gradient of
+    ``L(E) + L(E + r)`` (``r`` constant); a frozen ``E`` stays."""
+    ids, labels, epsilon = np.asarray(report["ids"]), np.asarray(report["labels"]), report["epsilon"]
+    matrix, kernel, bias = (np.asarray(w, np.float64) for w in report[case]["initial"])
+    batch, steps = ids.shape
+
+    def loss_and_gradients(vectors):
+        hidden = vectors[ids].mean(axis=1)  # (batch, dim)
+        logits = hidden @ kernel + bias
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        loss = -np.log(p[np.arange(batch), labels]).mean()
+        d_logits = (p - np.eye(3)[labels]) / batch
+        d_vectors = np.zeros_like(vectors)
+        np.add.at(d_vectors, ids, np.repeat((d_logits @ kernel.T)[:, None, :] / steps, steps, axis=1))
+        return loss, d_vectors, hidden.T @ d_logits, d_logits.sum(axis=0)
+
+    loss, g_matrix, g_kernel, g_bias = loss_and_gradients(matrix)
+    steepness = np.linalg.norm(g_matrix, axis=1, keepdims=True)
+    r = epsilon * np.linalg.norm(matrix, axis=1, keepdims=True) * g_matrix / np.maximum(steepness, 1e-12)
+    _, a_matrix, a_kernel, a_bias = loss_and_gradients(matrix + r)
+    moved = matrix - (g_matrix + a_matrix) if case == "trainable" else matrix
+    return loss, [moved, kernel - (g_kernel + a_kernel), bias - (g_bias + a_bias)]
+
+
 CHECKS = {check.__name__: check for check in (adaptive_softmax, weight_drop, regularization, char_encoder, lsm,
-                                              generator, classifier)}
+                                              generator, classifier, adversarial)}
 
 
 def results(names=tuple(CHECKS)) -> dict:

@@ -161,6 +161,18 @@ def test_language_model_builds_and_trains_on_jax_as_on_tensorflow(jax_report, te
 
 
 @needs_jax
+@pytest.mark.parametrize("case", ["trainable", "frozen"])
+def test_adversarial_training_on_jax_takes_the_step_of_the_math(jax_report, case):
+    """pipeline.adversarial hooks JAX's stateless loss: one SGD step against NumPy's (tests/test_adversarial.py
+    checks TensorFlow's train step the same way)."""
+    ours = jax_report["adversarial"]
+    loss, weights = backend_checks.adversarial_reference(ours, case)
+    assert ours[case]["loss"] == pytest.approx(loss, rel=1e-5)  # the logs show the clean loss
+    for after, reference in zip(ours[case]["after"], weights, strict=True):
+        np.testing.assert_allclose(array(after), reference, rtol=1e-4, atol=1e-5)
+
+
+@needs_jax
 @pytest.mark.slow
 def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
     """The real `pipeline train`, then `pipeline classify` of the run it wrote, with KERAS_BACKEND=jax on the small

@@ -143,6 +143,13 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"distill_folds": 1}}, "train.distill_folds"),
         ({"train": {"distill": 0.5}, "model": {"task": "generator"}}, "train.distill"),
         ({"train": {"distill": 0.5}, "model": {"task": "reading"}}, "train.distill"),
+        # adversarial training (pipeline.adversarial): a classifier's gradient steps in one process
+        ({"train": {"adversarial": -0.1}}, "train.adversarial"),
+        ({"train": {"adversarial": 1.5}}, "train.adversarial"),
+        ({"train": {"adversarial": 0.05}, "model": {"task": "generator"}}, "train.adversarial"),
+        ({"train": {"adversarial": 0.05}, "model": {"task": "reading"}}, "train.adversarial"),
+        ({"train": {"adversarial": 0.05}, "model": {"readout": "ridge"}}, "train.adversarial"),
+        ({"train": {"adversarial": 0.05, "distribute": "mirrored"}}, "train.adversarial"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline import io as artifact_io
 from pipeline import seeds
+from pipeline.adversarial import adversarial_training
 from pipeline.classifier.distill import DISTILLATION_FILE, distillation_targets
 from pipeline.classifier.finetune import fine_tuning_rates
 from pipeline.classifier.model import build_classifier
@@ -217,6 +218,8 @@ def train_classifier(config: Config, paths: Paths) -> dict:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy" if teacher is None
                       else "categorical_crossentropy",
                       metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
+    if settings.adversarial:  # the loss with the batch's word vectors moved against the model, added to each step
+        adversarial_training(model, model.get_layer("embedding").embeddings, settings.adversarial)
     resume, examples_read = None, None
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":

@@ -137,6 +137,20 @@ def test_another_seed_gives_another_history(make_config):
     assert not np.allclose(first["loss"], second["loss"])
 
 
+def test_adversarial_training_trains_another_model_that_saves_and_reloads(make_config):
+    """train.adversarial changes every step (pipeline.adversarial; its math: tests/test_adversarial.py); the saved
+    model is an ordinary one."""
+    plain, adversarial = make_config("run_name=plain"), make_config("run_name=adversarial", "train.adversarial=0.1")
+    train(plain)
+    result = train(adversarial)
+    first = pd.read_csv(RunPaths(Paths.from_config(plain).run).history)
+    second = pd.read_csv(RunPaths(Paths.from_config(adversarial).run).history)
+    assert len(second) == result["epochs"] and np.isfinite(second[["loss", "val_loss"]]).all().all()
+    assert not np.allclose(first["val_loss"].iloc[0], second["val_loss"].iloc[0])
+    model = keras.saving.load_model(RunPaths(Paths.from_config(adversarial).run).model)
+    assert model.output_shape == (None, len(KNB_LABELS))
+
+
 def test_steps_per_epoch_trains_epochs_of_that_many_batches(make_config):
     # 927 training sentences in batches of 64: 15 a plan; epochs of 4 batches read 3 epochs x 4 = 12 of them
     config = make_config("train.steps_per_epoch=4", "train.epochs=3", "train.patience=0")
