@@ -298,6 +298,12 @@ class TrainConfig:
     # classifier: adversarial training (pipeline.adversarial): each step adds the loss with every word vector of the
     # batch moved by this fraction of its length in the direction that raises the loss most; 0: off
     adversarial: float = 0.0
+    # classifier: virtual adversarial training (pipeline.adversarial): each step adds the divergence of the model's
+    # predictions from those with the batch's word vectors moved by this fraction of their length in the direction
+    # that changes them most; needs no labels, so it also reads unlabeled sentences (corpus.unlabeled_path), at most
+    # virtual_unlabeled per training sentence (a seeded sample); 0: off
+    virtual_adversarial: float = 0.0
+    virtual_unlabeled: float = 1.0
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -345,6 +351,10 @@ class TrainConfig:
               ">= 0 (unlabeled sentences per training sentence; 0: none)")
         check(0 <= self.adversarial <= 1, "train.adversarial", self.adversarial,
               "in [0, 1]: the radius as a fraction of each word vector's length (e.g. 0.05); 0: off")
+        check(0 <= self.virtual_adversarial <= 1, "train.virtual_adversarial", self.virtual_adversarial,
+              "in [0, 1]: the radius as a fraction of each word vector's length (e.g. 0.1); 0: off")
+        check(self.virtual_unlabeled >= 0, "train.virtual_unlabeled", self.virtual_unlabeled,
+              ">= 0 (unlabeled sentences per training sentence; 0: none)")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

@@ -195,27 +195,35 @@ def classifier() -> dict:
             "max_difference": float(np.abs(before - after).max())}
 
 
+ADVERSARIAL_CASES = {  # case: (train.adversarial, train.virtual_adversarial, embedding trainable, labelled)
+    "trainable": (0.1, 0.0, True, True), "frozen": (0.1, 0.0, False, True), "virtual": (0.0, 0.2, True, True),
+    "both": (0.1, 0.2, True, True), "unlabelled": (0.0, 0.2, True, False)}
+
+
 def adversarial() -> dict:
-    """One SGD step (rate 1) of a bag-of-vectors softmax classifier with adversarial training on its embedding
-    (:mod:`pipeline.adversarial`, radius 0.1), the embedding trainable and frozen; :func:`adversarial_reference`
-    computes the same step in NumPy."""
-    from pipeline.adversarial import adversarial_training
+    """One SGD step (rate 1) of a bag-of-vectors softmax classifier with (virtual) adversarial training on its
+    embedding (:mod:`pipeline.adversarial`) for each of :data:`ADVERSARIAL_CASES` (``unlabelled``: every sample
+    weight 0, as unlabelled sentences); :func:`adversarial_reference` computes the same step in NumPy from the
+    random start the step drew."""
+    from pipeline.adversarial import XI, adversarial_training, random_start
 
     rng = np.random.default_rng(7)
     ids = rng.integers(1, 12, size=(4, 6)).astype("int32")
     ids[:, 0] = 3  # a word in every sentence: its gradient sums over the batch
     labels = rng.integers(0, 3, size=4).astype("int32")
-    report = {"ids": ids.tolist(), "labels": labels.tolist(), "epsilon": 0.1}
-    for case in ("trainable", "frozen"):
+    report = {"ids": ids.tolist(), "labels": labels.tolist(), "xi": XI, "seed": 5,
+              "random_start": plain(random_start((12, 5), 5, 0))}
+    for case, (epsilon, virtual, trainable, labelled) in ADVERSARIAL_CASES.items():
         inputs = keras.Input((None,), dtype="int32")
-        embed = keras.layers.Embedding(12, 5, name="embedding", trainable=case == "trainable")
+        embed = keras.layers.Embedding(12, 5, name="embedding", trainable=trainable)
         outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling1D()(embed(inputs)))
         model = keras.Model(inputs, outputs)
         random_weights(model, seed=8, scale=0.8)
         initial = model.get_weights()
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="sparse_categorical_crossentropy")
-        adversarial_training(model, embed.embeddings, report["epsilon"])
-        logs = model.train_on_batch(ids, labels, return_dict=True)
+        adversarial_training(model, embed.embeddings, epsilon, virtual, seed=report["seed"])
+        logs = model.train_on_batch(ids, labels, sample_weight=np.full(4, float(labelled), "float32"),
+                                    return_dict=True)
         report[case] = {"initial": [plain(w) for w in initial], "after": [plain(w) for w in model.get_weights()],
                         "loss": float(logs["loss"])}
     return report
@@ -223,29 +231,51 @@ def adversarial() -> dict:
 
 def adversarial_reference(report: dict, case: str) -> tuple[float, list[np.ndarray]]:
     """NumPy's clean loss and weights ``[E, W, b]`` after the step :func:`adversarial` takes, from the math:
-    ``g = dL/dE`` at ``E``; ``r_w = epsilon * |E_w| * g_w / |g_w|``; every weight moves by minus the gradient of
-    ``L(E) + L(E + r)`` (``r`` constant); a frozen ``E`` stays."""
-    ids, labels, epsilon = np.asarray(report["ids"]), np.asarray(report["labels"]), report["epsilon"]
+    ``g = dL/dE`` at ``E``, ``r_w = epsilon * |E_w| * g_w / |g_w|``; VAT: ``p = f(E)`` fixed,
+    ``d_w = xi * |E_w| * u_w / |u_w|`` (``u`` the step's random start), ``g_v = dKL(p || f(E + d))/dE`` at ``E + d``,
+    ``r_v`` as ``r`` from ``g_v``; every weight moves by minus the gradient of ``L(E) + L(E + r) + KL(p || f(E +
+    r_v))`` (``r``, ``r_v``, ``p`` constant); a frozen ``E`` stays."""
+    epsilon, virtual, trainable, labelled = ADVERSARIAL_CASES[case]
+    ids, labels = np.asarray(report["ids"]), np.asarray(report["labels"])
     matrix, kernel, bias = (np.asarray(w, np.float64) for w in report[case]["initial"])
     batch, steps = ids.shape
+    weight = float(labelled)
 
-    def loss_and_gradients(vectors):
+    def forward(vectors):
         hidden = vectors[ids].mean(axis=1)  # (batch, dim)
         logits = hidden @ kernel + bias
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        loss = -np.log(p[np.arange(batch), labels]).mean()
-        d_logits = (p - np.eye(3)[labels]) / batch
+        q = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return hidden, q / q.sum(axis=1, keepdims=True)
+
+    def gradients(vectors, d_logits):
+        """dE, dW, db of a loss whose gradient on the logits is ``d_logits`` ``(batch, classes)``."""
+        hidden, _ = forward(vectors)
         d_vectors = np.zeros_like(vectors)
         np.add.at(d_vectors, ids, np.repeat((d_logits @ kernel.T)[:, None, :] / steps, steps, axis=1))
-        return loss, d_vectors, hidden.T @ d_logits, d_logits.sum(axis=0)
+        return [d_vectors, hidden.T @ d_logits, d_logits.sum(axis=0)]
 
-    loss, g_matrix, g_kernel, g_bias = loss_and_gradients(matrix)
-    steepness = np.linalg.norm(g_matrix, axis=1, keepdims=True)
-    r = epsilon * np.linalg.norm(matrix, axis=1, keepdims=True) * g_matrix / np.maximum(steepness, 1e-12)
-    _, a_matrix, a_kernel, a_bias = loss_and_gradients(matrix + r)
-    moved = matrix - (g_matrix + a_matrix) if case == "trainable" else matrix
-    return loss, [moved, kernel - (g_kernel + a_kernel), bias - (g_bias + a_bias)]
+    def move(gradient, radius):
+        steepness = np.linalg.norm(gradient, axis=1, keepdims=True)
+        return radius * np.linalg.norm(matrix, axis=1, keepdims=True) * gradient / np.maximum(steepness, 1e-12)
+
+    def supervised(vectors):  # cross-entropy, every sample weighted `weight`, divided by the batch size
+        _, q = forward(vectors)
+        return gradients(vectors, weight * (q - np.eye(3)[labels]) / batch)
+
+    _, p = forward(matrix)
+    loss = -weight * np.log(p[np.arange(batch), labels]).mean()
+    total = supervised(matrix)
+    if epsilon:
+        total = [a + b for a, b in zip(total, supervised(matrix + move(supervised(matrix)[0], epsilon)))]
+    if virtual:
+        def divergence_gradients(vectors):  # of the mean KL(p || f(vectors)): (q - p) / batch on the logits
+            return gradients(vectors, (forward(vectors)[1] - p) / batch)
+
+        start = move(np.asarray(report["random_start"]), report["xi"])
+        toward = move(divergence_gradients(matrix + start)[0], virtual)
+        total = [a + b for a, b in zip(total, divergence_gradients(matrix + toward))]
+    moved = matrix - total[0] if trainable else matrix
+    return loss, [moved, kernel - total[1], bias - total[2]]
 
 
 CHECKS = {check.__name__: check for check in (adaptive_softmax, weight_drop, regularization, char_encoder, lsm,

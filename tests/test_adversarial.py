@@ -30,13 +30,15 @@ def report() -> dict:
     return backend_checks.adversarial()
 
 
-@pytest.mark.parametrize("case", ["trainable", "frozen"])
+@pytest.mark.parametrize("case", list(backend_checks.ADVERSARIAL_CASES))
 def test_a_step_on_tensorflow_follows_the_gradient_of_the_clean_plus_the_adversarial_loss(report, case):
     loss, weights = backend_checks.adversarial_reference(report, case)
     assert report[case]["loss"] == pytest.approx(loss, rel=1e-5)  # the logs show the clean loss
     for ours, reference in zip(report[case]["after"], weights, strict=True):
         np.testing.assert_allclose(np.asarray(ours), reference, rtol=1e-4, atol=1e-5)
     assert not np.allclose(report[case]["after"][1], report[case]["initial"][1])  # the step moved the kernel
+    if case == "unlabelled":  # no supervised loss: virtual adversarial training alone moved it
+        assert report[case]["loss"] == 0.0
 
 
 def test_the_perturbation_raises_the_loss_more_than_random_moves_of_the_same_lengths():
@@ -65,3 +67,26 @@ def test_the_perturbation_raises_the_loss_more_than_random_moves_of_the_same_len
         direction = rng.normal(size=r.shape)
         direction *= (np.linalg.norm(r, axis=1) / np.linalg.norm(direction, axis=1))[:, None]
         assert loss(matrix + direction.astype("float32")) < adversarial
+
+
+def test_virtual_adversarial_training_reads_the_unlabelled_sentences_through_the_cli(tmp_path):
+    """train.virtual_adversarial with corpus.unlabeled_path: the unlabelled sentences join the training batches
+    with no weight in the supervised loss (a frozen embedding here: the perturbed matrix need not train)."""
+    import json
+
+    import pandas as pd
+    from helpers import TEST_CONFIGS, assert_success, cli_here
+
+    sentences = [f"{place}{doing}" for place in ("京都", "大阪の店", "近所の公園", "新しいスマホ")
+                 for doing in ("で遊んだ。", "が気に入った。", "を見に行った。")]
+    unlabelled = tmp_path / "unlabelled.txt"
+    unlabelled.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    result = cli_here("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{tmp_path / 'work'}'",
+                      "--set", f"models_dir='{tmp_path / 'models'}'", "--set", "train.epochs=2",
+                      "--set", f"corpus.unlabeled_path='{unlabelled}'", "--set", "train.virtual_adversarial=0.1")
+    assert_success(result)
+    assert f"virtual adversarial training also reads {len(sentences)} unlabeled sentences" in result.stderr
+    history = pd.read_csv(tmp_path / "models" / "e2e" / "history.csv")
+    assert np.isfinite(history[["loss", "val_loss"]]).all().all() and history["accuracy"].between(0, 1).all()
+    config = json.loads((tmp_path / "models" / "e2e" / "config.json").read_text(encoding="utf-8"))
+    assert config["train"]["virtual_adversarial"] == 0.1

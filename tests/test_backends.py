@@ -161,7 +161,7 @@ def test_language_model_builds_and_trains_on_jax_as_on_tensorflow(jax_report, te
 
 
 @needs_jax
-@pytest.mark.parametrize("case", ["trainable", "frozen"])
+@pytest.mark.parametrize("case", list(backend_checks.ADVERSARIAL_CASES))
 def test_adversarial_training_on_jax_takes_the_step_of_the_math(jax_report, case):
     """pipeline.adversarial hooks JAX's stateless loss: one SGD step against NumPy's (tests/test_adversarial.py
     checks TensorFlow's train step the same way)."""

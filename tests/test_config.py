@@ -150,6 +150,10 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"adversarial": 0.05}, "model": {"task": "reading"}}, "train.adversarial"),
         ({"train": {"adversarial": 0.05}, "model": {"readout": "ridge"}}, "train.adversarial"),
         ({"train": {"adversarial": 0.05, "distribute": "mirrored"}}, "train.adversarial"),
+        ({"train": {"virtual_adversarial": 2.0}}, "train.virtual_adversarial"),
+        ({"train": {"virtual_unlabeled": -1.0}}, "train.virtual_unlabeled"),
+        ({"train": {"virtual_adversarial": 0.1}, "model": {"task": "generator"}}, "train.virtual_adversarial"),
+        ({"train": {"virtual_adversarial": 0.1}, "model": {"readout": "ridge"}}, "train.virtual_adversarial"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

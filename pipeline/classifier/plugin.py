@@ -27,10 +27,12 @@ def validate(config) -> None:
           "\"none\" with model.readout = \"ridge\" (a closed-form fit in one process)")
     check(train.steps_per_epoch == 0 or model.readout != "ridge", "train.steps_per_epoch", train.steps_per_epoch,
           "0 with model.readout = \"ridge\" (its closed-form fit reads the whole training split)")
-    check(train.adversarial == 0 or model.readout != "ridge", "train.adversarial", train.adversarial,
-          "0 with model.readout = \"ridge\" (a closed-form fit takes no gradient steps)")
-    check(train.adversarial == 0 or train.distribute == "none", "train.adversarial", train.adversarial,
-          "0 with train.distribute (its step moves the embedding of one process)")
+    for key in ("adversarial", "virtual_adversarial"):
+        value = getattr(train, key)
+        check(value == 0 or model.readout != "ridge", f"train.{key}", value,
+              "0 with model.readout = \"ridge\" (a closed-form fit takes no gradient steps)")
+        check(value == 0 or train.distribute == "none", f"train.{key}", value,
+              "0 with train.distribute (its step moves the embedding of one process)")
     for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor"):
         value, off = getattr(train, key), getattr(type(train), key)  # the defaults are off
         check(value == off or model.trainable_embeddings, f"train.{key}", value,

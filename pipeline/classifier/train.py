@@ -147,6 +147,18 @@ def rows_reached(sequences, vocabulary_size: int) -> np.ndarray:
     return np.flatnonzero(seen)
 
 
+def virtual_adversarial_rows(config: Config, splits: EncodedSplits, train_count: int) -> tuple | None:
+    """``(rows, None)``: a seeded sample of at most ``train.virtual_unlabeled`` unlabeled sentences per training
+    sentence (``corpus.unlabeled_path``'s split, in its order) for virtual adversarial training; ``None`` without
+    VAT or unlabeled text."""
+    count = len(splits.sequences.get(UNLABELED, ()))
+    limit = int(config.train.virtual_unlabeled * train_count)
+    if not (config.train.virtual_adversarial and count and limit):
+        return None
+    rows = sampled_rows(count, limit, seeds.rng(config.seed, "virtual_unlabeled"))
+    return (np.arange(count) if rows is None else rows), None
+
+
 def train_classifier(config: Config, paths: Paths) -> dict:
     """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
     settings = config.train
@@ -166,21 +178,33 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     weights = None if class_weights is None else class_weights[train_targets]
     # train.distill: soft targets mixing the labels with the char n-gram model's out-of-fold probabilities
     teacher, fit_targets, validation_targets, unlabeled = distillation_targets(config, paths, splits)
+    # unlabeled sentences the recurrent model reads: labelled by the teacher (train.distill_unlabeled), or read by
+    # virtual adversarial training alone (train.virtual_unlabeled), with no weight in the supervised loss
+    if unlabeled is None:
+        unlabeled = virtual_adversarial_rows(config, splits, len(fit_targets))
     # the subword inputs when model.char_encoder / model.ngram_features are on, else nothing
     read = ("train", "validation", UNLABELED) if unlabeled is not None else ("train", "validation")
     extra = split_inputs(config.model, paths.tokens, {split: splits.sequences[split] for split in read},
                          settings.max_length)
     train_sequences, train_extra = splits.sequences["train"], extra["train"]
-    if unlabeled is not None:  # train.distill_unlabeled: the teacher's labels of unlabeled sentences, after the rest
+    if unlabeled is not None:  # after the training sentences
         rows, probabilities = unlabeled
         train_sequences = chain_rows([train_sequences, take_rows(splits.sequences[UNLABELED], rows)])
         train_extra = {kind: {name: chain_rows([values, take_rows(extra[UNLABELED][kind][name], rows)])
                               for name, values in inputs.items()} for kind, inputs in train_extra.items()}
-        fit_targets = np.concatenate([fit_targets, probabilities])
-        if weights is not None:  # a sentence of unknown class weighs its class's expected weight
-            weights = np.concatenate([weights, probabilities @ class_weights])
-        log.info("training also on %d unlabeled sentences, the char n-gram model's probabilities as targets "
-                 "(train.distill_unlabeled)", len(rows))
+        if probabilities is None:  # targets without weight: only the virtual adversarial loss reads these rows
+            fit_targets = np.concatenate([fit_targets, np.zeros((len(rows), *fit_targets.shape[1:]),
+                                                                fit_targets.dtype)])
+            weights = np.concatenate([np.ones(len(train_targets)) if weights is None else weights,
+                                      np.zeros(len(rows))])
+            log.info("virtual adversarial training also reads %d unlabeled sentences (train.virtual_unlabeled)",
+                     len(rows))
+        else:
+            fit_targets = np.concatenate([fit_targets, probabilities])
+            if weights is not None:  # a sentence of unknown class weighs its class's expected weight
+                weights = np.concatenate([weights, probabilities @ class_weights])
+            log.info("training also on %d unlabeled sentences, the char n-gram model's probabilities as targets "
+                     "(train.distill_unlabeled)", len(rows))
     with distribution.scope():  # the embedding rows no training sentence reaches stay out of the trainable weight
         model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"),
                                  trainable_ids=rows_reached(train_sequences, len(embedding_matrix)))
@@ -211,15 +235,19 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     log.info("training %s: %d parameters, %d training / %d validation sentences%s, %.0f%% padding per batch",
              config.run_name, parameters, train_count, validation_count,
              "" if sample is None else f" ({len(sample)} read after each epoch)", 100 * train_batches.padding_share())
+    unread = unlabeled is not None and unlabeled[1] is None  # training rows without a label (VAT's)
     # ULMFiT-style options (pipeline.classifier.finetune): rates per layer group and epoch, a per-batch schedule
     group_rates = fine_tuning_rates(settings, model)
     with distribution.scope():
         optimizer = make_optimizer(settings, learning_rate_schedule(settings, len(train_batches)), group_rates)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy" if teacher is None
                       else "categorical_crossentropy",
-                      metrics=["accuracy"], weighted_metrics=[] if weights is not None else None)
-    if settings.adversarial:  # the loss with the batch's word vectors moved against the model, added to each step
-        adversarial_training(model, model.get_layer("embedding").embeddings, settings.adversarial)
+                      # rows of no weight (unlabeled, for VAT) count in no accuracy: it is weighted then
+                      metrics=[] if unread else ["accuracy"],
+                      weighted_metrics=["accuracy"] if unread else [] if weights is not None else None)
+    if settings.adversarial or settings.virtual_adversarial:  # losses with the batch's word vectors moved, added
+        adversarial_training(model, model.get_layer("embedding").embeddings, settings.adversarial,
+                             settings.virtual_adversarial, seeds.child_seed(config.seed, "virtual_adversarial"))
     resume, examples_read = None, None
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":
