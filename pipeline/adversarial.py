@@ -30,7 +30,10 @@ virtual adversarial training about as much again.
 
 Hooked into the trainers without subclassing the functional model (:func:`pipeline.keras_compat.wrap_steps`'s
 approach): on JAX the model's ``compute_loss_and_updates`` (the stateless loss the JAX trainer differentiates), on
-TensorFlow its ``train_step``. The logged training loss stays the clean loss on both backends.
+TensorFlow its ``train_step``. The logged training loss stays the clean loss on both backends. Both rely on Keras 3
+trainer internals (the JAX trainer's ``compute_loss_and_updates``; the TensorFlow trainer's ``_compute_loss`` and
+``_loss_tracker``); tests/test_adversarial.py and tests/test_backends.py check each step against NumPy's, so a Keras
+that changes them fails there. Classifiers train in float32, so no loss scaling enters the sum.
 """
 
 from __future__ import annotations
@@ -133,10 +136,9 @@ def _on_jax(model: keras.Model, variable: keras.Variable, epsilon: float, virtua
 
 def _on_tensorflow(model: keras.Model, variable: keras.Variable, epsilon: float, virtual: float, seed: int) -> None:
     import tensorflow as tf
-    from keras.src.trainers.data_adapters import data_adapter_utils
 
     def train_step(data):
-        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         moves = []  # what was added to the embedding, taken back after the gradients
 
         def move(r):

@@ -140,7 +140,8 @@ def test_another_seed_gives_another_history(make_config):
 def test_adversarial_training_trains_another_model_that_saves_and_reloads(make_config):
     """train.adversarial changes every step (pipeline.adversarial; its math: tests/test_adversarial.py); the saved
     model is an ordinary one."""
-    plain, adversarial = make_config("run_name=plain"), make_config("run_name=adversarial", "train.adversarial=0.1")
+    plain = make_config("run_name=plain", "train.epochs=1")
+    adversarial = make_config("run_name=adversarial", "train.epochs=1", "train.adversarial=0.1")
     train(plain)
     result = train(adversarial)
     first = pd.read_csv(RunPaths(Paths.from_config(plain).run).history)
