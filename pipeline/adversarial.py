@@ -17,7 +17,8 @@ the direction that changes it most, found by one power iteration from a random s
     loss += KL(p || f(x; E + r_v))                      r_v = epsilon_v * ||E_w|| * g_w / ||g_w||
 
 so it also reads sentences without labels (``corpus.unlabeled_path``: they join the batches with no weight in
-the supervised loss) and makes the model's output smooth around them, the semi-supervised use in that paper.
+the supervised loss, which is then the mean over the labelled rows: :func:`labelled_scale`) and makes the model's
+output smooth around them, the semi-supervised use in that paper.
 
 Only the rows of the words in the batch get a gradient, so only those move; each moves by ``epsilon`` times its own
 length (a scale-free radius: the same value suits the ``ja_ginza`` vectors and a random start). Miyato et al.
@@ -59,6 +60,17 @@ def divergence(p, q):
     ops = keras.ops
     p = ops.clip(p, PROBABILITY_FLOOR, 1.0)
     return ops.mean(ops.sum(p * (ops.log(p) - ops.log(ops.clip(q, PROBABILITY_FLOOR, 1.0))), axis=-1))
+
+
+def labelled_scale(sample_weight):
+    """``rows / labelled rows`` of a batch whose unlabeled rows weigh 0 (VAT's): Keras averages a weighted loss
+    over every row, so this factor makes the supervised loss the mean over the labelled rows alone, as if the
+    unlabeled ones were a batch of their own (Miyato et al. feed the two apart); 1 without weights."""
+    if sample_weight is None:
+        return 1.0
+    ops = keras.ops
+    labelled = ops.sum(ops.cast(ops.greater(sample_weight, 0), "float32"))
+    return ops.cast(ops.shape(sample_weight)[0], "float32") / ops.maximum(labelled, 1.0)
 
 
 def random_start(shape, seed: int, step):
@@ -125,6 +137,7 @@ def _on_jax(model: keras.Model, variable: keras.Variable, epsilon: float, virtua
             gradient = stop(jax.grad(lambda values: at(values)[0])(fixed))
             total = total + at(matrix + stop(perturbation(fixed, gradient, epsilon)))[0]
         if virtual:
+            total = total * labelled_scale(sample_weight)
             p = stop(aux[1])
             start = perturbation(fixed, random_start(fixed.shape, seed, optimizer_variables[iteration]), XI)
             gradient = stop(jax.grad(lambda values: divergence(p, at(values)[1]))(fixed + start))
@@ -158,6 +171,7 @@ def _on_tensorflow(model: keras.Model, variable: keras.Variable, epsilon: float,
                 total += model._compute_loss(x=x, y=y, y_pred=model(x, training=True), sample_weight=sample_weight,
                                              training=True)
             if virtual:
+                total *= labelled_scale(sample_weight)
                 p = tf.stop_gradient(y_pred)
                 with tape.stop_recording():
                     if moves:  # back to E

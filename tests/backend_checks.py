@@ -195,15 +195,16 @@ def classifier() -> dict:
             "max_difference": float(np.abs(before - after).max())}
 
 
-ADVERSARIAL_CASES = {  # case: (train.adversarial, train.virtual_adversarial, embedding trainable, labelled)
-    "trainable": (0.1, 0.0, True, True), "frozen": (0.1, 0.0, False, True), "virtual": (0.0, 0.2, True, True),
-    "both": (0.1, 0.2, True, True), "unlabelled": (0.0, 0.2, True, False)}
+ADVERSARIAL_CASES = {  # case: (train.adversarial, train.virtual_adversarial, embedding trainable, sample weights)
+    "trainable": (0.1, 0.0, True, (1, 1, 1, 1)), "frozen": (0.1, 0.0, False, (1, 1, 1, 1)),
+    "virtual": (0.0, 0.2, True, (1, 1, 1, 1)), "both": (0.1, 0.2, True, (1, 1, 1, 1)),
+    "unlabelled": (0.0, 0.2, True, (0, 0, 0, 0)), "half_labelled": (0.1, 0.2, True, (1.5, 0, 0.5, 0))}
 
 
 def adversarial() -> dict:
     """One SGD step (rate 1) of a bag-of-vectors softmax classifier with (virtual) adversarial training on its
-    embedding (:mod:`pipeline.adversarial`) for each of :data:`ADVERSARIAL_CASES` (``unlabelled``: every sample
-    weight 0, as unlabelled sentences); :func:`adversarial_reference` computes the same step in NumPy from the
+    embedding (:mod:`pipeline.adversarial`) for each of :data:`ADVERSARIAL_CASES` (a sample weight 0: an unlabelled
+    sentence); :func:`adversarial_reference` computes the same step in NumPy from the
     random start the step drew."""
     from pipeline.adversarial import XI, adversarial_training, random_start
 
@@ -213,7 +214,7 @@ def adversarial() -> dict:
     labels = rng.integers(0, 3, size=4).astype("int32")
     report = {"ids": ids.tolist(), "labels": labels.tolist(), "xi": XI, "seed": 5,
               "random_start": plain(random_start((12, 5), 5, 0))}
-    for case, (epsilon, virtual, trainable, labelled) in ADVERSARIAL_CASES.items():
+    for case, (epsilon, virtual, trainable, weights) in ADVERSARIAL_CASES.items():
         inputs = keras.Input((None,), dtype="int32")
         embed = keras.layers.Embedding(12, 5, name="embedding", trainable=trainable)
         outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling1D()(embed(inputs)))
@@ -222,8 +223,7 @@ def adversarial() -> dict:
         initial = model.get_weights()
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="sparse_categorical_crossentropy")
         adversarial_training(model, embed.embeddings, epsilon, virtual, seed=report["seed"])
-        logs = model.train_on_batch(ids, labels, sample_weight=np.full(4, float(labelled), "float32"),
-                                    return_dict=True)
+        logs = model.train_on_batch(ids, labels, sample_weight=np.array(weights, "float32"), return_dict=True)
         report[case] = {"initial": [plain(w) for w in initial], "after": [plain(w) for w in model.get_weights()],
                         "loss": float(logs["loss"])}
     return report
@@ -234,12 +234,14 @@ def adversarial_reference(report: dict, case: str) -> tuple[float, list[np.ndarr
     ``g = dL/dE`` at ``E``, ``r_w = epsilon * |E_w| * g_w / |g_w|``; VAT: ``p = f(E)`` fixed,
     ``d_w = xi * |E_w| * u_w / |u_w|`` (``u`` the step's random start), ``g_v = dKL(p || f(E + d))/dE`` at ``E + d``,
     ``r_v`` as ``r`` from ``g_v``; every weight moves by minus the gradient of ``L(E) + L(E + r) + KL(p || f(E +
-    r_v))`` (``r``, ``r_v``, ``p`` constant); a frozen ``E`` stays."""
-    epsilon, virtual, trainable, labelled = ADVERSARIAL_CASES[case]
+    r_v))`` (``r``, ``r_v``, ``p`` constant), where ``L`` is the weighted cross-entropy over the batch, and with VAT
+    over its labelled rows (weight > 0) only; a frozen ``E`` stays."""
+    epsilon, virtual, trainable, weights = ADVERSARIAL_CASES[case]
     ids, labels = np.asarray(report["ids"]), np.asarray(report["labels"])
     matrix, kernel, bias = (np.asarray(w, np.float64) for w in report[case]["initial"])
     batch, steps = ids.shape
-    weight = float(labelled)
+    weight = np.asarray(weights, np.float64)
+    rows = max(int((weight > 0).sum()), 1) if virtual else batch  # what the supervised sum is divided by
 
     def forward(vectors):
         hidden = vectors[ids].mean(axis=1)  # (batch, dim)
@@ -258,12 +260,12 @@ def adversarial_reference(report: dict, case: str) -> tuple[float, list[np.ndarr
         steepness = np.linalg.norm(gradient, axis=1, keepdims=True)
         return radius * np.linalg.norm(matrix, axis=1, keepdims=True) * gradient / np.maximum(steepness, 1e-12)
 
-    def supervised(vectors):  # cross-entropy, every sample weighted `weight`, divided by the batch size
+    def supervised(vectors):  # cross-entropy, each sample weighted, divided by `rows`
         _, q = forward(vectors)
-        return gradients(vectors, weight * (q - np.eye(3)[labels]) / batch)
+        return gradients(vectors, weight[:, None] * (q - np.eye(3)[labels]) / rows)
 
     _, p = forward(matrix)
-    loss = -weight * np.log(p[np.arange(batch), labels]).mean()
+    loss = -(weight * np.log(p[np.arange(batch), labels])).mean()  # the logs': Keras' mean over the batch
     total = supervised(matrix)
     if epsilon:
         total = [a + b for a, b in zip(total, supervised(matrix + move(supervised(matrix)[0], epsilon)))]
