@@ -26,8 +26,8 @@ normalise the perturbation over a whole sentence's embedded sequence ``(timestep
 the batch is the same idea on the weight matrix, which needs no change to the model's graph (the saved model,
 export and serving stay as they are). On JAX dropout draws the same masks in every pass of a step.
 
-Cost per step: adversarial training about 1.6 passes of the network on JAX (XLA shares the clean forward pass),
-virtual adversarial training about as much again.
+Cost: an Aozora epoch of adversarial training takes 1.6 times as long on JAX (XLA shares the clean forward pass);
+a step of virtual adversarial training costs about as much (one more forward and backward pass, one more forward).
 
 Hooked into the trainers without subclassing the functional model (:func:`pipeline.keras_compat.wrap_steps`'s
 approach): on JAX the model's ``compute_loss_and_updates`` (the stateless loss the JAX trainer differentiates), on
