@@ -1,10 +1,14 @@
-"""pipeline.adversarial: the perturbation's geometry, and one training step on TensorFlow against NumPy's
-(the same step on JAX: tests/test_backends.py)."""
+"""pipeline.adversarial: the perturbation's geometry, one training step on TensorFlow against NumPy's (the same
+step on JAX: tests/test_backends.py), and virtual adversarial training over unlabelled text through the CLI."""
+
+import json
 
 import backend_checks
 import keras
 import numpy as np
+import pandas as pd
 import pytest
+from helpers import TEST_CONFIGS, assert_success, cli_here
 
 from pipeline.adversarial import perturbation
 
@@ -72,11 +76,6 @@ def test_the_perturbation_raises_the_loss_more_than_random_moves_of_the_same_len
 def test_virtual_adversarial_training_reads_the_unlabelled_sentences_through_the_cli(tmp_path):
     """train.virtual_adversarial with corpus.unlabeled_path: the unlabelled sentences join the training batches
     with no weight in the supervised loss (a frozen embedding here: the perturbed matrix need not train)."""
-    import json
-
-    import pandas as pd
-    from helpers import TEST_CONFIGS, assert_success, cli_here
-
     sentences = [f"{place}{doing}" for place in ("京都", "大阪の店", "近所の公園", "新しいスマホ")
                  for doing in ("で遊んだ。", "が気に入った。", "を見に行った。")]
     unlabelled = tmp_path / "unlabelled.txt"
