@@ -146,11 +146,10 @@ def unlabeled_targets(tokens_path: Path, member: CharNgramModel, count: int, lim
     ``member``'s probabilities of them ``(rows, classes)``. The member never read them, so these are its honest
     guesses, as the out-of-fold ones of the training sentences are (Tang et al. 2019 distil a large model into a
     BiLSTM on unlabeled text labelled this way)."""
-    from pipeline.text.batches import sampled_rows  # imports Keras: only when training
+    from pipeline.text.batches import rows_up_to  # imports Keras: only when training
 
     started = time.perf_counter()
-    rows = sampled_rows(count, limit, seeds.rng(seed, "distill_unlabeled"))
-    rows = np.arange(count) if rows is None else rows
+    rows = rows_up_to(count, limit, seeds.rng(seed, "distill_unlabeled"))
     wanted = np.zeros(count, dtype=bool)
     wanted[rows] = True
     probabilities = member_probabilities(tokens_path, member, UNLABELED, wanted, classes)

@@ -38,6 +38,7 @@ from pipeline.text.batches import (
     balanced_class_weights,
     chain_rows,
     inputs_at,
+    rows_up_to,
     sampled_rows,
     take_rows,
 )
@@ -155,8 +156,7 @@ def virtual_adversarial_rows(config: Config, splits: EncodedSplits, train_count:
     limit = int(config.train.virtual_unlabeled * train_count)
     if not (config.train.virtual_adversarial and count and limit):
         return None
-    rows = sampled_rows(count, limit, seeds.rng(config.seed, "virtual_unlabeled"))
-    return (np.arange(count) if rows is None else rows), None
+    return rows_up_to(count, limit, seeds.rng(config.seed, "virtual_unlabeled")), None
 
 
 def train_classifier(config: Config, paths: Paths) -> dict:

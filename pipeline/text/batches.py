@@ -83,6 +83,12 @@ def sampled_rows(count: int, limit: int, rng: np.random.Generator) -> np.ndarray
     return np.sort(rng.choice(count, size=limit, replace=False))
 
 
+def rows_up_to(count: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`sampled_rows` as indices always: every row's (``0 .. count - 1``) where it would say ``None``."""
+    rows = sampled_rows(count, limit, rng)
+    return np.arange(count) if rows is None else rows
+
+
 class Rows(Sequence):
     """Rows ``rows`` of ``values`` (anything indexed by row: a list, a :class:`RaggedIds`, the subword rows of
     :mod:`pipeline.text.features`) as a sequence of their own: item ``i`` is ``values[rows[i]]``, made when

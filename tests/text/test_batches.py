@@ -14,6 +14,7 @@ from pipeline.text.batches import (
     inputs_at,
     pad,
     round_up,
+    rows_up_to,
     sampled_rows,
     take_rows,
 )
@@ -230,6 +231,13 @@ def test_sampled_rows_are_a_seeded_sorted_sample_or_every_row():
     assert not np.array_equal(rows, sampled_rows(1000, 50, np.random.default_rng(4)))
     for limit in (0, 1000, 5000):  # 0 or at least every row: no sample
         assert sampled_rows(1000, limit, np.random.default_rng(3)) is None
+
+
+def test_rows_up_to_are_the_sample_or_every_rows_index():
+    np.testing.assert_array_equal(rows_up_to(1000, 50, np.random.default_rng(3)),
+                                  sampled_rows(1000, 50, np.random.default_rng(3)))
+    for limit in (0, 1000, 5000):
+        np.testing.assert_array_equal(rows_up_to(1000, limit, np.random.default_rng(3)), np.arange(1000))
 
 
 def test_rows_view_items_and_lengths_of_a_ragged_or_listed_sequence():
