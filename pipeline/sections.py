@@ -306,6 +306,13 @@ class TrainConfig:
     # this way gives the ensemble nothing on Aozora and costs the shipped corpus 2 points)
     virtual_adversarial: float = 0.0
     virtual_unlabeled: float = 1.0
+    # classifier: self-training (pipeline.classifier.self_training): with corpus.unlabeled_path, the trained classifier
+    # labels the unlabeled sentences and is trained again from the start on the labelled and those; this many rounds
+    # (each student the next teacher); 0: off. The teacher keeps a sentence whose top probability reaches
+    # self_training_threshold, at most self_training_unlabeled per training sentence (the most confident)
+    self_training: int = 0
+    self_training_threshold: float = 0.0
+    self_training_unlabeled: float = 1.0
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -357,6 +364,11 @@ class TrainConfig:
               "in [0, 1]: the radius as a fraction of each word vector's length (e.g. 0.1); 0: off")
         check(self.virtual_unlabeled >= 0, "train.virtual_unlabeled", self.virtual_unlabeled,
               ">= 0 (unlabeled sentences per training sentence; 0: none)")
+        check(self.self_training >= 0, "train.self_training", self.self_training, ">= 0 (rounds; 0: off)")
+        check(0 <= self.self_training_threshold < 1, "train.self_training_threshold", self.self_training_threshold,
+              "in [0, 1): the lowest top probability of a sentence the teacher labels (0: every sentence)")
+        check(self.self_training_unlabeled > 0, "train.self_training_unlabeled", self.self_training_unlabeled,
+              "> 0 (labelled unlabeled sentences per training sentence, at most)")
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

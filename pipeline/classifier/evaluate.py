@@ -33,6 +33,7 @@ from pipeline.classifier.ensemble import (
     sampled,
     split_chunks,
 )
+from pipeline.classifier.self_training import SELF_TRAINING_FILE
 from pipeline.config import Config
 from pipeline.paths import Paths, RunPaths
 from pipeline.plots import plot_confusion, plot_history
@@ -189,18 +190,26 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         return split_chunks(paths.tokens, columns, "test")
 
     member = CharNgramModel.load(paths.run) if config.model.ensemble == "char_ngram" else None
-    char_member = member if member is not None else fit_char_baseline(tokens, labels, config.seed)
+    self_trained = (paths.run / SELF_TRAINING_FILE).is_file()
+    # the baseline learns from the labelled sentences alone: a self-trained run's member also read its own labels
+    char_member = member if member is not None and not self_trained else \
+        fit_char_baseline(tokens, labels, config.seed)
     word = fit_tfidf_baseline(tokens, config.vectorize.token_field, labels, config.seed)
-    # one pass over the test rows for both baselines
-    truth, outputs = score_test(tokens, test, labels, {"char": char_scorer(char_member), "word": word})
+    scorers = {"char": char_scorer(char_member), "word": word}
+    if member is not None and member is not char_member:
+        scorers["member"] = char_scorer(member)
+    # one pass over the test rows for the baselines (and the member)
+    truth, outputs = score_test(tokens, test, labels, scorers)
     char = char_result(truth, outputs["char"], labels, char_member, tokens)
     members = None
     if member is not None:  # the run classifies with the mixture; each member is scored alone too
         weight = ensemble_weight(paths.run)
         recurrent = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
+        own = outputs.get("member", outputs["char"])
+        alone = predicted_scores(truth, own.argmax(axis=1), labels)
         members = {"weight": weight, "recurrent": {key: recurrent[key] for key in ("accuracy", "macro_f1")},
-                   "char_ngram": {key: char[key] for key in ("accuracy", "macro_f1")}}
-        probabilities = mix(probabilities, outputs["char"], weight)
+                   "char_ngram": {key: alone[key] for key in ("accuracy", "macro_f1")}}
+        probabilities = mix(probabilities, own, weight)
     metrics = classification_metrics(test_targets, probabilities.argmax(axis=1), labels)
     if members is not None:
         metrics["ensemble"] = members
@@ -208,6 +217,8 @@ def evaluate_classifier(config: Config, paths: Paths) -> dict:
         record = paths.run / DISTILLATION_FILE
         metrics["distilled"] = artifact_io.read_json(record) if record.is_file() else \
             {"teacher": "char_ngram", "weight": config.train.distill}
+    if self_trained:  # the classifier labelled unlabeled text for itself
+        metrics["self_trained"] = artifact_io.read_json(paths.run / SELF_TRAINING_FILE)
     metrics["baselines"] = {
         "majority": majority_baseline(splits.targets["train"], test_targets, labels),
         "tfidf_logistic_regression": predicted_scores(truth, outputs["word"], labels),
@@ -254,6 +265,10 @@ def summary(metrics: dict) -> str:
                      "model's out-of-fold probabilities (train.distill)"
                      + (f", and from its probabilities of {unlabeled:,} unlabeled sentences (train.distill_unlabeled)"
                         if unlabeled else ""))
+    for round_ in metrics.get("self_trained", {}).get("rounds", []):
+        lines.append(f"  self-training round {round_['round']}: trained again with {round_['labelled']:,} of "
+                     f"{round_['of']:,} unlabeled sentences labelled by the round before (mean probability "
+                     f"{round_['mean_probability']:.2f}; train.self_training)")
     lines += char_baseline_lines(metrics)
     if "unknown_token_share" in metrics:
         lines.append(f"  test tokens outside the vocabulary (<unk>): {100 * metrics['unknown_token_share']:.1f}%")

@@ -33,6 +33,10 @@ def validate(config) -> None:
               "0 with model.readout = \"ridge\" (a closed-form fit takes no gradient steps)")
         check(value == 0 or train.distribute == "none", f"train.{key}", value,
               "0 with train.distribute (its step moves the embedding of one process)")
+    check(train.self_training == 0 or config.corpus.unlabeled_path, "train.self_training", train.self_training,
+          "0 without corpus.unlabeled_path (the sentences the classifier labels for itself)")
+    check(train.self_training == 0 or train.distribute == "none", "train.self_training", train.self_training,
+          "0 with train.distribute (the rounds train in one process)")
     for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor"):
         value, off = getattr(train, key), getattr(type(train), key)  # the defaults are off
         check(value == off or model.trainable_embeddings, f"train.{key}", value,
@@ -84,7 +88,8 @@ def search_space(config) -> registry.SearchSpace:
     * a pooled model's ``model.pooling`` (its own, attention, or attention+mean+max; softmax readouts);
     * ``model.ensemble`` (none or char_ngram) and ``train.distill`` (0-0.8: how much the recurrent model learns
       from the char n-gram model), and with ``corpus.unlabeled_path`` ``train.distill_unlabeled`` (0-4: how many
-      unlabeled sentences per training sentence it learns that model's guesses of);
+      unlabeled sentences per training sentence it learns that model's guesses of) and ``train.self_training``
+      (0-1 rounds of labelling that text itself);
     * with ``[pretrain] enabled``: ``pretrain.epochs`` (2 to twice the config's), and the units are kept: each
       new width would pretrain a new language model.
 
@@ -113,6 +118,7 @@ def search_space(config) -> registry.SearchSpace:
     parameters["train.distill"] = {"low": 0.0, "high": max(0.8, train.distill)}
     if config.corpus.unlabeled_path:
         parameters["train.distill_unlabeled"] = {"low": 0.0, "high": max(4.0, train.distill_unlabeled)}
+        parameters["train.self_training"] = {"low": 0, "high": max(1, train.self_training)}
     if config.pretrain.enabled:
         parameters["pretrain.epochs"] = {"low": 2, "high": max(2, 2 * config.pretrain.epochs)}
     return registry.SearchSpace(parameters, {"macro_f1": "maximize", "accuracy": "maximize"},

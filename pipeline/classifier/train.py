@@ -160,7 +160,23 @@ def virtual_adversarial_rows(config: Config, splits: EncodedSplits, train_count:
 
 
 def train_classifier(config: Config, paths: Paths) -> dict:
-    """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``."""
+    """Fit the configured classifier on the vectorized corpus; write ``saved_models/<run>/``: one training, or
+    the rounds of ``train.self_training`` (:mod:`pipeline.classifier.self_training`)."""
+    from pipeline.classifier import self_training
+
+    pretrained = folder_of("pretrain", config, paths) if config.pretrain.enabled else None
+
+    def fit(config: Config, paths: Paths) -> dict:
+        return fit_classifier(config, paths, pretrained)
+
+    if self_training.applies(config, EncodedSplits.load(paths.ids)):
+        return self_training.self_train(config, paths, fit)
+    return fit(config, paths)
+
+
+def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None) -> dict:
+    """One training of the configured classifier on the data of ``paths.work`` into the run folder ``paths.run``;
+    the encoder starts from the language model in ``pretrained`` (the pretrain stage's folder) when given."""
     settings = config.train
     # train.distribute: variables made and compiled in the strategy's scope are mirrored (pipeline.distribution);
     # created first, since TensorFlow configures the collective ops of several workers before any other op
@@ -208,8 +224,7 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     with distribution.scope():  # the embedding rows no training sentence reaches stay out of the trainable weight
         model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"),
                                  trainable_ids=rows_reached(train_sequences, len(embedding_matrix)))
-    if config.pretrain.enabled:
-        pretrained = folder_of("pretrain", config, paths)
+    if pretrained is not None:
         copied = start_from_pretrained(model, pretrained)
         log.info("encoder starts from the pretrained language model (%s): %s", pretrained, ", ".join(copied))
     train_count = len(splits.sequences["train"])

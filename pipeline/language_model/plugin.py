@@ -21,7 +21,7 @@ registry.register_section("pretrain", PretrainConfig, owner="language_model")
 
 # What a language model does not take: an ensemble member or teacher, fine-tuning options.
 UNSUPPORTED = ("model.ensemble", "train.distill", "train.adversarial", "train.virtual_adversarial",
-               *FINE_TUNING_KEYS)
+               "train.self_training", *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:

@@ -16,7 +16,8 @@ registry.register_section("reading", ReadingConfig, owner="reading")
 # What a reading model does not take: an ensemble member or teacher, data parallelism, fine-tuning, mixed precision,
 # epochs of a set number of batches, a sample of the validation split.
 UNSUPPORTED = ("model.ensemble", "train.distill", "train.adversarial", "train.virtual_adversarial", "train.distribute",
-               "train.precision", "train.steps_per_epoch", "train.validation_rows", *FINE_TUNING_KEYS)
+               "train.self_training", "train.precision", "train.steps_per_epoch", "train.validation_rows",
+               *FINE_TUNING_KEYS)
 
 
 def validate(config) -> None:

@@ -41,7 +41,9 @@ def test_default_spaces_of_the_classifier_and_the_language_model():
     assert default.space["model.pooling"].choices == ("attention", "attention+mean+max")
     assert "model.pooling" not in load_job(REPOSITORY / "configs" / "esn.toml").space  # ridge: no attention
     given = load_job(REPOSITORY / "configs" / "default.toml", ['corpus.unlabeled_path="corpora/blog_text"'])
-    assert set(given.space) - set(default.space) == {"train.distill_unlabeled"}  # only with unlabeled text
+    # only with unlabeled text
+    assert set(given.space) - set(default.space) == {"train.distill_unlabeled", "train.self_training"}
+    assert given.space["train.self_training"].low == 0 and given.space["train.self_training"].high == 1
     pretrained = load_job(REPOSITORY / "configs" / "lstm_pretrained.toml")
     assert "pretrain.epochs" in pretrained.space and "model.layers.units" not in pretrained.space
     generator = load_job(REPOSITORY / "configs" / "generator.toml")

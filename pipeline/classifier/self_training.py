@@ -1,0 +1,189 @@
+"""Self-training on unlabeled text (``train.self_training``): the trained classifier labels the unlabeled
+sentences, and a new classifier learns from the labelled sentences and the newly labelled ones.
+
+Self-training (Scudder 1965; Yarowsky 1995) with a noised student (Xie et al. 2020, "noisy student"): round 0 is
+the classifier the config trains on the labelled sentences, its char n-gram ensemble member included. That
+teacher labels the sentences of ``corpus.unlabeled_path`` (the ``unlabeled`` split) with its most probable class.
+The ones whose probability reaches ``train.self_training_threshold`` (at most ``train.self_training_unlabeled``
+per training sentence, the most confident first) join the training split of a copy of the work folder's data
+(:func:`write_round_data`), and the classifier is trained again from its initial weights on that, dropout being
+the student's noise; with several rounds, each student is the next round's teacher. Everything that reads the
+training split reads them: the recurrent model, the distillation teacher, the ensemble's char member, the class
+weights. Validation and test sentences are never labelled; ``evaluate``'s baselines keep the labelled sentences.
+
+The rounds before the last train into a scratch folder, ``work/<corpus>/self_training/<run>-<key>/``, kept until
+the last round ends, so that a killed training goes on from the last complete round (each round's own training
+resumes as any does); ``key`` is a digest of the train settings and the vectorized corpus, so a changed config
+never reuses an old round.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import io as artifact_io
+from pipeline.config import Config
+from pipeline.paths import Paths
+from pipeline.resume import identity_of
+from pipeline.stages import file_digest, settings_read
+from pipeline.text.corpora import UNLABELED
+from pipeline.text.vectors import EncodedSplits
+
+log = logging.getLogger(__name__)
+
+SELF_TRAINING_FILE = "self_training.json"  # the rounds and what each teacher labelled, for evaluate's report
+SCRATCH = "self_training"  # work/<corpus>/self_training/: the rounds before the last
+
+
+def applies(config: Config, splits: EncodedSplits) -> bool:
+    """Whether ``train`` self-trains: ``train.self_training`` rounds and unlabeled sentences to label."""
+    return config.train.self_training > 0 and len(splits.sequences.get(UNLABELED, ())) > 0
+
+
+def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict]) -> dict:
+    """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``); the
+    last round's run is ``paths.run``, which also gets ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result
+    with ``"self_training"``: per round, the sentences its teacher labelled."""
+    settings = config.train
+    key = identity_of({"train": settings_read("train", config), "ids": file_digest(paths.ids)})[:16]
+    scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
+    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # another config's rounds
+        if stale != scratch:
+            shutil.rmtree(stale, ignore_errors=True)
+    teacher = scratch / "round0"
+    if teacher.is_dir():  # complete (written atomically): a killed training goes on from here
+        log.info("self-training: round 0 is already trained (%s)", teacher)
+    else:
+        log.info("self-training: round 0, the labelled sentences only")
+        fit(config, Paths(work=paths.work, run=teacher))
+    rounds, result = [], {}
+    for round_number in range(1, settings.self_training + 1):
+        rows, label_ids, confidence, of = pseudo_labels(config, paths, teacher)
+        rounds.append({"round": round_number, "labelled": len(rows), "of": of,
+                       "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
+        data = write_round_data(paths, rows, label_ids, scratch / f"data{round_number}")
+        last = round_number == settings.self_training
+        student = paths.run if last else scratch / f"round{round_number}"
+        if not last and student.is_dir():
+            log.info("self-training: round %d is already trained (%s)", round_number, student)
+        else:
+            log.info("self-training: round %d, %d training sentences and %d the round before labelled",
+                     round_number, len(EncodedSplits.load(paths.ids).sequences["train"]), len(rows))
+            result = fit(config, Paths(work=data, run=student))
+        teacher = student
+    artifact_io.write_json(paths.run / SELF_TRAINING_FILE, {
+        "rounds": rounds, "threshold": settings.self_training_threshold,
+        "per_training_sentence": settings.self_training_unlabeled})
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {**result, "self_training": rounds}
+
+
+def pseudo_labels(config: Config, paths: Paths, teacher: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """What the run in ``teacher`` says of the unlabeled sentences: their rows (increasing), label ids and
+    probabilities ``(kept,)`` each, and how many there were.
+
+    The teacher's probabilities are :mod:`pipeline.classifier.predict`'s (the ensemble's mixture when the run has
+    one), read from the vectorized ids and the token table rather than tokenizing again. A sentence is kept when
+    its top probability reaches ``train.self_training_threshold``; of more than ``train.self_training_unlabeled``
+    per training sentence, the most confident (ties: the earlier row).
+    """
+    from pipeline.classifier.distill import member_probabilities
+    from pipeline.classifier.ensemble import mix
+    from pipeline.runs import load_run
+    from pipeline.text.batches import SequenceBatches
+    from pipeline.text.features import split_inputs
+
+    settings = config.train
+    splits = EncodedSplits.load(paths.ids)
+    sequences = splits.sequences[UNLABELED]
+    run = load_run(teacher)
+    extra = split_inputs(config.model, paths.tokens, {UNLABELED: sequences}, settings.max_length)[UNLABELED]
+    probabilities = SequenceBatches(sequences, None, settings.batch_size, settings.max_length,
+                                    **extra).predict(run.model)
+    if "ensemble" in run.extras:  # model.ensemble = "char_ngram": the mixture classify gives
+        member, weight = run.extras["ensemble"]
+        texts = member_probabilities(paths.tokens, member, UNLABELED, np.ones(len(sequences), dtype=bool),
+                                     len(splits.labels))
+        probabilities = mix(probabilities, texts, weight)
+    confidence = probabilities.max(axis=1)
+    candidates = np.flatnonzero(confidence >= settings.self_training_threshold)
+    limit = int(settings.self_training_unlabeled * len(splits.sequences["train"]))
+    if len(candidates) > limit:  # the most confident; a stable sort keeps the earlier row of equals
+        candidates = candidates[np.argsort(-confidence[candidates], kind="stable")[:limit]]
+    rows = np.sort(candidates)
+    log.info("self-training: the teacher labelled %d of %d unlabeled sentences (probability >= %.2f, mean %.2f; "
+             "per class %s)", len(rows), len(sequences), settings.self_training_threshold,
+             float(confidence[rows].mean()) if len(rows) else 0.0,
+             np.bincount(probabilities[rows].argmax(axis=1), minlength=len(splits.labels)).tolist())
+    return rows, probabilities[rows].argmax(axis=1).astype(np.int32), confidence[rows], len(sequences)
+
+
+def write_round_data(paths: Paths, rows: np.ndarray, label_ids: np.ndarray, folder: Path) -> Path:
+    """A work folder ``folder`` like ``paths.work`` whose training split also holds the unlabeled sentences at
+    ``rows`` (increasing), labelled ``label_ids``; returns it.
+
+    ``tokens.parquet``: every row of the table in its order except those, then those with ``split = "train"`` and
+    their label, so the training split's rows come in the order of ``ids.npz``'s training ids (the training
+    sentences, then the labelled ones). ``vocab.json`` and ``embeddings.npy`` are the same files (hard links
+    where the file system allows). Each file is written atomically.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = EncodedSplits.load(paths.ids)
+    labels = np.array(splits.labels, dtype=object)
+    chosen = np.zeros(len(splits.sequences[UNLABELED]), dtype=bool)
+    chosen[rows] = True
+    table = artifact_io.parquet_file(paths.tokens)
+    seen, moved = 0, []
+    with artifact_io.atomic_path(folder / paths.tokens.name, suffix=".parquet") as temporary:
+        with pq.ParquetWriter(temporary, table.schema_arrow) as writer:
+            for batch in table.iter_batches():
+                batch = pa.Table.from_batches([batch])
+                unlabeled = pc.equal(batch.column("split"), UNLABELED).to_numpy(zero_copy_only=False)
+                positions = np.flatnonzero(unlabeled)
+                taken = np.zeros(len(batch), dtype=bool)
+                taken[positions] = chosen[seen:seen + len(positions)]
+                seen += len(positions)
+                writer.write_table(batch.filter(pa.array(~taken)))
+                if taken.any():
+                    moved.append(batch.filter(pa.array(taken)))
+            if moved:
+                moved_table = pa.concat_tables(moved)
+                columns = {"split": pa.array(["train"] * len(moved_table), moved_table.schema.field("split").type),
+                           "label": pa.array(labels[label_ids].tolist(), moved_table.schema.field("label").type)}
+                for name, values in columns.items():
+                    moved_table = moved_table.set_column(moved_table.schema.get_field_index(name), name, values)
+                writer.write_table(moved_table)
+    arrays = {"labels": np.array(splits.labels)}
+    rest = np.flatnonzero(~chosen)
+    for split, sequences in splits.sequences.items():
+        parts, targets = [np.asarray(item) for item in sequences], [splits.targets[split]]
+        if split == "train":
+            parts += [np.asarray(splits.sequences[UNLABELED][row]) for row in rows]
+            targets.append(label_ids)
+        elif split == UNLABELED:
+            parts, targets = [parts[row] for row in rest], [targets[0][rest]]
+        lengths = np.array([len(part) for part in parts], dtype=np.int64)
+        arrays[f"{split}_ids"] = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        arrays[f"{split}_labels"] = np.concatenate(targets).astype(np.int32)
+    with artifact_io.atomic_path(folder / paths.ids.name, suffix=".npz") as temporary:
+        np.savez(temporary, **arrays)
+    for source in (paths.vocab, paths.embeddings):
+        target = folder / source.name
+        if not target.is_file():
+            with artifact_io.atomic_path(target, suffix=source.suffix) as temporary:
+                try:
+                    os.link(source, temporary)
+                except OSError:  # another file system, or no hard links
+                    shutil.copyfile(source, temporary)
+    return folder

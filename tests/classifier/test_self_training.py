@@ -1,0 +1,133 @@
+"""Tests of pipeline.classifier.self_training: a self-trained run through the real CLI, the teacher's labels
+against ``Run.classify``, and the next round's data against the work folder it copies (the config's refusals are
+in tests/test_config.py)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import TEST_CONFIGS, assert_success, cli_here
+
+from pipeline import config as config_module
+from pipeline.classifier.self_training import SCRATCH, SELF_TRAINING_FILE, pseudo_labels, write_round_data
+from pipeline.paths import Paths
+from pipeline.runs import load_run
+from pipeline.text.corpora import UNLABELED
+from pipeline.text.features import read_split_words
+from pipeline.text.vectors import EncodedSplits
+
+PLACES = ["京都のお寺", "大阪の店", "近所の球場", "新しいスマホ", "嵐山"]
+DOINGS = ["で遊んだ。", "が気に入った。", "を見に行った。", "について書きます。", "はどうかな？", "の写真です。"]
+UNLABELED_TEXTS = [place + doing for place in PLACES for doing in DOINGS]  # 30 sentences the corpus does not hold
+THRESHOLD = 0.3  # the teacher keeps sentences it gives at least this probability
+
+
+def overrides(root: Path) -> list[str]:
+    path = root / "unlabeled.txt"
+    path.write_text("\n".join(UNLABELED_TEXTS) + "\n", encoding="utf-8")
+    return [f"work_dir='{root / 'work'}'", f"models_dir='{root / 'models'}'", "model.ensemble='char_ngram'",
+            "train.epochs=2", f"corpus.unlabeled_path='{path}'", "train.self_training=1",
+            f"train.self_training_threshold={THRESHOLD}", "classify.examples=[]"]
+
+
+@pytest.fixture(scope="module")
+def self_trained(tmp_path_factory):
+    """(config, paths, metrics, stdout) of tests/configs/e2e.toml with the char member and one round of
+    self-training on UNLABELED_TEXTS, run through the CLI."""
+    root = tmp_path_factory.mktemp("self-training")
+    settings = overrides(root)
+    result = cli_here("run", str(TEST_CONFIGS / "e2e.toml"), *[part for key in settings for part in ("--set", key)])
+    assert_success(result)
+    config = config_module.load(TEST_CONFIGS / "e2e.toml", settings)
+    paths = Paths.from_config(config)
+    metrics = json.loads((paths.run / "metrics.json").read_text(encoding="utf-8"))
+    return config, paths, metrics, result.stdout, settings
+
+
+def test_a_self_trained_run_says_what_its_teacher_labelled_and_keeps_the_labelled_baseline(self_trained):
+    config, paths, metrics, stdout, _ = self_trained
+    (round_,) = metrics["self_trained"]["rounds"]
+    assert round_["round"] == 1 and round_["of"] == len(UNLABELED_TEXTS)
+    # the teacher kept what it gave >= THRESHOLD, at most one per training sentence (here every such sentence)
+    assert 0 < round_["labelled"] <= len(UNLABELED_TEXTS) and THRESHOLD <= round_["mean_probability"] <= 1
+    assert metrics["self_trained"]["threshold"] == THRESHOLD
+    assert (paths.run / SELF_TRAINING_FILE).is_file()
+    assert f"self-training round 1: trained again with {round_['labelled']} of {len(UNLABELED_TEXTS)} unlabeled " \
+           "sentences labelled by the round before" in stdout
+    # the rounds before the last are gone once the run is complete
+    assert not any((paths.work / SCRATCH).iterdir())
+    # the char baseline learns from the labelled sentences alone: it is fitted apart from the run's member,
+    # which read the self-labelled sentences too
+    splits = EncodedSplits.load(paths.ids)
+    assert len(splits.sequences[UNLABELED]) == len(UNLABELED_TEXTS)
+    from pipeline.classifier.ensemble import read_linear_rows
+    from pipeline.classifier.evaluate import fit_char_baseline
+
+    tokens, _ = read_linear_rows(paths.tokens, ["text", "label"], ("train", "validation", "test"), 0, config.seed)
+    baseline = fit_char_baseline(tokens, splits.labels, config.seed)
+    test = tokens[tokens["split"] == "test"]
+    truth = test["label"].map({label: i for i, label in enumerate(splits.labels)}).to_numpy()
+    accuracy = np.mean(baseline.probabilities(test["text"].tolist()).argmax(axis=1) == truth)
+    assert metrics["baselines"]["char_tfidf_logistic_regression"]["accuracy"] == pytest.approx(accuracy)
+    assert set(metrics["ensemble"]) == {"weight", "recurrent", "char_ngram"}
+
+
+def test_the_teachers_labels_are_what_run_classify_says(self_trained):
+    config, paths, *_ = self_trained
+    rows, label_ids, confidence, count = pseudo_labels(config, paths, paths.run)
+    results = load_run(paths.run).classify(UNLABELED_TEXTS)
+    probabilities = np.array([result["probability"] for result in results])
+    assert count == len(UNLABELED_TEXTS)
+    kept = np.flatnonzero(probabilities >= THRESHOLD)
+    assert rows.tolist() == kept.tolist()  # every sentence at or above the threshold (fewer than the bound)
+    labels = EncodedSplits.load(paths.ids).labels
+    assert [labels[i] for i in label_ids] == [results[row]["label"] for row in rows]
+    np.testing.assert_allclose(confidence, probabilities[rows], rtol=1e-5)
+
+
+def test_the_bound_keeps_the_most_confident(self_trained):
+    _, paths, *_, settings = self_trained
+    training = len(EncodedSplits.load(paths.ids).sequences["train"])
+
+    def labelled(bound: float):
+        config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.self_training_threshold=0.0",
+                                                                 f"train.self_training_unlabeled={bound}"])
+        return pseudo_labels(config, paths, paths.run)
+
+    rows, _, confidence, _ = labelled(5.5 / training)  # at most 5 sentences
+    every, _, every_confidence, _ = labelled(100.0)
+    assert len(every) == len(UNLABELED_TEXTS) and len(rows) == 5
+    assert np.all(np.diff(rows) > 0)
+    assert confidence.min() >= np.sort(every_confidence)[-5]
+
+
+def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_trained, tmp_path):
+    config, paths, *_ = self_trained
+    splits = EncodedSplits.load(paths.ids)
+    rows, label_ids = np.array([1, 4, 7, 20]), np.array([0, 3, 1, 1], dtype=np.int32)
+    folder = write_round_data(paths, rows, label_ids, tmp_path / "round")
+    moved = EncodedSplits.load(folder / "ids.npz")
+    train, unlabeled = splits.sequences["train"], splits.sequences[UNLABELED]
+    rest = [row for row in range(len(unlabeled)) if row not in set(rows.tolist())]
+    expected = [*[item.tolist() for item in train], *[unlabeled[row].tolist() for row in rows]]
+    assert [item.tolist() for item in moved.sequences["train"]] == expected
+    assert moved.targets["train"].tolist() == [*splits.targets["train"].tolist(), *label_ids.tolist()]
+    assert [item.tolist() for item in moved.sequences[UNLABELED]] == [unlabeled[row].tolist() for row in rest]
+    for split in ("validation", "test"):
+        assert [item.tolist() for item in moved.sequences[split]] == [item.tolist() for item in splits.sequences[split]]
+        assert moved.targets[split].tolist() == splits.targets[split].tolist()
+    # the token table's training rows come in the order of the ids, labelled
+    table = pd.read_parquet(folder / "tokens.parquet")
+    original = pd.read_parquet(paths.tokens)
+    assert len(table) == len(original) and list(table.columns) == list(original.columns)
+    texts = original.loc[original["split"] == UNLABELED, "text"].to_numpy()
+    trained = table[table["split"] == "train"]
+    assert trained["text"].tolist()[-len(rows):] == texts[rows].tolist()
+    assert trained["label"].tolist()[-len(rows):] == [moved.labels[i] for i in label_ids]
+    words = read_split_words(folder / "tokens.parquet", ["train", UNLABELED])
+    for split in ("train", UNLABELED):
+        assert words[split].lengths().tolist() == moved.sequences[split].lengths().tolist()
+    for name in ("vocab.json", "embeddings.npy"):
+        assert (folder / name).read_bytes() == (paths.work / name).read_bytes()
