@@ -13,8 +13,8 @@ weights. Validation and test sentences are never labelled; ``evaluate``'s baseli
 
 The rounds before the last train into a scratch folder, ``work/<corpus>/self_training/<run>-<key>/``, kept until
 the last round ends, so that a killed training goes on from the last complete round (each round's own training
-resumes as any does); ``key`` is a digest of the train settings and the vectorized corpus, so a changed config
-never reuses an old round.
+resumes as any does); ``key`` is a digest of the train settings and the vectorized corpus (ids, vocabulary,
+embedding matrix), so a changed config never reuses an old round.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
     last round's run is ``paths.run``, which also gets ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result
     with ``"self_training"``: per round, the sentences its teacher labelled."""
     settings = config.train
-    key = identity_of({"train": settings_read("train", config), "ids": file_digest(paths.ids)})[:16]
+    key = identity_of({"train": settings_read("train", config),
+                       **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
     scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
     for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # another config's rounds
         if stale != scratch:
             shutil.rmtree(stale, ignore_errors=True)
-    teacher = scratch / "round0"
+    teacher = scratch / f"{paths.run.name}.round0"  # named by the run: each round's resume state is its own
     if teacher.is_dir():  # complete (written atomically): a killed training goes on from here
         log.info("self-training: round 0 is already trained (%s)", teacher)
     else:
@@ -69,7 +70,7 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
         data = write_round_data(paths, rows, label_ids, scratch / f"data{round_number}")
         last = round_number == settings.self_training
-        student = paths.run if last else scratch / f"round{round_number}"
+        student = paths.run if last else scratch / f"{paths.run.name}.round{round_number}"
         if not last and student.is_dir():
             log.info("self-training: round %d is already trained (%s)", round_number, student)
         else:
@@ -179,11 +180,9 @@ def write_round_data(paths: Paths, rows: np.ndarray, label_ids: np.ndarray, fold
     with artifact_io.atomic_path(folder / paths.ids.name, suffix=".npz") as temporary:
         np.savez(temporary, **arrays)
     for source in (paths.vocab, paths.embeddings):
-        target = folder / source.name
-        if not target.is_file():
-            with artifact_io.atomic_path(target, suffix=source.suffix) as temporary:
-                try:
-                    os.link(source, temporary)
-                except OSError:  # another file system, or no hard links
-                    shutil.copyfile(source, temporary)
+        with artifact_io.atomic_path(folder / source.name, suffix=source.suffix) as temporary:
+            try:
+                os.link(source, temporary)
+            except OSError:  # another file system, or no hard links
+                shutil.copyfile(source, temporary)
     return folder

@@ -131,3 +131,34 @@ def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_tr
         assert words[split].lengths().tolist() == moved.sequences[split].lengths().tolist()
     for name in ("vocab.json", "embeddings.npy"):
         assert (folder / name).read_bytes() == (paths.work / name).read_bytes()
+
+
+def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_trained, tmp_path):
+    """A complete round 0 in the scratch folder is the teacher again, not trained again; another config's rounds
+    are removed; the last round trains into the run folder on the next round's data."""
+    import shutil
+
+    from pipeline.classifier import self_training
+
+    config, paths, *_ = self_trained
+    run = Paths(work=paths.work, run=tmp_path / "again")
+    calls = []
+
+    def fit(config, round_paths):  # the training itself is the classifier's (the fixture's); here: who trains where
+        calls.append(round_paths)
+        shutil.copytree(paths.run, round_paths.run)
+        return {"epochs": 1}
+
+    stale = paths.work / SCRATCH / "again-0000000000000000"
+    stale.mkdir(parents=True)
+    self_training.self_train(config, run, fit)  # round 0 and round 1
+    assert [call.run for call in calls] == [calls[0].run, run.run] and calls[0].work == paths.work
+    assert calls[1].work.parent == calls[0].run.parent and not stale.exists()
+    # killed after round 0: its folder is complete, so only the last round trains
+    scratch = calls[0].run.parent
+    shutil.copytree(paths.run, calls[0].run)
+    shutil.rmtree(run.run)
+    calls.clear()
+    result = self_training.self_train(config, run, fit)
+    assert [call.run for call in calls] == [run.run] and result["self_training"][0]["of"] == len(UNLABELED_TEXTS)
+    assert (run.run / SELF_TRAINING_FILE).is_file() and not scratch.exists()
