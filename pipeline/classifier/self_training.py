@@ -58,16 +58,24 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
         if stale != scratch:
             shutil.rmtree(stale, ignore_errors=True)
     teacher = scratch / f"{paths.run.name}.round0"  # named by the run: each round's resume state is its own
+    result = {}
     if teacher.is_dir():  # complete (written atomically): a killed training goes on from here
         log.info("self-training: round 0 is already trained (%s)", teacher)
     else:
         log.info("self-training: round 0, the labelled sentences only")
-        fit(config, Paths(work=paths.work, run=teacher))
-    rounds, result = [], {}
+        result = fit(config, Paths(work=paths.work, run=teacher))
+    rounds = []
     for round_number in range(1, settings.self_training + 1):
         rows, label_ids, confidence, of = pseudo_labels(config, paths, teacher)
         rounds.append({"round": round_number, "labelled": len(rows), "of": of,
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
+        if not len(rows):  # another training would learn the same sentences again: the teacher is the run
+            log.warning("self-training: the classifier gave no unlabeled sentence a probability of at least %.2f "
+                        "(train.self_training_threshold); the run is round %d's", settings.self_training_threshold,
+                        round_number - 1)
+            with artifact_io.atomic_directory(paths.run) as building:
+                shutil.copytree(teacher, building, dirs_exist_ok=True)
+            break
         data = write_round_data(paths, rows, label_ids, scratch / f"data{round_number}")
         last = round_number == settings.self_training
         student = paths.run if last else scratch / f"{paths.run.name}.round{round_number}"

@@ -162,3 +162,26 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
     result = self_training.self_train(config, run, fit)
     assert [call.run for call in calls] == [run.run] and result["self_training"][0]["of"] == len(UNLABELED_TEXTS)
     assert (run.run / SELF_TRAINING_FILE).is_file() and not scratch.exists()
+
+
+def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
+    import shutil
+
+    from pipeline.classifier import self_training
+
+    _, paths, *_, settings = self_trained
+    sure = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.self_training_threshold=0.999",
+                                                           "train.self_training=2"])
+    run = Paths(work=paths.work, run=tmp_path / "sure")
+    calls = []
+
+    def fit(config, round_paths):
+        calls.append(round_paths)
+        shutil.copytree(paths.run, round_paths.run)
+        (round_paths.run / "trained_here").write_text("", encoding="utf-8")
+        return {"epochs": 1}
+
+    result = self_training.self_train(sure, run, fit)
+    assert len(calls) == 1 and result["self_training"] == [{"round": 1, "labelled": 0, "of": len(UNLABELED_TEXTS),
+                                                            "mean_probability": 0.0}]
+    assert (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
