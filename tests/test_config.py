@@ -156,7 +156,6 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
         ({"train": {"virtual_adversarial": 0.1}, "model": {"readout": "ridge"}}, "train.virtual_adversarial"),
         # self-training (pipeline.classifier.self_training): a classifier's, with unlabeled text, in one process
         ({"train": {"self_training": -1}}, "train.self_training"),
-        ({"train": {"self_training": 1}}, "train.self_training"),
         ({"train": {"self_training": 1, "distribute": "mirrored"}, "corpus": {"unlabeled_path": "x.txt"}},
          "train.self_training"),
         ({"train": {"self_training": 1}, "corpus": {"unlabeled_path": "x.txt"}, "model": {"task": "generator"}},

@@ -33,10 +33,9 @@ def validate(config) -> None:
               "0 with model.readout = \"ridge\" (a closed-form fit takes no gradient steps)")
         check(value == 0 or train.distribute == "none", f"train.{key}", value,
               "0 with train.distribute (its step moves the embedding of one process)")
-    check(train.self_training == 0 or config.corpus.unlabeled_path, "train.self_training", train.self_training,
-          "0 without corpus.unlabeled_path (the sentences the classifier labels for itself)")
-    check(train.self_training == 0 or train.distribute == "none", "train.self_training", train.self_training,
-          "0 with train.distribute (the rounds train in one process)")
+    # (without corpus.unlabeled_path there is nothing to label, and self-training does nothing)
+    check(train.self_training == 0 or train.distribute == "none" or not config.corpus.unlabeled_path,
+          "train.self_training", train.self_training, "0 with train.distribute (the rounds train in one process)")
     for key in ("freeze_embeddings_epochs", "embedding_learning_rate_factor"):
         value, off = getattr(train, key), getattr(type(train), key)  # the defaults are off
         check(value == off or model.trainable_embeddings, f"train.{key}", value,
