@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -54,8 +55,8 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
     key = identity_of({"train": settings_read("train", config),
                        **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
     scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
-    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # another config's rounds
-        if stale != scratch:
+    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # this run's rounds under another config
+        if stale != scratch and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
             shutil.rmtree(stale, ignore_errors=True)
     teacher = scratch / f"{paths.run.name}.round0"  # named by the run: each round's resume state is its own
     result = {}

@@ -77,9 +77,10 @@ def language_model_config(config: Config, backward: bool = False) -> Config:
         clipvalue=0.0, batch_size=settings.batch_size, epochs=settings.epochs, patience=settings.patience,
         max_length=settings.max_length, regime="sentences", loss="mean", class_weights="none",
         lr_schedule="plateau", decay_factor=0.5, plateau_patience=1,
-        # the classifier's fine-tuning options do not apply to its language model
+        # the classifier's fine-tuning, teachers and training on unlabeled text do not apply to its language model
         freeze_embeddings_epochs=0, embedding_learning_rate_factor=1.0, discriminative_factor=1.0,
-        gradual_unfreezing=False, distill=0.0, distribute="none", steps_per_epoch=0)  # whole passes
+        gradual_unfreezing=False, distill=0.0, adversarial=0.0, virtual_adversarial=0.0, self_training=0,
+        distribute="none", steps_per_epoch=0)  # whole passes
     run_name = "pretrained_backward" if backward else "pretrained"
     # a language model's own config: its sections (defaults), not the classifier's
     return dataclasses.replace(config, model=model, train=train, run_name=run_name, owner="generator", sections={})

@@ -150,10 +150,13 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
         return {"epochs": 1}
 
     stale = paths.work / SCRATCH / "again-0000000000000000"
+    other_run = paths.work / SCRATCH / "again-2-0000000000000000"  # another run's, named like a prefix of this one
     stale.mkdir(parents=True)
+    other_run.mkdir()
     self_training.self_train(config, run, fit)  # round 0 and round 1
     assert [call.run for call in calls] == [calls[0].run, run.run] and calls[0].work == paths.work
-    assert calls[1].work.parent == calls[0].run.parent and not stale.exists()
+    assert calls[1].work.parent == calls[0].run.parent and not stale.exists() and other_run.is_dir()
+    other_run.rmdir()
     # killed after round 0: its folder is complete, so only the last round trains
     scratch = calls[0].run.parent
     shutil.copytree(paths.run, calls[0].run)

@@ -75,18 +75,20 @@ def test_the_layers_of_each_direction_are_one_directional():
 
 
 def test_the_language_model_of_the_default_classifier_is_a_valid_generator_config():
-    """configs/default.toml's classifier-only settings (the n-gram ensemble, distillation) are off in its language
-    models, so their run folders reload."""
+    """configs/default.toml's classifier-only settings (the n-gram ensemble, distillation, adversarial training,
+    self-training) are off in its language models, so their run folders reload."""
     from pipeline.config import from_dict
 
-    classifier_config = config_module.load(REPOSITORY / "configs" / "default.toml",
-                                           ["pretrain.enabled=true", "train.distill=0.5"])
-    assert classifier_config.model.ensemble != "none"
+    classifier_config = config_module.load(REPOSITORY / "configs" / "default.toml", [
+        "pretrain.enabled=true", "train.distill=0.5", "train.adversarial=0.05", "train.virtual_adversarial=0.1",
+        "corpus.unlabeled_path='more.txt'"])
+    assert classifier_config.model.ensemble != "none" and classifier_config.train.self_training
     for backward in (False, True):
         settings = language_model_config(classifier_config, backward=backward)
         reloaded = from_dict(settings.to_dict(), owner="generator")
         assert reloaded.model.task == "generator" and reloaded.model.ensemble == "none"
-        assert reloaded.train.distill == 0.0
+        assert reloaded.train.distill == reloaded.train.adversarial == reloaded.train.virtual_adversarial == 0.0
+        assert reloaded.train.self_training == 0
 
 
 def test_the_forward_model_predicts_the_next_token_and_the_backward_model_the_previous_one(pretrained):
