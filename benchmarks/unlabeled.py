@@ -6,8 +6,9 @@ seeded ``--hide`` share of the training documents then loses its labels: their s
 test are exactly the full corpus's. Each ``--seed`` runs the config through the real CLI, in its own process:
 
 * **labelled part only**: the table alone;
-* **+ unlabeled text**: the table with ``corpus.unlabeled_path`` set to the hidden sentences (``--set`` options
-  choose what the config does with it, e.g. ``train.distill_unlabeled``, ``pretrain.enabled``);
+* **+ unlabeled text**: the table with ``corpus.unlabeled_path`` set to the hidden sentences (``--with`` options
+  choose what the config does with it, e.g. ``train.self_training``, which the default config does,
+  ``train.distill_unlabeled``, ``pretrain.enabled``);
 * the same with each ``--also`` override (e.g. ``train.distill_unlabeled=0``: the text feeds the vocabulary only);
 * **every label** (``--all-labels``): the full corpus, an upper bound on what the hidden labels were worth.
 

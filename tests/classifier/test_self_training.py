@@ -28,7 +28,7 @@ def overrides(root: Path) -> list[str]:
     path = root / "unlabeled.txt"
     path.write_text("\n".join(UNLABELED_TEXTS) + "\n", encoding="utf-8")
     return [f"work_dir='{root / 'work'}'", f"models_dir='{root / 'models'}'", "model.ensemble='char_ngram'",
-            "train.epochs=2", f"corpus.unlabeled_path='{path}'", "train.self_training=1",
+            "train.epochs=1", f"corpus.unlabeled_path='{path}'", "train.self_training=1",
             f"train.self_training_threshold={THRESHOLD}", "classify.examples=[]"]
 
 
