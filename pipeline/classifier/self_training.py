@@ -47,10 +47,11 @@ def applies(config: Config, splits: EncodedSplits) -> bool:
     return config.train.self_training > 0 and len(splits.sequences.get(UNLABELED, ())) > 0
 
 
-def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict]) -> dict:
-    """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``); the
-    last round's run is ``paths.run``, which also gets ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result
-    with ``"self_training"``: per round, the sentences its teacher labelled."""
+def self_train(config: Config, paths: Paths, splits: EncodedSplits, fit: Callable[[Config, Paths], dict]) -> dict:
+    """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``) on the
+    vectorized corpus ``splits`` (of ``paths.ids``); the last round's run is ``paths.run``, which also gets
+    ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result with ``"self_training"``: per round, the sentences its
+    teacher labelled."""
     settings = config.train
     key = identity_of({"train": settings_read("train", config),
                        **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
@@ -67,7 +68,7 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
         result = fit(config, Paths(work=paths.work, run=teacher))
     rounds = []
     for round_number in range(1, settings.self_training + 1):
-        rows, label_ids, confidence, of = pseudo_labels(config, paths, teacher)
+        rows, label_ids, confidence, of = pseudo_labels(config, paths, splits, teacher)
         rounds.append({"round": round_number, "labelled": len(rows), "of": of,
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
         if not len(rows):  # another training would learn the same sentences again: the teacher is the run
@@ -77,14 +78,14 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
             with artifact_io.atomic_directory(paths.run) as building:
                 shutil.copytree(teacher, building, dirs_exist_ok=True)
             break
-        data = write_round_data(paths, rows, label_ids, scratch / f"data{round_number}")
+        data = write_round_data(paths, splits, rows, label_ids, scratch / f"data{round_number}")
         last = round_number == settings.self_training
         student = paths.run if last else scratch / f"{paths.run.name}.round{round_number}"
         if not last and student.is_dir():
             log.info("self-training: round %d is already trained (%s)", round_number, student)
         else:
             log.info("self-training: round %d, %d training sentences and %d the round before labelled",
-                     round_number, len(EncodedSplits.load(paths.ids).sequences["train"]), len(rows))
+                     round_number, len(splits.sequences["train"]), len(rows))
             result = fit(config, Paths(work=data, run=student))
         teacher = student
     artifact_io.write_json(paths.run / SELF_TRAINING_FILE, {
@@ -94,8 +95,9 @@ def self_train(config: Config, paths: Paths, fit: Callable[[Config, Paths], dict
     return {**result, "self_training": rounds}
 
 
-def pseudo_labels(config: Config, paths: Paths, teacher: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """What the run in ``teacher`` says of the unlabeled sentences: their rows (increasing), label ids and
+def pseudo_labels(config: Config, paths: Paths, splits: EncodedSplits,
+                  teacher: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """What the run in ``teacher`` says of the unlabeled sentences of ``splits``: their rows (increasing), label ids and
     probabilities ``(kept,)`` each, and how many there were.
 
     The teacher's probabilities are :mod:`pipeline.classifier.predict`'s (the ensemble's mixture when the run has
@@ -110,7 +112,6 @@ def pseudo_labels(config: Config, paths: Paths, teacher: Path) -> tuple[np.ndarr
     from pipeline.text.features import split_inputs
 
     settings = config.train
-    splits = EncodedSplits.load(paths.ids)
     sequences = splits.sequences[UNLABELED]
     run = load_run(teacher)
     extra = split_inputs(config.model, paths.tokens, {UNLABELED: sequences}, settings.max_length)[UNLABELED]
@@ -118,9 +119,9 @@ def pseudo_labels(config: Config, paths: Paths, teacher: Path) -> tuple[np.ndarr
                                     **extra).predict(run.model)
     if "ensemble" in run.extras:  # model.ensemble = "char_ngram": the mixture classify gives
         member, weight = run.extras["ensemble"]
-        texts = member_probabilities(paths.tokens, member, UNLABELED, np.ones(len(sequences), dtype=bool),
-                                     len(splits.labels))
-        probabilities = mix(probabilities, texts, weight)
+        char = member_probabilities(paths.tokens, member, UNLABELED, np.ones(len(sequences), dtype=bool),
+                                    len(splits.labels))
+        probabilities = mix(probabilities, char, weight)
     confidence = probabilities.max(axis=1)
     candidates = np.flatnonzero(confidence >= settings.self_training_threshold)
     limit = int(settings.self_training_unlabeled * len(splits.sequences["train"]))
@@ -134,9 +135,10 @@ def pseudo_labels(config: Config, paths: Paths, teacher: Path) -> tuple[np.ndarr
     return rows, probabilities[rows].argmax(axis=1).astype(np.int32), confidence[rows], len(sequences)
 
 
-def write_round_data(paths: Paths, rows: np.ndarray, label_ids: np.ndarray, folder: Path) -> Path:
-    """A work folder ``folder`` like ``paths.work`` whose training split also holds the unlabeled sentences at
-    ``rows`` (increasing), labelled ``label_ids``; returns it.
+def write_round_data(paths: Paths, splits: EncodedSplits, rows: np.ndarray, label_ids: np.ndarray,
+                     folder: Path) -> Path:
+    """A work folder ``folder`` like ``paths.work`` (whose vectorized corpus is ``splits``) whose training split also
+    holds the unlabeled sentences at ``rows`` (increasing), labelled ``label_ids``; returns it.
 
     ``tokens.parquet``: every row of the table in its order except those, then those with ``split = "train"`` and
     their label, so the training split's rows come in the order of ``ids.npz``'s training ids (the training
@@ -148,7 +150,6 @@ def write_round_data(paths: Paths, rows: np.ndarray, label_ids: np.ndarray, fold
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
-    splits = EncodedSplits.load(paths.ids)
     labels = np.array(splits.labels, dtype=object)
     chosen = np.zeros(len(splits.sequences[UNLABELED]), dtype=bool)
     chosen[rows] = True

@@ -169,8 +169,9 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     def fit(config: Config, paths: Paths) -> dict:
         return fit_classifier(config, paths, pretrained)
 
-    if self_training.applies(config, EncodedSplits.load(paths.ids)):
-        return self_training.self_train(config, paths, fit)
+    splits = EncodedSplits.load(paths.ids)
+    if self_training.applies(config, splits):
+        return self_training.self_train(config, paths, splits, fit)
     return fit(config, paths)
 
 

@@ -76,7 +76,7 @@ def test_a_self_trained_run_says_what_its_teacher_labelled_and_keeps_the_labelle
 
 def test_the_teachers_labels_are_what_run_classify_says(self_trained):
     config, paths, *_ = self_trained
-    rows, label_ids, confidence, count = pseudo_labels(config, paths, paths.run)
+    rows, label_ids, confidence, count = pseudo_labels(config, paths, EncodedSplits.load(paths.ids), paths.run)
     results = load_run(paths.run).classify(UNLABELED_TEXTS)
     probabilities = np.array([result["probability"] for result in results])
     assert count == len(UNLABELED_TEXTS)
@@ -94,7 +94,7 @@ def test_the_bound_keeps_the_most_confident(self_trained):
     def labelled(bound: float):
         config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.self_training_threshold=0.0",
                                                                  f"train.self_training_unlabeled={bound}"])
-        return pseudo_labels(config, paths, paths.run)
+        return pseudo_labels(config, paths, EncodedSplits.load(paths.ids), paths.run)
 
     rows, _, confidence, _ = labelled(5.5 / training)  # at most 5 sentences
     every, _, every_confidence, _ = labelled(100.0)
@@ -107,7 +107,7 @@ def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_tr
     config, paths, *_ = self_trained
     splits = EncodedSplits.load(paths.ids)
     rows, label_ids = np.array([1, 4, 7, 20]), np.array([0, 3, 1, 1], dtype=np.int32)
-    folder = write_round_data(paths, rows, label_ids, tmp_path / "round")
+    folder = write_round_data(paths, splits, rows, label_ids, tmp_path / "round")
     moved = EncodedSplits.load(folder / "ids.npz")
     train, unlabeled = splits.sequences["train"], splits.sequences[UNLABELED]
     rest = [row for row in range(len(unlabeled)) if row not in set(rows.tolist())]
@@ -153,7 +153,7 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
     other_run = paths.work / SCRATCH / "again-2-0000000000000000"  # another run's, named like a prefix of this one
     stale.mkdir(parents=True)
     other_run.mkdir()
-    self_training.self_train(config, run, fit)  # round 0 and round 1
+    self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)  # round 0 and round 1
     assert [call.run for call in calls] == [calls[0].run, run.run] and calls[0].work == paths.work
     assert calls[1].work.parent == calls[0].run.parent and not stale.exists() and other_run.is_dir()
     other_run.rmdir()
@@ -162,7 +162,7 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
     shutil.copytree(paths.run, calls[0].run)
     shutil.rmtree(run.run)
     calls.clear()
-    result = self_training.self_train(config, run, fit)
+    result = self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)
     assert [call.run for call in calls] == [run.run] and result["self_training"][0]["of"] == len(UNLABELED_TEXTS)
     assert (run.run / SELF_TRAINING_FILE).is_file() and not scratch.exists()
 
@@ -184,7 +184,7 @@ def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
         (round_paths.run / "trained_here").write_text("", encoding="utf-8")
         return {"epochs": 1}
 
-    result = self_training.self_train(sure, run, fit)
+    result = self_training.self_train(sure, run, EncodedSplits.load(paths.ids), fit)
     assert len(calls) == 1 and result["self_training"] == [{"round": 1, "labelled": 0, "of": len(UNLABELED_TEXTS),
                                                             "mean_probability": 0.0}]
     assert (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
