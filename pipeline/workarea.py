@@ -3,8 +3,8 @@
 * One ``pipeline`` process at a time runs stages on a work folder ``work/<corpus>/`` and writes a
   run folder ``saved_models/<run>/``: :func:`hold` takes a lock on each (the ``filelock`` package, lock
   files in the temp folder: :func:`pipeline.paths.lock_file`; the kernel releases them when the process
-  dies, even by ``kill -9``). A second process waits
-  ``LOCK_WAIT_SECONDS``, then stops with one line naming the busy folder.
+  dies, even by ``kill -9``). A second process waits ``LOCK_WAIT_SECONDS`` (or the seconds in the
+  environment variable ``PIPELINE_LOCK_WAIT_SECONDS``), then stops with one line naming the busy folder.
 * Whoever takes the lock first removes the temporary files and folders that killed processes left
   (:func:`pipeline.io.remove_stale`).
 * ``train`` and ``evaluate`` build the run in ``work/<corpus>/staging/<run>/``; :func:`publish`
@@ -26,6 +26,8 @@ import contextlib
 import dataclasses
 import datetime
 import logging
+import math
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,6 +42,7 @@ from pipeline.paths import Paths, RunPaths, lock_file
 log = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 10.0  # a second process waits this long for the first one, then stops
+LOCK_WAIT_VARIABLE = "PIPELINE_LOCK_WAIT_SECONDS"  # ... unless this environment variable says how long
 _held: dict[str, FileLock] = {}  # lock file -> lock held by this process (hold() nests)
 
 
@@ -63,22 +66,38 @@ def hold(config: Config) -> Iterator[Paths]:
         yield paths
 
 
+def lock_wait_seconds() -> float:
+    """How long a second process waits for a busy folder: ``$PIPELINE_LOCK_WAIT_SECONDS`` (seconds, 0 or more:
+    a job queue may wait longer, a test less), else ``LOCK_WAIT_SECONDS``."""
+    value = os.environ.get(LOCK_WAIT_VARIABLE, "").strip()
+    if not value:
+        return LOCK_WAIT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise PipelineError(f"environment variable {LOCK_WAIT_VARIABLE}={value!r}: expected a number of seconds, "
+                            f"0 or more; set it so or unset it (default {LOCK_WAIT_SECONDS:g})")
+    return seconds
+
+
 @contextlib.contextmanager
 def hold_folders(folders: Sequence[Path]) -> Iterator[list[str]]:
-    """Take the process lock of each folder (waiting ``LOCK_WAIT_SECONDS``); yield the locks taken now."""
+    """Take the process lock of each folder (waiting :func:`lock_wait_seconds`); yield the locks taken now."""
     taken = []
+    wait = lock_wait_seconds()
     try:
         for folder in folders:
             lock_path = lock_file(folder)
             if str(lock_path) in _held:
                 continue
             lock_path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(lock_path, timeout=LOCK_WAIT_SECONDS)
+            lock = FileLock(lock_path, timeout=wait)
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                log.warning("%s: another pipeline process is using it; waiting up to %.0f s", folder,
-                            LOCK_WAIT_SECONDS)
+                log.warning("%s: another pipeline process is using it; waiting up to %g s", folder, wait)
                 try:
                     lock.acquire()
                 except Timeout:

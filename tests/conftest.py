@@ -1,17 +1,26 @@
 """Fixtures shared across test folders; plain helper functions are in ``helpers.py``."""
 
 import io
+import os
 import shutil
 import sys
 from pathlib import Path
 
-import pytest
-from helpers import knb_config
+# XLA (JAX's compiled steps, TensorFlow's jit_compile) compiles without LLVM's optimisations here: the suite
+# compiles hundreds of tiny programs and runs each a few times, so compiling is most of their time (the JAX checks
+# of tests/test_backends.py take 40% less CPU); the numbers stay within the float32 tolerances the tests compare
+# at. Set before TensorFlow or JAX starts XLA; the processes the tests start inherit it.
+TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
+os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *(
+    flag for flag in TEST_XLA_FLAGS if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""))]).strip()
 
-from pipeline.classifier.train import train_classifier
-from pipeline.paths import Paths
-from pipeline.runs import load_run
-from pipeline.stages import run_stage
+import pytest  # noqa: E402 (after XLA_FLAGS)
+from helpers import knb_config  # noqa: E402
+
+from pipeline.classifier.train import train_classifier  # noqa: E402
+from pipeline.paths import Paths  # noqa: E402
+from pipeline.runs import load_run  # noqa: E402
+from pipeline.stages import run_stage  # noqa: E402
 
 # Folders whose modules share session fixtures that train (tests/serve: a classifier, a generator and a reading
 # run): under `pytest -n 2 --dist loadscope` their modules go to one worker, so those runs train once.

@@ -95,11 +95,12 @@ class EndToEnd:
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory) -> EndToEnd:
-    """`pipeline run tests/configs/e2e.toml` into a temporary folder, once per module."""
+    """`pipeline run tests/configs/e2e.toml` into a temporary folder, once per module (in this process: a fresh
+    one's run is tests/test_cli_determinism.py's, its stderr tests/test_cli_native_stderr.py's)."""
     root = tmp_path_factory.mktemp("e2e")
     arguments = ["run", E2E_CONFIG, *folders(root)]
     started = time.perf_counter()
-    result = cli(*arguments)
+    result = cli_here(*arguments)
     seconds = time.perf_counter() - started
     print(f"\n`pipeline run {E2E_CONFIG}`: {seconds:.1f} s wall time", file=sys.__stderr__)
     assert result.returncode == 0, f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-5000:]}"

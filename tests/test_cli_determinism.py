@@ -1,11 +1,12 @@
-"""Determinism, shown through the real CLI: same config and seed in two fresh processes, same results.
+"""Determinism, shown through the real CLI: same config and seed in two processes, same results.
 
-``pipeline run`` trains a tiny classifier (tests/configs/small.toml) and a tiny language model
-(tests/configs/generator_small.toml, one epoch) twice each, in two processes started side by side with
-their own work_dir and models_dir, so nothing is shared but the corpus. The run folders must agree bit
-for bit: ``metrics.json``, ``history.csv``, the vocabulary and labels, and every array in the saved
-model's weights file (the model's weights and the optimizer's state). The archive itself is not
-compared byte for byte: Keras stamps the save date into it.
+A fresh process and this test process (which has run other tests before: a run must not depend on what its
+process did before it), each with its own work_dir and models_dir (nothing shared but the corpus), run
+``pipeline run`` on a tiny classifier (tests/configs/small.toml) and then on a tiny language model
+(tests/configs/generator_small.toml, one epoch), at the same time. The run folders must agree bit for bit:
+``metrics.json``, ``history.csv``, the vocabulary and labels, and every array in the saved model's weights file
+(the model's weights and the optimizer's state). The archive itself is not compared byte for byte: Keras stamps
+the save date into it.
 """
 
 import json
@@ -16,21 +17,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPOSITORY, folders
+from helpers import REPOSITORY, assert_success, cli_here, folders
 
 pytestmark = pytest.mark.slow
 
 
-def run_twice(config: str, root: Path, *overrides: str) -> list[Path]:
-    """``pipeline run CONFIG`` in two fresh processes at once (own folders under root); their run folders."""
-    commands = [[sys.executable, "-m", "pipeline", "--quiet", "run", config, *folders(root / name), *overrides]
-                for name in ("first", "second")]
-    processes = [subprocess.Popen(command, cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, encoding="utf-8") for command in commands]
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, f"stdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-4000:]}"
-    return [next((root / name / "models").iterdir()) for name in ("first", "second")]
+# `pipeline ARGV` for each ARGV of the JSON list argv[1], one after the other in one process (a process start
+# costs seconds); exits with the first status that is not 0
+RUN_EACH = ("import json, sys; from pipeline.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    status = main(argv)\n"
+            "    if status: sys.exit(status)\n")
+RUNS = {"classifier": ("tests/configs/small.toml",),
+        "language_model": ("tests/configs/generator_small.toml", "--set", "train.epochs=1")}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, list[Path]]:
+    """Every run of RUNS, in RUNS' order, in a fresh process ("fresh") and meanwhile in this one ("here"), each
+    under its own folder of a temporary root: ``{name: [the fresh process's run folder, this one's]}``."""
+    root = tmp_path_factory.mktemp("determinism")
+
+    def commands(process: str) -> list[list[str]]:
+        return [["--quiet", "run", config, *folders(root / process / name), *overrides]
+                for name, (config, *overrides) in RUNS.items()]
+
+    fresh = subprocess.Popen([sys.executable, "-c", RUN_EACH, json.dumps(commands("fresh"))], cwd=REPOSITORY,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             encoding="utf-8")
+    try:
+        for command in commands("here"):
+            assert_success(cli_here(*command))
+    finally:
+        stdout, stderr = fresh.communicate(timeout=600)
+    assert fresh.returncode == 0, f"stdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-4000:]}"
+    return {name: [next((root / process / name / "models").iterdir()) for process in ("fresh", "here")]
+            for name in RUNS}
 
 
 def weight_arrays(model_file: Path) -> dict[str, np.ndarray]:
@@ -55,13 +77,14 @@ def assert_identical_runs(first: Path, second: Path) -> None:
         assert array.tobytes() == second_arrays[name].tobytes(), f"{name} differs between the two processes"
 
 
-def test_classifier_runs_are_identical_in_two_fresh_processes(tmp_path):
-    first, second = run_twice("tests/configs/small.toml", tmp_path)
+def test_classifier_runs_are_identical_in_a_fresh_process_and_this_one(runs):
+    first, second = runs["classifier"]
     assert_identical_runs(first, second)
     metrics = json.loads((first / "metrics.json").read_text(encoding="utf-8"))
     assert 0 < metrics["accuracy"] <= 1 and "seconds" not in json.dumps(metrics)  # no wall times in the metrics
 
 
-def test_language_model_runs_are_identical_in_two_fresh_processes(tmp_path):
-    first, second = run_twice("tests/configs/generator_small.toml", tmp_path, "--set", "train.epochs=1")
+def test_language_model_runs_after_a_classifier_are_identical_in_two_processes(runs):
+    first, second = runs["language_model"]
     assert_identical_runs(first, second)
+    assert "perplexity" in json.loads((first / "metrics.json").read_text(encoding="utf-8"))

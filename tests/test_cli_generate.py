@@ -43,7 +43,7 @@ pytestmark = pytest.mark.slow
 def run_folder(tmp_path_factory) -> Path:
     """``pipeline train --config tests/configs/generator_small.toml`` into a temporary folder."""
     root = tmp_path_factory.mktemp("cli-generator")
-    result = cli("train", "--config", SMALL_CONFIG, *folders(root))
+    result = cli_here("train", "--config", SMALL_CONFIG, *folders(root))
     assert result.returncode == 0, explain(result)
     folder = root / "models" / "generator_small"
     assert {"model.keras", "config.json", "vocab.json", "labels.json", "history.csv"} <= {
@@ -82,8 +82,9 @@ def test_generate_prints_num_lines_starting_with_the_prompt(plain_output):
 
 
 def test_generate_json_lines_hold_tokens_and_probabilities_and_repeat_the_seeds_samples(run_folder, plain_output):
-    """``--json`` in a second fresh process with the same seed: the samples of the plain output, with their tokens."""
-    result = generate(run_folder, *SAMPLING, "--json")
+    """``--json`` in this process with the seed of the plain output's fresh one: the same samples, with their
+    tokens."""
+    result = cli_here("generate", "--model", str(run_folder), *SAMPLING, "--json")
     assert result.returncode == 0, explain(result)
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(samples) == 3
@@ -115,7 +116,7 @@ def test_run_command_evaluates_and_samples_with_the_configured_repetition_contro
     perplexities, then the config's prompts sampled with no token twice (no_repeat_ngram = 1)."""
     root = run_folder.parent.parent
     result = cli_here("run", SMALL_CONFIG, *folders(root), "--set", "generate.repetition_penalty=1.3",
-                 "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
+                      "--set", "generate.no_repeat_ngram=1", "--set", "generate.max_tokens=8")
     assert result.returncode == 0, explain(result)
     assert "train: up to date" in result.stderr or "train: up to date" in result.stdout, explain(result)
     lines = result.stdout.splitlines()
@@ -197,7 +198,7 @@ def test_plain_text_corpus_trains_on_whitespace_tokens_and_generates_spaced_text
     (the layouts differ only in how ``prepare`` splits)."""
     corpus = write_text_folder(tmp_path / "text") if layout == "folder" else write_text_file(tmp_path / "text.txt")
     stage = "train" if layout == "folder" else "prepare"
-    done = cli(stage, "--config", TEXT_CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
+    done = cli_here(stage, "--config", TEXT_CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
     assert done.returncode == 0, explain(done)
     prepared = pd.read_parquet(next((tmp_path / "work").glob("*/prepared.parquet")))
     if layout == "file":  # one file: a split drawn by paragraph (the documents)

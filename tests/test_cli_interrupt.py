@@ -15,12 +15,14 @@ a GRU over several short epochs) keeps every process at a few seconds. The check
 """
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from filelock import FileLock
@@ -30,6 +32,7 @@ from helpers import (
     assert_success,
     assert_user_error,
     cli,
+    cli_here,
     explain,
     folders,
     tree_bytes,
@@ -106,7 +109,7 @@ def temporaries(root: Path) -> list[str]:
 def uninterrupted(corpus, tmp_path_factory) -> Path:
     """The root of one complete, uninterrupted ``pipeline run``."""
     root = tmp_path_factory.mktemp("uninterrupted")
-    assert_success(cli(*arguments(root, corpus)))
+    assert_success(cli_here(*arguments(root, corpus)))
     return root
 
 
@@ -122,7 +125,7 @@ def test_sigkill_mid_training_keeps_finished_stages_and_the_rerun_resumes_to_the
     assert not (tmp_path / "models" / "interrupt").exists()  # nothing half-done was published
     killed_at = saved_epochs(tmp_path)
 
-    rerun = cli(*arguments(tmp_path, corpus))
+    rerun = cli_here(*arguments(tmp_path, corpus))  # (in this process: a fresh one adds nothing here)
     assert_success(rerun)
     assert f"resuming training after epoch {killed_at}" in rerun.stderr, explain(rerun)
     for stage in ("prepare", "tokenize", "vectorize"):
@@ -170,7 +173,8 @@ def test_sigkill_mid_tokenize_keeps_the_prepared_table(corpus, tmp_path):
 def test_a_second_process_on_a_locked_work_folder_stops_with_one_line(corpus, tmp_path):
     work = tmp_path / "work" / "themes"
     work.mkdir(parents=True)
-    with FileLock(lock_file(work)):  # as a running `pipeline` process holds it
+    # as a running `pipeline` process holds it; the second waits a second (PIPELINE_LOCK_WAIT_SECONDS), not ten
+    with FileLock(lock_file(work)), mock.patch.dict(os.environ, {workarea.LOCK_WAIT_VARIABLE: "1"}):
         result = cli("prepare", "--config", CONFIG, "--set", f'corpus.path="{corpus}"', *folders(tmp_path))
     assert_user_error(result, str(work), "another `pipeline` process")
     assert not (work / "prepared.parquet").exists()
@@ -195,6 +199,6 @@ def test_a_tool_killed_at_any_moment_leaves_every_run_intact(uninterrupted, tmp_
     assert {folder.name: tree_bytes(folder) for folder in models.iterdir() if not folder.name.startswith(".")} \
         == before
     # the next run of any tool cleans up and publishes (the same new_run for all; hopfield is the quickest)
-    assert_success(cli(*TOOL_COMMANDS["hopfield"], "--set", f"run_name={tool}", "--force", cwd=tmp_path))
+    assert_success(cli_here(*TOOL_COMMANDS["hopfield"], "--set", f"run_name={tool}", "--force", cwd=tmp_path))
     assert json.loads((models / tool / "run.json").read_text(encoding="utf-8"))["kind"] == "hopfield"
     assert tree_bytes(models / "default") == before["default"] and temporaries(tmp_path) == []

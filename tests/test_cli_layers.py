@@ -45,7 +45,7 @@ def models_dir(root: Path) -> list[str]:
 def esn_run(tmp_path_factory) -> dict:
     """``pipeline run tests/configs/esn_small.toml`` once: prepare ... evaluate, then the [classify] example."""
     root = tmp_path_factory.mktemp("esn-cli")
-    result = cli("run", ESN_CONFIG, *folders(root))
+    result = cli_here("run", ESN_CONFIG, *folders(root))
     assert_success(result)
     config = config_module.load(REPOSITORY / ESN_CONFIG, [f'work_dir="{root / "work"}"',
                                                          f'models_dir="{root / "models"}"'])
@@ -194,9 +194,10 @@ def test_bad_elman_activation_fails_before_prepare(tmp_path):
 # ------------------------------------------------------------------ pipeline forecast
 @pytest.mark.slow
 def test_forecast_mackey_glass(tmp_path):
-    result = cli("forecast", "--config", FORECAST_CONFIG, "--set", "forecast.units=200",
-                 "--set", "forecast.n_steps=2600", "--set", "forecast.train_length=2000",
-                 "--set", "forecast.test_length=300", "--set", "forecast.generative_steps=300", *models_dir(tmp_path))
+    result = cli_here("forecast", "--config", FORECAST_CONFIG, "--set", "forecast.units=200",
+                      "--set", "forecast.n_steps=2600", "--set", "forecast.train_length=2000",
+                      "--set", "forecast.test_length=300", "--set", "forecast.generative_steps=300",
+                      *models_dir(tmp_path))
     assert_success(result)
     printed = dict(re.findall(r"^(\w+_nrmse): (\S+)$", result.stdout, re.MULTILINE))
     assert set(printed) == {"train_nrmse", "one_step_nrmse", "generative_nrmse"}, result.stdout
@@ -273,7 +274,7 @@ def test_forecast_non_numeric_csv_value(tmp_path):
     ("forecast.washout=2500", "forecast.washout"),
 ], ids=["leak_rate-0", "leak_rate-1.5", "washout-eq-train_length", "washout-gt-train_length"])
 def test_forecast_invalid_settings(tmp_path, setting, key):
-    result = cli("forecast", "--config", FORECAST_CONFIG, "--set", setting, *models_dir(tmp_path / "models"))
+    result = cli_here("forecast", "--config", FORECAST_CONFIG, "--set", setting, *models_dir(tmp_path / "models"))
     assert_user_error(result, f"'{key}'", setting.split("=")[1])
     assert not (tmp_path / "models").exists()
 
@@ -281,8 +282,8 @@ def test_forecast_invalid_settings(tmp_path, setting, key):
 # ------------------------------------------------------------------ pipeline diagnose gradients
 @pytest.mark.slow
 def test_diagnose_gradients_shows_vanishing_gradients(tmp_path):
-    result = cli("diagnose", "gradients", "--config", DIAGNOSE_CONFIG, "--set", "diagnose.timesteps=40",
-                 "--set", "diagnose.train_steps=0", *models_dir(tmp_path))
+    result = cli_here("diagnose", "gradients", "--config", DIAGNOSE_CONFIG, "--set", "diagnose.timesteps=40",
+                      "--set", "diagnose.train_steps=0", *models_dir(tmp_path))
     assert_success(result)
     run = tmp_path / "diagnose_gradients"
     assert (run / "gradient_norms.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -303,8 +304,8 @@ def test_diagnose_gradients_shows_vanishing_gradients(tmp_path):
 
 
 def test_diagnose_unknown_architecture(tmp_path):
-    result = cli("diagnose", "gradients", "--config", DIAGNOSE_CONFIG,
-                 "--set", 'diagnose.architectures=["lstm", "transformer"]', "--set", "diagnose.timesteps=5",
-                 "--set", "diagnose.train_steps=0", *models_dir(tmp_path / "models"))
+    result = cli_here("diagnose", "gradients", "--config", DIAGNOSE_CONFIG,
+                      "--set", 'diagnose.architectures=["lstm", "transformer"]', "--set", "diagnose.timesteps=5",
+                      "--set", "diagnose.train_steps=0", *models_dir(tmp_path / "models"))
     assert_user_error(result, "'transformer'", "lstm")
     assert not (tmp_path / "models").exists()

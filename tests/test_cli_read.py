@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import REPOSITORY, assert_success, assert_user_error, cli, cli_here, explain, folders
+from helpers import REPOSITORY, assert_success, assert_user_error, cli_here, explain, folders
 
 CONFIG = "tests/configs/reading_small.toml"
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ def run_folder(tmp_path_factory) -> Path:
     corpus = root / "corpus.txt"
     documents = ["\n".join(lines[start:start + 5]) for start in range(0, len(lines), 5)]  # blank line: next one
     corpus.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
-    result = cli("run", CONFIG, *folders(root), "--set", f'corpus.path="{corpus}"')
+    result = cli_here("run", CONFIG, *folders(root), "--set", f'corpus.path="{corpus}"')
     assert_success(result)
     for fragment in ("character error rate", "greedy:", "kana-copy baseline", "model − kana copy", "examples:"):
         assert fragment in result.stdout, explain(result)
@@ -36,7 +36,7 @@ def run_folder(tmp_path_factory) -> Path:
 
 def test_read_json_with_attention_and_plot(run_folder, tmp_path):
     plot = tmp_path / "attention.png"
-    result = cli("read", "--model", str(run_folder), "--json", "--beam", "3", "--plot", str(plot), "今日は晴れ。")
+    result = cli_here("read", "--model", str(run_folder), "--json", "--beam", "3", "--plot", str(plot), "今日は晴れ。")
     assert_success(result)
     (line,) = [json.loads(text) for text in result.stdout.splitlines()]
     assert line["text"] == "今日は晴れ。" and line["source"] == list("今日は晴れ。")

@@ -10,7 +10,7 @@ import re
 
 import pandas as pd
 import pytest
-from helpers import REPOSITORY, TEST_CONFIGS, assert_success, cli, folders
+from helpers import REPOSITORY, TEST_CONFIGS, assert_success, cli_here, folders
 
 from pipeline.text.corpora import normalize, read_knb
 
@@ -31,9 +31,9 @@ def write_user_split(root):
 @pytest.mark.slow
 def test_run_scores_exactly_the_users_test_rows(tmp_path):
     test_texts = write_user_split(tmp_path / "corpus")
-    result = cli("run", str(TEST_CONFIGS / "e2e.toml"), *folders(tmp_path), "--set", 'corpus.format="table"',
-                 "--set", f'corpus.path="{tmp_path / "corpus"}"', "--set", "train.epochs=2",
-                 "--set", "classify.examples=[]")
+    result = cli_here("run", str(TEST_CONFIGS / "e2e.toml"), *folders(tmp_path), "--set", 'corpus.format="table"',
+                      "--set", f'corpus.path="{tmp_path / "corpus"}"', "--set", "train.epochs=2",
+                      "--set", "classify.examples=[]")
     assert_success(result)
     assert "1 test row(s) repeat a training sentence; kept in test" in result.stderr
     prepared = pd.read_parquet(tmp_path / "work" / "corpus" / "prepared.parquet")

@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from helpers import KNB_LABELS, TEST_CONFIGS, assert_success, cli, cli_here, folders
+from helpers import KNB_LABELS, TEST_CONFIGS, assert_success, cli_here, folders
 
 UNSEEN = "ヴィトゲンシュタインの論理哲学論考を鸚鵡と読みました。"
 
@@ -15,7 +15,7 @@ UNSEEN = "ヴィトゲンシュタインの論理哲学論考を鸚鵡と読み�
 def test_run_then_classify_new_text_with_the_runs_pieces(tmp_path):
     overrides = ["--set", 'tokenize.method="sentencepiece"', "--set", "tokenize.sp_vocab_size=2000",
                  "--set", "classify.examples=[]"]
-    result = cli("run", str(TEST_CONFIGS / "small.toml"), *folders(tmp_path), *overrides)
+    result = cli_here("run", str(TEST_CONFIGS / "small.toml"), *folders(tmp_path), *overrides)
     assert_success(result)
     work_model = tmp_path / "work" / "knb_blog" / "sentencepiece.model"
     run_folder = tmp_path / "models" / "small"

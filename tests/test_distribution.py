@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPOSITORY, TEST_CONFIGS, cli, explain
+from helpers import REPOSITORY, TEST_CONFIGS, cli_here, explain
 
 from pipeline import config as config_module
 from pipeline.distribution import (
@@ -147,7 +147,7 @@ def test_two_workers_share_the_data_survive_a_killed_worker_and_match_one_worker
     options = ["--config", str(TEST_CONFIGS / "small.toml"), "--set", f'corpus.path="{corpus}"',
                "--set", f'work_dir="{small_work_dir}"', "--set", f'models_dir="{models}"',
                "--set", 'run_name="two_workers"']
-    upstream = cli("pretrain", *options)  # every stage before train, once, so the workers only read them
+    upstream = cli_here("pretrain", *options)  # every stage before train, once, so the workers only read them
     assert upstream.returncode == 0, explain(upstream)
     workers = launch(options, tmp_path / "killed")
     log_1 = tmp_path / "killed" / "worker1.log"
@@ -187,7 +187,7 @@ def test_two_workers_train_a_language_model_and_stop_together(tmp_path):
     options = ["--config", str(TEST_CONFIGS / "generator_small.toml"), "--set", f'work_dir="{work}"',
                "--set", f'models_dir="{models}"', "--set", "train.epochs=2",
                "--set", 'tokenize.method="char"']  # characters: no GiNZA to load
-    upstream = cli("vectorize", *options)
+    upstream = cli_here("vectorize", *options)
     assert upstream.returncode == 0, explain(upstream)
     logs = finished(launch(options, tmp_path / "logs", 2, [], ["--set", "train.time_limit_minutes=0.0001"]),
                     tmp_path / "logs")

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import assert_success, cli, folders
+from helpers import assert_success, cli_here, folders
 from lm_helpers import model_settings, set_random_weights, softmax
 
 from pipeline.classifier.model import build_classifier
@@ -97,7 +97,7 @@ def test_jordan_character_language_model_through_the_cli(tmp_path):
     small = ['tokenize.method="char"', 'vectorize.vectors="none"', "model.embedding_dim=16",
              'model.layers=[{type="jordan", units=16, state_decay=0.3}]', "train.epochs=1",
              "train.learning_rate=0.01", 'corpus.name="knb_blog_jordan_test"']
-    result = cli("run", "configs/jordan.toml", *folders(tmp_path), *[item for s in small for item in ("--set", s)])
+    result = cli_here("run", "configs/jordan.toml", *folders(tmp_path), *[item for s in small for item in ("--set", s)])
     assert_success(result)
     test_perplexity = float(re.search(r"^perplexity train \S+ +validation \S+ +test (\S+)", result.stdout,
                                       re.MULTILINE).group(1))

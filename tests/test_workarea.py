@@ -44,6 +44,23 @@ def test_hold_stops_with_one_line_naming_the_busy_folder_and_a_killed_holder_fre
     assert workarea._held == {}
 
 
+@pytest.mark.parametrize("value, seconds", [(None, workarea.LOCK_WAIT_SECONDS), ("", workarea.LOCK_WAIT_SECONDS),
+                                            ("0", 0.0), (" 2.5 ", 2.5), ("600", 600.0)])
+def test_the_lock_wait_comes_from_the_environment_or_the_default(monkeypatch, value, seconds):
+    monkeypatch.delenv(workarea.LOCK_WAIT_VARIABLE, raising=False)
+    if value is not None:
+        monkeypatch.setenv(workarea.LOCK_WAIT_VARIABLE, value)
+    assert workarea.lock_wait_seconds() == seconds
+
+
+@pytest.mark.parametrize("value", ["-1", "ten", "nan", "inf"])
+def test_a_bad_lock_wait_is_one_line_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv(workarea.LOCK_WAIT_VARIABLE, value)
+    with pytest.raises(PipelineError, match=f"PIPELINE_LOCK_WAIT_SECONDS='{value}'.*0 or more") as raised:
+        workarea.lock_wait_seconds()
+    assert "\n" not in str(raised.value)
+
+
 def test_hold_removes_what_killed_processes_left(tmp_path):
     config = small_config(tmp_path)
     paths = Paths.from_config(config)

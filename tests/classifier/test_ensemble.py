@@ -202,11 +202,11 @@ def test_mixture_weight_minimises_validation_nll():
 @pytest.fixture(scope="module")
 def ensemble_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
-    result = cli("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
-                 "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
-                 "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}",
-                 "--set", f"train.distill={DISTILL}", "--set", f"corpus.unlabeled_path='{unlabeled_text(root)}'",
-                 "--set", "train.distill_unlabeled=2")
+    result = cli_here("run", str(TEST_CONFIGS / "e2e.toml"), "--set", f"work_dir='{root / 'work'}'",
+                      "--set", f"models_dir='{root / 'models'}'", "--set", "model.ensemble='char_ngram'",
+                      "--set", "train.epochs=2", "--set", f"classify.linear_max_rows={BOUND}",
+                      "--set", f"train.distill={DISTILL}", "--set", f"corpus.unlabeled_path='{unlabeled_text(root)}'",
+                      "--set", "train.distill_unlabeled=2")
     assert_success(result)
     return root / "models" / "e2e", result.stdout, result.stderr
 

@@ -30,7 +30,7 @@ def pretrained_run(tmp_path_factory) -> dict:
     extra = root / "unlabeled.txt"
     extra.write_text("\n".join(f"{text}{i}回目" for i, text in enumerate(UNLABELED)) + "\n", encoding="utf-8")
     arguments = ["run", CONFIG, *folders(root), "--set", f'corpus.unlabeled_path="{extra}"']
-    first = cli(*arguments)
+    first = cli_here(*arguments)
     again = cli_here(*arguments, "--set", "train.epochs=2")  # another classifier, the same encoder (in this process)
     config = knb_config("pretrained_small", root / "work", root / "models", f'corpus.unlabeled_path="{extra}"')
     paths = Paths.from_config(config)

@@ -17,7 +17,6 @@ from helpers import (
     VOCABULARY,
     assert_success,
     classifier,
-    cli,
     cli_here,
     embedding_matrix,
     knb_config,
@@ -152,8 +151,9 @@ def test_train_and_evaluate_with_a_bilstm_char_encoder_and_the_ridge_readout(sma
 def test_run_then_classify_sentences_with_unseen_words(small_work_dir, tmp_path):
     """``pipeline run`` over the session's vectorized small work folder (same front end), then ``classify``."""
     config = str(TEST_CONFIGS / "subword_small.toml")
-    result = cli("run", config, "--set", f'work_dir="{small_work_dir}"', "--set", f'models_dir="{tmp_path / "models"}"',
-                 "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"')
+    result = cli_here("run", config, "--set", f'work_dir="{small_work_dir}"',
+                      "--set", f'models_dir="{tmp_path / "models"}"',
+                      "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"')
     assert_success(result)
     assert "vectorize: up to date" in result.stderr, result.stderr[-2000:]
     assert "test accuracy" in result.stdout and "examples:" in result.stdout

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-from helpers import assert_success, assert_user_error, cli
+from helpers import assert_success, assert_user_error, cli, cli_here
 
 CO2_CONFIG = "configs/forecast_co2_lstm.toml"
 
@@ -20,7 +20,7 @@ def models_dir(root) -> list[str]:
 
 @pytest.mark.slow
 def test_lstm_beats_persistence_on_shipped_co2(tmp_path):
-    result = cli("forecast", "--config", CO2_CONFIG, *models_dir(tmp_path))
+    result = cli_here("forecast", "--config", CO2_CONFIG, *models_dir(tmp_path))
     assert_success(result)
     assert re.search(r"^one_step: lstm beats persistence", result.stdout, re.MULTILINE), result.stdout
     run = tmp_path / "forecast_co2_lstm"

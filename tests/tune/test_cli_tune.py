@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from helpers import REPOSITORY, TEST_CONFIGS, assert_success, assert_user_error, cli, tree_bytes, write_classifier_run
+from helpers import (
+    REPOSITORY,
+    TEST_CONFIGS,
+    assert_success,
+    assert_user_error,
+    cli_here,
+    tree_bytes,
+    write_classifier_run,
+)
 
 from pipeline import config as config_module
 from pipeline.io import read_json
@@ -22,9 +30,10 @@ SMALL = TEST_CONFIGS / "small.toml"
 
 
 def overrides(work_dir, models_dir) -> list[str]:
-    """The options that make the CLI use the session's vectorized corpus (tests/conftest.py small_work_dir)."""
+    """The options that make the CLI use the session's vectorized corpus (tests/conftest.py small_work_dir), one
+    epoch a trial."""
     values = [f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', f'work_dir="{work_dir}"',
-              f'models_dir="{models_dir}"']
+              f'models_dir="{models_dir}"', "train.epochs=1"]  # one epoch a trial: the search, not the models
     return [option for value in values for option in ("--set", value)]
 
 
@@ -49,7 +58,7 @@ def test_tune_writes_the_best_config_and_resumes_its_study(small_work_dir, tmp_p
     before = tree_bytes(existing)
     options = overrides(small_work_dir, models)
 
-    assert_success(result := cli("tune", str(SMALL), "--trials", "2", *options))
+    assert_success(result := cli_here("tune", str(SMALL), "--trials", "2", *options))
     tuned = models / "small-tune"
     assert "best validation macro_f1" in result.stdout
     assert read_json(tuned / "run.json")["kind"] == "tune"
@@ -85,7 +94,7 @@ def test_tune_writes_the_best_config_and_resumes_its_study(small_work_dir, tmp_p
     assert not list((study / "trials").iterdir())  # scratch runs are deleted
 
     # the same command with --trials 3 continues the study: one new trial, the first two unchanged
-    assert_success(cli("tune", str(SMALL), "--trials", "3", *options))
+    assert_success(cli_here("tune", str(SMALL), "--trials", "3", *options))
     resumed = pd.read_csv(tuned / "trials.csv")
     assert list(resumed["number"]) == [0, 1, 2]
     pd.testing.assert_frame_equal(resumed.iloc[:2].drop(columns="duration_seconds"),
@@ -95,10 +104,11 @@ def test_tune_writes_the_best_config_and_resumes_its_study(small_work_dir, tmp_p
 
 
 def test_tune_bad_input_is_a_one_line_error(tmp_path):
-    error = assert_user_error(cli("tune", str(SMALL), "--trials", "0", *overrides(tmp_path, tmp_path)), "--trials 0")
+    options = overrides(tmp_path, tmp_path)
+    error = assert_user_error(cli_here("tune", str(SMALL), "--trials", "0", *options), "--trials 0")
     assert "at least 1" in error
     config = tmp_path / "typo.toml"
     config.write_text(SMALL.read_text(encoding="utf-8") + "\n[tune]\ntrails = 3\n", encoding="utf-8")
-    assert_user_error(cli("tune", str(config), "--trials", "2", *overrides(tmp_path, tmp_path)),
+    assert_user_error(cli_here("tune", str(config), "--trials", "2", *overrides(tmp_path, tmp_path)),
                       "typo.toml", "tune.trails")
     assert not (tmp_path / "knb_blog").exists()  # nothing ran

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import assert_success, assert_user_error, cli
+from helpers import assert_success, assert_user_error, cli_here
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -18,7 +18,7 @@ def overrides(*settings: str) -> list[str]:
 
 @pytest.mark.slow
 def test_lsm_prints_and_writes_metrics_and_raster(tmp_path):
-    result = cli("lsm", "--config", "configs/lsm.toml", *overrides(*SMALL, f'models_dir="{tmp_path}"'))
+    result = cli_here("lsm", "--config", "configs/lsm.toml", *overrides(*SMALL, f'models_dir="{tmp_path}"'))
     assert_success(result)
     run = tmp_path / "lsm"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -37,6 +37,6 @@ def test_lsm_prints_and_writes_metrics_and_raster(tmp_path):
 
 
 def test_lsm_config_error_names_the_key(tmp_path):
-    result = cli("lsm", "--config", "configs/lsm.toml", *overrides("lsm.washout=5000", f'models_dir="{tmp_path}"'))
+    result = cli_here("lsm", "--config", "configs/lsm.toml", *overrides("lsm.washout=5000", f'models_dir="{tmp_path}"'))
     assert_user_error(result, "lsm.washout")
     assert not (tmp_path / "lsm").exists()

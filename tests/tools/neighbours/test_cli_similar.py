@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from helpers import assert_success, assert_user_error, cli
+from helpers import assert_success, assert_user_error, cli, cli_here
 
 WORDS = ["京都", "大阪", "奈良", "携帯", "電話", "スマホ", "犬"]  # the tiny run's words after <pad>, <unk>
 
@@ -13,13 +13,13 @@ def lines(result) -> list[str]:
 
 
 def test_lecture_examples_in_the_ja_ginza_vectors():
-    result = cli("-q", "similar", "テスト", "--top", "5")
+    result = cli_here("-q", "similar", "テスト", "--top", "5")
     assert_success(result)
     output = lines(result)
     assert output[0] == "テスト (ja_ginza)"
     assert output[1].split() == ["試験", "0.527"]  # the lecture's first neighbour, here too (cos 0.830 there)
     assert len(output) == 6
-    result = cli("-q", "similar", "--characters", "--json", "薬", "すし")
+    result = cli_here("-q", "similar", "--characters", "--json", "薬", "すし")
     assert_success(result)
     medicine, sushi = (json.loads(line) for line in lines(result))
     characters = [neighbour["word"] for neighbour in medicine["neighbours"]]
@@ -64,7 +64,7 @@ def train_tiny_run(folder: Path) -> Path:
 
 def test_neighbours_in_a_trained_run(tmp_path):
     run = train_tiny_run(tmp_path / "tiny")
-    result = cli("-q", "similar", "--model", str(run), "--json", "--top", "2", "京都", "携帯", "スマホ")
+    result = cli_here("-q", "similar", "--model", str(run), "--json", "--top", "2", "京都", "携帯", "スマホ")
     assert_success(result)
     kyoto, mobile, smartphone = (json.loads(line) for line in lines(result))
     # frozen ja_ginza vectors: the other place names are nearest to 京都, the phones to 携帯
