@@ -310,10 +310,12 @@ class TrainConfig:
     # labels the unlabeled sentences and is trained again from the start on the labelled and those; this many rounds
     # (each student the next teacher); 0: off. The teacher keeps a sentence whose top probability reaches
     # self_training_threshold, at most self_training_unlabeled per training sentence (the most confident); measured,
-    # README: 0.8 beats 0.0 on the shipped corpus and Aozora, and a second round adds nothing
+    # README: 0.8 beats 0.0 on the shipped corpus and Aozora, and a second round adds nothing. Each student starts
+    # from the model's initial weights ("scratch") or from its teacher's trained ones ("teacher": fewer epochs)
     self_training: int = 0
     self_training_threshold: float = 0.8
     self_training_unlabeled: float = 1.0
+    self_training_start: str = "scratch"
 
     def validate(self) -> None:
         one_of("train.optimizer", self.optimizer, ("sgd", "rmsprop", "adagrad", "adam"))
@@ -370,6 +372,7 @@ class TrainConfig:
               "in [0, 1): the lowest top probability of a sentence the teacher labels (0: every sentence)")
         check(self.self_training_unlabeled > 0, "train.self_training_unlabeled", self.self_training_unlabeled,
               "> 0 (labelled unlabeled sentences per training sentence, at most)")
+        one_of("train.self_training_start", self.self_training_start, ("scratch", "teacher"))
 
 
 # [train]'s fine-tuning options (ULMFiT; pipeline.classifier.finetune): a task that does not fine-tune keeps them off

@@ -164,6 +164,7 @@ def test_unknown_key_with_no_near_match_lists_the_valid_keys():
          "train.self_training"),
         ({"train": {"self_training_threshold": 1.0}}, "train.self_training_threshold"),
         ({"train": {"self_training_unlabeled": 0.0}}, "train.self_training_unlabeled"),
+        ({"train": {"self_training_start": "warm"}}, "train.self_training_start"),
     ],
 )
 def test_invalid_value_names_the_key(data, key):

@@ -47,8 +47,10 @@ def applies(config: Config, splits: EncodedSplits) -> bool:
     return config.train.self_training > 0 and len(splits.sequences.get(UNLABELED, ())) > 0
 
 
-def self_train(config: Config, paths: Paths, splits: EncodedSplits, fit: Callable[[Config, Paths], dict]) -> dict:
-    """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``) on the
+def self_train(config: Config, paths: Paths, splits: EncodedSplits,
+               fit: Callable[[Config, Paths, Path | None], dict]) -> dict:
+    """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``, from the
+    weights of the run in its third argument when that is not ``None``: ``train.self_training_start``) on the
     vectorized corpus ``splits`` (of ``paths.ids``); the last round's run is ``paths.run``, which also gets
     ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result with ``"self_training"``: per round, the sentences its
     teacher labelled."""
@@ -65,7 +67,7 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits, fit: Callabl
         log.info("self-training: round 0 is already trained (%s)", teacher)
     else:
         log.info("self-training: round 0, the labelled sentences only")
-        result = fit(config, Paths(work=paths.work, run=teacher))
+        result = fit(config, Paths(work=paths.work, run=teacher), None)
     rounds = []
     for round_number in range(1, settings.self_training + 1):
         rows, label_ids, confidence, of = pseudo_labels(config, paths, splits, teacher)
@@ -86,7 +88,8 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits, fit: Callabl
         else:
             log.info("self-training: round %d, %d training sentences and %d the round before labelled",
                      round_number, len(splits.sequences["train"]), len(rows))
-            result = fit(config, Paths(work=data, run=student))
+            result = fit(config, Paths(work=data, run=student),
+                         teacher if settings.self_training_start == "teacher" else None)
         teacher = student
     artifact_io.write_json(paths.run / SELF_TRAINING_FILE, {
         "rounds": rounds, "threshold": settings.self_training_threshold,

@@ -113,6 +113,31 @@ def start_from_pretrained(model: keras.Model, folder: Path) -> list[str]:
     return copied
 
 
+def start_from_run(model: keras.Model, folder: Path) -> None:
+    """Set every weight of ``model`` to the trained one of the classifier run in ``folder``, which the same model
+    settings built. Layers are matched by name; the embedding is copied as its whole ``(vocabulary, dimension)``
+    matrix, since the rows that train may differ (``model`` may read more training sentences than that run did)."""
+    from pipeline.runs import load_run
+
+    source = load_run(folder).model
+    layers = {layer.name: layer for layer in source.layers}
+    for target in model.layers:
+        if not target.weights:
+            continue
+        layer = layers.get(target.name)
+        embedding = isinstance(target, PartlyFrozenEmbedding)
+        fits = layer is not None and (
+            embedding_matrix_of(layer).shape == (target.input_dim, target.output_dim) if embedding
+            else [w.shape for w in layer.get_weights()] == [w.shape for w in target.get_weights()])
+        if not fits:
+            raise PipelineError(f"{folder}: its layer {target.name!r} does not fit this classifier's; the run "
+                                "was trained with other model settings")
+        if embedding:
+            target.assign(embedding_matrix_of(layer))
+        else:
+            target.set_weights(layer.get_weights())
+
+
 def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: Path, direction: str) -> None:
     """``target.set_weights`` from ``source``'s, a smaller input kernel placed as :func:`start_from_pretrained` says."""
     if isinstance(target, PartlyFrozenEmbedding):  # the language model's embedding is one matrix
@@ -166,8 +191,8 @@ def train_classifier(config: Config, paths: Paths) -> dict:
 
     pretrained = folder_of("pretrain", config, paths) if config.pretrain.enabled else None
 
-    def fit(config: Config, paths: Paths) -> dict:
-        return fit_classifier(config, paths, pretrained)
+    def fit(config: Config, paths: Paths, start: Path | None = None) -> dict:
+        return fit_classifier(config, paths, pretrained, start)
 
     splits = EncodedSplits.load(paths.ids)
     if self_training.applies(config, splits):
@@ -175,9 +200,11 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     return fit(config, paths)
 
 
-def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None) -> dict:
-    """One training of the configured classifier on the data of ``paths.work`` into the run folder ``paths.run``;
-    the encoder starts from the language model in ``pretrained`` (the pretrain stage's folder) when given."""
+def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None, start: Path | None = None) -> dict:
+    """One training of the configured classifier on the data of ``paths.work`` into the run folder ``paths.run``.
+    The model starts from the weights of the classifier run in ``start`` when given (a self-training student from
+    its teacher), else its encoder from the language model in ``pretrained`` (the pretrain stage's folder) when
+    given, else from its initial weights."""
     settings = config.train
     # train.distribute: variables made and compiled in the strategy's scope are mirrored (pipeline.distribution);
     # created first, since TensorFlow configures the collective ops of several workers before any other op
@@ -225,7 +252,10 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None)
     with distribution.scope():  # the embedding rows no training sentence reaches stay out of the trainable weight
         model = build_classifier(config.model, embedding_matrix, num_classes, seeds.child_seed(config.seed, "model"),
                                  trainable_ids=rows_reached(train_sequences, len(embedding_matrix)))
-    if pretrained is not None:
+    if start is not None:
+        start_from_run(model, start)
+        log.info("the classifier starts from the trained weights of %s", start)
+    elif pretrained is not None:
         copied = start_from_pretrained(model, pretrained)
         log.info("encoder starts from the pretrained language model (%s): %s", pretrained, ", ".join(copied))
     train_count = len(splits.sequences["train"])

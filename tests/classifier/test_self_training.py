@@ -28,7 +28,8 @@ def overrides(root: Path) -> list[str]:
     path = root / "unlabeled.txt"
     path.write_text("\n".join(UNLABELED_TEXTS) + "\n", encoding="utf-8")
     return [f"work_dir='{root / 'work'}'", f"models_dir='{root / 'models'}'", "model.ensemble='char_ngram'",
-            "train.epochs=1", f"corpus.unlabeled_path='{path}'", "train.self_training=1",
+            "model.trainable_embeddings=true", "train.epochs=1", f"corpus.unlabeled_path='{path}'",
+            "train.self_training=1",
             f"train.self_training_threshold={THRESHOLD}", "classify.examples=[]"]
 
 
@@ -142,10 +143,11 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
 
     config, paths, *_ = self_trained
     run = Paths(work=paths.work, run=tmp_path / "again")
-    calls = []
+    calls, starts = [], []
 
-    def fit(config, round_paths):  # the training itself is the classifier's (the fixture's); here: who trains where
+    def fit(config, round_paths, start):  # the training is the classifier's (the fixture's); here: who trains where
         calls.append(round_paths)
+        starts.append(start)
         shutil.copytree(paths.run, round_paths.run)
         return {"epochs": 1}
 
@@ -156,6 +158,7 @@ def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_traine
     self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)  # round 0 and round 1
     assert [call.run for call in calls] == [calls[0].run, run.run] and calls[0].work == paths.work
     assert calls[1].work.parent == calls[0].run.parent and not stale.exists() and other_run.is_dir()
+    assert starts == [None, None]  # train.self_training_start = "scratch": each round from the initial weights
     other_run.rmdir()
     # killed after round 0: its folder is complete, so only the last round trains
     scratch = calls[0].run.parent
@@ -178,7 +181,7 @@ def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
     run = Paths(work=paths.work, run=tmp_path / "sure")
     calls = []
 
-    def fit(config, round_paths):
+    def fit(config, round_paths, start):
         calls.append(round_paths)
         shutil.copytree(paths.run, round_paths.run)
         (round_paths.run / "trained_here").write_text("", encoding="utf-8")
@@ -188,3 +191,58 @@ def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
     assert len(calls) == 1 and result["self_training"] == [{"round": 1, "labelled": 0, "of": len(UNLABELED_TEXTS),
                                                             "mean_probability": 0.0}]
     assert (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
+
+
+def test_a_student_of_start_teacher_starts_from_the_round_before(self_trained, tmp_path):
+    """train.self_training_start = "teacher": round 1 trains from round 0's run, round 2 from round 1's."""
+    import shutil
+
+    from pipeline.classifier import self_training
+
+    _, paths, *_, settings = self_trained
+    config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, 'train.self_training_start="teacher"',
+                                                             "train.self_training=2"])
+    run = Paths(work=paths.work, run=tmp_path / "warm")
+    calls = []
+
+    def fit(config, round_paths, start):
+        calls.append((round_paths.run, start))
+        shutil.copytree(paths.run, round_paths.run)
+        return {"epochs": 1}
+
+    self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)
+    (round0, none), (round1, from0), (last, from1) = calls
+    assert none is None and from0 == round0 and from1 == round1 and last == run.run
+
+
+def test_start_from_run_gives_the_runs_model_whatever_rows_train(self_trained):
+    """A model of the run's settings whose embedding trains other rows (a student reads more sentences) gets the
+    run's weights: the same whole embedding matrix and the same probabilities; a model of other settings is
+    refused, naming the layer."""
+    from pipeline.classifier.model import build_classifier
+    from pipeline.classifier.train import start_from_run
+    from pipeline.errors import PipelineError
+    from pipeline.layers.embedding import PartlyFrozenEmbedding
+    from pipeline.models import embedding_matrix_of
+    from pipeline.text.batches import SequenceBatches
+    from pipeline.text.features import split_inputs
+
+    config, paths, *_ = self_trained
+    run = load_run(paths.run)
+    splits = EncodedSplits.load(paths.ids)
+    matrix = np.load(paths.embeddings)
+    student = build_classifier(config.model, matrix, len(splits.labels), seed=7,
+                               trainable_ids=np.arange(1, len(matrix), 2))  # other rows than the run's
+    assert isinstance(student.get_layer("embedding"), PartlyFrozenEmbedding)
+    start_from_run(student, paths.run)
+    np.testing.assert_array_equal(embedding_matrix_of(student.get_layer("embedding")),
+                                  embedding_matrix_of(run.model.get_layer("embedding")))
+    sequences = splits.sequences["validation"]
+    extra = split_inputs(config.model, paths.tokens, {"validation": sequences}, config.train.max_length)
+    batches = SequenceBatches(sequences, None, 16, config.train.max_length, **extra["validation"])
+    np.testing.assert_allclose(batches.predict(student), batches.predict(run.model), rtol=0, atol=1e-6)
+
+    from dataclasses import replace
+    wider = replace(config.model, layers=({**config.model.layers[0], "units": config.model.layers[0]["units"] + 4},))
+    with pytest.raises(PipelineError, match="does not fit"):
+        start_from_run(build_classifier(wider, matrix, len(splits.labels), seed=7), paths.run)
