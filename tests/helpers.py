@@ -33,6 +33,14 @@ TENSORFLOW_NOISE = re.compile(r"^(WARNING: All log messages before absl::Initial
                               r"|To enable the following instructions: )")
 
 
+# ``python -c RUN_EACH '[ARGV, ...]'``: ``pipeline ARGV`` for each ARGV of the JSON list, one after the other in one
+# fresh process (a process start costs seconds); exits with the first status that is not 0
+RUN_EACH = ("import json, sys; from pipeline.cli import main\n"
+            "for argv in json.loads(sys.argv[1]):\n"
+            "    status = main(argv)\n"
+            "    if status: sys.exit(status)\n")
+
+
 def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
         timeout: float = 600, cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:
     """Run the CLI (``python -m pipeline`` or the ``script``) in a fresh process, from the repository root or

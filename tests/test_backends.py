@@ -20,7 +20,7 @@ import backend_checks
 import keras
 import numpy as np
 import pytest
-from helpers import REPOSITORY, TEST_CONFIGS, explain
+from helpers import REPOSITORY, RUN_EACH, TEST_CONFIGS, explain
 
 JAX_CHECKS = "import sys; sys.path[:0] = ['.', 'tests']; import backend_checks; backend_checks.main()"
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # float32 results of two backends' kernels
@@ -184,11 +184,7 @@ def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
                "--set", 'train.backend="jax"']
     commands = [["train", *options],
                 ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
-    script = ("import json, sys; from pipeline.cli import main\n"
-              "for argv in json.loads(sys.argv[1]):\n"
-              "    status = main(argv)\n"
-              "    if status: sys.exit(status)\n")
-    result = in_backend("jax", sys.executable, "-c", script, json.dumps(commands, ensure_ascii=False),
+    result = in_backend("jax", sys.executable, "-c", RUN_EACH, json.dumps(commands, ensure_ascii=False),
                         XDG_CACHE_HOME=str(tmp_path / "cache"))
     assert result.returncode == 0, explain(result)
     assert "Traceback" not in result.stderr, explain(result)

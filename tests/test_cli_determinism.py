@@ -17,17 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPOSITORY, assert_success, cli_here, folders
+from helpers import REPOSITORY, RUN_EACH, assert_success, cli_here, folders
 
 pytestmark = pytest.mark.slow
 
-
-# `pipeline ARGV` for each ARGV of the JSON list argv[1], one after the other in one process (a process start
-# costs seconds); exits with the first status that is not 0
-RUN_EACH = ("import json, sys; from pipeline.cli import main\n"
-            "for argv in json.loads(sys.argv[1]):\n"
-            "    status = main(argv)\n"
-            "    if status: sys.exit(status)\n")
 RUNS = {"classifier": ("tests/configs/small.toml",),
         "language_model": ("tests/configs/generator_small.toml", "--set", "train.epochs=1")}
 

@@ -126,16 +126,17 @@ def start_from_run(model: keras.Model, folder: Path) -> None:
             continue
         layer = layers.get(target.name)
         embedding = isinstance(target, PartlyFrozenEmbedding)
-        fits = layer is not None and (
-            embedding_matrix_of(layer).shape == (target.input_dim, target.output_dim) if embedding
-            else [w.shape for w in layer.get_weights()] == [w.shape for w in target.get_weights()])
+        weights = None if layer is None else embedding_matrix_of(layer) if embedding else layer.get_weights()
+        fits = weights is not None and (
+            weights.shape == (target.input_dim, target.output_dim) if embedding
+            else [w.shape for w in weights] == [w.shape for w in target.get_weights()])
         if not fits:
             raise PipelineError(f"{folder}: its layer {target.name!r} does not fit this classifier's; the run "
                                 "was trained with other model settings")
         if embedding:
-            target.assign(embedding_matrix_of(layer))
+            target.assign(weights)
         else:
-            target.set_weights(layer.get_weights())
+            target.set_weights(weights)
 
 
 def _copy_layer(source: keras.layers.Layer, target: keras.layers.Layer, folder: Path, direction: str) -> None:

@@ -3,6 +3,7 @@ against ``Run.classify``, and the next round's data against the work folder it c
 in tests/test_config.py)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from helpers import TEST_CONFIGS, assert_success, cli_here
 
 from pipeline import config as config_module
+from pipeline.classifier import self_training
 from pipeline.classifier.self_training import SCRATCH, SELF_TRAINING_FILE, pseudo_labels, write_round_data
 from pipeline.paths import Paths
 from pipeline.runs import load_run
@@ -134,60 +136,55 @@ def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_tr
         assert (folder / name).read_bytes() == (paths.work / name).read_bytes()
 
 
+def fake_fit(trained: Path, calls: list):
+    """A ``fit`` for :func:`self_training.self_train` that records ``(round's Paths, start)`` in ``calls`` and copies
+    the run ``trained`` (the fixture's) into the round's run folder with a file ``trained_here``: the tests below
+    check who trains where and from what; the training itself is the classifier's."""
+
+    def fit(config, round_paths, start):
+        calls.append((round_paths, start))
+        shutil.copytree(trained, round_paths.run)
+        (round_paths.run / "trained_here").write_text("", encoding="utf-8")
+        return {"epochs": 1}
+
+    return fit
+
+
 def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_trained, tmp_path):
     """A complete round 0 in the scratch folder is the teacher again, not trained again; another config's rounds
     are removed; the last round trains into the run folder on the next round's data."""
-    import shutil
-
-    from pipeline.classifier import self_training
-
     config, paths, *_ = self_trained
     run = Paths(work=paths.work, run=tmp_path / "again")
-    calls, starts = [], []
-
-    def fit(config, round_paths, start):  # the training is the classifier's (the fixture's); here: who trains where
-        calls.append(round_paths)
-        starts.append(start)
-        shutil.copytree(paths.run, round_paths.run)
-        return {"epochs": 1}
-
+    records = []
+    fit = fake_fit(paths.run, records)
     stale = paths.work / SCRATCH / "again-0000000000000000"
     other_run = paths.work / SCRATCH / "again-2-0000000000000000"  # another run's, named like a prefix of this one
     stale.mkdir(parents=True)
     other_run.mkdir()
     self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)  # round 0 and round 1
+    calls = [call for call, _ in records]
     assert [call.run for call in calls] == [calls[0].run, run.run] and calls[0].work == paths.work
     assert calls[1].work.parent == calls[0].run.parent and not stale.exists() and other_run.is_dir()
-    assert starts == [None, None]  # train.self_training_start = "scratch": each round from the initial weights
+    # train.self_training_start = "scratch": each round from the initial weights
+    assert [start for _, start in records] == [None, None]
     other_run.rmdir()
     # killed after round 0: its folder is complete, so only the last round trains
     scratch = calls[0].run.parent
     shutil.copytree(paths.run, calls[0].run)
     shutil.rmtree(run.run)
-    calls.clear()
+    records.clear()
     result = self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)
-    assert [call.run for call in calls] == [run.run] and result["self_training"][0]["of"] == len(UNLABELED_TEXTS)
+    assert [call.run for call, _ in records] == [run.run] and result["self_training"][0]["of"] == len(UNLABELED_TEXTS)
     assert (run.run / SELF_TRAINING_FILE).is_file() and not scratch.exists()
 
 
 def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
-    import shutil
-
-    from pipeline.classifier import self_training
-
     _, paths, *_, settings = self_trained
     sure = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.self_training_threshold=0.999",
                                                            "train.self_training=2"])
     run = Paths(work=paths.work, run=tmp_path / "sure")
     calls = []
-
-    def fit(config, round_paths, start):
-        calls.append(round_paths)
-        shutil.copytree(paths.run, round_paths.run)
-        (round_paths.run / "trained_here").write_text("", encoding="utf-8")
-        return {"epochs": 1}
-
-    result = self_training.self_train(sure, run, EncodedSplits.load(paths.ids), fit)
+    result = self_training.self_train(sure, run, EncodedSplits.load(paths.ids), fake_fit(paths.run, calls))
     assert len(calls) == 1 and result["self_training"] == [{"round": 1, "labelled": 0, "of": len(UNLABELED_TEXTS),
                                                             "mean_probability": 0.0}]
     assert (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
@@ -195,23 +192,13 @@ def test_a_teacher_that_keeps_no_sentence_is_the_run(self_trained, tmp_path):
 
 def test_a_student_of_start_teacher_starts_from_the_round_before(self_trained, tmp_path):
     """train.self_training_start = "teacher": round 1 trains from round 0's run, round 2 from round 1's."""
-    import shutil
-
-    from pipeline.classifier import self_training
-
     _, paths, *_, settings = self_trained
     config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, 'train.self_training_start="teacher"',
                                                              "train.self_training=2"])
     run = Paths(work=paths.work, run=tmp_path / "warm")
     calls = []
-
-    def fit(config, round_paths, start):
-        calls.append((round_paths.run, start))
-        shutil.copytree(paths.run, round_paths.run)
-        return {"epochs": 1}
-
-    self_training.self_train(config, run, EncodedSplits.load(paths.ids), fit)
-    (round0, none), (round1, from0), (last, from1) = calls
+    self_training.self_train(config, run, EncodedSplits.load(paths.ids), fake_fit(paths.run, calls))
+    (round0, none), (round1, from0), (last, from1) = [(call.run, start) for call, start in calls]
     assert none is None and from0 == round0 and from1 == round1 and last == run.run
 
 
