@@ -305,15 +305,18 @@ class TimeLimit(keras.callbacks.Callback):
         if now - self.started + self.longest > self.seconds:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            log.info("time limit: stopping after epoch %d (%.1f of %.1f minutes used)", epoch + 1,
-                     (now - self.started) / 60, self.seconds / 60)
+            log.warning("time limit: stopping after epoch %d (%.1f of %.1f minutes used; a faster machine trains "
+                        "longer, so the same seed gives the same metrics only where the limit is not reached)",
+                        epoch + 1, (now - self.started) / 60, self.seconds / 60)
 
 
 def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: bool = True,
-              first: tuple[keras.callbacks.Callback, ...] = (), resume: Any = None) -> list[keras.callbacks.Callback]:
+              first: tuple[keras.callbacks.Callback, ...] = (), resume: Any = None,
+              minutes: float | None = None) -> list[keras.callbacks.Callback]:
     """Callbacks in order: weight averaging (``train.average``: it swaps the average in before the others
     score the epoch), ``first`` (they may add logs, e.g. a validation perplexity), schedule,
-    best-model checkpoint, history CSV, early stopping, TensorBoard, ``resume``'s
+    best-model checkpoint, history CSV, the time limit (``minutes``, else ``train.time_limit_minutes``: a
+    training that is one share of a budget gets its share), early stopping, TensorBoard, ``resume``'s
     (a :class:`pipeline.resume.Resume`: it saves the others' state after every epoch), and last
     :class:`StopOnInterrupt`."""
     run = RunPaths(folder)
@@ -327,8 +330,9 @@ def callbacks(settings: TrainConfig, folder: Path, monitor: str, checkpoint: boo
     if checkpoint:
         result.append(keras.callbacks.ModelCheckpoint(run.model, monitor=monitor, save_best_only=True, mode="min"))
     result.append(keras.callbacks.CSVLogger(str(run.history), append=True))  # a resumed run continues it
-    if settings.time_limit_minutes:
-        result.append(TimeLimit(settings.time_limit_minutes))
+    minutes = settings.time_limit_minutes if minutes is None else minutes
+    if minutes:
+        result.append(TimeLimit(minutes))
     if settings.patience:
         result.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, mode="min",
                                                     restore_best_weights=True))

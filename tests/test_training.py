@@ -153,6 +153,10 @@ def test_time_limit_callback_is_added_only_when_set(tmp_path):
     assert not any(isinstance(c, TimeLimit) for c in callbacks(TrainConfig(tensorboard=False), tmp_path, "loss"))
     added = callbacks(TrainConfig(tensorboard=False, time_limit_minutes=5), tmp_path, "loss")
     assert [c.seconds for c in added if isinstance(c, TimeLimit)] == [300.0]
+    # a training given its share of a budget (a self-training round) gets that share, with or without the key
+    for settings in (TrainConfig(tensorboard=False, time_limit_minutes=5), TrainConfig(tensorboard=False)):
+        shared = callbacks(settings, tmp_path, "loss", minutes=1.5)
+        assert [c.seconds for c in shared if isinstance(c, TimeLimit)] == [90.0]
 
 
 # ------------------------------------------------------------------ per-batch schedules

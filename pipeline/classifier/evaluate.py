@@ -265,10 +265,22 @@ def summary(metrics: dict) -> str:
                      "model's out-of-fold probabilities (train.distill)"
                      + (f", and from its probabilities of {unlabeled:,} unlabeled sentences (train.distill_unlabeled)"
                         if unlabeled else ""))
-    for round_ in metrics.get("self_trained", {}).get("rounds", []):
+    self_trained = metrics.get("self_trained", {})
+    if "time_limited" in self_trained.get("round0", {}):
+        lines.append(f"  self-training round 0 stopped after epoch {self_trained['round0']['time_limited']}, at its "
+                     f"share ({self_trained['round0']['minutes']:.1f} minutes) of train.time_limit_minutes")
+    for round_ in self_trained.get("rounds", []):
+        if "skipped" in round_:
+            lines.append(f"  self-training round {round_['round']} did not train: too little of "
+                         f"train.time_limit_minutes was left for one epoch; the model is round "
+                         f"{round_['round'] - 1}'s")
+            continue
         lines.append(f"  self-training round {round_['round']}: trained again with {round_['labelled']:,} of "
                      f"{round_['of']:,} unlabeled sentences labelled by the round before (mean probability "
-                     f"{round_['mean_probability']:.2f}; train.self_training)")
+                     f"{round_['mean_probability']:.2f}; train.self_training)"
+                     + (f"; stopped after epoch {round_['time_limited']}, at its share "
+                        f"({round_['minutes']:.1f} minutes) of train.time_limit_minutes"
+                        if "time_limited" in round_ else ""))
     lines += char_baseline_lines(metrics)
     if "unknown_token_share" in metrics:
         lines.append(f"  test tokens outside the vocabulary (<unk>): {100 * metrics['unknown_token_share']:.1f}%")

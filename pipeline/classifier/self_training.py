@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,13 +48,39 @@ def applies(config: Config, splits: EncodedSplits) -> bool:
     return config.train.self_training > 0 and len(splits.sequences.get(UNLABELED, ())) > 0
 
 
+class TimeBudget:
+    """``train.time_limit_minutes`` spread over self-training's trainings, so that the whole train stage ends within
+    it: each training gets the time left in proportion to its training sentences against those of every training
+    still to come (a student's at most, the labelled sentences and every unlabeled one it may learn), and what one
+    leaves unused (it stopped early) goes to those after it. ``minutes = 0``: no limit."""
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = 60.0 * minutes, clock
+        self.started = clock()
+
+    def left_seconds(self) -> float:
+        return max(0.0, self.seconds - (self.clock() - self.started)) if self.seconds else float("inf")
+
+    def share(self, sentences: int, later: int) -> float | None:
+        """Minutes for a training of ``sentences`` training sentences with ``later`` to train after it in all;
+        ``None`` without a limit."""
+        if not self.seconds:
+            return None
+        return self.left_seconds() / 60.0 * sentences / (sentences + later)
+
+
 def self_train(config: Config, paths: Paths, splits: EncodedSplits,
-               fit: Callable[[Config, Paths, Path | None], dict]) -> dict:
+               fit: Callable[[Config, Paths, Path | None, float | None], dict],
+               clock: Callable[[], float] = time.monotonic) -> dict:
     """Train ``config.train.self_training`` rounds with ``fit`` (one classifier training into ``paths.run``, from the
-    weights of the run in its third argument when that is not ``None``: ``train.self_training_start``) on the
-    vectorized corpus ``splits`` (of ``paths.ids``); the last round's run is ``paths.run``, which also gets
-    ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result with ``"self_training"``: per round, the sentences its
-    teacher labelled."""
+    weights of the run in its third argument when that is not ``None``: ``train.self_training_start``, for at most
+    the minutes in its fourth, when not ``None``) on the vectorized corpus ``splits`` (of ``paths.ids``); the last
+    round's run is ``paths.run``, which also gets ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result with
+    ``"self_training"``: per round, the sentences its teacher labelled.
+
+    With ``train.time_limit_minutes`` the rounds share it (:class:`TimeBudget`, read from ``clock``); a round whose
+    share would not hold one epoch (as long as round 0's, per sentence, when round 0 trained in this process) does
+    not train, and the run is the round before's."""
     settings = config.train
     key = identity_of({"train": settings_read("train", config),
                        **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
@@ -61,22 +88,39 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
     for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # this run's rounds under another config
         if stale != scratch and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
             shutil.rmtree(stale, ignore_errors=True)
+    budget = TimeBudget(settings.time_limit_minutes, clock)
+    labelled = len(splits.sequences["train"])
+    student_most = labelled + min(len(splits.sequences[UNLABELED]), int(settings.self_training_unlabeled * labelled))
     teacher = scratch / f"{paths.run.name}.round0"  # named by the run: each round's resume state is its own
-    result = {}
+    result, first, per_sentence = {}, {}, None
     if teacher.is_dir():  # complete (written atomically): a killed training goes on from here
         log.info("self-training: round 0 is already trained (%s)", teacher)
     else:
-        log.info("self-training: round 0, the labelled sentences only")
-        result = fit(config, Paths(work=paths.work, run=teacher), None)
+        minutes = budget.share(labelled, settings.self_training * student_most)
+        log.info("self-training: round 0, the labelled sentences only%s",
+                 "" if minutes is None else f" (at most {minutes:.1f} of train.time_limit_minutes)")
+        started = clock()
+        result = fit(config, Paths(work=paths.work, run=teacher), None, minutes)
+        per_sentence = (clock() - started) / max(1, result.get("epochs", 1)) / max(1, labelled)  # an epoch's
+        first = round_record(0, minutes, result)
     rounds = []
     for round_number in range(1, settings.self_training + 1):
         rows, label_ids, confidence, of = pseudo_labels(config, paths, splits, teacher)
         rounds.append({"round": round_number, "labelled": len(rows), "of": of,
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
+        sentences = labelled + len(rows)
+        epoch = None if per_sentence is None else per_sentence * sentences
         if not len(rows):  # another training would learn the same sentences again: the teacher is the run
             log.warning("self-training: the classifier gave no unlabeled sentence a probability of at least %.2f "
                         "(train.self_training_threshold); the run is round %d's", settings.self_training_threshold,
                         round_number - 1)
+        elif budget.left_seconds() <= (epoch or 0.0):
+            log.warning("self-training: %.1f minutes of train.time_limit_minutes are left, and an epoch of round %d "
+                        "takes about %.1f; the run is round %d's", budget.left_seconds() / 60, round_number,
+                        (epoch or 0.0) / 60, round_number - 1)
+            rounds[-1]["skipped"] = "train.time_limit_minutes"
+            rows = rows[:0]
+        if not len(rows):
             with artifact_io.atomic_directory(paths.run) as building:
                 shutil.copytree(teacher, building, dirs_exist_ok=True)
             break
@@ -86,16 +130,32 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
         if not last and student.is_dir():
             log.info("self-training: round %d is already trained (%s)", round_number, student)
         else:
-            log.info("self-training: round %d, %d training sentences and %d the round before labelled",
-                     round_number, len(splits.sequences["train"]), len(rows))
+            minutes = budget.share(sentences, (settings.self_training - round_number) * student_most)
+            log.info("self-training: round %d, %d training sentences and %d the round before labelled%s",
+                     round_number, labelled, len(rows),
+                     "" if minutes is None else f" (at most {minutes:.1f} of train.time_limit_minutes)")
             result = fit(config, Paths(work=data, run=student),
-                         teacher if settings.self_training_start == "teacher" else None)
+                         teacher if settings.self_training_start == "teacher" else None, minutes)
+            rounds[-1].update(round_record(round_number, minutes, result))
         teacher = student
     artifact_io.write_json(paths.run / SELF_TRAINING_FILE, {
         "rounds": rounds, "threshold": settings.self_training_threshold,
-        "per_training_sentence": settings.self_training_unlabeled})
+        "per_training_sentence": settings.self_training_unlabeled,
+        **({"time_limit_minutes": settings.time_limit_minutes} if settings.time_limit_minutes else {}),
+        **({"round0": first} if first else {})})
     shutil.rmtree(scratch, ignore_errors=True)
     return {**result, "self_training": rounds}
+
+
+def round_record(number: int, minutes: float | None, result: dict) -> dict:
+    """What ``SELF_TRAINING_FILE`` keeps of a round's training: its share of the time limit and, where the limit
+    stopped it, after which epoch."""
+    record = {} if minutes is None else {"minutes": round(minutes, 2)}
+    if "time_limited" in result:
+        record["time_limited"] = result["time_limited"]
+        log.warning("self-training: round %d stopped at its share of train.time_limit_minutes (%.1f minutes)",
+                    number, minutes or 0.0)
+    return record
 
 
 def pseudo_labels(config: Config, paths: Paths, splits: EncodedSplits,

@@ -48,6 +48,7 @@ from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import Vocabulary
 from pipeline.training import (
     GroupRateSchedule,
+    TimeLimit,
     callbacks,
     learning_rate_schedule,
     make_deterministic,
@@ -192,8 +193,8 @@ def train_classifier(config: Config, paths: Paths) -> dict:
 
     pretrained = folder_of("pretrain", config, paths) if config.pretrain.enabled else None
 
-    def fit(config: Config, paths: Paths, start: Path | None = None) -> dict:
-        return fit_classifier(config, paths, pretrained, start)
+    def fit(config: Config, paths: Paths, start: Path | None = None, minutes: float | None = None) -> dict:
+        return fit_classifier(config, paths, pretrained, start, minutes)
 
     splits = EncodedSplits.load(paths.ids)
     if self_training.applies(config, splits):
@@ -201,11 +202,14 @@ def train_classifier(config: Config, paths: Paths) -> dict:
     return fit(config, paths)
 
 
-def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None, start: Path | None = None) -> dict:
+def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None, start: Path | None = None,
+                   minutes: float | None = None) -> dict:
     """One training of the configured classifier on the data of ``paths.work`` into the run folder ``paths.run``.
     The model starts from the weights of the classifier run in ``start`` when given (a self-training student from
     its teacher), else its encoder from the language model in ``pretrained`` (the pretrain stage's folder) when
-    given, else from its initial weights."""
+    given, else from its initial weights. ``minutes`` replaces ``train.time_limit_minutes`` (a self-training
+    round's share of it). The result: ``epochs``, ``parameters``, and ``time_limited`` (the epoch after which the
+    time limit stopped the training, counted from 1) where it did."""
     settings = config.train
     # train.distribute: variables made and compiled in the strategy's scope are mirrored (pipeline.distribution);
     # created first, since TensorFlow configures the collective ops of several workers before any other op
@@ -295,7 +299,7 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
     if settings.adversarial or settings.virtual_adversarial:  # losses with the batch's word vectors moved, added
         adversarial_training(model, model.get_layer("embedding").embeddings, settings.adversarial,
                              settings.virtual_adversarial, seeds.child_seed(config.seed, "virtual_adversarial"))
-    resume, examples_read = None, None
+    resume, examples_read, time_limited = None, None, None
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":
             fit_ridge(model, train_batches, config.model.ridge, num_classes)
@@ -315,11 +319,13 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
                 # this worker's rows of the validation batches (the ensemble below still predicts them all)
                 validation = distribution.feed_validation(distribution.share(validation_batches)
                                                           if has_validation else None)
+                watching = callbacks(settings, folder, monitor, resume=resume, minutes=minutes,
+                                     first=(GroupRateSchedule(),) if group_rates else ())
                 fitted = model.fit(data, validation_data=validation, epochs=settings.epochs,
-                                   initial_epoch=resume.initial_epoch,
-                                   callbacks=callbacks(settings, folder, monitor, resume=resume,
-                                                       first=(GroupRateSchedule(),) if group_rates else ())
-                                   + feeding, shuffle=not feeding, verbose=progress_verbosity())
+                                   initial_epoch=resume.initial_epoch, callbacks=watching + feeding,
+                                   shuffle=not feeding, verbose=progress_verbosity())
+            limit = next((item for item in watching if isinstance(item, TimeLimit)), None)
+            time_limited = None if limit is None or limit.stopped_epoch is None else limit.stopped_epoch + 1
             history = pd.DataFrame(fitted.history)
             examples_read = feeding[0].examples_read if feeding else None
             if settings.patience:  # the best weights are restored; make the saved model match them
@@ -338,6 +344,8 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
     if resume is not None:
         resume.finish()
     result = {"epochs": len(history), "parameters": parameters}
+    if time_limited is not None:
+        result["time_limited"] = time_limited
     if examples_read is not None:  # several workers: the training examples this one read, per epoch
         result["examples_read"] = examples_read
     if not distribution.is_chief:  # the chief writes the run folder and records the stage

@@ -136,18 +136,32 @@ def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_tr
         assert (folder / name).read_bytes() == (paths.work / name).read_bytes()
 
 
-def fake_fit(trained: Path, calls: list):
+def fake_fit(trained: Path, calls: list, clock=None, seconds: float = 0.0, shares: list | None = None):
     """A ``fit`` for :func:`self_training.self_train` that records ``(round's Paths, start)`` in ``calls`` and copies
     the run ``trained`` (the fixture's) into the round's run folder with a file ``trained_here``: the tests below
-    check who trains where and from what; the training itself is the classifier's."""
+    check who trains where and from what; the training itself is the classifier's. With ``clock`` (a
+    :class:`FakeClock`) each training takes ``seconds`` of it in two epochs, and stops at the time limit when its
+    share (recorded in ``shares``) is shorter."""
 
-    def fit(config, round_paths, start):
+    def fit(config, round_paths, start, minutes=None):
         calls.append((round_paths, start))
+        if shares is not None:
+            shares.append(minutes)
+        if clock is not None:
+            clock.now += seconds
         shutil.copytree(trained, round_paths.run)
         (round_paths.run / "trained_here").write_text("", encoding="utf-8")
-        return {"epochs": 1}
+        return {"epochs": 2, **({"time_limited": 2} if minutes is not None and seconds >= 60 * minutes else {})}
 
     return fit
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_a_killed_self_training_goes_on_from_its_last_complete_round(self_trained, tmp_path):
@@ -233,3 +247,46 @@ def test_start_from_run_gives_the_runs_model_whatever_rows_train(self_trained):
     wider = replace(config.model, layers=({**config.model.layers[0], "units": config.model.layers[0]["units"] + 4},))
     with pytest.raises(PipelineError, match="does not fit"):
         start_from_run(build_classifier(wider, matrix, len(splits.labels), seed=7), paths.run)
+
+
+def test_the_rounds_share_the_time_limit_in_proportion_to_their_sentences(self_trained, tmp_path):
+    """train.time_limit_minutes bounds the whole train stage: round 0 gets its sentences' share of it against the
+    most a student may learn from, the student what is left; the run says what each got."""
+    from pipeline.classifier.evaluate import summary
+
+    _, paths, metrics, *_, settings = self_trained
+    config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.time_limit_minutes=10"])
+    splits = EncodedSplits.load(paths.ids)
+    labelled = len(splits.sequences["train"])
+    student_most = labelled + min(len(UNLABELED_TEXTS), labelled)  # train.self_training_unlabeled = 1
+    calls, shares, clock = [], [], FakeClock()
+    run = Paths(work=paths.work, run=tmp_path / "timed")
+    result = self_training.self_train(config, run, splits, fake_fit(paths.run, calls, clock, 60.0, shares), clock)
+    assert shares == [pytest.approx(10 * labelled / (labelled + student_most)), pytest.approx(9.0)]
+    record = json.loads((run.run / SELF_TRAINING_FILE).read_text(encoding="utf-8"))
+    assert record["time_limit_minutes"] == 10 and record["round0"] == {"minutes": round(shares[0], 2)}
+    assert record["rounds"][0]["minutes"] == 9.0 and "time_limited" not in record["rounds"][0]
+    assert result["self_training"] == record["rounds"]
+    # a shorter limit: round 0 uses it up, so the student would not finish one epoch; the run is round 0's
+    short = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.time_limit_minutes=1"])
+    calls.clear()
+    run = Paths(work=paths.work, run=tmp_path / "short")
+    self_training.self_train(short, run, splits, fake_fit(paths.run, calls, clock, 55.0), clock)
+    assert len(calls) == 1 and (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
+    record = json.loads((run.run / SELF_TRAINING_FILE).read_text(encoding="utf-8"))
+    assert record["round0"]["time_limited"] == 2 and record["rounds"][0]["skipped"] == "train.time_limit_minutes"
+    text = summary({**metrics, "self_trained": record})
+    assert "self-training round 0 stopped after epoch 2, at its share" in text
+    assert "self-training round 1 did not train: too little of train.time_limit_minutes was left" in text
+
+
+def test_a_training_given_a_share_of_minutes_stops_at_it_and_says_so(self_trained, tmp_path):
+    """fit_classifier's ``minutes`` (a round's share) replaces train.time_limit_minutes: a share shorter than one
+    epoch stops the training after its first, and the result names that epoch."""
+    from pipeline.classifier.train import fit_classifier
+
+    _, paths, *_, settings = self_trained
+    config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.epochs=3"])
+    result = fit_classifier(config, Paths(work=paths.work, run=tmp_path / "limited"), minutes=1e-6)
+    assert result["epochs"] == 1 and result["time_limited"] == 1
+    assert (tmp_path / "limited" / "model.keras").is_file()
