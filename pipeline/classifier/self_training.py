@@ -78,9 +78,10 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
     round's run is ``paths.run``, which also gets ``SELF_TRAINING_FILE``. Returns the last ``fit``'s result with
     ``"self_training"``: per round, the sentences its teacher labelled.
 
-    With ``train.time_limit_minutes`` the rounds share it (:class:`TimeBudget`, read from ``clock``); a round whose
-    share would not hold one epoch (as long as round 0's, per sentence, when round 0 trained in this process) does
-    not train, and the run is the round before's."""
+    With ``train.time_limit_minutes`` the rounds share it (:class:`TimeBudget`, read from ``clock``): a round's
+    epochs get its share less the time its training spends around them (the distillation teacher, the char member,
+    saving: as long as round 0's, per sentence, when round 0 trained in this process, from its ``fit_seconds``); a
+    round whose share would not hold that and one epoch does not train, and the run is the round before's."""
     settings = config.train
     key = identity_of({"train": settings_read("train", config),
                        **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
@@ -92,7 +93,7 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
     labelled = len(splits.sequences["train"])
     student_most = labelled + min(len(splits.sequences[UNLABELED]), int(settings.self_training_unlabeled * labelled))
     teacher = scratch / f"{paths.run.name}.round0"  # named by the run: each round's resume state is its own
-    result, first, per_sentence = {}, {}, None
+    result, first, per_sentence, beside = {}, {}, None, 0.0
     if teacher.is_dir():  # complete (written atomically): a killed training goes on from here
         log.info("self-training: round 0 is already trained (%s)", teacher)
     else:
@@ -101,7 +102,10 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
                  "" if minutes is None else f" (at most {minutes:.1f} of train.time_limit_minutes)")
         started = clock()
         result = fit(config, Paths(work=paths.work, run=teacher), None, minutes)
-        per_sentence = (clock() - started) / max(1, result.get("epochs", 1)) / max(1, labelled)  # an epoch's
+        took = clock() - started
+        epochs_took = result.get("fit_seconds", took)
+        per_sentence = epochs_took / max(1, result.get("epochs", 1)) / max(1, labelled)  # an epoch's
+        beside = max(0.0, took - epochs_took) / max(1, labelled)  # the distillation teacher, the char member, saving
         first = round_record(0, minutes, result)
     rounds = []
     for round_number in range(1, settings.self_training + 1):
@@ -109,15 +113,16 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
         rounds.append({"round": round_number, "labelled": len(rows), "of": of,
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
         sentences = labelled + len(rows)
-        epoch = None if per_sentence is None else per_sentence * sentences
+        epoch = 0.0 if per_sentence is None else per_sentence * sentences  # an epoch, and the time around the epochs
+        around = beside * sentences
         if not len(rows):  # another training would learn the same sentences again: the teacher is the run
             log.warning("self-training: the classifier gave no unlabeled sentence a probability of at least %.2f "
                         "(train.self_training_threshold); the run is round %d's", settings.self_training_threshold,
                         round_number - 1)
-        elif budget.left_seconds() <= (epoch or 0.0):
-            log.warning("self-training: %.1f minutes of train.time_limit_minutes are left, and an epoch of round %d "
-                        "takes about %.1f; the run is round %d's", budget.left_seconds() / 60, round_number,
-                        (epoch or 0.0) / 60, round_number - 1)
+        elif budget.left_seconds() <= epoch + around:
+            log.warning("self-training: %.1f minutes of train.time_limit_minutes are left, and round %d would take "
+                        "about %.1f for one epoch; the run is round %d's", budget.left_seconds() / 60, round_number,
+                        (epoch + around) / 60, round_number - 1)
             rounds[-1]["skipped"] = "train.time_limit_minutes"
             rows = rows[:0]
         if not len(rows):
@@ -131,6 +136,8 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
             log.info("self-training: round %d is already trained (%s)", round_number, student)
         else:
             minutes = budget.share(sentences, (settings.self_training - round_number) * student_most)
+            if minutes is not None:  # the epochs' share: what comes before and after them takes the rest
+                minutes = max(minutes - around / 60, epoch / 60)
             log.info("self-training: round %d, %d training sentences and %d the round before labelled%s",
                      round_number, labelled, len(rows),
                      "" if minutes is None else f" (at most {minutes:.1f} of train.time_limit_minutes)")

@@ -12,6 +12,7 @@ unfrozen groups, a slanted triangular or one-cycle schedule per batch.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import keras
@@ -208,8 +209,9 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
     The model starts from the weights of the classifier run in ``start`` when given (a self-training student from
     its teacher), else its encoder from the language model in ``pretrained`` (the pretrain stage's folder) when
     given, else from its initial weights. ``minutes`` replaces ``train.time_limit_minutes`` (a self-training
-    round's share of it). The result: ``epochs``, ``parameters``, and ``time_limited`` (the epoch after which the
-    time limit stopped the training, counted from 1) where it did."""
+    round's share of it). The result: ``epochs``, ``parameters``, ``fit_seconds`` (the epochs' time, without the
+    distillation teacher, the ensemble's member and the saving before and after them), and ``time_limited`` (the
+    epoch after which the time limit stopped the training, counted from 1) where it did."""
     settings = config.train
     # train.distribute: variables made and compiled in the strategy's scope are mirrored (pipeline.distribution);
     # created first, since TensorFlow configures the collective ops of several workers before any other op
@@ -299,7 +301,7 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
     if settings.adversarial or settings.virtual_adversarial:  # losses with the batch's word vectors moved, added
         adversarial_training(model, model.get_layer("embedding").embeddings, settings.adversarial,
                              settings.virtual_adversarial, seeds.child_seed(config.seed, "virtual_adversarial"))
-    resume, examples_read, time_limited = None, None, None
+    resume, examples_read, time_limited, fit_seconds = None, None, None, 0.0
     with distribution.output_folder(paths.run) as folder:  # a temporary folder on workers other than the chief
         if config.model.readout == "ridge":
             fit_ridge(model, train_batches, config.model.ridge, num_classes)
@@ -321,9 +323,11 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
                                                           if has_validation else None)
                 watching = callbacks(settings, folder, monitor, resume=resume, minutes=minutes,
                                      first=(GroupRateSchedule(),) if group_rates else ())
+                fit_started = time.monotonic()
                 fitted = model.fit(data, validation_data=validation, epochs=settings.epochs,
                                    initial_epoch=resume.initial_epoch, callbacks=watching + feeding,
                                    shuffle=not feeding, verbose=progress_verbosity())
+                fit_seconds = time.monotonic() - fit_started
             limit = next((item for item in watching if isinstance(item, TimeLimit)), None)
             time_limited = None if limit is None or limit.stopped_epoch is None else limit.stopped_epoch + 1
             history = pd.DataFrame(fitted.history)
@@ -343,7 +347,7 @@ def fit_classifier(config: Config, paths: Paths, pretrained: Path | None = None,
         write_run_metadata(folder, config, vocab, splits.labels)
     if resume is not None:
         resume.finish()
-    result = {"epochs": len(history), "parameters": parameters}
+    result = {"epochs": len(history), "parameters": parameters, "fit_seconds": fit_seconds}
     if time_limited is not None:
         result["time_limited"] = time_limited
     if examples_read is not None:  # several workers: the training examples this one read, per epoch

@@ -136,12 +136,13 @@ def test_round_data_moves_the_labelled_sentences_into_the_training_split(self_tr
         assert (folder / name).read_bytes() == (paths.work / name).read_bytes()
 
 
-def fake_fit(trained: Path, calls: list, clock=None, seconds: float = 0.0, shares: list | None = None):
+def fake_fit(trained: Path, calls: list, clock=None, seconds: float = 0.0, shares: list | None = None,
+             around: float = 0.0):
     """A ``fit`` for :func:`self_training.self_train` that records ``(round's Paths, start)`` in ``calls`` and copies
     the run ``trained`` (the fixture's) into the round's run folder with a file ``trained_here``: the tests below
     check who trains where and from what; the training itself is the classifier's. With ``clock`` (a
-    :class:`FakeClock`) each training takes ``seconds`` of it in two epochs, and stops at the time limit when its
-    share (recorded in ``shares``) is shorter."""
+    :class:`FakeClock`) each training takes ``seconds`` of it, ``around`` of them outside its two epochs, and stops
+    at the time limit when its share (recorded in ``shares``) is shorter."""
 
     def fit(config, round_paths, start, minutes=None):
         calls.append((round_paths, start))
@@ -151,7 +152,8 @@ def fake_fit(trained: Path, calls: list, clock=None, seconds: float = 0.0, share
             clock.now += seconds
         shutil.copytree(trained, round_paths.run)
         (round_paths.run / "trained_here").write_text("", encoding="utf-8")
-        return {"epochs": 2, **({"time_limited": 2} if minutes is not None and seconds >= 60 * minutes else {})}
+        return {"epochs": 2, "fit_seconds": seconds - around,
+                **({"time_limited": 2} if minutes is not None and seconds >= 60 * minutes else {})}
 
     return fit
 
@@ -251,7 +253,8 @@ def test_start_from_run_gives_the_runs_model_whatever_rows_train(self_trained):
 
 def test_the_rounds_share_the_time_limit_in_proportion_to_their_sentences(self_trained, tmp_path):
     """train.time_limit_minutes bounds the whole train stage: round 0 gets its sentences' share of it against the
-    most a student may learn from, the student what is left; the run says what each got."""
+    most a student may learn from, the student's epochs what is left less the time round 0 spent around its epochs
+    (per sentence); the run says what each got."""
     from pipeline.classifier.evaluate import summary
 
     _, paths, metrics, *_, settings = self_trained
@@ -261,11 +264,14 @@ def test_the_rounds_share_the_time_limit_in_proportion_to_their_sentences(self_t
     student_most = labelled + min(len(UNLABELED_TEXTS), labelled)  # train.self_training_unlabeled = 1
     calls, shares, clock = [], [], FakeClock()
     run = Paths(work=paths.work, run=tmp_path / "timed")
-    result = self_training.self_train(config, run, splits, fake_fit(paths.run, calls, clock, 60.0, shares), clock)
-    assert shares == [pytest.approx(10 * labelled / (labelled + student_most)), pytest.approx(9.0)]
+    fit = fake_fit(paths.run, calls, clock, 60.0, shares, around=12.0)
+    result = self_training.self_train(config, run, splits, fit, clock)
     record = json.loads((run.run / SELF_TRAINING_FILE).read_text(encoding="utf-8"))
+    student = labelled + record["rounds"][0]["labelled"]
+    assert shares == [pytest.approx(10 * labelled / (labelled + student_most)),
+                      pytest.approx(9.0 - 12.0 * student / labelled / 60)]
     assert record["time_limit_minutes"] == 10 and record["round0"] == {"minutes": round(shares[0], 2)}
-    assert record["rounds"][0]["minutes"] == 9.0 and "time_limited" not in record["rounds"][0]
+    assert record["rounds"][0]["minutes"] == round(shares[1], 2) and "time_limited" not in record["rounds"][0]
     assert result["self_training"] == record["rounds"]
     # a shorter limit: round 0 uses it up, so the student would not finish one epoch; the run is round 0's
     short = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.time_limit_minutes=1"])
@@ -288,5 +294,5 @@ def test_a_training_given_a_share_of_minutes_stops_at_it_and_says_so(self_traine
     _, paths, *_, settings = self_trained
     config = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.epochs=3"])
     result = fit_classifier(config, Paths(work=paths.work, run=tmp_path / "limited"), minutes=1e-6)
-    assert result["epochs"] == 1 and result["time_limited"] == 1
+    assert result["epochs"] == 1 and result["time_limited"] == 1 and result["fit_seconds"] > 0
     assert (tmp_path / "limited" / "model.keras").is_file()
