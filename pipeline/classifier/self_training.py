@@ -109,23 +109,25 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
         first = round_record(0, minutes, result)
     rounds = []
     for round_number in range(1, settings.self_training + 1):
-        rows, label_ids, confidence, of = pseudo_labels(config, paths, splits, teacher)
+        if budget.left_seconds() <= ((per_sentence or 0.0) + beside) * labelled:  # no time for any student's epoch
+            rows, label_ids, confidence, of = [], [], np.zeros(0), len(splits.sequences[UNLABELED])
+        else:
+            rows, label_ids, confidence, of = pseudo_labels(config, paths, splits, teacher)
         rounds.append({"round": round_number, "labelled": len(rows), "of": of,
                        "mean_probability": float(confidence.mean()) if len(rows) else 0.0})
         sentences = labelled + len(rows)
         epoch = 0.0 if per_sentence is None else per_sentence * sentences  # an epoch, and the time around the epochs
         around = beside * sentences
-        if not len(rows):  # another training would learn the same sentences again: the teacher is the run
-            log.warning("self-training: the classifier gave no unlabeled sentence a probability of at least %.2f "
-                        "(train.self_training_threshold); the run is round %d's", settings.self_training_threshold,
-                        round_number - 1)
-        elif budget.left_seconds() <= epoch + around:
+        if budget.left_seconds() <= epoch + around:
             log.warning("self-training: %.1f minutes of train.time_limit_minutes are left, and round %d would take "
                         "about %.1f for one epoch; the run is round %d's", budget.left_seconds() / 60, round_number,
                         (epoch + around) / 60, round_number - 1)
             rounds[-1]["skipped"] = "train.time_limit_minutes"
-            rows = rows[:0]
-        if not len(rows):
+        elif not len(rows):  # another training would learn the same sentences again: the teacher is the run
+            log.warning("self-training: the classifier gave no unlabeled sentence a probability of at least %.2f "
+                        "(train.self_training_threshold); the run is round %d's", settings.self_training_threshold,
+                        round_number - 1)
+        if not len(rows) or "skipped" in rounds[-1]:
             with artifact_io.atomic_directory(paths.run) as building:
                 shutil.copytree(teacher, building, dirs_exist_ok=True)
             break

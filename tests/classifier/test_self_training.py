@@ -273,7 +273,8 @@ def test_the_rounds_share_the_time_limit_in_proportion_to_their_sentences(self_t
     assert record["time_limit_minutes"] == 10 and record["round0"] == {"minutes": round(shares[0], 2)}
     assert record["rounds"][0]["minutes"] == round(shares[1], 2) and "time_limited" not in record["rounds"][0]
     assert result["self_training"] == record["rounds"]
-    # a shorter limit: round 0 uses it up, so the student would not finish one epoch; the run is round 0's
+    # a shorter limit: round 0 uses it up, so no student would finish one epoch: the teacher labels nothing and the
+    # run is round 0's
     short = config_module.load(TEST_CONFIGS / "e2e.toml", [*settings, "train.time_limit_minutes=1"])
     calls.clear()
     run = Paths(work=paths.work, run=tmp_path / "short")
@@ -281,6 +282,7 @@ def test_the_rounds_share_the_time_limit_in_proportion_to_their_sentences(self_t
     assert len(calls) == 1 and (run.run / "trained_here").is_file() and (run.run / "model.keras").is_file()
     record = json.loads((run.run / SELF_TRAINING_FILE).read_text(encoding="utf-8"))
     assert record["round0"]["time_limited"] == 2 and record["rounds"][0]["skipped"] == "train.time_limit_minutes"
+    assert record["rounds"][0]["labelled"] == 0  # 5 s left, an epoch of round 0 took 27.5: nothing was labelled
     text = summary({**metrics, "self_trained": record})
     assert "self-training round 0 stopped after epoch 2, at its share" in text
     assert "self-training round 1 did not train: too little of train.time_limit_minutes was left" in text
