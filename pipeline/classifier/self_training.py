@@ -106,7 +106,7 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
         epochs_took = result.get("fit_seconds", took)
         per_sentence = epochs_took / max(1, result.get("epochs", 1)) / max(1, labelled)  # an epoch's
         beside = max(0.0, took - epochs_took) / max(1, labelled)  # the distillation teacher, the char member, saving
-        first = round_record(0, minutes, result)
+        first = round_record(minutes, result)
     rounds = []
     for round_number in range(1, settings.self_training + 1):
         if budget.left_seconds() <= ((per_sentence or 0.0) + beside) * labelled:  # no time for any student's epoch
@@ -145,7 +145,7 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
                      "" if minutes is None else f" (at most {minutes:.1f} of train.time_limit_minutes)")
             result = fit(config, Paths(work=data, run=student),
                          teacher if settings.self_training_start == "teacher" else None, minutes)
-            rounds[-1].update(round_record(round_number, minutes, result))
+            rounds[-1].update(round_record(minutes, result))
         teacher = student
     artifact_io.write_json(paths.run / SELF_TRAINING_FILE, {
         "rounds": rounds, "threshold": settings.self_training_threshold,
@@ -156,14 +156,12 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
     return {**result, "self_training": rounds}
 
 
-def round_record(number: int, minutes: float | None, result: dict) -> dict:
+def round_record(minutes: float | None, result: dict) -> dict:
     """What ``SELF_TRAINING_FILE`` keeps of a round's training: its share of the time limit and, where the limit
     stopped it, after which epoch."""
     record = {} if minutes is None else {"minutes": round(minutes, 2)}
-    if "time_limited" in result:
+    if "time_limited" in result:  # TimeLimit's own warning has said so
         record["time_limited"] = result["time_limited"]
-        log.warning("self-training: round %d stopped at its share of train.time_limit_minutes (%.1f minutes)",
-                    number, minutes or 0.0)
     return record
 
 
