@@ -7,10 +7,12 @@ validation and test perplexity (every token and one ``</s>`` per sentence predic
 interpolated modified Kneser-Ney 3-gram and 4-gram perplexity of the same test sentences (computed
 by the evaluate stage on the same vocabulary), the model's gap to each in percent, the test
 perplexity of the mixture ``w p_model + (1 - w) p_KN4`` with its weight ``w`` (chosen on validation
-by the evaluate stage), epochs run, training tokens per second (predicted training tokens x epochs /
-seconds of the train stage), wall time of the whole run and the peak resident memory of the
-process. The speed of ``model.output = "adaptive"`` is printed as a ratio to ``"full"`` on the same
-model and data (the first pair of configs that differ in the output layer only).
+by the evaluate stage), epochs run (of every member, for ``model.members``), training tokens per
+second (predicted training tokens x epochs / seconds of the train stage), wall time of the whole
+run and the peak resident memory of the process; below the table, each member's test perplexity
+alone for a config with ``model.members``. The speed of ``model.output = "adaptive"`` is printed
+as a ratio to ``"full"`` on the same model and data (the first pair of configs that differ in the
+output layer only).
 
 The corpus is prepared, tokenized and vectorized once (the first run); the other runs find those
 stages up to date, so the train and evaluate stages are what differs.
@@ -150,6 +152,11 @@ def main(argv=None) -> int:
               f"{interpolated(row['metrics'])} | {row['epochs']} | {row['tokens_per_second']:,.0f} | "
               f"{row['tokens_per_second'] / rows[0]['tokens_per_second']:.2f}x | "
               f"{row['wall_seconds'] / 60:.1f} min | {row['peak_rss_gib']:.2f} GiB |")
+    for row in rows:  # model.members: each member alone beside the ensemble's row above
+        members = row["metrics"].get("members", {}).get("test")
+        if members:
+            print(f"`{row['config']}`: test perplexity of each of its {len(members)} members alone: "
+                  + ", ".join(f"{value:.1f}" for value in members))
     ratio = speed_ratio(rows)
     if ratio:
         print(f"training speed, adaptive / full softmax ({ratio[1]} / {ratio[0]}): {ratio[2]:.2f}x")

@@ -59,15 +59,20 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path) -> None:
 
 
 def plot_history(history: pd.DataFrame, path: Path) -> None:
-    """One panel per metric (loss, accuracy, ...), training and validation curves by epoch."""
+    """One panel per metric (loss, accuracy, ...), training and validation curves by epoch; with a ``member``
+    column (a language model of ``model.members``), each member's curves of its own epochs."""
     plt = pyplot()
-    metrics = [c for c in history.columns if c != "epoch" and not c.startswith("val_") and c != "learning_rate"]
+    metrics = [c for c in history.columns
+               if c not in ("epoch", "learning_rate", "member") and not c.startswith("val_")]
     figure, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5 * max(1, len(metrics)), 3.5), squeeze=False)
-    epochs = np.arange(1, len(history) + 1)
+    groups = list(history.groupby("member", sort=True)) if "member" in history else [(None, history)]
     for axis, metric in zip(axes[0], metrics):
-        axis.plot(epochs, history[metric], marker="o", label="train")
-        if f"val_{metric}" in history:
-            axis.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        for member, rows in groups:
+            epochs = np.arange(1, len(rows) + 1)
+            own = "" if member is None else f" (member {int(member) + 1})"
+            axis.plot(epochs, rows[metric], marker="o", label="train" + own)
+            if f"val_{metric}" in rows:
+                axis.plot(epochs, rows[f"val_{metric}"], marker="o", label="validation" + own)
         axis.set_xlabel("epoch")
         axis.set_title(metric)
         axis.legend()

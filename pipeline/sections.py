@@ -186,6 +186,9 @@ class ModelConfig:
     output: str = "full"  # full | adaptive
     cutoffs: tuple[int, ...] = ()  # adaptive: ids where tail clusters start; empty = chosen from the vocabulary size
     projection_factor: int = 4  # adaptive: cluster i projects to dim / factor**(i+1)
+    # generator: this many language models of the same config, each from its own seed, whose next-token
+    # distributions are averaged (an ensemble; they share train.time_limit_minutes)
+    members: int = 1
     # AWD-LSTM regularisation (Merity et al. 2018); each 0 = off
     embedding_dropout: float = 0.0  # drop whole word types from the embedding (Gal & Ghahramani 2016); classifiers too
     input_dropout: float = 0.0  # variational (locked) dropout on the embedded sequence: one mask per sequence
@@ -225,6 +228,7 @@ class ModelConfig:
         check(all(b > a for a, b in zip((0, *self.cutoffs), self.cutoffs)), "model.cutoffs", list(self.cutoffs),
                "strictly increasing positive ids")
         check(self.projection_factor >= 1, "model.projection_factor", self.projection_factor, ">= 1")
+        check(self.members >= 1, "model.members", self.members, ">= 1")
         check(not (self.output == "adaptive" and self.tie_weights and not self.trainable_embeddings),
                "model.trainable_embeddings", self.trainable_embeddings,
                "true with model.tie_weights and model.output = \"adaptive\" (the embedding is the output layer)")

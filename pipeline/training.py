@@ -278,6 +278,27 @@ class StopOnInterrupt(keras.callbacks.Callback):
         interrupts.check()
 
 
+class TimeBudget:
+    """``train.time_limit_minutes`` spread over the several trainings of one train stage (self-training's rounds, a
+    language model's members), so that the whole stage ends within it: each training gets the time left in proportion
+    to its size against that of every training still to come, and what one leaves unused (it stopped early) goes to
+    those after it. ``minutes = 0``: no limit."""
+
+    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = 60.0 * minutes, clock
+        self.started = clock()
+
+    def left_seconds(self) -> float:
+        return max(0.0, self.seconds - (self.clock() - self.started)) if self.seconds else float("inf")
+
+    def share(self, size: float, later: float) -> float | None:
+        """Minutes for a training of ``size`` (e.g. its training sentences) with ``later`` to train after it in all;
+        ``None`` without a limit."""
+        if not self.seconds:
+            return None
+        return self.left_seconds() / 60.0 * size / (size + later)
+
+
 class TimeLimit(keras.callbacks.Callback):
     """Stop training when the next epoch would end past ``minutes`` after the start of training.
 

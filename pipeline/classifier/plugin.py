@@ -11,7 +11,7 @@ from __future__ import annotations
 from pipeline import registry, stages
 from pipeline.classifier.sections import ClassifyConfig
 from pipeline.paths import RunPaths
-from pipeline.sections import check
+from pipeline.sections import check, check_off
 from pipeline.text.features import uses_subword_features
 from pipeline.text.vocab import SENTENCE_MARKERS
 
@@ -21,6 +21,7 @@ registry.register_section("classify", ClassifyConfig, owner="classifier")
 def validate(config) -> None:
     """The options a classifier does not take, and the ones that need another setting."""
     train, model = config.train, config.model
+    check_off(config, ("model.members",), "a classifier (its ensemble is model.ensemble)")
     check(train.precision == "float32", "train.precision", train.precision,
           "\"float32\" for a classifier (mixed precision is for language models)")
     check(train.distribute == "none" or model.readout != "ridge", "train.distribute", train.distribute,

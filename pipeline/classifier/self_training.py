@@ -36,6 +36,7 @@ from pipeline.resume import identity_of
 from pipeline.stages import file_digest, settings_read
 from pipeline.text.corpora import UNLABELED
 from pipeline.text.vectors import EncodedSplits
+from pipeline.training import TimeBudget
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +47,6 @@ SCRATCH = "self_training"  # work/<corpus>/self_training/: the rounds before the
 def applies(config: Config, splits: EncodedSplits) -> bool:
     """Whether ``train`` self-trains: ``train.self_training`` rounds and unlabeled sentences to label."""
     return config.train.self_training > 0 and len(splits.sequences.get(UNLABELED, ())) > 0
-
-
-class TimeBudget:
-    """``train.time_limit_minutes`` spread over self-training's trainings, so that the whole train stage ends within
-    it: each training gets the time left in proportion to its training sentences against those of every training
-    still to come (a student's at most, the labelled sentences and every unlabeled one it may learn), and what one
-    leaves unused (it stopped early) goes to those after it. ``minutes = 0``: no limit."""
-
-    def __init__(self, minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds, self.clock = 60.0 * minutes, clock
-        self.started = clock()
-
-    def left_seconds(self) -> float:
-        return max(0.0, self.seconds - (self.clock() - self.started)) if self.seconds else float("inf")
-
-    def share(self, sentences: int, later: int) -> float | None:
-        """Minutes for a training of ``sentences`` training sentences with ``later`` to train after it in all;
-        ``None`` without a limit."""
-        if not self.seconds:
-            return None
-        return self.left_seconds() / 60.0 * sentences / (sentences + later)
 
 
 def self_train(config: Config, paths: Paths, splits: EncodedSplits,

@@ -163,6 +163,12 @@ def interpolation_weight(model_log_probabilities: np.ndarray, baseline_log_proba
     return max((0.0, best, 1.0), key=likelihood)  # the maximum may sit on an end point
 
 
+def ensemble_members(model: keras.Model) -> list[keras.Model]:
+    """The members of a ``model.members`` ensemble (:func:`pipeline.language_model.model.build_ensemble`), in
+    order; empty for one model."""
+    return [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.startswith("member_")]
+
+
 BASELINES = (("kneser_ney_trigram", 3, "trigram"), ("kneser_ney_4gram", 4, "4-gram"))  # key, order, label
 LABELS = {name: label for name, _, label in BASELINES}
 MIXED_BASELINE = "kneser_ney_4gram"  # the n-gram model interpolated with the neural one
@@ -183,6 +189,11 @@ def evaluate_generator(config: Config, paths: Paths) -> dict:
                                                            bos, eos, max_length)
             metrics["perplexity"][split] = perplexity_of(model_scores[split])
             metrics["tokens"][split] = len(model_scores[split])
+    members = ensemble_members(run.model)
+    if members:  # model.members: what each member scores alone, beside their mean
+        metrics["members"] = {split: [sentence_perplexity(member, splits.sequences[split], splits.targets[split], bos,
+                                                          eos, max_length) for member in members]
+                              for split in ("validation", "test") if split in model_scores}
     surfaces = pd.read_parquet(paths.tokens, columns=["split", "surface"])
     for split, scores in model_scores.items():  # the ids of a split are its rows' tokens, in table order
         rows = [list(tokens) for tokens in surfaces.loc[surfaces["split"] == split, "surface"]]
@@ -237,6 +248,10 @@ def summary(metrics: dict) -> str:
     if "stream_perplexity_test" in metrics:
         stream = metrics["stream_perplexity_test"]
         lines.append(f"  test stream perplexity (state carried across sentences): {stream:.1f}")
+    for split, values in metrics.get("members", {}).items():
+        lines.append(f"  {split} perplexity of each of the {len(values)} members alone: "
+                     + ", ".join(f"{value:.1f}" for value in values)
+                     + f"; of their mean distribution {metrics['perplexity'][split]:.1f}")
     baselines = metrics.get("baselines", {})
     for name, _, label in BASELINES:
         if name in baselines:

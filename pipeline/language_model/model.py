@@ -161,13 +161,14 @@ def check_generator(settings: ModelConfig, regime: str) -> None:
 
 
 def build_generator(settings: ModelConfig, embedding_matrix: np.ndarray, seed: int, num_labels: int = 0,
-                    stateful: bool = False, batch_size: int | None = None) -> keras.Model:
+                    stateful: bool = False, batch_size: int | None = None, name: str = "generator") -> keras.Model:
     """Token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] -> next-token probabilities."""
-    return build_generator_pair(settings, embedding_matrix, seed, num_labels, stateful, batch_size)[0]
+    return build_generator_pair(settings, embedding_matrix, seed, num_labels, stateful, batch_size, name)[0]
 
 
 def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, seed: int, num_labels: int = 0,
-                         stateful: bool = False, batch_size: int | None = None) -> tuple[keras.Model, keras.Model]:
+                         stateful: bool = False, batch_size: int | None = None,
+                         name: str = "generator") -> tuple[keras.Model, keras.Model]:
     """The language model twice over the same layers: ``(inference, training)``.
 
     ``inference``: token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] -> next-token
@@ -248,11 +249,29 @@ def build_generator_pair(settings: ModelConfig, embedding_matrix: np.ndarray, se
     else:
         outputs = keras.layers.Dense(vocabulary_size, activation="softmax", name="probabilities",
                                      kernel_initializer=kernel_initializer(settings, seed + 52))(x)
-    model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name="generator")
+    model = keras.Model(inputs if len(inputs) > 1 else token_ids, outputs, name=name)
     model.get_layer("embedding").embeddings.assign(embedding_matrix)
     training = model if training_inputs is None else keras.Model(training_inputs, training_outputs,
                                                                   name="generator_training")
     return model, training
+
+
+def build_ensemble(members: list[keras.Model]) -> keras.Model:
+    """One language model whose next-token distribution is the mean of ``members``' (``model.members``).
+
+    Each member maps token ids ``(batch, timesteps)`` [+ label ids ``(batch,)``] to probabilities
+    ``(batch, timesteps, vocabulary)`` and has a name of its own (``member_0``, ...); the ensemble
+    takes the same inputs and gives ``(1/M) sum_m p_m(w | context)``, a distribution again, so
+    perplexity, sampling and export read it as they read one model. Averaging probabilities (not
+    logits) is the mixture whose likelihood a perplexity measures.
+    """
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    inputs = [token_ids]
+    if len(members[0].inputs) > 1:  # conditioned on a label
+        inputs.append(keras.Input(shape=(), dtype="int32", name="label_ids"))
+    feed = inputs if len(inputs) > 1 else token_ids
+    outputs = keras.layers.Average(name="probabilities", dtype="float32")([member(feed) for member in members])
+    return keras.Model(feed, outputs, name="generator")
 
 
 def start_id(config: Config, vocab: Vocabulary) -> int:

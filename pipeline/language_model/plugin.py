@@ -30,6 +30,10 @@ def validate(config) -> None:
           config.train.distribute, '"none" with train.regime = "tbptt" (its stateful stream is one row per track)')
     check(config.train.steps_per_epoch == 0 or config.train.regime == "sentences", "train.steps_per_epoch",
           config.train.steps_per_epoch, '0 with train.regime = "tbptt" (an epoch is one pass over its stream)')
+    check(config.model.members == 1 or config.train.regime == "sentences", "model.members", config.model.members,
+          '1 with train.regime = "tbptt" (an ensemble is scored sentence by sentence)')
+    check(config.model.members == 1 or config.train.distribute == "none", "model.members", config.model.members,
+          '1 with train.distribute (the members train one after the other in one process)')
     check(config.train.lr_schedule not in ("slanted_triangular", "one_cycle"), "train.lr_schedule",
           config.train.lr_schedule, "constant, step or plateau for a language model")
 

@@ -18,12 +18,18 @@ The saved ``model.keras`` is always the stateless twin (any batch size), so
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
+import shutil
+import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import pandas as pd
 
+from pipeline import io as artifact_io
 from pipeline import seeds
 from pipeline.config import Config
 from pipeline.distribution import make_distribution
@@ -41,6 +47,7 @@ from pipeline.language_model.model import (
     EOS,
     TargetNegativeLogLikelihood,
     TokenCrossEntropy,
+    build_ensemble,
     build_generator,
     build_generator_pair,
     check_generator,
@@ -49,13 +56,20 @@ from pipeline.language_model.model import (
 from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
 from pipeline.resume import Resume, identity_of
-from pipeline.runs import write_run_metadata
-from pipeline.stages import settings_read
+from pipeline.runs import load_run, write_run_metadata
+from pipeline.stages import file_digest, settings_read
 from pipeline.text.batches import sampled_rows, take_rows
 from pipeline.text.encoded import RaggedIds
 from pipeline.text.vectors import EncodedSplits
 from pipeline.text.vocab import PAD_ID, Vocabulary
-from pipeline.training import callbacks, dtype_policy, make_deterministic, make_optimizer, progress_verbosity
+from pipeline.training import (
+    TimeBudget,
+    callbacks,
+    dtype_policy,
+    make_deterministic,
+    make_optimizer,
+    progress_verbosity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +112,92 @@ def train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...] 
     Built and trained under ``train.precision`` (the saved model keeps it; its outputs are float32).
     """
     with dtype_policy(config.train.precision):
+        if config.model.members > 1:
+            return _train_members(config, paths, train_splits, reverse, embedding_matrix)
         return _train_generator(config, paths, train_splits, reverse, embedding_matrix)
+
+
+MEMBERS_FILE = "members.json"  # a run of several members: each one's seed, epochs and share of the time limit
+SCRATCH = "members"  # work/<corpus>/members/<run>-<key>/: the members' run folders until the ensemble is written
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member ``member`` of ``model.members``: the config's own for the first, so that one member is
+    exactly the model without an ensemble, and one derived from it for each other."""
+    return seed if member == 0 else seeds.child_seed(seed, f"member{member}")
+
+
+def _train_members(config: Config, paths: Paths, train_splits: tuple[str, ...], reverse: bool,
+                   embedding_matrix: np.ndarray | None, clock: Callable[[], float] = time.monotonic) -> dict:
+    """``model.members`` language models of ``config``, each from :func:`member_seed` and trained as one model
+    would be, then saved as one run whose distribution is their mean (:func:`build_ensemble`).
+
+    They share ``train.time_limit_minutes`` (:class:`pipeline.training.TimeBudget`): each gets the time left
+    divided by the members still to train, so one that stops early leaves its time to the next; a member for
+    which less than the first one's epoch is left does not train, and the ensemble is of those before it. Each
+    member's folder is complete once written (atomically), so a killed stage resumes with the next member.
+    """
+    settings = config.train
+    key = identity_of({"train": settings_read("train", config), "splits": list(train_splits), "reverse": reverse,
+                       **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
+    scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
+    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # this run's members under another config
+        if stale != scratch and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    budget = TimeBudget(settings.time_limit_minutes, clock)
+    count = config.model.members
+    records, epoch_seconds = [], 0.0
+    for member in range(count):
+        folder = scratch / f"{paths.run.name}.member{member}"  # its resume state is named by it too
+        record_path = folder / MEMBERS_FILE
+        if record_path.is_file():  # complete (written atomically with the folder)
+            log.info("member %d of %d is already trained (%s)", member + 1, count, folder)
+            records.append(artifact_io.read_json(record_path))
+            continue
+        if member and budget.left_seconds() <= epoch_seconds:
+            log.warning("%.1f minutes of train.time_limit_minutes are left, less than an epoch of member 1 (%.1f); "
+                        "the ensemble is of %d member(s), not %d (model.members)", budget.left_seconds() / 60,
+                        epoch_seconds / 60, member, count)
+            break
+        minutes = budget.share(1, count - member - 1)
+        own = dataclasses.replace(
+            config, seed=member_seed(config.seed, member), model=dataclasses.replace(config.model, members=1),
+            train=settings if minutes is None else dataclasses.replace(settings, time_limit_minutes=minutes))
+        log.info("member %d of %d (seed %d)%s", member + 1, count, own.seed,
+                 "" if minutes is None else f", at most {minutes:.1f} of train.time_limit_minutes")
+        started = clock()
+        result = _train_generator(own, Paths(work=paths.work, run=folder), train_splits, reverse, embedding_matrix)
+        seconds = clock() - started
+        if not member:
+            epoch_seconds = seconds / max(1, result["epochs"])
+        record = {"member": member, "seed": own.seed, "epochs": result["epochs"], "seconds": round(seconds, 1),
+                  **({} if minutes is None else {"minutes": round(minutes, 2)})}
+        artifact_io.write_json(record_path, record)  # the folder is complete: written last
+        records.append(record)
+    splits = EncodedSplits.load(paths.ids)
+    vocab = Vocabulary.load(paths.vocab)
+    matrix = np.load(paths.embeddings) if embedding_matrix is None else embedding_matrix
+    num_labels = len(splits.labels) if config.model.conditioning != "none" else 0
+    single = dataclasses.replace(config.model, members=1)
+    members = []
+    for record in records:
+        trained = load_run(scratch / f"{paths.run.name}.member{record['member']}").model
+        member = build_generator(single, matrix, seeds.child_seed(record["seed"], "model"), num_labels,
+                                 name=f"member_{record['member']}")
+        member.set_weights(trained.get_weights())
+        members.append(member)
+    histories = [pd.read_csv(RunPaths(scratch / f"{paths.run.name}.member{r['member']}").history).assign(
+        member=r["member"]) for r in records]
+    with artifact_io.atomic_directory(paths.run) as building:
+        build_ensemble(members).save(RunPaths(building).model)
+        write_run_metadata(building, config, vocab, splits.labels)
+        pd.concat(histories, ignore_index=True).to_csv(RunPaths(building).history, index=False)
+        artifact_io.write_json(building / MEMBERS_FILE, {
+            "members": records, **({"time_limit_minutes": settings.time_limit_minutes}
+                                   if settings.time_limit_minutes else {})})
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"epochs": sum(r["epochs"] for r in records), "members": len(records),
+            "parameters": sum(trainable_parameters(member) for member in members)}
 
 
 def _train_generator(config: Config, paths: Paths, train_splits: tuple[str, ...], reverse: bool = False,

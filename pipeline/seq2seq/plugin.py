@@ -15,8 +15,9 @@ registry.register_section("reading", ReadingConfig, owner="reading")
 
 # What a reading model does not take: an ensemble member or teacher, data parallelism, fine-tuning, mixed precision,
 # epochs of a set number of batches, a sample of the validation split.
-UNSUPPORTED = ("model.ensemble", "train.distill", "train.adversarial", "train.virtual_adversarial", "train.distribute",
-               "train.self_training", "train.precision", "train.steps_per_epoch", "train.validation_rows",
+UNSUPPORTED = ("model.ensemble", "model.members", "train.distill", "train.adversarial", "train.virtual_adversarial",
+               "train.distribute", "train.self_training", "train.precision", "train.steps_per_epoch",
+               "train.validation_rows",
                *FINE_TUNING_KEYS)
 
 

@@ -173,16 +173,23 @@ def test_export_computes_subword_ids_truncation_and_the_ensemble_in_the_graph(su
 # ------------------------------------------------------------------ language models
 def language_model_run(folder: Path, small_vocab: Vocabulary, **settings) -> Path:
     """A language-model run folder on the small corpus's tokenizer: the first 300 words of its vocabulary with
-    <s> and </s>, a model of ``settings`` with random weights (scale 0.5), labels a and b."""
-    from pipeline.language_model.model import build_generator
+    <s> and </s>, a model of ``settings`` with random weights (scale 0.5; with ``members``, an ensemble of that
+    many, each with weights of its own), labels a and b."""
+    import dataclasses
+
+    from pipeline.language_model.model import build_ensemble, build_generator
 
     vocab = Vocabulary(["<pad>", "<unk>", "<s>", "</s>", *small_vocab.tokens[2:300]])
     config = config_module.from_dict({"run_name": folder.name, "vectorize": {"vectors": "none"},
                                       "model": {"task": "generator", "embedding_dim": 16, **settings.pop("model")},
                                       **settings}, where="test")
     matrix = np.random.default_rng(0).normal(0.0, 0.5, size=(len(vocab), 16)).astype(np.float32)
-    model = build_generator(config.model, matrix, seed=0, num_labels=2)
-    set_random_weights(model, seed=2)
+    single = dataclasses.replace(config.model, members=1)
+    members = [build_generator(single, matrix, seed=0, num_labels=2, name=f"member_{member}")
+               for member in range(config.model.members)]
+    for member, model in enumerate(members):
+        set_random_weights(model, seed=2 + member)
+    model = members[0] if len(members) == 1 else build_ensemble(members)
     folder.mkdir(parents=True)
     model.save(RunPaths(folder).model)
     write_run_metadata(folder, config, vocab, ["a", "b"])
@@ -198,11 +205,11 @@ def test_language_model_export_gives_the_models_next_token_distribution(small_tr
     from pipeline.text.tokenize import make_tokenizer
 
     small_vocab = Vocabulary.load(RunPaths(small_trained[1]).vocab)
-    folders = {  # generator_small.toml trained (conftest.py); untrained: sentences, tied weights and a label, and a
-        # stream model (it starts after </s>) with an adaptive softmax
+    folders = {  # generator_small.toml trained (conftest.py); untrained: sentences, tied weights and a label (two
+        # members: model.members), and a stream model (it starts after </s>) with an adaptive softmax
         "trained": generator_folder,
-        "conditioned": language_model_run(tmp_path / "conditioned", small_vocab, model={
-            "tie_weights": True, "conditioning": "concat", "layers": [{"type": "lstm", "units": 12}]}),
+        "conditioned": language_model_run(tmp_path / "conditioned", small_vocab, model={  # an ensemble of two
+            "tie_weights": True, "conditioning": "concat", "layers": [{"type": "lstm", "units": 12}], "members": 2}),
         "adaptive": language_model_run(tmp_path / "adaptive", small_vocab, train={"regime": "tbptt"}, model={
             "output": "adaptive", "cutoffs": [40, 150], "layers": [{"type": "gru", "units": 12}]})}
     runs = {name: load_run(folder) for name, folder in folders.items()}
