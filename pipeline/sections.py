@@ -278,7 +278,8 @@ class TrainConfig:
     loss: str = "mean"  # generator: mean per token | sum_over_time (per window, as Zaremba et al.)
     time_limit_minutes: float = 0.0  # stop before an epoch would end past this budget (best weights kept); 0: off
     # generator: Keras dtype policy; mixed_bfloat16 computes in bfloat16 with float32 weights and outputs
-    precision: str = "float32"  # float32 | mixed_bfloat16
+    # float32 | mixed_bfloat16 | auto (mixed_bfloat16 on a CPU with bfloat16 arithmetic, else float32)
+    precision: str = "float32"
     # data parallelism (tf.distribute, pipeline.distribution): none | mirrored (local devices) | multi_worker
     # (processes named by TF_CONFIG, each reading its share of every batch); batch_size stays the global batch
     distribute: str = "none"
@@ -353,7 +354,7 @@ class TrainConfig:
         check(self.bptt_steps >= 1, "train.bptt_steps", self.bptt_steps, ">= 1")
         one_of("train.loss", self.loss, ("mean", "sum_over_time"))
         check(self.time_limit_minutes >= 0, "train.time_limit_minutes", self.time_limit_minutes, ">= 0")
-        one_of("train.precision", self.precision, ("float32", "mixed_bfloat16"))
+        one_of("train.precision", self.precision, ("float32", "mixed_bfloat16", "auto"))
         one_of("train.distribute", self.distribute, ("none", "mirrored", "multi_worker"))
         one_of("train.backend", self.backend, ("tensorflow", "jax"))
         check(self.backend == "tensorflow" or self.distribute == "none", "train.backend", self.backend,

@@ -72,15 +72,46 @@ def compile_steps(model: keras.Model, setting: str = "auto") -> bool:
     return bool(model.jit_compile)
 
 
+BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 (AVX-512 BF16, AMX) and Arm (FEAT_BF16)
+
+
+def cpu_has_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has bfloat16 arithmetic: one of ``BFLOAT16_FLAGS`` among the ``flags`` (x86) or
+    ``Features`` (Arm) of ``/proc/cpuinfo`` (or of the text ``cpuinfo``). False where there is no such file."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features") and BFLOAT16_FLAGS & set(value.split()):
+            return True
+    return False
+
+
+def resolve_precision(name: str, cpuinfo: str | None = None) -> str:
+    """``train.precision`` as a Keras dtype policy: ``"auto"`` is ``"mixed_bfloat16"`` on a CPU with bfloat16
+    arithmetic (:func:`cpu_has_bfloat16`), else ``"float32"``: without it bfloat16 is emulated and slower than
+    float32 (README, "Measured figures"). Other names are returned as they are."""
+    if name != "auto":
+        return name
+    chosen = "mixed_bfloat16" if cpu_has_bfloat16(cpuinfo) else "float32"
+    log.info("train.precision = \"auto\": %s (this CPU %s bfloat16 arithmetic)", chosen,
+             "has" if chosen != "float32" else "has no")
+    return chosen
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str) -> Iterator[None]:
-    """Build and train under Keras' global dtype policy ``name`` (e.g. ``"mixed_bfloat16"``), then restore it.
+    """Build and train under Keras' global dtype policy ``name`` (e.g. ``"mixed_bfloat16"``; ``"auto"``: see
+    :func:`resolve_precision`), then restore it.
 
     Layers take the policy when they are created and keep it in their config, so a model built
     here is saved and reloaded with it.
     """
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
+    keras.config.set_dtype_policy(resolve_precision(name))
     try:
         yield
     finally:

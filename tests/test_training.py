@@ -13,12 +13,16 @@ from pipeline.training import (
     GroupRates,
     GroupRateSchedule,
     SlantedTriangular,
+    TimeBudget,
     TimeLimit,
     callbacks,
     compile_steps,
+    cpu_has_bfloat16,
+    dtype_policy,
     learning_rate_schedule,
     make_deterministic,
     make_optimizer,
+    resolve_precision,
     schedule_callbacks,
 )
 
@@ -312,3 +316,36 @@ def test_jit_compile_rejects_an_unknown_setting_and_names_a_layer_that_cannot_be
     with pytest.raises(PipelineError, match="python_side"):
         compile_steps(model, "on")
     assert compile_steps(model, "auto") is False  # Keras' own choice sees the layer too
+
+
+INTEL_AMX = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+AMD_WITHOUT = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: sysret_ss_attrs\n"
+ARM_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "expected"), [
+    (INTEL_AMX, "mixed_bfloat16"), (ARM_BF16, "mixed_bfloat16"), (AMD_WITHOUT, "float32"),
+    ("model name\t: bf16 in a name is no flag\n", "float32"), ("", "float32")])
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it(cpuinfo, expected):
+    assert cpu_has_bfloat16(cpuinfo) == (expected == "mixed_bfloat16")
+    assert resolve_precision("auto", cpuinfo) == expected
+    for name in ("float32", "mixed_bfloat16"):  # a set precision is kept on any CPU
+        assert resolve_precision(name, cpuinfo) == name
+
+
+def test_dtype_policy_auto_follows_this_machines_cpu_and_is_restored():
+    before = keras.config.dtype_policy().name
+    with dtype_policy("auto"):
+        assert keras.config.dtype_policy().name == ("mixed_bfloat16" if cpu_has_bfloat16() else "float32")
+    assert keras.config.dtype_policy().name == before
+
+
+def test_time_budget_shares_what_is_left_over_the_trainings_to_come():
+    now = [100.0]
+    budget = TimeBudget(10.0, clock=lambda: now[0])
+    assert budget.share(1, 2) == pytest.approx(10 / 3)  # a third of 10 minutes for the first of three
+    now[0] += 120.0  # the first stopped after 2 minutes: the other two share the 8 left
+    assert budget.share(1, 1) == pytest.approx(4.0)
+    now[0] += 1000.0
+    assert budget.left_seconds() == 0.0 and budget.share(1, 0) == 0.0
+    assert TimeBudget(0.0).share(1, 5) is None and TimeBudget(0.0).left_seconds() == float("inf")
