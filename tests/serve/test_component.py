@@ -98,7 +98,11 @@ def test_cats_are_run_classify_and_a_batch_is_one_model_call(small_trained, monk
     assert calls == [4, 4, 1]  # nlp.pipe's batches, one classify_tokens (one model pass) each
     assert retokenized == [normalize(text) for text in AGAIN]  # the others' tokens are the Docs' own
     assert all(abs(sum(doc.cats.values()) - 1) < 1e-5 for doc in docs if doc.cats)
-    assert [nlp(text).cats for text in MAPPED[:2]] == [doc.cats for doc in docs[:2]]  # one Doc at a time
+    for text, doc in zip(MAPPED[:2], docs[:2]):  # one Doc at a time: the same (a batch of 1 may round the last bit
+        # of a float32 otherwise, as oneDNN does on CPUs without AVX-512)
+        alone = nlp(text).cats
+        assert alone.keys() == doc.cats.keys()
+        assert alone == pytest.approx(doc.cats, rel=1e-6, abs=1e-7)
 
 
 def test_the_docs_tokens_are_the_run_tokenizers(small_run):
