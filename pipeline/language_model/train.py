@@ -134,8 +134,9 @@ def _train_members(config: Config, paths: Paths, train_splits: tuple[str, ...], 
 
     They share ``train.time_limit_minutes`` (:class:`pipeline.training.TimeBudget`): each gets the time left
     divided by the members still to train, so one that stops early leaves its time to the next; a member for
-    which less than the first one's epoch is left does not train, and the ensemble is of those before it. Each
-    member's folder is complete once written (atomically), so a killed stage resumes with the next member.
+    which less than the first one's epoch is left does not train, and the ensemble is of those before it. A member
+    whose folder and record (``MEMBERS_FILE``) are written is not trained again, so a killed stage resumes at the
+    member it was training (from that member's own saved epochs, :mod:`pipeline.resume`).
     """
     settings = config.train
     key = identity_of({"train": settings_read("train", config), "splits": list(train_splits), "reverse": reverse,
@@ -150,7 +151,7 @@ def _train_members(config: Config, paths: Paths, train_splits: tuple[str, ...], 
     for member in range(count):
         folder = scratch / f"{paths.run.name}.member{member}"  # its resume state is named by it too
         record_path = folder / MEMBERS_FILE
-        if record_path.is_file():  # complete (written atomically with the folder)
+        if record_path.is_file():  # complete: the record is written after the folder (itself written atomically)
             log.info("member %d of %d is already trained (%s)", member + 1, count, folder)
             records.append(artifact_io.read_json(record_path))
             continue
