@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from pipeline.keras_compat import (
     set_early_stopping_best_weights,
     training_variables,
 )
-from pipeline.paths import RunPaths
+from pipeline.paths import Paths, RunPaths
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,23 @@ OWN_CALLBACK = "callback_{}.npz"  # the arrays of callback number {} (pipeline.a
 def identity_of(settings: Any) -> str:
     """A digest of what must not change between the killed run and its resumption (the resolved config)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def finished_trainings_folder(paths: Paths, area: str, identity: dict) -> Path:
+    """``work/<corpus>/<area>/<run>-<key>/``: where a train stage of several trainings (self-training's rounds, a
+    language model's members) keeps the finished ones until its run is written, so that a killed stage goes on
+    from them. ``key``: 16 hex digits of ``identity`` (what the trainings read of the config) and of the vectorized
+    corpus (``ids``, ``vocab``, ``embeddings``). This run's folders of another key (another config or corpus) are
+    removed: they cannot be resumed."""
+    from pipeline.stages import file_digest  # the stages import this module's users
+
+    key = identity_of({**identity, **{path.name: file_digest(path)
+                                      for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
+    folder = paths.work / area / f"{paths.run.name}-{key}"
+    for stale in (paths.work / area).glob(f"{paths.run.name}-*"):
+        if stale != folder and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    return folder
 
 
 class Resume:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -32,8 +31,8 @@ import numpy as np
 from pipeline import io as artifact_io
 from pipeline.config import Config
 from pipeline.paths import Paths
-from pipeline.resume import identity_of
-from pipeline.stages import file_digest, settings_read
+from pipeline.resume import finished_trainings_folder
+from pipeline.stages import settings_read
 from pipeline.text.corpora import UNLABELED
 from pipeline.text.vectors import EncodedSplits
 from pipeline.training import TimeBudget
@@ -63,12 +62,7 @@ def self_train(config: Config, paths: Paths, splits: EncodedSplits,
     saving: as long as round 0's, per sentence, when round 0 trained in this process, from its ``fit_seconds``); a
     round whose share would not hold that and one epoch does not train, and the run is the round before's."""
     settings = config.train
-    key = identity_of({"train": settings_read("train", config),
-                       **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
-    scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
-    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # this run's rounds under another config
-        if stale != scratch and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
+    scratch = finished_trainings_folder(paths, SCRATCH, {"train": settings_read("train", config)})
     budget = TimeBudget(settings.time_limit_minutes, clock)
     labelled = len(splits.sequences["train"])
     student_most = labelled + min(len(splits.sequences[UNLABELED]), int(settings.self_training_unlabeled * labelled))

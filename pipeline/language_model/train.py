@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -55,9 +55,9 @@ from pipeline.language_model.model import (
 )
 from pipeline.models import trainable_parameters
 from pipeline.paths import Paths, RunPaths
-from pipeline.resume import Resume, identity_of
+from pipeline.resume import Resume, finished_trainings_folder, identity_of
 from pipeline.runs import load_run, write_run_metadata
-from pipeline.stages import file_digest, settings_read
+from pipeline.stages import settings_read
 from pipeline.text.batches import sampled_rows, take_rows
 from pipeline.text.encoded import RaggedIds
 from pipeline.text.vectors import EncodedSplits
@@ -139,17 +139,17 @@ def _train_members(config: Config, paths: Paths, train_splits: tuple[str, ...], 
     member it was training (from that member's own saved epochs, :mod:`pipeline.resume`).
     """
     settings = config.train
-    key = identity_of({"train": settings_read("train", config), "splits": list(train_splits), "reverse": reverse,
-                       **{path.name: file_digest(path) for path in (paths.ids, paths.vocab, paths.embeddings)}})[:16]
-    scratch = paths.work / SCRATCH / f"{paths.run.name}-{key}"
-    for stale in (paths.work / SCRATCH).glob(f"{paths.run.name}-*"):  # this run's members under another config
-        if stale != scratch and re.fullmatch(rf"{re.escape(paths.run.name)}-[0-9a-f]{{16}}", stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
+    scratch = finished_trainings_folder(paths, SCRATCH, {"train": settings_read("train", config),
+                                                         "splits": list(train_splits), "reverse": reverse})
+
+    def folder_of(member: int) -> Path:  # named by the run: each member's resume state is its own
+        return scratch / f"{paths.run.name}.member{member}"
+
     budget = TimeBudget(settings.time_limit_minutes, clock)
     count = config.model.members
     records, epoch_seconds = [], 0.0
     for member in range(count):
-        folder = scratch / f"{paths.run.name}.member{member}"  # its resume state is named by it too
+        folder = folder_of(member)
         record_path = folder / MEMBERS_FILE
         if record_path.is_file():  # complete: the record is written after the folder (itself written atomically)
             log.info("member %d of %d is already trained (%s)", member + 1, count, folder)
@@ -182,13 +182,12 @@ def _train_members(config: Config, paths: Paths, train_splits: tuple[str, ...], 
     single = dataclasses.replace(config.model, members=1)
     members = []
     for record in records:
-        trained = load_run(scratch / f"{paths.run.name}.member{record['member']}").model
+        trained = load_run(folder_of(record["member"])).model
         member = build_generator(single, matrix, seeds.child_seed(record["seed"], "model"), num_labels,
                                  name=f"member_{record['member']}")
         member.set_weights(trained.get_weights())
         members.append(member)
-    histories = [pd.read_csv(RunPaths(scratch / f"{paths.run.name}.member{r['member']}").history).assign(
-        member=r["member"]) for r in records]
+    histories = [pd.read_csv(RunPaths(folder_of(r["member"])).history).assign(member=r["member"]) for r in records]
     with artifact_io.atomic_directory(paths.run) as building:
         build_ensemble(members).save(RunPaths(building).model)
         write_run_metadata(building, config, vocab, splits.labels)
