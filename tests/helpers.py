@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import re
@@ -49,6 +50,14 @@ def cli(*arguments: str, stdin: str | None = None, script: Path | None = None,
     return subprocess.run([*command, *arguments], cwd=cwd, input=stdin,
                           stdin=None if stdin is not None else subprocess.DEVNULL,
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+def cli_each(commands: list[list[str]], cwd: Path = REPOSITORY, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``pipeline COMMAND`` for each command, one after the other in one fresh process (:data:`RUN_EACH`); the
+    status is the first that is not 0."""
+    return subprocess.run([sys.executable, "-c", RUN_EACH, json.dumps(commands, ensure_ascii=False)], cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, encoding="utf-8",
+                          timeout=timeout)
 
 
 def cli_here(*arguments: str, stdin: str | None = None, cwd: Path = REPOSITORY) -> subprocess.CompletedProcess:

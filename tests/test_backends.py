@@ -1,13 +1,13 @@
 """Our layers and models on the other Keras backends: JAX against TensorFlow's numbers, train, save, reload.
 
 Keras fixes its backend when first imported, so the JAX side runs in one fresh process with
-``KERAS_BACKEND=jax`` that computes every check of ``tests/backend_checks.py`` at once (a JAX process
-start costs seconds); this TensorFlow process computes the deterministic ones too, and the tests
-compare them. Covered: the adaptive softmax (on JAX its every-row path, which no TensorFlow test
-runs), the weight-dropped LSTM, the AWD-LSTM regularisers, the character encoder, the spiking liquid,
-a language model (build, distribution, SGD steps) and a classifier over our recurrent kinds (train,
-save, reload). The jax checks need ``jax[cpu]`` (in the ``dev`` extra, so CI runs them); they are
-skipped, saying so, when jax is not installed.
+``KERAS_BACKEND=jax`` that runs the real `pipeline train` and `pipeline classify`, then computes every check
+of ``tests/backend_checks.py`` at once (a JAX process start costs seconds); this TensorFlow process
+computes the deterministic checks too, and the tests compare them. Covered: the adaptive softmax (on JAX its
+every-row path, which no TensorFlow test runs), the weight-dropped LSTM, the AWD-LSTM regularisers, the
+character encoder, the spiking liquid, a language model (build, distribution, SGD steps), a classifier over our
+recurrent kinds (train, save, reload) and the pipeline's commands. The jax checks need ``jax[cpu]`` (in the
+``dev`` extra, so CI runs them); they are skipped, saying so, when jax is not installed.
 """
 
 import importlib.util
@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import backend_checks
 import keras
@@ -23,6 +24,7 @@ import pytest
 from helpers import REPOSITORY, RUN_EACH, TEST_CONFIGS, explain
 
 JAX_CHECKS = "import sys; sys.path[:0] = ['.', 'tests']; import backend_checks; backend_checks.main()"
+SENTENCE = "京都の紅葉がきれいでした。"
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # float32 results of two backends' kernels
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
@@ -38,14 +40,35 @@ def array(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float64)
 
 
+# One JAX process: `pipeline train` and `pipeline classify` (RUN_EACH's commands, argv[1]; first, as in a user's
+# process: JAX's cache of compiled programs is set before JAX compiles anything), then every check
+JAX_SESSION = (RUN_EACH + "sys.stdout.flush(); sys.path[:0] = ['.', 'tests']; import backend_checks\n"
+               "print(json.dumps(backend_checks.results(tuple(backend_checks.CHECKS))))\n")
+
+
 @pytest.fixture(scope="module")
-def jax_report() -> dict:
-    """Every check of tests/backend_checks.py, computed in one process under KERAS_BACKEND=jax."""
-    result = in_backend("jax", sys.executable, "-c", JAX_CHECKS)
+def jax_session(small_work_dir, tmp_path_factory) -> tuple[dict, subprocess.CompletedProcess, Path]:
+    """(every check of tests/backend_checks.py, the process, its cache folder) of one fresh process under
+    KERAS_BACKEND=jax that trains the small config with ``train.backend = "jax"``, classifies a sentence with
+    the run it wrote, then computes the checks (a JAX process start costs seconds, so one for all)."""
+    root = tmp_path_factory.mktemp("jax")
+    options = ["--config", str(TEST_CONFIGS / "small.toml"),
+               "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', "--set", f'work_dir="{small_work_dir}"',
+               "--set", f'models_dir="{root / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"',
+               "--set", 'train.backend="jax"']
+    commands = [["train", *options], ["classify", "--model", str(root / "models" / "jax"), SENTENCE]]
+    result = in_backend("jax", sys.executable, "-c", JAX_SESSION, json.dumps(commands, ensure_ascii=False),
+                        XDG_CACHE_HOME=str(root / "cache"))
     assert result.returncode == 0, explain(result)
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith('{"backend"')))
     assert report["backend"] == "jax"
-    return report
+    return report, result, root / "cache"
+
+
+@pytest.fixture(scope="module")
+def jax_report(jax_session) -> dict:
+    """Every check of tests/backend_checks.py, computed under KERAS_BACKEND=jax."""
+    return jax_session[0]
 
 
 @pytest.fixture(scope="module")
@@ -174,22 +197,14 @@ def test_adversarial_training_on_jax_takes_the_step_of_the_math(jax_report, case
 
 @needs_jax
 @pytest.mark.slow
-def test_pipeline_train_and_classify_on_jax(small_work_dir, tmp_path):
+def test_pipeline_train_and_classify_on_jax(jax_session):
     """The real `pipeline train`, then `pipeline classify` of the run it wrote, with KERAS_BACKEND=jax on the small
-    config with ``train.backend = "jax"``: one process runs both commands' ``main`` (a JAX process start costs
-    seconds), training in this process (no child: pipeline.backend_process); each must return 0."""
-    options = ["--config", str(TEST_CONFIGS / "small.toml"),
-               "--set", f'corpus.path="{REPOSITORY / "corpora" / "knb_blog"}"', "--set", f'work_dir="{small_work_dir}"',
-               "--set", f'models_dir="{tmp_path / "models"}"', "--set", "train.epochs=1", "--set", 'run_name="jax"',
-               "--set", 'train.backend="jax"']
-    commands = [["train", *options],
-                ["classify", "--model", str(tmp_path / "models" / "jax"), "京都の紅葉がきれいでした。"]]
-    result = in_backend("jax", sys.executable, "-c", RUN_EACH, json.dumps(commands, ensure_ascii=False),
-                        XDG_CACHE_HOME=str(tmp_path / "cache"))
-    assert result.returncode == 0, explain(result)
+    config with ``train.backend = "jax"``, each through ``main`` in the JAX process of the checks, training in that
+    process (no child: pipeline.backend_process); each must return 0."""
+    _, result, cache = jax_session
     assert "Traceback" not in result.stderr, explain(result)
     assert "in a child process" not in result.stderr, explain(result)
-    label, probability, text = result.stdout.strip().splitlines()[-1].split("\t")
-    assert text == "京都の紅葉がきれいでした。" and 0 < float(probability) <= 1
+    label, probability, text = next(line for line in result.stdout.splitlines() if "\t" in line).split("\t")
+    assert text == SENTENCE and 0 < float(probability) <= 1
     # the command line keeps JAX's compiled steps for the next process (pipeline.paths.keep_jax_programs)
-    assert any((tmp_path / "cache" / "pipeline" / "jax").iterdir())
+    assert any((cache / "pipeline" / "jax").iterdir())

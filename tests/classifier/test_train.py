@@ -115,11 +115,11 @@ def test_failed_retraining_keeps_the_previous_run_folder(make_config):
 
 
 # ------------------------------------------------------------------ reproducibility
-def test_same_seed_gives_identical_history_and_weights(make_config):
-    first, second = make_config("run_name=first"), make_config("run_name=second")
-    train(first)
+def test_same_seed_gives_identical_history_and_weights(make_config, small_trained):
+    """A training now, after other tests, and the session's run of the same config earlier (small_trained)."""
+    second = make_config("run_name=second")
     train(second)
-    first_run, second_run = RunPaths(Paths.from_config(first).run), RunPaths(Paths.from_config(second).run)
+    first_run, second_run = RunPaths(small_trained[1]), RunPaths(Paths.from_config(second).run)
     pd.testing.assert_frame_equal(pd.read_csv(first_run.history), pd.read_csv(second_run.history), check_exact=True)
     first_weights = keras.saving.load_model(first_run.model).get_weights()
     second_weights = keras.saving.load_model(second_run.model).get_weights()
@@ -127,12 +127,11 @@ def test_same_seed_gives_identical_history_and_weights(make_config):
         np.testing.assert_array_equal(a, b)
 
 
-def test_another_seed_gives_another_history(make_config):
+def test_another_seed_gives_another_history(make_config, small_trained):
     # same vectorized data (train_classifier reads the seed-42 artifacts); only init/batching seeds change
-    seeded, reseeded = make_config("run_name=a"), make_config("run_name=b", "seed=43")
-    train(seeded)
+    reseeded = make_config("run_name=b", "seed=43")
     train(reseeded)
-    first = pd.read_csv(RunPaths(Paths.from_config(seeded).run).history)
+    first = pd.read_csv(RunPaths(small_trained[1]).history)
     second = pd.read_csv(RunPaths(Paths.from_config(reseeded).run).history)
     assert not np.allclose(first["loss"], second["loss"])
 

@@ -1,14 +1,9 @@
 """Tests of the Elman cell and layer: numbers against NumPy and identity with keras.layers.SimpleRNN."""
 
-import json
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import REPOSITORY
 
 from pipeline.layers.elman import ACTIVATIONS, Elman, ElmanCell
 
@@ -249,26 +244,3 @@ def test_get_config_round_trip():
 def test_invalid_arguments_name_the_argument_and_value(arguments, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         Elman(**arguments)
-
-
-def test_keras_file_reloads_in_a_new_process(tmp_path):
-    inputs = random_inputs((2, 5, 3))
-    model = keras.Sequential([keras.Input((5, 3)), Elman(4, activation="softsign", return_sequences=True),
-                              keras.layers.Bidirectional(Elman(3)), keras.layers.Dense(2)])
-    expected = model.predict(inputs, verbose=0)
-    model_path, inputs_path = tmp_path / "model.keras", tmp_path / "inputs.npy"
-    model.save(model_path)
-    np.save(inputs_path, inputs)
-    script = (
-        "import json, numpy, keras, pipeline.layers.elman; "
-        f"model = keras.saving.load_model({str(model_path)!r}); "
-        f"print(json.dumps(model.predict(numpy.load({str(inputs_path)!r}), verbose=0).tolist()))"
-    )
-    python = REPOSITORY / ".venv" / "bin" / "python"
-    completed = subprocess.run(
-        [str(python if python.exists() else sys.executable), "-c", script],
-        cwd=REPOSITORY, capture_output=True, text=True, timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    reloaded = np.array(json.loads(completed.stdout.strip().splitlines()[-1]))
-    np.testing.assert_allclose(reloaded, expected, **TOLERANCE)

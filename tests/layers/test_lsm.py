@@ -1,13 +1,12 @@
-"""Tests of the spiking (LIF) reservoir: spikes against NumPy, the analytic firing rate, Dale's law, save/reload."""
+"""Tests of the spiking (LIF) reservoir: spikes against NumPy, the analytic firing rate, Dale's law.
+
+Its reload in a fresh process is in test_reload.py.
+"""
 
 import math
-import subprocess
-import sys
 
-import keras
 import numpy as np
 import pytest
-from helpers import REPOSITORY
 
 from pipeline.layers.lsm import SpikingReservoir, SpikingReservoirCell, run_reservoir
 
@@ -132,29 +131,3 @@ def test_config_round_trip_gives_the_same_outputs():
     clone = SpikingReservoir.from_config(layer.get_config())
     inputs = input_spikes((1, 40, 3)).astype("float32")
     np.testing.assert_array_equal(run_reservoir(layer, inputs), run_reservoir(clone, inputs))
-
-
-def test_save_and_load_in_a_new_process(tmp_path):
-    inputs = keras.Input((None, 3))
-    model = keras.Model(inputs, keras.layers.Dense(2)(SpikingReservoir(**SMALL, return_sequences=True)(inputs)))
-    data = input_spikes((2, 50, 3)).astype("float32")
-    path = tmp_path / "lsm.keras"
-    model.save(path)
-    np.savez(tmp_path / "expected.npz", data=data, prediction=model.predict_on_batch(data),
-             **{f"weight_{index}": weight for index, weight in enumerate(model.get_weights())})
-    script = (
-        "import numpy as np, keras, pipeline.layers.lsm\n"
-        f"expected = np.load({str(tmp_path / 'expected.npz')!r})\n"
-        f"model = keras.saving.load_model({str(path)!r})\n"
-        "weights = model.get_weights()\n"
-        "assert len(weights) == len([k for k in expected.files if k.startswith('weight_')])\n"
-        "for index, weight in enumerate(weights):\n"
-        "    assert np.array_equal(weight, expected[f'weight_{index}']), index\n"
-        "assert np.array_equal(model.predict_on_batch(expected['data']), expected['prediction'])\n"
-        "print('reloaded', model.layers[1].__class__.__name__)\n"
-    )
-    python = REPOSITORY / ".venv" / "bin" / "python"
-    completed = subprocess.run([str(python if python.exists() else sys.executable), "-c", script],
-                               cwd=REPOSITORY, capture_output=True, text=True, timeout=180)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "reloaded SpikingReservoir" in completed.stdout
