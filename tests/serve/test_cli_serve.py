@@ -1,9 +1,10 @@
 """``pipeline serve`` as a user runs it: a real process on a free localhost port, spoken to over HTTP.
 
 One server (``alpha`` and ``swap``, two copies of the small classifier, behind a token) answers the
-classify, token and SIGHUP-reload tests; the SIGTERM test starts its own and stops it while a slow
-request is in flight. User errors (a missing folder, two runs with one name, a port in use, a bad token
-file, the ``serve`` extra missing) stop before any model loads: exit status 2, one ``error:`` line.
+classify, token and SIGHUP-reload tests; the module's last test stops it with SIGTERM while a slow request
+is in flight (a server start costs seconds). User errors (a missing folder, two runs with one name, a port
+in use, a bad token file, the ``serve`` extra missing) stop before any model loads: exit status 2, one
+``error:`` line.
 Only 127.0.0.1 is spoken to; every wait is bounded.
 """
 
@@ -90,7 +91,7 @@ def server(classifier_folder, token_file, tmp_path_factory):
     alpha = shutil.copytree(classifier_folder, root / "alpha")
     swap = shutil.copytree(classifier_folder, root / "swap")
     running = Server(root / "server.log", "--model", str(alpha), "--model", str(swap), "--token-file",
-                     str(token_file))
+                     str(token_file), "--max-text-chars", "20000", "--max-body-bytes", "8000000")
     running.folders = {"alpha": Path(alpha), "swap": Path(swap)}
     try:
         running.wait_ready()
@@ -155,35 +156,6 @@ def read_response(connection: socket.socket) -> tuple[int, dict, float]:
     return int(head.split()[1]), json.loads(body), finished
 
 
-def test_sigterm_finishes_the_request_in_flight_and_exits_0(classifier_folder, token_file, tmp_path):
-    folder = shutil.copytree(classifier_folder, tmp_path / "beta")
-    server = Server(tmp_path / "server.log", "--model", str(folder), "--token-file", str(token_file),
-                    "--max-text-chars", "20000", "--max-body-bytes", "8000000")
-    try:
-        server.wait_ready()
-        long_text = ("".join(SENTENCES) * 700)[:19990]
-        texts = [f"{number}{long_text}" for number in range(64)]  # 1.28 M characters: seconds, even on the fast path
-        answer: dict = {}
-        connection = raw_request(server.port, json.dumps({"texts": texts}, ensure_ascii=False).encode("utf-8"))
-        reader = threading.Thread(target=lambda: answer.update(zip(("status", "body", "at"),
-                                                                   read_response(connection))))
-        reader.start()
-        time.sleep(0.5)  # the server's event loop reads the request in milliseconds; the model needs seconds
-        assert not answer, "the request finished before SIGTERM; make it longer"
-        signalled = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        exit_status = server.process.wait(timeout=120)
-        reader.join(timeout=120)
-        output = server.output()
-        assert exit_status == 0, output[-3000:]
-        assert answer["status"] == 200 and len(answer["body"]["results"]) == 64, output[-3000:]
-        assert answer["at"] > signalled  # it was answered after the signal: in flight, not refused
-        assert "Traceback" not in output and output.rstrip().endswith("stopped"), output[-3000:]
-        assert output.index("Shutting down") < output.index("POST /v1/classify 200 "), output[-3000:]
-    finally:
-        server.stop()
-
-
 def test_the_listening_socket_lets_asyncio_turn_off_nagle():
     """asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets; on a protocol-0 socket every answer waited ~40 ms
     for the client's delayed ACK."""
@@ -230,3 +202,26 @@ def test_missing_serve_extra_names_the_install_command(classifier_folder):
     result = subprocess.run([sys.executable, "-c", script], cwd=REPOSITORY, capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)
     assert_user_error(result, "pip install ja-rnn-pipeline[serve]")
+
+
+# ------------------------------------------------------------------ last: it stops the module's server
+def test_sigterm_finishes_the_request_in_flight_and_exits_0(server):
+    long_text = ("".join(SENTENCES) * 700)[:19990]
+    texts = [f"{number}{long_text}" for number in range(64)]  # 1.28 M characters: seconds, even on the fast path
+    answer: dict = {}
+    body = json.dumps({"model": "alpha", "texts": texts}, ensure_ascii=False).encode("utf-8")
+    connection = raw_request(server.port, body)
+    reader = threading.Thread(target=lambda: answer.update(zip(("status", "body", "at"), read_response(connection))))
+    reader.start()
+    time.sleep(0.5)  # the server's event loop reads the request in milliseconds; the model needs seconds
+    assert not answer, "the request finished before SIGTERM; make it longer"
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    exit_status = server.process.wait(timeout=120)
+    reader.join(timeout=120)
+    output = server.output()
+    assert exit_status == 0, output[-3000:]
+    assert answer["status"] == 200 and len(answer["body"]["results"]) == 64, output[-3000:]
+    assert answer["at"] > signalled  # it was answered after the signal: in flight, not refused
+    assert "Traceback" not in output and output.rstrip().endswith("stopped"), output[-3000:]
+    assert output.index("Shutting down") < output.rindex("POST /v1/classify 200 "), output[-3000:]
