@@ -1,15 +1,16 @@
 """``pipeline classify --explain`` through the real command line: text, colours, --json and --html.
 
 Two tiny GRU runs trained once per module on the shipped corpus (tests/conftest.py): one with
-attention pooling (its weights are shown) and one with mean pooling (occlusion). Each command runs
-in a fresh process; what it prints must match what this process computes with the Python API.
+attention pooling (its weights are shown) and one with mean pooling (occlusion). Each command runs through
+the CLI's ``main`` in this process (helpers.cli_here: the parser, handlers and one-line errors of a fresh one);
+what it prints must match what the Python API computes.
 """
 
 import json
 import re
 
 import pytest
-from helpers import KNB_LABELS, assert_success, assert_user_error, cli, cli_here
+from helpers import KNB_LABELS, assert_success, assert_user_error, cli_here
 
 from pipeline.classifier.explain import explain
 from pipeline.runs import load_run
@@ -52,7 +53,7 @@ def test_explain_text_and_html_of_an_attention_model(attention_folder, tmp_path)
 
 
 def test_explain_json_of_an_occlusion_model_with_colours(mean_folder):
-    result = cli("classify", "--model", str(mean_folder), "--explain", "--json", SENTENCES[1])
+    result = cli_here("classify", "--model", str(mean_folder), "--explain", "--json", SENTENCES[1])
     assert_success(result)
     record = json.loads(result.stdout)
     assert record["method"] == "occlusion" and record["truncated"] == 0 and record["label"] in KNB_LABELS

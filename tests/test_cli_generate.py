@@ -209,7 +209,8 @@ def test_plain_text_corpus_trains_on_whitespace_tokens_and_generates_spaced_text
         assert sorted(prepared.loc[prepared["split"] == split, "text"]) == sorted(TEXT_SPLITS[name])
     run = tmp_path / "models" / "generator_text"
     vocab = json.loads((run / "vocab.json").read_text(encoding="utf-8"))["tokens"]
-    result = generate(run, "--prompt", "the cat", "--num", "4", "--max-tokens", "6", "--seed", "0", "--json")
+    result = cli_here("generate", "--model", str(run), "--prompt", "the cat", "--num", "4", "--max-tokens", "6",
+                      "--seed", "0", "--json")
     assert result.returncode == 0, explain(result)
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(samples) == 4 and any(sample["tokens"] for sample in samples)

@@ -1,11 +1,12 @@
 """The real command line with our layers: an ESN classifier, ``pipeline forecast`` and ``pipeline diagnose``.
 
-Every command runs in a fresh process (``python -m pipeline ...``) from the repository root, with
-``work_dir`` and ``models_dir`` in pytest's temporary folder. The ESN classifier
+Every command runs through the CLI's ``main`` (helpers.cli_here) from the repository root, with
+``work_dir`` and ``models_dir`` in pytest's temporary folder (the reservoir's reload in a fresh process is
+tests/layers/test_reload.py's). The ESN classifier
 (tests/configs/esn_small.toml) is trained once per module by ``pipeline run``; the tests then
 check that the reservoir kept the weights it was built with (no backpropagation), that the
-readout is the ridge solution recomputed here in NumPy from the reservoir states, and that a
-fresh ``pipeline classify`` process predicts what this process computes with the Python API.
+readout is the ridge solution recomputed here in NumPy from the reservoir states, and that
+``pipeline classify`` predicts what the Python API computes.
 User errors must be one ``error:`` line on stderr, exit status 2, no traceback.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPOSITORY, assert_success, assert_user_error, cli, cli_here, folders
+from helpers import REPOSITORY, assert_success, assert_user_error, cli_here, folders
 
 from pipeline import config as config_module
 from pipeline import seeds
@@ -148,13 +149,13 @@ def test_esn_beats_the_majority_baseline(esn_run):
 
 
 @pytest.mark.slow
-def test_esn_classify_in_a_fresh_process_matches_the_python_api(esn_run, tmp_path):
+def test_esn_classify_matches_the_python_api(esn_run, tmp_path):
     run_folder = esn_run["paths"].run
     run = load_run(run_folder)
     expected_file = tmp_path / "expected.json"
     expected_file.write_text(json.dumps(classify(run, [*SENTENCES, EXAMPLE]), ensure_ascii=False), encoding="utf-8")
 
-    result = cli("classify", "--model", str(run_folder), "--json", *SENTENCES, EXAMPLE)
+    result = cli_here("classify", "--model", str(run_folder), "--json", *SENTENCES, EXAMPLE)
     assert_success(result)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     expected = json.loads(expected_file.read_text(encoding="utf-8"))

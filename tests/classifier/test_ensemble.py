@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import SHORT_TEXTS as TEXTS
-from helpers import TEST_CONFIGS, assert_success, cli, cli_here
+from helpers import TEST_CONFIGS, assert_success, cli_here
 
 from pipeline.classifier import ensemble
 from pipeline.classifier.ensemble import (
@@ -288,7 +288,7 @@ def recurrent_predict(folder, texts: list[str]) -> np.ndarray:
     return np.asarray(run.model.predict(batches.inputs(0), verbose=0), dtype=np.float64)
 
 
-def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run, tmp_path):
+def test_classify_mixes_both_members(ensemble_run, tmp_path):
     """p = w · p_recurrent + (1 − w) · p_char for every class, with w strictly inside (0, 1): the trained run
     folder with ``ensemble.json`` set to ``MIXED_WEIGHT`` (whatever w training chose), members computed here by
     the Keras model's ``predict`` and scikit-learn's ``predict_proba``."""
@@ -298,7 +298,7 @@ def test_classify_in_a_fresh_process_mixes_both_members(ensemble_run, tmp_path):
     settings = json.loads((folder / "ensemble.json").read_text(encoding="utf-8"))
     (folder / "ensemble.json").write_text(json.dumps({**settings, "weight": MIXED_WEIGHT}), encoding="utf-8")
     assert MIXED_WEIGHT in WEIGHT_GRID and 0 < MIXED_WEIGHT < 1
-    result = cli("classify", "--model", str(folder), "--json", *CLASSIFIED)
+    result = cli_here("classify", "--model", str(folder), "--json", *CLASSIFIED)
     assert_success(result)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == CLASSIFIED
