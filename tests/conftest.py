@@ -14,10 +14,10 @@ TEST_XLA_FLAGS = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expe
 os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""), *(
     flag for flag in TEST_XLA_FLAGS if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""))]).strip()
 
-# One compute thread per TensorFlow (and oneDNN/OpenMP) process: `make test` runs two workers on the machine's two
-# cores, and the tests' tiny models gain nothing from a second thread, so two threads per worker only make the
-# workers contend (measured: 11% less wall time for the training-heavy modules). Set before TensorFlow starts;
-# the processes the tests start inherit it. A value already in the environment wins.
+# One compute thread per TensorFlow (and oneDNN/OpenMP) process: `make test` runs three workers on the machine's
+# two cores, and the tests' tiny models gain nothing from a second thread, so more threads per worker only make
+# the workers contend (measured with two workers: 11% less wall time for the training-heavy modules). Set before
+# TensorFlow starts; the processes the tests start inherit it. A value already in the environment wins.
 for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
@@ -30,7 +30,7 @@ from pipeline.runs import load_run  # noqa: E402
 from pipeline.stages import run_stage  # noqa: E402
 
 # Folders whose modules share session fixtures that train (tests/serve: a classifier, a generator and a reading
-# run): under `pytest -n 2 --dist loadscope` their modules go to one worker, so those runs train once.
+# run): under `pytest -n 3 --dist loadscope` their modules go to one worker, so those runs train once.
 SHARED_SCOPES = ("tests/serve/",)
 
 
