@@ -204,3 +204,18 @@ def tree_bytes(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (and every temporary dot-entry) with its bytes."""
     return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
             for path in sorted(folder.rglob("*"))}
+
+
+# ------------------------------------------------------------------ the spiking (LIF) reservoir
+# A small liquid that fires under sparse input spikes (tests/layers/test_lsm.py, test_reload.py)
+SMALL_LIQUID = dict(units=12, connectivity=0.5, recurrent_weight=3.0, input_scaling=20.0, input_connectivity=0.5,
+                    background_current=14.0, background_spread=1.0, dt=0.5, membrane_time_constant=20.0,
+                    synaptic_time_constant=4.0, filter_time_constant=10.0, refractory_period=2.0,
+                    rest_potential=-65.0, threshold=-50.0, reset_potential=-51.5, seed=3)
+
+
+def input_spikes(shape, probability=0.05, seed=0):
+    """Random input spikes (0.0 or 1.0, float64) of ``shape``, each 1 with ``probability``."""
+    import numpy as np
+
+    return (np.random.default_rng(seed).random(shape) < probability).astype("float64")

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from helpers import SMALL_LIQUID as SMALL
+from helpers import input_spikes
 
 from pipeline.layers.lsm import SpikingReservoir, SpikingReservoirCell, run_reservoir
 
@@ -31,16 +33,6 @@ def numpy_liquid(inputs, weights, *, dt, membrane_time_constant, synaptic_time_c
         all_spikes.append(spikes)
         all_traces.append(trace)
     return np.stack(all_spikes, axis=1), np.stack(all_traces, axis=1)
-
-
-SMALL = dict(units=12, connectivity=0.5, recurrent_weight=3.0, input_scaling=20.0, input_connectivity=0.5,
-             background_current=14.0, background_spread=1.0, dt=0.5, membrane_time_constant=20.0,
-             synaptic_time_constant=4.0, filter_time_constant=10.0, refractory_period=2.0, rest_potential=-65.0,
-             threshold=-50.0, reset_potential=-51.5, seed=3)
-
-
-def input_spikes(shape, probability=0.05, seed=0):
-    return (np.random.default_rng(seed).random(shape) < probability).astype("float64")
 
 
 def test_spikes_and_traces_match_numpy_exactly():

@@ -12,17 +12,13 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import REPOSITORY
+from helpers import REPOSITORY, SMALL_LIQUID, input_spikes
 
 from pipeline.layers.elman import Elman
 from pipeline.layers.esn import Reservoir
 from pipeline.layers.lsm import SpikingReservoir
 
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)
-SPIKING = dict(units=12, connectivity=0.5, recurrent_weight=3.0, input_scaling=20.0, input_connectivity=0.5,
-               background_current=14.0, background_spread=1.0, dt=0.5, membrane_time_constant=20.0,
-               synaptic_time_constant=4.0, filter_time_constant=10.0, refractory_period=2.0, rest_potential=-65.0,
-               threshold=-50.0, reset_potential=-51.5, seed=3)
 
 
 def elman():
@@ -39,8 +35,8 @@ def reservoir():
 
 def spiking_reservoir():
     inputs = keras.Input((None, 3))
-    model = keras.Model(inputs, keras.layers.Dense(2)(SpikingReservoir(**SPIKING, return_sequences=True)(inputs)))
-    return model, (np.random.default_rng(0).random((2, 50, 3)) < 0.05).astype("float32")
+    model = keras.Model(inputs, keras.layers.Dense(2)(SpikingReservoir(**SMALL_LIQUID, return_sequences=True)(inputs)))
+    return model, input_spikes((2, 50, 3)).astype("float32")
 
 
 # name: (a saved model's builder -> (model, inputs), the module the fresh process imports, the layer's class)
